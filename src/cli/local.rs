@@ -1,0 +1,311 @@
+//! The admin commands: through a running node's admin socket when there is one, otherwise on
+//! the store directly (the same `Node` operations either way).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::sync::mpsc;
+
+use accord::admin::{self, describe_check, describe_published, view_args};
+use accord::config::NodeConfig;
+use accord::dataset::{Cube, Period};
+use accord::exchange::sync::{summarize, Syncer};
+use accord::ingest::{ingest_file, FileReport, IngestError, Progress, RecordSink};
+use accord::node::Node;
+use accord::proto;
+use accord::proto::admin_client::AdminClient;
+use accord::record::validate::ValidationContext;
+use accord::record::{Country, Record};
+use accord::store::IngestOutcome;
+
+use super::progress::Bar;
+use super::runtime;
+
+type Client = AdminClient<tonic::transport::Channel>;
+
+fn load(config: &Path) -> Result<NodeConfig> {
+    Ok(NodeConfig::load(config)?)
+}
+
+/// The running node's admin client, if a node runs on this data dir.
+fn running(rt: &tokio::runtime::Runtime, config: &NodeConfig) -> Option<Client> {
+    rt.block_on(admin::connect(&config.admin_socket()))
+}
+
+fn open(config: NodeConfig) -> Result<Arc<Node>> {
+    Ok(Node::open(config)?)
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow!("node: {}", s.message())
+}
+
+fn print_reply(reply: proto::TextReply) -> Result<i32> {
+    print!("{}", reply.text);
+    Ok(i32::from(reply.failed))
+}
+
+pub fn serve(config: &Path) -> Result<i32> {
+    let config = load(config)?;
+    // Check TLS files before the store or any port, so a misconfigured node fails fast.
+    accord::tls::server_config(&config.tls)?;
+    let node = open(config)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let listener = accord::node::daemon::bind(&node).await?;
+        accord::node::daemon::run(node.clone(), listener, shutdown_signal()).await
+    })?;
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Streams validated batches to a running node.
+struct AdminSink {
+    tx: mpsc::Sender<proto::IngestBatch>,
+}
+
+impl RecordSink for AdminSink {
+    fn store(&mut self, batch: &[Record]) -> Result<IngestOutcome, IngestError> {
+        let records = batch.iter().map(admin::to_message).collect();
+        self.tx
+            .blocking_send(proto::IngestBatch { records })
+            .map_err(|_| IngestError::Node("the node closed the ingest stream".into()))?;
+        Ok(IngestOutcome {
+            stored: batch.len() as u64,
+            replaced: 0,
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), IngestError> {
+        Ok(())
+    }
+}
+
+fn progress_for<'a>(bar: &'a Bar, file: &Path) -> impl FnMut(Progress) + 'a {
+    let name = file.display().to_string();
+    move |p: Progress| {
+        bar.set_length(p.total_bytes);
+        bar.set_message(format!("{} {name}", p.pass));
+        bar.set(p.bytes_read);
+    }
+}
+
+pub fn ingest(config: &Path, files: &[PathBuf], skip_invalid: bool) -> Result<i32> {
+    let config = load(config)?;
+    let ctx = ValidationContext::for_today(config.country);
+    let rt = runtime()?;
+    let client = running(&rt, &config);
+    let node = match client {
+        Some(_) => None,
+        None => Some(open(config.clone())?),
+    };
+    for file in files {
+        let started = std::time::Instant::now();
+        let bar = Bar::new(0, "bytes");
+        let (report, outcome): (FileReport, IngestOutcome) = match (&client, &node) {
+            (Some(client), _) => {
+                let (tx, rx) = mpsc::channel(8);
+                let mut client = client.clone();
+                let call =
+                    rt.spawn(async move { client.ingest(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+                let result = ingest_file(
+                    file,
+                    ctx.clone(),
+                    skip_invalid,
+                    &mut AdminSink { tx },
+                    &mut progress_for(&bar, file),
+                );
+                let reply = rt.block_on(call).map_err(|e| anyhow!("ingest task: {e}"))?;
+                let report = result?;
+                let reply = reply.map_err(status_error)?.into_inner();
+                (
+                    report,
+                    IngestOutcome {
+                        stored: reply.stored,
+                        replaced: reply.replaced,
+                    },
+                )
+            }
+            (None, Some(node)) => {
+                let report = ingest_file(
+                    file,
+                    ctx.clone(),
+                    skip_invalid,
+                    &mut &node.store,
+                    &mut progress_for(&bar, file),
+                )?;
+                let outcome = report.outcome;
+                (report, outcome)
+            }
+            (None, None) => bail!("no store"),
+        };
+        bar.finish();
+        let secs = started.elapsed().as_secs_f64();
+        print!(
+            "{}: stored {} records ({} replaced earlier ones) in {:.1} s, {:.0} records/s",
+            file.display(),
+            outcome.stored,
+            outcome.replaced,
+            secs,
+            outcome.stored as f64 / secs.max(1e-9)
+        );
+        match &report.rejected_file {
+            Some(r) => println!("; {} rejected rows written to {}", report.rejected, r.display()),
+            None => println!(),
+        }
+    }
+    Ok(0)
+}
+
+pub fn publish(config: &Path, cube: &str, period: &str, audience: &[String]) -> Result<i32> {
+    let config = load(config)?;
+    let cube_v =
+        Cube::parse(cube).with_context(|| format!("--cube: unknown cube {cube:?} (flows, asylum, permits)"))?;
+    let period_v =
+        Period::parse(period).with_context(|| format!("--period: not a period {period:?} (2024, 2024-Q2, 2024-05)"))?;
+    let audience_v = audience
+        .iter()
+        .map(|a| {
+            Country::parse(a)
+                .filter(|c| c.is_iso())
+                .with_context(|| format!("--audience: not a member code {a:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rt = runtime()?;
+    if let Some(mut client) = running(&rt, &config) {
+        let reply = rt
+            .block_on(client.publish(proto::PublishRequest {
+                cube: cube.into(),
+                period: period.into(),
+                audience: audience.to_vec(),
+            }))
+            .map_err(status_error)?;
+        return print_reply(reply.into_inner());
+    }
+    let node = open(config)?;
+    let published = node.publish(cube_v, period_v, audience_v)?;
+    print!("{}", describe_published(&published, cube_v, period_v));
+    println!("(no node running: peers receive it at their next sync with this node's daemon)");
+    Ok(0)
+}
+
+pub fn sync(config: &Path) -> Result<i32> {
+    let config = load(config)?;
+    let rt = runtime()?;
+    if let Some(mut client) = running(&rt, &config) {
+        let reply = rt.block_on(client.sync(proto::SyncRequest {})).map_err(status_error)?;
+        return print_reply(reply.into_inner());
+    }
+    let node = open(config)?;
+    let results = rt.block_on(Syncer::new(node).pull_all());
+    let (text, failed) = summarize(&results);
+    print!("{text}");
+    Ok(i32::from(failed))
+}
+
+pub fn view(config: &Path, [cube, period, origin, destination]: [String; 4], format: &str) -> Result<i32> {
+    let config = load(config)?;
+    let (filter, format_v) = view_args(&cube, &period, &origin, &destination, format).map_err(|e| anyhow!(e))?;
+    let rt = runtime()?;
+    if let Some(mut client) = running(&rt, &config) {
+        let reply = rt
+            .block_on(client.view(proto::ViewRequest {
+                cube,
+                period,
+                origin,
+                destination,
+                format: format.into(),
+            }))
+            .map_err(status_error)?;
+        return print_reply(reply.into_inner());
+    }
+    let node = open(config)?;
+    print!("{}", accord::reconcile::render(&node.view()?, &filter, format_v));
+    Ok(0)
+}
+
+pub fn status(config: &Path, format: &str) -> Result<i32> {
+    if format != "text" && format != "json" {
+        bail!("--format: must be text or json, got {format:?}");
+    }
+    let config = load(config)?;
+    let rt = runtime()?;
+    if let Some(mut client) = running(&rt, &config) {
+        let reply = rt
+            .block_on(client.status(proto::StatusRequest { format: format.into() }))
+            .map_err(status_error)?;
+        let mut reply = reply.into_inner();
+        if format == "json" && !reply.text.ends_with('\n') {
+            reply.text.push('\n');
+        }
+        return print_reply(reply);
+    }
+    let node = open(config)?;
+    let status = node.status()?;
+    if format == "json" {
+        println!("{}", status.to_json());
+    } else {
+        print!("{}", status.to_text());
+        println!("node         not running (store opened directly)");
+    }
+    Ok(0)
+}
+
+pub fn export(config: &Path, publisher: &str, seq: u64, out: &Path) -> Result<i32> {
+    let config = load(config)?;
+    let who = Country::parse(publisher).with_context(|| format!("--publisher: not a member code {publisher:?}"))?;
+    let rt = runtime()?;
+    let bytes = match running(&rt, &config) {
+        Some(mut client) => {
+            rt.block_on(client.export(proto::ExportRequest {
+                publisher: publisher.into(),
+                seq,
+            }))
+            .map_err(status_error)?
+            .into_inner()
+            .file
+        }
+        None => open(config)?.export(who, seq)?,
+    };
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {who} seq {seq} to {}", out.display());
+    Ok(0)
+}
+
+pub fn check(config: &Path) -> Result<i32> {
+    let config = load(config)?;
+    let rt = runtime()?;
+    if let Some(mut client) = running(&rt, &config) {
+        let reply = rt
+            .block_on(client.check(proto::CheckRequest {}))
+            .map_err(status_error)?;
+        return print_reply(reply.into_inner());
+    }
+    let node = open(config)?;
+    let bar = Bar::new(0, "records");
+    let report = node.store.check(&mut |n| bar.set(n))?;
+    bar.finish();
+    let (text, failed) = describe_check(&report);
+    print!("{text}");
+    Ok(i32::from(failed))
+}

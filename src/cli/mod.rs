@@ -1,0 +1,303 @@
+//! Command-line arguments and dispatch. Admin commands (`ingest`, `publish`, `sync`, `view`,
+//! `status`, `export`, `check`) go through the node's admin socket when a node is running and
+//! open the store directly otherwise.
+
+mod local;
+mod progress;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use accord::record::Country;
+
+#[derive(Parser)]
+#[command(
+    name = "accord",
+    version,
+    about = "A secure node for sharing signed, disclosure-controlled migration statistics"
+)]
+pub struct Args {
+    /// Log filter (also RUST_LOG), e.g. `info`, `accord=debug`.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Example CA, TLS certificates and keys, signing keys and consortium.toml (tests and demos).
+    Certs {
+        #[arg(long)]
+        out: PathBuf,
+        /// Member codes, e.g. DEU,FRA,ITA.
+        #[arg(long, value_delimiter = ',')]
+        countries: Vec<String>,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the node daemon.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Ingest record files (.csv, .jsonl).
+    Ingest {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Store the valid rows and write the rejected ones to <file>.rejected.csv.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Publish a signed dataset for a cube and period.
+    Publish {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        cube: String,
+        #[arg(long)]
+        period: String,
+        /// Members allowed the payload (default: every member).
+        #[arg(long, value_delimiter = ',')]
+        audience: Vec<String>,
+    },
+    /// Pull from every peer now and print what came.
+    Sync {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the common view.
+    View {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        cube: Option<String>,
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long)]
+        origin: Option<String>,
+        #[arg(long)]
+        destination: Option<String>,
+        /// table, csv, json or sdmx-csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Records by type, feeds, peers, forks and the view digest.
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// Write one feed entry (envelope and payload if held) to a file.
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        publisher: String,
+        #[arg(long)]
+        seq: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check an exported entry offline against a consortium file.
+    Verify {
+        #[arg(long)]
+        consortium: PathBuf,
+        file: PathBuf,
+    },
+    /// Recompute aggregates from records and compare with the live ones.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Synthetic records for a set of countries, plus truth.csv.
+    Synth {
+        #[arg(long, value_delimiter = ',')]
+        countries: Vec<String>,
+        #[arg(long)]
+        year: i32,
+        /// Approximate records per country.
+        #[arg(long)]
+        records: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The whole system on one machine: three nodes, ingest, publish, sync, common view.
+    Demo {
+        /// Synthetic records per country.
+        #[arg(long, default_value_t = 60_000)]
+        records: u64,
+        #[arg(long, default_value_t = 2024)]
+        seed: u64,
+    },
+}
+
+pub fn init_logging(args: &Args) {
+    let default = match args.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn countries(list: &[String], what: &str) -> Result<Vec<Country>> {
+    if list.is_empty() {
+        bail!("{what}: give at least one country code");
+    }
+    list.iter()
+        .map(|c| {
+            Country::parse(c.trim())
+                .filter(|c| c.is_iso())
+                .with_context(|| format!("{what}: not an ISO 3166-1 alpha-3 code: {c:?}"))
+        })
+        .collect()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs a command; the exit code on success (non-zero when the command reports a failure,
+/// e.g. `check` finding differences).
+pub fn run(args: Args) -> Result<i32> {
+    match args.command {
+        Command::Certs {
+            out,
+            countries: list,
+            days,
+            force,
+        } => {
+            let countries = countries(&list, "--countries")?;
+            let summary = accord::certs::generate(&accord::certs::CertsOptions {
+                out: out.clone(),
+                countries,
+                days,
+                force,
+            })?;
+            println!(
+                "wrote CA, {} member certificates and signing keys, and {} (valid {} to {})",
+                summary.members.len(),
+                summary.consortium.display(),
+                summary.valid_from,
+                summary.valid_until
+            );
+            Ok(0)
+        }
+        Command::Serve { config } => local::serve(&config),
+        Command::Ingest {
+            config,
+            files,
+            skip_invalid,
+        } => local::ingest(&config, &files, skip_invalid),
+        Command::Publish {
+            config,
+            cube,
+            period,
+            audience,
+        } => local::publish(&config, &cube, &period, &audience),
+        Command::Sync { config } => local::sync(&config),
+        Command::View {
+            config,
+            cube,
+            period,
+            origin,
+            destination,
+            format,
+        } => local::view(
+            &config,
+            [cube, period, origin, destination].map(|o| o.unwrap_or_default()),
+            &format,
+        ),
+        Command::Status { config, format } => local::status(&config, &format),
+        Command::Export {
+            config,
+            publisher,
+            seq,
+            out,
+        } => local::export(&config, &publisher, seq, &out),
+        Command::Check { config } => local::check(&config),
+        Command::Verify { consortium, file } => {
+            let c = accord::config::Consortium::load(&consortium)?;
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let v = accord::export::verify_file(&bytes, &c).with_context(|| format!("{}", file.display()))?;
+            let h = &v.header;
+            println!(
+                "valid: {} seq {} {} {} created {} digest {}{}",
+                h.publisher,
+                h.seq,
+                h.cube,
+                h.period,
+                accord::date::format_timestamp(h.created_at),
+                accord::hex::encode(&v.digest),
+                match &v.dataset {
+                    Some(d) => format!(", payload verified ({} cells)", d.cells.len()),
+                    None => ", header only (payload not included)".to_string(),
+                }
+            );
+            Ok(0)
+        }
+        Command::Synth {
+            countries: list,
+            year,
+            records,
+            seed,
+            out,
+        } => {
+            let countries = countries(&list, "--countries")?;
+            let total = records * countries.len() as u64;
+            let bar = progress::Bar::new(total, "records");
+            let opts = accord::synth::SynthOptions {
+                countries,
+                year,
+                records,
+                seed,
+                out,
+            };
+            let started = std::time::Instant::now();
+            let summary = accord::synth::synthesize(&opts, &mut |n| bar.set(n))?;
+            bar.finish();
+            let written: u64 = summary.files.iter().map(|f| f.2).sum();
+            println!(
+                "wrote {written} records in {} files and {} ({} true moves) in {:.1} s",
+                summary.files.len(),
+                summary.truth.display(),
+                summary.moves,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        Command::Demo { records, seed } => {
+            let rt = runtime()?;
+            let options = accord::demo::DemoOptions {
+                records,
+                seed,
+                ..Default::default()
+            };
+            let mut out = std::io::stdout();
+            rt.block_on(accord::demo::run(options, &mut out))?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! Node and consortium configuration (SPEC §7): TOML parsing and validation. Errors name the
+//! file, the key and the problem. Relative paths are resolved against the file that holds them.
+//! This module reads files; it never opens the store or a socket.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::date;
+use crate::policy::{Definition, Disclosure, Reconcile, Rule, UnknownDuration};
+use crate::record::Country;
+use crate::tls::TlsFiles;
+
+/// A configuration problem, naming the file and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML or has a wrongly typed or unknown key.
+    #[error("{file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    /// A key has a value Accord cannot use.
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn read_toml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        file: file.to_path_buf(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+fn country(file: &Path, key: &str, code: &str) -> Result<Country, ConfigError> {
+    Country::parse(code)
+        .filter(|c| c.is_iso())
+        .ok_or_else(|| invalid(file, key, format!("not an ISO 3166-1 alpha-3 member code: {code:?}")))
+}
+
+// ---------------------------------------------------------------- node.toml
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeToml {
+    country: String,
+    data_dir: String,
+    listen: String,
+    consortium: String,
+    tls: TlsToml,
+    signing: SigningToml,
+    #[serde(default)]
+    sync: SyncToml,
+    #[serde(default)]
+    peers: Vec<PeerToml>,
+    metrics_listen: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsToml {
+    ca: String,
+    cert: String,
+    key: String,
+    #[serde(default)]
+    crls: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigningToml {
+    key: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncToml {
+    interval_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerToml {
+    country: String,
+    endpoint: String,
+    tls_name: Option<String>,
+}
+
+/// A peer this node pulls from and announces to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub country: Country,
+    /// `https://host:port`.
+    pub endpoint: String,
+    /// The DNS name to verify when the endpoint is an IP address.
+    pub tls_name: Option<String>,
+}
+
+/// A validated `node.toml`.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub file: PathBuf,
+    pub country: Country,
+    pub data_dir: PathBuf,
+    pub listen: std::net::SocketAddr,
+    pub consortium_path: PathBuf,
+    pub consortium: Consortium,
+    pub tls: TlsFiles,
+    pub signing_key: PathBuf,
+    pub sync_interval: std::time::Duration,
+    pub peers: Vec<Peer>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// The default anti-entropy interval.
+pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 30;
+
+impl NodeConfig {
+    /// Loads `node.toml` and the consortium file it names, and checks them together.
+    pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
+        let raw: NodeToml = read_toml(file)?;
+        let me = country(file, "country", &raw.country)?;
+        let listen = raw
+            .listen
+            .parse()
+            .map_err(|_| invalid(file, "listen", format!("not an address:port: {:?}", raw.listen)))?;
+        let metrics_listen = match &raw.metrics_listen {
+            None => None,
+            Some(m) => Some(
+                m.parse()
+                    .map_err(|_| invalid(file, "metrics_listen", format!("not an address:port: {m:?}")))?,
+            ),
+        };
+        let consortium_path = resolve(file, &raw.consortium);
+        let consortium = Consortium::load(&consortium_path)?;
+        if consortium.member(me).is_none() {
+            return Err(invalid(
+                file,
+                "country",
+                format!("{me} is not a member of consortium {}", consortium_path.display()),
+            ));
+        }
+        let interval = raw.sync.interval_secs.unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
+        if interval == 0 {
+            return Err(invalid(file, "sync.interval_secs", "must be at least 1"));
+        }
+        let mut peers = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, p) in raw.peers.iter().enumerate() {
+            let key = format!("peers[{i}]");
+            let pc = country(file, &format!("{key}.country"), &p.country)?;
+            if pc == me {
+                return Err(invalid(
+                    file,
+                    format!("{key}.country"),
+                    "a node cannot peer with itself",
+                ));
+            }
+            if consortium.member(pc).is_none() {
+                return Err(invalid(
+                    file,
+                    format!("{key}.country"),
+                    format!("{pc} is not a consortium member"),
+                ));
+            }
+            if !seen.insert(pc) {
+                return Err(invalid(file, format!("{key}.country"), format!("{pc} is listed twice")));
+            }
+            if !p.endpoint.starts_with("https://") {
+                return Err(invalid(
+                    file,
+                    format!("{key}.endpoint"),
+                    format!("must be https://host:port, got {:?}", p.endpoint),
+                ));
+            }
+            peers.push(Peer {
+                country: pc,
+                endpoint: p.endpoint.clone(),
+                tls_name: p.tls_name.clone(),
+            });
+        }
+        Ok(NodeConfig {
+            file: file.to_path_buf(),
+            country: me,
+            data_dir: resolve(file, &raw.data_dir),
+            listen,
+            consortium_path,
+            consortium,
+            tls: TlsFiles {
+                ca: resolve(file, &raw.tls.ca),
+                cert: resolve(file, &raw.tls.cert),
+                key: resolve(file, &raw.tls.key),
+                crls: raw.tls.crls.iter().map(|c| resolve(file, c)).collect(),
+            },
+            signing_key: resolve(file, &raw.signing.key),
+            sync_interval: std::time::Duration::from_secs(interval),
+            peers,
+            metrics_listen,
+        })
+    }
+
+    /// The admin socket path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+}
+
+// ---------------------------------------------------------------- consortium.toml
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsortiumToml {
+    name: String,
+    #[serde(default)]
+    test_only: bool,
+    #[serde(default)]
+    definitions: DefinitionsToml,
+    #[serde(default)]
+    disclosure: DisclosureToml,
+    #[serde(default)]
+    reconcile: ReconcileToml,
+    #[serde(default)]
+    members: Vec<MemberToml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DefinitionsToml {
+    min_duration_months: Option<u32>,
+    unknown_duration: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DisclosureToml {
+    method: Option<String>,
+    threshold: Option<u32>,
+    max_noise: Option<u32>,
+    variance: Option<f64>,
+    small_count: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReconcileToml {
+    rule: Option<String>,
+    asymmetry_flag: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberToml {
+    country: String,
+    #[serde(default)]
+    keys: Vec<KeyToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyToml {
+    public_key: String,
+    valid_from: String,
+    valid_until: Option<String>,
+}
+
+/// One signing key of a member, valid from `valid_from` (inclusive) until `valid_until`
+/// (exclusive), Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub public_key: [u8; 32],
+    pub valid_from: i64,
+    pub valid_until: Option<i64>,
+}
+
+impl SigningKey {
+    /// Whether the key was valid at `time` (Unix seconds).
+    pub fn valid_at(&self, time: i64) -> bool {
+        time >= self.valid_from && self.valid_until.is_none_or(|u| time < u)
+    }
+}
+
+/// A consortium member and its signing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub country: Country,
+    pub keys: Vec<SigningKey>,
+}
+
+/// A validated `consortium.toml`: identical at every member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consortium {
+    pub name: String,
+    pub test_only: bool,
+    pub definition: Definition,
+    pub disclosure: Disclosure,
+    pub reconcile: Reconcile,
+    pub members: Vec<Member>,
+}
+
+impl Consortium {
+    pub fn load(file: &Path) -> Result<Consortium, ConfigError> {
+        let raw: ConsortiumToml = read_toml(file)?;
+        Consortium::from_toml(file, raw)
+    }
+
+    /// Parses consortium text (for `accord verify` and tests); `file` is only used in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Consortium, ConfigError> {
+        let raw: ConsortiumToml = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        Consortium::from_toml(file, raw)
+    }
+
+    fn from_toml(file: &Path, raw: ConsortiumToml) -> Result<Consortium, ConfigError> {
+        if raw.name.trim().is_empty() {
+            return Err(invalid(file, "name", "must not be empty"));
+        }
+        let defaults = Definition::default();
+        let definition = Definition {
+            min_duration_months: raw
+                .definitions
+                .min_duration_months
+                .unwrap_or(defaults.min_duration_months),
+            unknown_duration: match raw.definitions.unknown_duration.as_deref() {
+                None => defaults.unknown_duration,
+                Some(s) => UnknownDuration::parse(s).ok_or_else(|| {
+                    invalid(
+                        file,
+                        "definitions.unknown_duration",
+                        format!("must be \"count\" or \"exclude\", got {s:?}"),
+                    )
+                })?,
+            },
+        };
+        let d = &raw.disclosure;
+        let disclosure = match d.method.as_deref().unwrap_or("threshold") {
+            "threshold" => {
+                let k = d.threshold.unwrap_or(5);
+                if k < 1 {
+                    return Err(invalid(file, "disclosure.threshold", "must be at least 1"));
+                }
+                Disclosure::Threshold { k }
+            }
+            "cell-key" => {
+                let max_noise = d.max_noise.unwrap_or(2);
+                let variance = d.variance.unwrap_or(1.0);
+                let small_count = d.small_count.unwrap_or(3);
+                if !(1..=20).contains(&max_noise) {
+                    return Err(invalid(file, "disclosure.max_noise", "must be between 1 and 20"));
+                }
+                if !(variance > 0.0 && variance <= 100.0) {
+                    return Err(invalid(file, "disclosure.variance", "must be in (0, 100]"));
+                }
+                if small_count > 100 {
+                    return Err(invalid(file, "disclosure.small_count", "must be at most 100"));
+                }
+                Disclosure::CellKey {
+                    max_noise,
+                    variance,
+                    small_count,
+                }
+            }
+            "none" => {
+                if !raw.test_only {
+                    return Err(invalid(
+                        file,
+                        "disclosure.method",
+                        "\"none\" is allowed only on a consortium with test_only = true",
+                    ));
+                }
+                Disclosure::None
+            }
+            other => {
+                return Err(invalid(
+                    file,
+                    "disclosure.method",
+                    format!("must be \"threshold\", \"cell-key\" or \"none\", got {other:?}"),
+                ))
+            }
+        };
+        let rd = Reconcile::default();
+        let reconcile = Reconcile {
+            rule: match raw.reconcile.rule.as_deref() {
+                None => rd.rule,
+                Some(s) => Rule::parse(s).ok_or_else(|| {
+                    invalid(
+                        file,
+                        "reconcile.rule",
+                        format!("must be receiving, sending, max or mean, got {s:?}"),
+                    )
+                })?,
+            },
+            asymmetry_flag: raw.reconcile.asymmetry_flag.unwrap_or(rd.asymmetry_flag),
+        };
+        if !(reconcile.asymmetry_flag >= 0.0 && reconcile.asymmetry_flag <= 1.0) {
+            return Err(invalid(file, "reconcile.asymmetry_flag", "must be between 0 and 1"));
+        }
+        if raw.members.is_empty() {
+            return Err(invalid(file, "members", "at least one member is required"));
+        }
+        let mut members: Vec<Member> = Vec::new();
+        let mut all_keys = BTreeSet::new();
+        for (i, m) in raw.members.iter().enumerate() {
+            let key = format!("members[{i}]");
+            let code = country(file, &format!("{key}.country"), &m.country)?;
+            if members.iter().any(|x| x.country == code) {
+                return Err(invalid(
+                    file,
+                    format!("{key}.country"),
+                    format!("duplicate member {code}"),
+                ));
+            }
+            if m.keys.is_empty() {
+                return Err(invalid(
+                    file,
+                    format!("{key}.keys"),
+                    format!("member {code} has no signing key"),
+                ));
+            }
+            let mut keys = Vec::new();
+            for (j, k) in m.keys.iter().enumerate() {
+                let kk = format!("{key}.keys[{j}]");
+                let public_key = parse_public_key(&k.public_key).ok_or_else(|| {
+                    invalid(
+                        file,
+                        format!("{kk}.public_key"),
+                        "must be 64 hex characters (a raw Ed25519 public key)",
+                    )
+                })?;
+                if !all_keys.insert(public_key) {
+                    return Err(invalid(
+                        file,
+                        format!("{kk}.public_key"),
+                        "the same key is listed twice",
+                    ));
+                }
+                let valid_from = date::parse_timestamp(&k.valid_from).ok_or_else(|| {
+                    invalid(
+                        file,
+                        format!("{kk}.valid_from"),
+                        format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {:?}", k.valid_from),
+                    )
+                })?;
+                let valid_until = match &k.valid_until {
+                    None => None,
+                    Some(u) => Some(date::parse_timestamp(u).ok_or_else(|| {
+                        invalid(
+                            file,
+                            format!("{kk}.valid_until"),
+                            format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {u:?}"),
+                        )
+                    })?),
+                };
+                if valid_until.is_some_and(|u| u <= valid_from) {
+                    return Err(invalid(file, format!("{kk}.valid_until"), "must be after valid_from"));
+                }
+                keys.push(SigningKey {
+                    public_key,
+                    valid_from,
+                    valid_until,
+                });
+            }
+            members.push(Member { country: code, keys });
+        }
+        Ok(Consortium {
+            name: raw.name,
+            test_only: raw.test_only,
+            definition,
+            disclosure,
+            reconcile,
+            members,
+        })
+    }
+
+    pub fn member(&self, code: Country) -> Option<&Member> {
+        self.members.iter().find(|m| m.country == code)
+    }
+}
+
+fn parse_public_key(text: &str) -> Option<[u8; 32]> {
+    let bytes = crate::hex::decode(text)?;
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const KEY_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn parse(text: &str) -> Result<Consortium, ConfigError> {
+        Consortium::parse(Path::new("consortium.toml"), text)
+    }
+
+    fn member(code: &str, key: &str) -> String {
+        format!("[[members]]\ncountry = \"{code}\"\n[[members.keys]]\npublic_key = \"{key}\"\nvalid_from = \"2024-01-01\"\n")
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(&format!("name = \"t\"\n{}", member("DEU", KEY_A))).unwrap();
+        assert_eq!(c.definition, Definition::default());
+        assert_eq!(c.disclosure, Disclosure::Threshold { k: 5 });
+        assert_eq!(c.reconcile.rule, Rule::Receiving);
+        assert!(!c.test_only);
+        assert_eq!(c.members[0].keys[0].public_key, [0x11; 32]);
+    }
+
+    #[test]
+    fn rejects_bad_consortia_with_the_key_named() {
+        let cases = [
+            (format!("name = \"t\"\n{}{}", member("DEU", KEY_A), member("DEU", KEY_B)), "duplicate member DEU"),
+            (format!("name = \"t\"\n{}", member("DEU", "abc")), "members[0].keys[0].public_key"),
+            (format!("name = \"t\"\n{}{}", member("DEU", KEY_A), member("FRA", KEY_A)), "listed twice"),
+            (format!("name = \"t\"\n{}", member("FRX", KEY_A)), "members[0].country"),
+            (format!("name = \"t\"\n[disclosure]\nmethod = \"none\"\n{}", member("DEU", KEY_A)), "test_only"),
+            (format!("name = \"t\"\n[reconcile]\nrule = \"median\"\n{}", member("DEU", KEY_A)), "reconcile.rule"),
+            (format!("name = \"t\"\nbogus = 1\n{}", member("DEU", KEY_A)), "bogus"),
+            ("name = \"t\"\n".to_string(), "at least one member"),
+            (
+                format!("name = \"t\"\n[[members]]\ncountry = \"DEU\"\n[[members.keys]]\npublic_key = \"{KEY_A}\"\nvalid_from = \"2025-01-01\"\nvalid_until = \"2024-01-01\"\n"),
+                "must be after valid_from",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+            assert!(err.starts_with("consortium.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn key_windows() {
+        let k = SigningKey {
+            public_key: [0; 32],
+            valid_from: 100,
+            valid_until: Some(200),
+        };
+        assert!(!k.valid_at(99));
+        assert!(k.valid_at(100));
+        assert!(k.valid_at(199));
+        assert!(!k.valid_at(200));
+    }
+}

@@ -1,0 +1,292 @@
+//! DSSE envelopes, signing and verification: the one place where Accord decides whether an
+//! entry is authentic. Security rests here, so it is small and everything it checks is listed
+//! on [`verify`].
+//!
+//! An entry's signed bytes are the exact [`EntryHeader`] bytes the publisher produced; a
+//! verifier never re-encodes them. Signatures are Ed25519 over the DSSE pre-authentication
+//! encoding `PAE(payload_type, header_bytes)`.
+
+use ring::digest::{digest, SHA256};
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+
+use super::codec::{DecodeError, EntryHeader};
+use super::Dataset;
+use crate::config::Consortium;
+use crate::hex;
+use crate::proto;
+use crate::record::Country;
+
+/// The DSSE payload type of an Accord entry header.
+pub const PAYLOAD_TYPE: &str = "application/vnd.accord.entry-header.v1+protobuf";
+
+/// Bounds on what an entry may cost a verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum size of the signed header bytes.
+    pub max_header_bytes: usize,
+    /// Maximum size of a dataset payload.
+    pub max_payload_bytes: u64,
+    /// Maximum number of cells in a dataset.
+    pub max_cells: usize,
+    /// Maximum number of signatures on an envelope.
+    pub max_signatures: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_header_bytes: 4096,
+            max_payload_bytes: 32 * 1024 * 1024,
+            max_cells: 500_000,
+            max_signatures: 8,
+        }
+    }
+}
+
+/// Why an entry is not accepted. Each hostile input has its own variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The entry has no envelope.
+    #[error("entry has no envelope")]
+    MissingEnvelope,
+    /// The envelope's payload type is not an Accord entry header.
+    #[error("wrong payload type {0:?}, expected {PAYLOAD_TYPE:?}")]
+    WrongPayloadType(String),
+    /// A size limit was exceeded.
+    #[error("{what} is {size} bytes, over the limit {limit} ({limit_name})")]
+    TooLarge {
+        what: &'static str,
+        size: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+    /// The header or payload does not decode to something sane.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The header names a publisher that is not a consortium member.
+    #[error("unknown publisher {0}")]
+    UnknownPublisher(Country),
+    /// The header's audience names a non-member.
+    #[error("audience names {0}, which is not a consortium member")]
+    UnknownAudience(Country),
+    /// The envelope carries no signature.
+    #[error("envelope carries no signature")]
+    Unsigned,
+    /// Too many signatures.
+    #[error("envelope carries {0} signatures, over the limit max_signatures")]
+    TooManySignatures(usize),
+    /// The same signature or key id appears twice.
+    #[error("duplicate signatures (key {0})")]
+    DuplicateSignature(String),
+    /// No signature verifies under a key of the publisher that was valid at `created_at`.
+    #[error("signature does not verify: publisher {publisher}, key {keys}")]
+    BadSignature { publisher: Country, keys: String },
+    /// A signature verifies only under a key that was not valid at the entry's time.
+    #[error(
+        "signature by publisher {publisher} key {key} made outside the key's validity window (created at {created_at})"
+    )]
+    KeyOutsideWindow {
+        publisher: Country,
+        key: String,
+        created_at: String,
+    },
+    /// The payload length differs from the header's.
+    #[error("payload is {actual} bytes, header says {expected}")]
+    PayloadSize { expected: u64, actual: u64 },
+    /// The payload digest differs from the header's.
+    #[error("payload digest does not match the header")]
+    PayloadDigest,
+    /// The dataset payload disagrees with the header it travels with.
+    #[error("dataset {field} {dataset:?} does not match header {header:?}")]
+    PayloadMismatch {
+        field: &'static str,
+        dataset: String,
+        header: String,
+    },
+}
+
+/// An entry that passed [`verify`]: the only way to read a header or dataset from outside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedEntry {
+    pub header: EntryHeader,
+    /// SHA-256 of the signed header bytes: the entry's identity in its feed.
+    pub digest: [u8; 32],
+    /// The dataset, where the payload was present.
+    pub dataset: Option<Dataset>,
+    /// The entry exactly as received, for storing and relaying unchanged.
+    pub entry: proto::Entry,
+}
+
+/// DSSE v1 pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Key id: hex of the first 8 bytes of SHA-256 of the raw public key (a hint only).
+pub fn key_id(public_key: &[u8]) -> String {
+    hex::encode(&digest(&SHA256, public_key).as_ref()[..8])
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
+    out
+}
+
+/// Signs header bytes into an envelope.
+pub fn sign(header_bytes: Vec<u8>, key: &Ed25519KeyPair) -> proto::Envelope {
+    let sig = key.sign(&pae(PAYLOAD_TYPE, &header_bytes));
+    proto::Envelope {
+        payload: header_bytes,
+        payload_type: PAYLOAD_TYPE.to_string(),
+        signatures: vec![proto::Signature {
+            keyid: key_id(key.public_key().as_ref()),
+            sig: sig.as_ref().to_vec(),
+        }],
+    }
+}
+
+/// Verifies an entry against the consortium. Checks, in order:
+/// 1. sizes within `limits` (header, payload, signature count) before any parsing;
+/// 2. the payload type;
+/// 3. the header decodes and is sane; its publisher and audience are members;
+/// 4. no signature or key id appears twice;
+/// 5. some signature verifies under a key of the **publisher named in the header** (never the
+///    relaying peer) that was valid at the header's `created_at`; key ids are only hints, every
+///    key of the publisher is tried;
+/// 6. where a payload is present: its size and SHA-256 match the header, it decodes to a sane
+///    dataset, and the dataset's publisher, cube and period match the header.
+pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> Result<VerifiedEntry, VerifyError> {
+    let env = entry.envelope.as_ref().ok_or(VerifyError::MissingEnvelope)?;
+    if env.payload.len() > limits.max_header_bytes {
+        return Err(VerifyError::TooLarge {
+            what: "entry header",
+            size: env.payload.len() as u64,
+            limit: limits.max_header_bytes as u64,
+            limit_name: "max_header_bytes",
+        });
+    }
+    if entry.payload.len() as u64 > limits.max_payload_bytes {
+        return Err(VerifyError::TooLarge {
+            what: "dataset payload",
+            size: entry.payload.len() as u64,
+            limit: limits.max_payload_bytes,
+            limit_name: "max_payload_bytes",
+        });
+    }
+    if env.signatures.len() > limits.max_signatures {
+        return Err(VerifyError::TooManySignatures(env.signatures.len()));
+    }
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(VerifyError::WrongPayloadType(env.payload_type.clone()));
+    }
+    let header = EntryHeader::decode(&env.payload)?;
+    let member = consortium
+        .member(header.publisher)
+        .ok_or(VerifyError::UnknownPublisher(header.publisher))?;
+    if let Some(a) = header.audience.iter().find(|a| consortium.member(**a).is_none()) {
+        return Err(VerifyError::UnknownAudience(*a));
+    }
+    check_signatures(env, &header, member)?;
+    let digest = sha256(&env.payload);
+    let dataset = if entry.has_payload {
+        let actual = entry.payload.len() as u64;
+        if actual != header.payload_size {
+            return Err(VerifyError::PayloadSize {
+                expected: header.payload_size,
+                actual,
+            });
+        }
+        if sha256(&entry.payload) != header.payload_sha256 {
+            return Err(VerifyError::PayloadDigest);
+        }
+        let dataset = Dataset::decode(&entry.payload, limits.max_cells)?;
+        let mismatch = |field, d: String, h: String| VerifyError::PayloadMismatch {
+            field,
+            dataset: d,
+            header: h,
+        };
+        if dataset.publisher != header.publisher {
+            return Err(mismatch(
+                "publisher",
+                dataset.publisher.to_string(),
+                header.publisher.to_string(),
+            ));
+        }
+        if dataset.cube != header.cube {
+            return Err(mismatch("cube", dataset.cube.to_string(), header.cube.to_string()));
+        }
+        if dataset.period != header.period {
+            return Err(mismatch(
+                "period",
+                dataset.period.to_string(),
+                header.period.to_string(),
+            ));
+        }
+        Some(dataset)
+    } else {
+        if !entry.payload.is_empty() {
+            return Err(VerifyError::PayloadSize {
+                expected: 0,
+                actual: entry.payload.len() as u64,
+            });
+        }
+        None
+    };
+    Ok(VerifiedEntry {
+        header,
+        digest,
+        dataset,
+        entry,
+    })
+}
+
+fn check_signatures(
+    env: &proto::Envelope,
+    header: &EntryHeader,
+    member: &crate::config::Member,
+) -> Result<(), VerifyError> {
+    if env.signatures.is_empty() {
+        return Err(VerifyError::Unsigned);
+    }
+    for (i, s) in env.signatures.iter().enumerate() {
+        if env.signatures[..i]
+            .iter()
+            .any(|t| t.sig == s.sig || (!s.keyid.is_empty() && t.keyid == s.keyid))
+        {
+            return Err(VerifyError::DuplicateSignature(s.keyid.clone()));
+        }
+    }
+    let message = pae(&env.payload_type, &env.payload);
+    let mut outside_window = None;
+    for key in &member.keys {
+        let public = UnparsedPublicKey::new(&ED25519, &key.public_key);
+        if env.signatures.iter().any(|s| public.verify(&message, &s.sig).is_ok()) {
+            if key.valid_at(header.created_at) {
+                return Ok(());
+            }
+            outside_window = Some(key_id(&key.public_key));
+        }
+    }
+    if let Some(key) = outside_window {
+        return Err(VerifyError::KeyOutsideWindow {
+            publisher: header.publisher,
+            key,
+            created_at: crate::date::format_timestamp(header.created_at),
+        });
+    }
+    let keys: Vec<String> = env.signatures.iter().map(|s| s.keyid.clone()).collect();
+    Err(VerifyError::BadSignature {
+        publisher: header.publisher,
+        keys: keys.join(","),
+    })
+}

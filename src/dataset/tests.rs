@@ -1,0 +1,443 @@
+//! Hostile-input tests for verification and chaining: every way an entry can be wrong is
+//! rejected with its own error.
+
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+use super::envelope::{key_id, pae, sign, PAYLOAD_TYPE};
+use super::feed::place;
+use super::publish::{sign_entry, EntryParams};
+use super::*;
+use crate::config::{Consortium, Member, SigningKey};
+use crate::policy::{Definition, Disclosure, Reconcile};
+use crate::proto;
+
+const NOW: i64 = 1_750_000_000;
+
+fn keypair() -> Ed25519KeyPair {
+    let pk8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    Ed25519KeyPair::from_pkcs8(pk8.as_ref()).unwrap()
+}
+
+fn country(c: &str) -> Country {
+    Country::parse(c).unwrap()
+}
+
+struct Fixture {
+    consortium: Consortium,
+    deu: Ed25519KeyPair,
+    fra: Ed25519KeyPair,
+}
+
+fn fixture() -> Fixture {
+    let deu = keypair();
+    let fra = keypair();
+    let member = |c: &str, k: &Ed25519KeyPair| Member {
+        country: country(c),
+        keys: vec![SigningKey {
+            public_key: k.public_key().as_ref().try_into().unwrap(),
+            valid_from: NOW - 1000,
+            valid_until: Some(NOW + 1000),
+        }],
+    };
+    let consortium = Consortium {
+        name: "t".into(),
+        test_only: true,
+        definition: Definition::default(),
+        disclosure: Disclosure::default(),
+        reconcile: Reconcile::default(),
+        members: vec![member("DEU", &deu), member("FRA", &fra), member("ITA", &keypair())],
+    };
+    Fixture { consortium, deu, fra }
+}
+
+fn dataset(publisher: &str) -> Dataset {
+    Dataset {
+        publisher: country(publisher),
+        cube: Cube::Flows,
+        period: Period::Year(2024),
+        definition: Definition::default(),
+        disclosure: Disclosure::Threshold { k: 5 },
+        cells: vec![
+            Cell {
+                key: vec!["IN".into(), "FRA".into(), "SYR".into(), "F".into(), "Y20-24".into()],
+                value: CellValue::Value(12),
+            },
+            Cell {
+                key: vec!["OUT".into(), "ITA".into(), "DEU".into(), "M".into(), "UNK".into()],
+                value: CellValue::Confidential,
+            },
+        ],
+    }
+}
+
+fn entry(f: &Fixture) -> proto::Entry {
+    sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: None,
+            created_at: NOW,
+            audience: vec![],
+            key: &f.deu,
+        },
+    )
+}
+
+fn check(f: &Fixture, e: proto::Entry) -> Result<VerifiedEntry, VerifyError> {
+    verify(e, &f.consortium, &Limits::default())
+}
+
+/// Re-signs modified header bytes with `key`.
+fn resign(e: &mut proto::Entry, header: &EntryHeader, key: &Ed25519KeyPair) {
+    e.envelope = Some(sign(header.encode(), key));
+}
+
+#[test]
+fn a_good_entry_verifies_and_exposes_its_dataset() {
+    let f = fixture();
+    let v = check(&f, entry(&f)).unwrap();
+    assert_eq!(v.header.publisher, country("DEU"));
+    assert_eq!(v.header.seq, 1);
+    assert_eq!(v.dataset, Some(dataset("DEU")));
+}
+
+#[test]
+fn dsse_pae_matches_the_spec_test_vector() {
+    // From the DSSE protocol specification.
+    assert_eq!(
+        pae("http://example.com/HelloWorld", b"hello world"),
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    );
+    assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
+}
+
+#[test]
+fn a_flipped_bit_anywhere_is_rejected() {
+    let f = fixture();
+    let good = entry(&f);
+    let env = good.envelope.clone().unwrap();
+    for i in 0..env.payload.len() * 8 {
+        let mut e = good.clone();
+        e.envelope.as_mut().unwrap().payload[i / 8] ^= 1 << (i % 8);
+        assert!(check(&f, e).is_err(), "header bit {i}");
+    }
+    for i in 0..64 * 8 {
+        let mut e = good.clone();
+        e.envelope.as_mut().unwrap().signatures[0].sig[i / 8] ^= 1 << (i % 8);
+        assert!(
+            matches!(check(&f, e), Err(VerifyError::BadSignature { .. })),
+            "sig bit {i}"
+        );
+    }
+    for i in 0..good.payload.len() * 8 {
+        let mut e = good.clone();
+        e.payload[i / 8] ^= 1 << (i % 8);
+        assert_eq!(check(&f, e).unwrap_err(), VerifyError::PayloadDigest, "payload bit {i}");
+    }
+}
+
+#[test]
+fn wrong_payload_type() {
+    let f = fixture();
+    let mut e = entry(&f);
+    e.envelope.as_mut().unwrap().payload_type = "application/json".into();
+    assert!(matches!(check(&f, e), Err(VerifyError::WrongPayloadType(_))));
+}
+
+#[test]
+fn signature_by_another_member_or_claiming_another_publisher() {
+    let f = fixture();
+    // FRA signs a header that claims DEU published it.
+    let e = sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: None,
+            created_at: NOW,
+            audience: vec![],
+            key: &f.fra,
+        },
+    );
+    let err = check(&f, e).unwrap_err();
+    assert!(matches!(err, VerifyError::BadSignature { publisher, .. } if publisher == country("DEU")));
+    assert!(
+        err.to_string()
+            .starts_with("signature does not verify: publisher DEU, key "),
+        "{err}"
+    );
+    // A dataset claiming FRA inside an entry DEU signed.
+    let mut e = entry(&f);
+    let fra_payload = dataset("FRA").encode();
+    let mut h = EntryHeader::decode(&e.envelope.as_ref().unwrap().payload).unwrap();
+    h.payload_sha256 = super::envelope::sha256(&fra_payload);
+    h.payload_size = fra_payload.len() as u64;
+    resign(&mut e, &h, &f.deu);
+    e.payload = fra_payload;
+    assert!(matches!(
+        check(&f, e),
+        Err(VerifyError::PayloadMismatch { field: "publisher", .. })
+    ));
+}
+
+#[test]
+fn key_outside_its_window() {
+    let f = fixture();
+    for t in [NOW - 5000, NOW + 5000] {
+        let e = sign_entry(
+            &dataset("DEU"),
+            EntryParams {
+                head: None,
+                created_at: t,
+                audience: vec![],
+                key: &f.deu,
+            },
+        );
+        assert!(matches!(check(&f, e), Err(VerifyError::KeyOutsideWindow { .. })), "{t}");
+    }
+}
+
+#[test]
+fn rotated_keys_verify_history() {
+    let mut f = fixture();
+    let new_key = keypair();
+    let deu = f
+        .consortium
+        .members
+        .iter_mut()
+        .find(|m| m.country == country("DEU"))
+        .unwrap();
+    deu.keys[0].valid_until = Some(NOW);
+    deu.keys.push(SigningKey {
+        public_key: new_key.public_key().as_ref().try_into().unwrap(),
+        valid_from: NOW,
+        valid_until: None,
+    });
+    let old = sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: None,
+            created_at: NOW - 10,
+            audience: vec![],
+            key: &f.deu,
+        },
+    );
+    let new = sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: None,
+            created_at: NOW + 10,
+            audience: vec![],
+            key: &new_key,
+        },
+    );
+    assert!(check(&f, old).is_ok());
+    assert!(check(&f, new).is_ok());
+    let stale = sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: None,
+            created_at: NOW + 10,
+            audience: vec![],
+            key: &f.deu,
+        },
+    );
+    assert!(matches!(check(&f, stale), Err(VerifyError::KeyOutsideWindow { .. })));
+}
+
+#[test]
+fn unknown_publisher() {
+    let f = fixture();
+    let e = sign_entry(
+        &dataset("ESP"),
+        EntryParams {
+            head: None,
+            created_at: NOW,
+            audience: vec![],
+            key: &f.deu,
+        },
+    );
+    assert_eq!(check(&f, e).unwrap_err(), VerifyError::UnknownPublisher(country("ESP")));
+}
+
+#[test]
+fn duplicate_and_missing_signatures() {
+    let f = fixture();
+    let mut e = entry(&f);
+    let s = e.envelope.as_ref().unwrap().signatures[0].clone();
+    e.envelope.as_mut().unwrap().signatures.push(s);
+    assert!(matches!(check(&f, e), Err(VerifyError::DuplicateSignature(_))));
+    let mut e = entry(&f);
+    e.envelope.as_mut().unwrap().signatures.clear();
+    assert_eq!(check(&f, e).unwrap_err(), VerifyError::Unsigned);
+}
+
+#[test]
+fn oversized_and_truncated_entries() {
+    let f = fixture();
+    let limits = Limits {
+        max_payload_bytes: 10,
+        ..Limits::default()
+    };
+    let err = verify(entry(&f), &f.consortium, &limits).unwrap_err();
+    assert!(err.to_string().contains("max_payload_bytes"), "{err}");
+    let mut e = entry(&f);
+    e.payload.truncate(e.payload.len() - 3);
+    assert!(matches!(check(&f, e), Err(VerifyError::PayloadSize { .. })));
+    let mut e = entry(&f);
+    let p = &mut e.envelope.as_mut().unwrap().payload;
+    p.truncate(p.len() - 5);
+    assert!(check(&f, e).is_err());
+    let mut e = entry(&f);
+    e.envelope = None;
+    assert_eq!(check(&f, e).unwrap_err(), VerifyError::MissingEnvelope);
+}
+
+/// Signs an arbitrary (possibly insane) dataset payload under a correct header.
+fn with_payload(f: &Fixture, d: proto::Dataset) -> proto::Entry {
+    use prost::Message;
+    let payload = d.encode_to_vec();
+    let h = EntryHeader {
+        publisher: country("DEU"),
+        seq: 1,
+        prev: None,
+        cube: Cube::Flows,
+        period: Period::Year(2024),
+        created_at: NOW,
+        audience: vec![],
+        payload_sha256: super::envelope::sha256(&payload),
+        payload_size: payload.len() as u64,
+    };
+    proto::Entry {
+        envelope: Some(sign(h.encode(), &f.deu)),
+        payload,
+        has_payload: true,
+    }
+}
+
+fn proto_dataset() -> proto::Dataset {
+    use prost::Message;
+    proto::Dataset::decode(dataset("DEU").encode().as_slice()).unwrap()
+}
+
+#[test]
+fn insane_cells_are_rejected_even_when_signed() {
+    let f = fixture();
+    let mut d = proto_dataset();
+    d.cells.reverse();
+    assert!(matches!(
+        check(&f, with_payload(&f, d)),
+        Err(VerifyError::Decode(DecodeError::CellsUnsorted { index: 1 }))
+    ));
+    let mut d = proto_dataset();
+    let c = d.cells[0].clone();
+    d.cells.insert(0, c);
+    assert!(matches!(
+        check(&f, with_payload(&f, d)),
+        Err(VerifyError::Decode(DecodeError::CellsUnsorted { .. }))
+    ));
+    let mut d = proto_dataset();
+    d.cells[1].value = 3;
+    assert!(matches!(
+        check(&f, with_payload(&f, d)),
+        Err(VerifyError::Decode(DecodeError::ValueOnConfidentialCell { index: 1 }))
+    ));
+    let mut d = proto_dataset();
+    d.cells[0].key[1] = "FRX".into();
+    assert!(matches!(
+        check(&f, with_payload(&f, d)),
+        Err(VerifyError::Decode(DecodeError::BadCell { .. }))
+    ));
+    let mut d = proto_dataset();
+    d.cube = "tourism".into();
+    assert!(check(&f, with_payload(&f, d)).is_err());
+    assert!(check(&f, with_payload(&f, proto_dataset())).is_ok());
+}
+
+#[test]
+fn header_without_payload_still_verifies() {
+    let f = fixture();
+    let mut e = sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: None,
+            created_at: NOW,
+            audience: vec![country("FRA")],
+            key: &f.deu,
+        },
+    );
+    e.payload.clear();
+    e.has_payload = false;
+    let v = check(&f, e).unwrap();
+    assert_eq!(v.dataset, None);
+    assert!(v.header.admits(country("FRA")));
+    assert!(v.header.admits(country("DEU")));
+    assert!(!v.header.admits(country("ITA")));
+}
+
+#[test]
+fn key_ids_are_hints_only() {
+    let f = fixture();
+    let mut e = entry(&f);
+    e.envelope.as_mut().unwrap().signatures[0].keyid = "0000000000000000".into();
+    assert!(check(&f, e).is_ok());
+    assert_eq!(key_id(f.deu.public_key().as_ref()).len(), 16);
+    assert_eq!(PAYLOAD_TYPE, "application/vnd.accord.entry-header.v1+protobuf");
+}
+
+#[test]
+fn chain_placement() {
+    let f = fixture();
+    let first = check(&f, entry(&f)).unwrap();
+    assert_eq!(place(None, None, &first.header, first.digest), Placement::Append);
+    let head = Head {
+        seq: 1,
+        digest: first.digest,
+    };
+    assert_eq!(
+        place(Some(head), Some(first.digest), &first.header, first.digest),
+        Placement::Replay
+    );
+    // A different seq-1 header: a fork.
+    let other = sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: None,
+            created_at: NOW + 1,
+            audience: vec![],
+            key: &f.deu,
+        },
+    );
+    let other = check(&f, other).unwrap();
+    assert_eq!(
+        place(Some(head), Some(first.digest), &other.header, other.digest),
+        Placement::Fork { held: first.digest }
+    );
+    // seq 2 chained to seq 1: appended; chained to the other history: broken.
+    let second = sign_entry(
+        &dataset("DEU"),
+        EntryParams {
+            head: Some(head),
+            created_at: NOW,
+            audience: vec![],
+            key: &f.deu,
+        },
+    );
+    let second = check(&f, second).unwrap();
+    assert_eq!(second.header.seq, 2);
+    assert_eq!(
+        place(Some(head), None, &second.header, second.digest),
+        Placement::Append
+    );
+    let wrong = Head {
+        seq: 1,
+        digest: other.digest,
+    };
+    assert_eq!(
+        place(Some(wrong), None, &second.header, second.digest),
+        Placement::BrokenChain
+    );
+    // seq 2 onto an empty feed: a gap.
+    assert_eq!(
+        place(None, None, &second.header, second.digest),
+        Placement::Gap { expected: 1 }
+    );
+}

@@ -1,0 +1,125 @@
+//! The Exchange service: Heads, Fetch and Announce for authenticated peers. Audiences are
+//! enforced here: a caller outside an entry's audience gets the signed header without payload.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{to_status, MAX_FETCH_ENTRIES};
+use crate::dataset::EntryHeader;
+use crate::node::Node;
+use crate::proto;
+use crate::proto::exchange_server::Exchange;
+use crate::record::Country;
+use crate::tls::peer_member;
+
+/// Serves this node's feeds to peers.
+pub struct ExchangeService {
+    node: Arc<Node>,
+    /// Pull requests for the sync loop (from Announce).
+    announced: mpsc::Sender<Country>,
+}
+
+impl ExchangeService {
+    pub fn new(node: Arc<Node>, announced: mpsc::Sender<Country>) -> ExchangeService {
+        ExchangeService { node, announced }
+    }
+
+    /// The caller's member code from its certificate; it must be a consortium member.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Country, Status> {
+        let member = peer_member(request)?;
+        if self.node.config.consortium.member(member).is_none() {
+            return Err(Status::permission_denied(format!(
+                "{member} is not a consortium member"
+            )));
+        }
+        Ok(member)
+    }
+}
+
+type EntryStream = Pin<Box<dyn Stream<Item = Result<proto::Entry, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Exchange for ExchangeService {
+    async fn heads(&self, request: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
+        self.caller(&request)?;
+        let heads = self
+            .node
+            .store
+            .heads()
+            .map_err(|e| to_status(e.into()))?
+            .into_iter()
+            .map(|(p, h)| proto::Head {
+                publisher: p.to_string(),
+                seq: h.seq,
+                digest: h.digest.to_vec(),
+            })
+            .collect();
+        Ok(Response::new(proto::HeadsResponse { heads }))
+    }
+
+    type FetchStream = EntryStream;
+
+    async fn fetch(&self, request: Request<proto::FetchRequest>) -> Result<Response<EntryStream>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let publisher = Country::parse(&req.publisher)
+            .filter(|c| c.is_iso())
+            .ok_or_else(|| Status::invalid_argument(format!("publisher: not a member code: {:?}", req.publisher)))?;
+        if req.from_seq == 0 || req.to_seq < req.from_seq {
+            return Err(Status::invalid_argument(format!(
+                "bad range {}..={}",
+                req.from_seq, req.to_seq
+            )));
+        }
+        let count = req.to_seq - req.from_seq + 1;
+        if count > MAX_FETCH_ENTRIES {
+            return Err(Status::resource_exhausted(format!(
+                "range of {count} entries exceeds the limit max_fetch_entries ({MAX_FETCH_ENTRIES})"
+            )));
+        }
+        let (tx, rx) = mpsc::channel(4);
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            for seq in req.from_seq..=req.to_seq {
+                let item = match node.store.entry(publisher, seq) {
+                    Ok(Some(entry)) => Ok(for_caller(entry, caller)),
+                    Ok(None) => break,
+                    Err(e) => Err(to_status(e.into())),
+                };
+                if tx.blocking_send(item).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn announce(
+        &self,
+        request: Request<proto::AnnounceRequest>,
+    ) -> Result<Response<proto::AnnounceResponse>, Status> {
+        let caller = self.caller(&request)?;
+        tracing::debug!(peer = %caller, heads = request.get_ref().heads.len(), "announce received");
+        // A full queue already holds a pull; dropping the extra request loses nothing.
+        let _ = self.announced.try_send(caller);
+        Ok(Response::new(proto::AnnounceResponse {}))
+    }
+}
+
+/// The entry as `caller` may see it: the payload only where the caller is in the audience.
+fn for_caller(mut entry: proto::Entry, caller: Country) -> proto::Entry {
+    let admitted = entry
+        .envelope
+        .as_ref()
+        .and_then(|env| EntryHeader::decode(&env.payload).ok())
+        .is_some_and(|h| h.admits(caller));
+    if !admitted {
+        entry.payload.clear();
+        entry.has_payload = false;
+    }
+    entry
+}

@@ -1,0 +1,127 @@
+//! Prometheus text metrics on `metrics_listen` `/metrics`: datasets accepted and rejected by
+//! reason, sync rounds and their duration, peers up. A minimal HTTP/1 responder: one request
+//! per connection, no dependencies.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::Node;
+use crate::exchange::sync::{PeerSync, SyncError};
+
+/// Counters kept by a running node.
+#[derive(Default)]
+pub struct Metrics {
+    accepted: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+    sync_rounds: AtomicU64,
+    sync_failures: AtomicU64,
+    sync_micros: AtomicU64,
+    peers_up: Mutex<BTreeMap<String, bool>>,
+}
+
+impl Metrics {
+    pub fn record_round(&self, took: Duration, result: &Result<PeerSync, SyncError>) {
+        self.sync_rounds.fetch_add(1, Ordering::Relaxed);
+        self.sync_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        match result {
+            Ok(s) => {
+                self.accepted.fetch_add(s.appended, Ordering::Relaxed);
+                let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+                for r in &s.rejected {
+                    // Reasons are "<publisher> seq <n>: <reason>"; keep the reason's kind only.
+                    let kind = r.split(": ").nth(1).unwrap_or(r).split(':').next().unwrap_or(r);
+                    *rejected
+                        .entry(kind.chars().filter(|c| *c != '"' && *c != '\\').collect())
+                        .or_default() += 1;
+                }
+            }
+            Err(_) => {
+                self.sync_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Ok(s) = result {
+            let _ = s;
+        }
+    }
+
+    pub fn set_peer_up(&self, peer: &str, up: bool) {
+        self.peers_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_string(), up);
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# TYPE accord_datasets_accepted_total counter");
+        let _ = writeln!(
+            s,
+            "accord_datasets_accepted_total {}",
+            self.accepted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(s, "# TYPE accord_datasets_rejected_total counter");
+        for (reason, n) in self.rejected.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(s, "accord_datasets_rejected_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(s, "# TYPE accord_sync_rounds_total counter");
+        let _ = writeln!(
+            s,
+            "accord_sync_rounds_total {}",
+            self.sync_rounds.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(s, "# TYPE accord_sync_failures_total counter");
+        let _ = writeln!(
+            s,
+            "accord_sync_failures_total {}",
+            self.sync_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(s, "# TYPE accord_sync_seconds_total counter");
+        let _ = writeln!(
+            s,
+            "accord_sync_seconds_total {:.6}",
+            self.sync_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let peers = self.peers_up.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(s, "# TYPE accord_peers_up gauge");
+        let _ = writeln!(s, "accord_peers_up {}", peers.values().filter(|u| **u).count());
+        s
+    }
+}
+
+/// Serves `/metrics` until `stop` changes.
+pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        let conn = tokio::select! {
+            _ = stop.changed() => return,
+            c = listener.accept() => c,
+        };
+        let Ok((mut stream, _)) = conn else { continue };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics ") {
+                ("200 OK", node.metrics.render())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,165 @@
+//! `accord status`: what an operator needs to see at a glance, as text or JSON (SPEC §6: at
+//! least `country`, `records`, `feeds`, `peers`, `forks`, `view_digest`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Node, NodeError};
+use crate::date::format_timestamp;
+use crate::hex;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub country: String,
+    pub consortium: String,
+    pub test_only: bool,
+    pub disclosure: String,
+    pub records: BTreeMap<String, u64>,
+    pub feeds: Vec<FeedStatus>,
+    pub peers: Vec<PeerReport>,
+    pub forks: Vec<ForkReport>,
+    pub equivocating: Vec<String>,
+    pub view_digest: String,
+    pub store_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedStatus {
+    pub publisher: String,
+    pub seq: u64,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerReport {
+    pub country: String,
+    pub endpoint: String,
+    pub last_attempt: Option<String>,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+    pub entries_received: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForkReport {
+    pub publisher: String,
+    pub seq: u64,
+    pub held: String,
+    pub conflicting: String,
+}
+
+impl Node {
+    pub fn status(&self) -> Result<Status, NodeError> {
+        let records = self
+            .store
+            .record_counts()?
+            .into_iter()
+            .map(|(t, n)| (t.as_str().to_string(), n))
+            .collect();
+        let feeds = self
+            .store
+            .heads()?
+            .into_iter()
+            .map(|(p, h)| FeedStatus {
+                publisher: p.to_string(),
+                seq: h.seq,
+                digest: hex::encode(&h.digest),
+            })
+            .collect();
+        let mut peers = Vec::new();
+        for p in &self.config.peers {
+            let s = self.store.peer_status(p.country)?;
+            peers.push(PeerReport {
+                country: p.country.to_string(),
+                endpoint: p.endpoint.clone(),
+                last_attempt: s.last_attempt.map(format_timestamp),
+                last_success: s.last_success.map(format_timestamp),
+                last_error: s.last_error,
+                entries_received: s.entries_received,
+            });
+        }
+        let forks: Vec<ForkReport> = self
+            .store
+            .forks()?
+            .into_iter()
+            .map(|f| ForkReport {
+                publisher: f.publisher.to_string(),
+                seq: f.seq,
+                held: hex::encode(&f.held),
+                conflicting: hex::encode(&f.conflicting),
+            })
+            .collect();
+        let mut equivocating: Vec<String> = forks.iter().map(|f| f.publisher.clone()).collect();
+        equivocating.dedup();
+        let c = &self.config.consortium;
+        Ok(Status {
+            country: self.country().to_string(),
+            consortium: c.name.clone(),
+            test_only: c.test_only,
+            disclosure: c.disclosure.method().to_string(),
+            records,
+            feeds,
+            peers,
+            forks,
+            equivocating,
+            view_digest: hex::encode(&self.view()?.digest()),
+            store_bytes: self.store.size_on_disk(),
+        })
+    }
+}
+
+impl Status {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = format!("country      {}\nconsortium   {}", self.country, self.consortium);
+        if self.test_only {
+            s.push_str("  (TEST ONLY: not for real data)");
+        }
+        s.push_str(&format!("\ndisclosure   {}\nrecords     ", self.disclosure));
+        for (t, n) in &self.records {
+            s.push_str(&format!(" {t}={n}"));
+        }
+        s.push_str(&format!(
+            "\nstore        {} bytes\nview digest  {}\nfeeds",
+            self.store_bytes, self.view_digest
+        ));
+        if self.feeds.is_empty() {
+            s.push_str("        (none)");
+        }
+        for f in &self.feeds {
+            s.push_str(&format!("\n  {} seq {} digest {}", f.publisher, f.seq, f.digest));
+        }
+        s.push_str("\npeers");
+        if self.peers.is_empty() {
+            s.push_str("        (none)");
+        }
+        for p in &self.peers {
+            s.push_str(&format!(
+                "\n  {} {} last success {} entries {}",
+                p.country,
+                p.endpoint,
+                p.last_success.as_deref().unwrap_or("never"),
+                p.entries_received
+            ));
+            if let Some(e) = &p.last_error {
+                s.push_str(&format!("\n    last error: {e}"));
+            }
+        }
+        s.push_str("\nforks");
+        if self.forks.is_empty() {
+            s.push_str("        (none)");
+        }
+        for f in &self.forks {
+            s.push_str(&format!(
+                "\n  EQUIVOCATION: {} seq {}: held {} conflicting {}",
+                f.publisher, f.seq, f.held, f.conflicting
+            ));
+        }
+        s.push('\n');
+        s
+    }
+}

@@ -1,0 +1,133 @@
+//! Consortium policy as typed values: the harmonised definition of long-term migration, the
+//! disclosure-control method, and the reconciliation rule. Config parsing produces these; the
+//! aggregate, dataset and reconcile modules consume them. No I/O.
+
+/// What counts as long-term migration (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Definition {
+    /// Events with a known duration below this many months are not counted in `flows`.
+    pub min_duration_months: u32,
+    pub unknown_duration: UnknownDuration,
+}
+
+impl Default for Definition {
+    /// The UN definition: 12 months; unknown durations counted.
+    fn default() -> Definition {
+        Definition {
+            min_duration_months: 12,
+            unknown_duration: UnknownDuration::Count,
+        }
+    }
+}
+
+impl Definition {
+    /// Whether an immigration or emigration event of this duration counts in `flows`.
+    pub fn counts(&self, duration_months: Option<u32>) -> bool {
+        match duration_months {
+            Some(d) => d >= self.min_duration_months,
+            None => self.unknown_duration == UnknownDuration::Count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownDuration {
+    Count,
+    Exclude,
+}
+
+impl UnknownDuration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownDuration::Count => "count",
+            UnknownDuration::Exclude => "exclude",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<UnknownDuration> {
+        match text {
+            "count" => Some(UnknownDuration::Count),
+            "exclude" => Some(UnknownDuration::Exclude),
+            _ => None,
+        }
+    }
+}
+
+/// Disclosure control applied before anything leaves the node (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Disclosure {
+    /// Cells with 0 < count < k are published as confidential (flag `C`).
+    Threshold { k: u32 },
+    /// The ABS/ONS cell-key method; see `aggregate::disclosure::PerturbationTable`.
+    CellKey {
+        max_noise: u32,
+        variance: f64,
+        small_count: u32,
+    },
+    /// No protection: allowed only on a consortium marked `test_only`.
+    None,
+}
+
+impl Default for Disclosure {
+    fn default() -> Disclosure {
+        Disclosure::Threshold { k: 5 }
+    }
+}
+
+impl Disclosure {
+    pub fn method(&self) -> &'static str {
+        match self {
+            Disclosure::Threshold { .. } => "threshold",
+            Disclosure::CellKey { .. } => "cell-key",
+            Disclosure::None => "none",
+        }
+    }
+}
+
+/// How the common view turns two mirror reports into one figure (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rule {
+    /// Prefer the receiving country's figure, fall back to the sender's.
+    #[default]
+    Receiving,
+    /// Prefer the sending country's figure, fall back to the receiver's.
+    Sending,
+    /// The larger of the two published figures.
+    Max,
+    /// The mean of the two published figures (rounded half up), or the one that exists.
+    Mean,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 4] = [Rule::Receiving, Rule::Sending, Rule::Max, Rule::Mean];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Receiving => "receiving",
+            Rule::Sending => "sending",
+            Rule::Max => "max",
+            Rule::Mean => "mean",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// Reconciliation settings from `[reconcile]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reconcile {
+    pub rule: Rule,
+    /// Rows whose |asymmetry| exceeds this are flagged.
+    pub asymmetry_flag: f64,
+}
+
+impl Default for Reconcile {
+    fn default() -> Reconcile {
+        Reconcile {
+            rule: Rule::Receiving,
+            asymmetry_flag: 0.2,
+        }
+    }
+}

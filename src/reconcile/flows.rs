@@ -1,0 +1,288 @@
+//! `flows` mirror rows and pair totals: every OUT cell of the origin and every IN cell of the
+//! destination meet on one key. Never reads a cell it cannot place (it leaves a note instead) and
+//! never counts a confidential cell in a total.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::dataset::{AcceptedDataset, CellValue, Cube, Period};
+use crate::policy::{Definition, Disclosure, Reconcile};
+use crate::record::Country;
+
+use super::{
+    asymmetry, flagged, reconcile_figure, Latest, MirrorKey, MirrorRow, Note, PairKey, PairTotal, Reported, Side,
+    SideTotal, Source,
+};
+
+/// The cells found for one key: (sender's OUT cell, receiver's IN cell).
+type Meeting = (Option<CellValue>, Option<CellValue>);
+
+/// Builds mirror rows and pair totals, adding notes on unreadable cells and on pairs whose two
+/// sides cannot be compared like for like.
+pub(super) fn mirror(
+    latest: &Latest<'_>,
+    settings: &Reconcile,
+    notes: &mut BTreeSet<Note>,
+) -> (BTreeMap<MirrorKey, MirrorRow>, BTreeMap<PairKey, PairTotal>) {
+    let mut meetings: BTreeMap<MirrorKey, Meeting> = BTreeMap::new();
+    for (&(publisher, cube, period), accepted) in latest {
+        if cube != Cube::Flows {
+            continue;
+        }
+        for cell in &accepted.dataset.cells {
+            let placed = place(publisher, period, &cell.key);
+            match placed {
+                Ok((key, Direction::Out)) => meetings.entry(key).or_default().0 = Some(cell.value),
+                Ok((key, Direction::In)) => meetings.entry(key).or_default().1 = Some(cell.value),
+                Err(reason) => {
+                    notes.insert(Note {
+                        pair: None,
+                        text: format!(
+                            "{publisher} flows {period} (seq {}): cell {:?} left out: {reason}",
+                            accepted.seq, cell.key
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut rows = BTreeMap::new();
+    for (key, (out_cell, in_cell)) in meetings {
+        let sender = side(latest, key.pair.origin, key.pair.period, out_cell);
+        let receiver = side(latest, key.pair.destination, key.pair.period, in_cell);
+        let asym = asymmetry(sender.reported, receiver.reported);
+        rows.insert(
+            key,
+            MirrorRow {
+                sender,
+                receiver,
+                reconciled: reconcile_figure(settings.rule, sender.reported, receiver.reported),
+                asymmetry: asym,
+                flag: flagged(asym, settings.asymmetry_flag),
+            },
+        );
+    }
+
+    let pairs = totals(&rows, settings);
+    for pair in pairs.keys() {
+        pair_notes(latest, *pair, notes);
+    }
+    (rows, pairs)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    In,
+    Out,
+}
+
+/// Where a publisher's flows cell belongs: its row key and which side it reports.
+fn place(publisher: Country, period: Period, key: &[String]) -> Result<(MirrorKey, Direction), String> {
+    let [direction, partner, citizenship, sex, age_band] = key else {
+        return Err(format!("expected 5 dimensions, found {}", key.len()));
+    };
+    let partner = Country::parse(partner).ok_or_else(|| format!("unknown partner {partner:?}"))?;
+    if partner == publisher {
+        return Err("partner is the publisher itself".to_string());
+    }
+    let (direction, origin, destination) = match direction.as_str() {
+        "OUT" => (Direction::Out, publisher, partner),
+        "IN" => (Direction::In, partner, publisher),
+        other => return Err(format!("unknown direction {other:?}")),
+    };
+    let key = MirrorKey {
+        pair: PairKey {
+            origin,
+            destination,
+            period,
+        },
+        citizenship: citizenship.clone(),
+        sex: sex.clone(),
+        age_band: age_band.clone(),
+    };
+    Ok((key, direction))
+}
+
+/// One side of a row: missing without a dataset, zero for an absent cell in a published one.
+fn side(latest: &Latest<'_>, publisher: Country, period: Period, cell: Option<CellValue>) -> Side {
+    match latest.get(&(publisher, Cube::Flows, period)) {
+        None => Side {
+            reported: Reported::Missing,
+            source: None,
+        },
+        Some(accepted) => Side {
+            reported: match cell {
+                Some(CellValue::Value(v)) => Reported::Value(v),
+                Some(CellValue::Confidential) => Reported::Confidential,
+                None => Reported::Value(0),
+            },
+            source: Some(Source::of(accepted)),
+        },
+    }
+}
+
+/// Running sum of one side of a pair.
+#[derive(Default)]
+struct Tally {
+    sum: u64,
+    values: u64,
+    withheld: u64,
+    missing: bool,
+    source: Option<Source>,
+}
+
+impl Tally {
+    fn add(&mut self, side: &Side) {
+        self.source = side.source;
+        match side.reported {
+            Reported::Value(v) => {
+                self.sum = self.sum.saturating_add(v);
+                self.values += 1;
+            }
+            Reported::Confidential => self.withheld += 1,
+            Reported::Missing => self.missing = true,
+        }
+    }
+
+    fn total(&self) -> SideTotal {
+        let reported = if self.missing {
+            Reported::Missing
+        } else if self.values == 0 && self.withheld > 0 {
+            // Nothing was published to sum: showing 0 would read as "no moves".
+            Reported::Confidential
+        } else {
+            Reported::Value(self.sum)
+        };
+        SideTotal {
+            reported,
+            withheld: self.withheld,
+            source: self.source,
+        }
+    }
+}
+
+/// Sums rows into pair totals. Rows arrive grouped by pair because the pair leads the key.
+fn totals(rows: &BTreeMap<MirrorKey, MirrorRow>, settings: &Reconcile) -> BTreeMap<PairKey, PairTotal> {
+    let mut tallies: BTreeMap<PairKey, (Tally, Tally, Option<u64>, u64)> = BTreeMap::new();
+    for (key, row) in rows {
+        let (sender, receiver, reconciled, withheld) = tallies.entry(key.pair).or_default();
+        sender.add(&row.sender);
+        receiver.add(&row.receiver);
+        match row.reconciled {
+            Some(v) => *reconciled = Some(reconciled.unwrap_or(0).saturating_add(v)),
+            None => *withheld += 1,
+        }
+    }
+    tallies
+        .into_iter()
+        .map(|(pair, (sender, receiver, reconciled, reconciled_withheld))| {
+            let (sender, receiver) = (sender.total(), receiver.total());
+            let asym = asymmetry(sender.reported, receiver.reported);
+            let total = PairTotal {
+                sender,
+                receiver,
+                reconciled,
+                reconciled_withheld,
+                asymmetry: asym,
+                flag: flagged(asym, settings.asymmetry_flag),
+            };
+            (pair, total)
+        })
+        .collect()
+}
+
+/// Notes on what makes a pair's two sides differ beyond the figures themselves.
+fn pair_notes(latest: &Latest<'_>, pair: PairKey, notes: &mut BTreeSet<Note>) {
+    let sender = latest.get(&(pair.origin, Cube::Flows, pair.period));
+    let receiver = latest.get(&(pair.destination, Cube::Flows, pair.period));
+    let mut add = |text: String| {
+        notes.insert(Note { pair: Some(pair), text });
+    };
+    for (present, absent, role) in [
+        (receiver, pair.origin, "sender"),
+        (sender, pair.destination, "receiver"),
+    ] {
+        if present.is_some() && latest.get(&(absent, Cube::Flows, pair.period)).is_none() {
+            add(format!(
+                "{absent} published no flows for {}: {role} side missing",
+                pair.period
+            ));
+        }
+    }
+    for accepted in [sender, receiver].into_iter().flatten() {
+        if let Disclosure::CellKey { .. } = accepted.dataset.disclosure {
+            add(format!(
+                "{} figures are perturbed (cell-key method)",
+                accepted.publisher
+            ));
+        }
+    }
+    let (Some(sender), Some(receiver)) = (sender, receiver) else {
+        return;
+    };
+    if let Some(text) = definition_difference(sender, receiver) {
+        add(text);
+    }
+    if let Some(text) = disclosure_difference(sender, receiver) {
+        add(text);
+    }
+}
+
+fn definition_difference(sender: &AcceptedDataset, receiver: &AcceptedDataset) -> Option<String> {
+    let (a, b): (Definition, Definition) = (sender.dataset.definition, receiver.dataset.definition);
+    let mut parts = Vec::new();
+    if a.min_duration_months != b.min_duration_months {
+        parts.push(format!(
+            "min_duration {} vs {} months",
+            a.min_duration_months, b.min_duration_months
+        ));
+    }
+    if a.unknown_duration != b.unknown_duration {
+        parts.push(format!(
+            "unknown durations {} vs {}",
+            a.unknown_duration.as_str(),
+            b.unknown_duration.as_str()
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{} and {} use different definitions: {}",
+            sender.publisher,
+            receiver.publisher,
+            parts.join("; ")
+        )
+    })
+}
+
+fn disclosure_difference(sender: &AcceptedDataset, receiver: &AcceptedDataset) -> Option<String> {
+    let (a, b) = (sender.dataset.disclosure, receiver.dataset.disclosure);
+    if a == b {
+        return None;
+    }
+    let what = if a.method() == b.method() {
+        "disclosure parameters"
+    } else {
+        "disclosure methods"
+    };
+    Some(format!(
+        "{} and {} use different {what}: {} vs {}",
+        sender.publisher,
+        receiver.publisher,
+        describe(a),
+        describe(b)
+    ))
+}
+
+fn describe(disclosure: Disclosure) -> String {
+    match disclosure {
+        Disclosure::Threshold { k } => format!("threshold (k={k})"),
+        Disclosure::CellKey {
+            max_noise,
+            variance,
+            small_count,
+        } => {
+            format!("cell-key (max_noise {max_noise}, variance {variance}, small_count {small_count})")
+        }
+        Disclosure::None => "none".to_string(),
+    }
+}

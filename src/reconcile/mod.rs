@@ -1,0 +1,302 @@
+//! The common view (SPEC §8): a pure function from the set of accepted datasets to mirror rows,
+//! pair totals and side-by-side tables, with a digest that every node computing the view from the
+//! same datasets agrees on. This module never does I/O, never looks at arrival order or the clock,
+//! and never invents a figure: a total only sums published cells and says what it left out.
+//!
+//! - [`compute`] picks the latest revision of every (publisher, cube, period), then builds
+//!   - `flows` mirror rows and pair totals (`flows.rs`), with notes where the two sides of a pair
+//!     used different definitions or disclosure methods;
+//!   - `asylum` and `permits` side by side per publisher (`side_by_side.rs`).
+//! - [`View::digest`] is SHA-256 of the canonical encoding documented in [`digest`].
+//! - [`render()`] prints a filtered view as a table, CSV, JSON or SDMX-CSV.
+//! - [`fidelity`] scores every rule against synthetic truth.
+//!
+//! Reading a side: a publisher with no dataset for the cube and period is `Missing`; a publisher
+//! that published the dataset but no cell for a key reported zero there (SPEC §3: zero cells are
+//! not published), so that side reads `Value(0)`.
+
+mod delimited;
+pub mod digest;
+pub mod fidelity;
+mod flows;
+mod json;
+mod render;
+mod side_by_side;
+mod table;
+
+#[cfg(test)]
+mod test_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::dataset::{AcceptedDataset, Cube, Period};
+use crate::policy::{Reconcile, Rule};
+use crate::record::Country;
+
+pub use fidelity::{pair_total_mape, read_truth, TruthError};
+pub use render::{render, Format, ViewFilter};
+
+/// What one side reported for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reported {
+    /// A published figure; zero when the publisher's dataset has no cell for the key.
+    Value(u64),
+    /// Withheld by disclosure control (0 < count < k).
+    Confidential,
+    /// The publisher has no dataset for this cube and period.
+    Missing,
+}
+
+impl Reported {
+    /// The figure, if one was published.
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Reported::Value(v) => Some(v),
+            Reported::Confidential | Reported::Missing => None,
+        }
+    }
+
+    /// The status column: empty for a value, `C` confidential, `M` missing.
+    pub fn status(self) -> &'static str {
+        match self {
+            Reported::Value(_) => "",
+            Reported::Confidential => "C",
+            Reported::Missing => "M",
+        }
+    }
+}
+
+/// Which accepted dataset a figure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Source {
+    pub publisher: Country,
+    pub seq: u64,
+    /// SHA-256 of the signed entry header.
+    pub digest: [u8; 32],
+}
+
+impl Source {
+    fn of(accepted: &AcceptedDataset) -> Source {
+        Source {
+            publisher: accepted.publisher,
+            seq: accepted.seq,
+            digest: accepted.digest,
+        }
+    }
+}
+
+/// One side of a mirror row: the figure and the dataset it came from (none when missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Side {
+    pub reported: Reported,
+    pub source: Option<Source>,
+}
+
+/// A mirror pair: moves from `origin` to `destination` in `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PairKey {
+    pub origin: Country,
+    pub destination: Country,
+    pub period: Period,
+}
+
+/// One `flows` row key: the pair and the breakdown.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MirrorKey {
+    pub pair: PairKey,
+    pub citizenship: String,
+    pub sex: String,
+    pub age_band: String,
+}
+
+/// One `flows` row: what the sender (origin's OUT) and the receiver (destination's IN) reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorRow {
+    pub sender: Side,
+    pub receiver: Side,
+    /// The figure the view's rule produced; none when neither side published a usable value.
+    pub reconciled: Option<u64>,
+    /// (receiver − sender) / max(receiver, sender), when both are values and the max is positive.
+    pub asymmetry: Option<f64>,
+    /// |asymmetry| exceeds the consortium's threshold.
+    pub flag: bool,
+}
+
+impl MirrorRow {
+    /// Why there is no reconciled figure: empty when there is one, `C` when a confidential side
+    /// kept it back, otherwise `M`.
+    pub fn reconciled_status(&self) -> &'static str {
+        reconciled_status(self.reconciled, self.sender.reported, self.receiver.reported)
+    }
+}
+
+/// One side of a pair total, summed from that side's published cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideTotal {
+    /// The sum of published values; `Confidential` when every cell was withheld; `Missing` when
+    /// the side published no dataset.
+    pub reported: Reported,
+    /// Confidential cells the sum leaves out.
+    pub withheld: u64,
+    pub source: Option<Source>,
+}
+
+impl SideTotal {
+    /// The total leaves out confidential cells, so the true figure is larger.
+    pub fn incomplete(&self) -> bool {
+        self.withheld > 0
+    }
+}
+
+/// The totals of one mirror pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairTotal {
+    pub sender: SideTotal,
+    pub receiver: SideTotal,
+    /// Sum of the rows' reconciled figures; none when no row has one.
+    pub reconciled: Option<u64>,
+    /// Rows without a reconciled figure, left out of `reconciled`.
+    pub reconciled_withheld: u64,
+    /// Asymmetry of the two side totals, as for rows.
+    pub asymmetry: Option<f64>,
+    pub flag: bool,
+}
+
+impl PairTotal {
+    /// As [`MirrorRow::reconciled_status`], for the total.
+    pub fn reconciled_status(&self) -> &'static str {
+        reconciled_status(self.reconciled, self.sender.reported, self.receiver.reported)
+    }
+}
+
+/// One `asylum` or `permits` row key: cube, period and the cell's dimension values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SideBySideKey {
+    pub cube: Cube,
+    pub period: Period,
+    /// In `Cube::dimensions()` order.
+    pub dimensions: Vec<String>,
+}
+
+/// One publisher's figure in a side-by-side row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideBySideEntry {
+    pub reported: Reported,
+    pub source: Source,
+}
+
+/// A remark on the view: on a pair (different definitions or disclosure, a missing side) or on
+/// the input as a whole (a cell that could not be read).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Note {
+    pub pair: Option<PairKey>,
+    pub text: String,
+}
+
+/// The common view. Every collection is ordered by its key, so equal inputs give equal views.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub rule: Rule,
+    pub asymmetry_flag: f64,
+    /// The latest revision used for every (publisher, cube, period).
+    pub inputs: BTreeMap<(Country, Cube, Period), Source>,
+    pub pairs: BTreeMap<PairKey, PairTotal>,
+    pub rows: BTreeMap<MirrorKey, MirrorRow>,
+    /// One entry per publisher that published the row's cube and period.
+    pub side_by_side: BTreeMap<SideBySideKey, BTreeMap<Country, SideBySideEntry>>,
+    pub notes: BTreeSet<Note>,
+}
+
+/// The latest revision of every (publisher, cube, period).
+type Latest<'a> = BTreeMap<(Country, Cube, Period), &'a AcceptedDataset>;
+
+/// Builds the common view from the accepted datasets. The result depends only on the set of
+/// datasets, never on their order in the slice.
+pub fn compute(accepted: &[AcceptedDataset], settings: &Reconcile) -> View {
+    let latest = latest_revisions(accepted);
+    let mut notes = BTreeSet::new();
+    let (rows, pairs) = flows::mirror(&latest, settings, &mut notes);
+    let side_by_side = side_by_side::merge(&latest, &mut notes);
+    View {
+        rule: settings.rule,
+        asymmetry_flag: settings.asymmetry_flag,
+        inputs: latest
+            .iter()
+            .map(|(key, accepted)| (*key, Source::of(accepted)))
+            .collect(),
+        pairs,
+        rows,
+        side_by_side,
+        notes,
+    }
+}
+
+/// For each (publisher, cube, period) the highest `seq`. Two entries with the same seq cannot
+/// both be accepted unless a fork slipped through; then the smaller digest wins, so every node
+/// still picks the same one.
+fn latest_revisions(accepted: &[AcceptedDataset]) -> Latest<'_> {
+    let mut latest: Latest<'_> = BTreeMap::new();
+    for candidate in accepted {
+        let key = (candidate.publisher, candidate.dataset.cube, candidate.dataset.period);
+        let newer = match latest.get(&key) {
+            None => true,
+            Some(held) => {
+                (candidate.seq, std::cmp::Reverse(candidate.digest)) > (held.seq, std::cmp::Reverse(held.digest))
+            }
+        };
+        if newer {
+            latest.insert(key, candidate);
+        }
+    }
+    latest
+}
+
+/// The figure `rule` makes of the two sides; none when neither side published a value.
+pub fn reconcile_figure(rule: Rule, sender: Reported, receiver: Reported) -> Option<u64> {
+    let (s, r) = (sender.value(), receiver.value());
+    match rule {
+        Rule::Receiving => r.or(s),
+        Rule::Sending => s.or(r),
+        Rule::Max => s.max(r),
+        Rule::Mean => match (s, r) {
+            // Half up is ceil((a + b) / 2); in u128 the sum cannot overflow, and the mean of two
+            // u64 values fits in u64, so the conversion never fails.
+            (Some(a), Some(b)) => u64::try_from((u128::from(a) + u128::from(b)).div_ceil(2)).ok(),
+            (one, other) => one.or(other),
+        },
+    }
+}
+
+/// (receiver − sender) / max(receiver, sender), when both are values and the max is positive.
+pub fn asymmetry(sender: Reported, receiver: Reported) -> Option<f64> {
+    let (s, r) = (sender.value()?, receiver.value()?);
+    let max = s.max(r);
+    (max > 0).then(|| (r as f64 - s as f64) / max as f64)
+}
+
+/// Whether an asymmetry is past the consortium's threshold.
+fn flagged(asymmetry: Option<f64>, threshold: f64) -> bool {
+    asymmetry.is_some_and(|a| a.abs() > threshold)
+}
+
+fn reconciled_status(reconciled: Option<u64>, sender: Reported, receiver: Reported) -> &'static str {
+    match reconciled {
+        Some(_) => "",
+        None if sender == Reported::Confidential || receiver == Reported::Confidential => "C",
+        None => "M",
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+//! Printing the common view: the filter, the output formats, and the flattened `flows` lines
+//! (each pair's total first, then its rows) that every format prints from. Rendering only reads
+//! the view; it never recomputes a figure, so every format shows the same numbers.
+
+use crate::dataset::{Cube, Period};
+use crate::record::Country;
+
+use super::{delimited, json, table, MirrorKey, PairKey, Reported, SideBySideEntry, SideBySideKey, Source, View};
+
+/// What part of the view to print. `origin` and `destination` select `flows` pairs only;
+/// `cube` and `period` apply to every cube.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewFilter {
+    pub cube: Option<Cube>,
+    pub period: Option<Period>,
+    pub origin: Option<Country>,
+    pub destination: Option<Country>,
+}
+
+impl ViewFilter {
+    /// Whether `flows` lines are printed at all.
+    pub(super) fn shows_flows(&self) -> bool {
+        self.cube.is_none_or(|c| c == Cube::Flows)
+    }
+
+    pub(super) fn admits_pair(&self, pair: &PairKey) -> bool {
+        self.shows_flows()
+            && self.period.is_none_or(|p| p == pair.period)
+            && self.origin.is_none_or(|c| c == pair.origin)
+            && self.destination.is_none_or(|c| c == pair.destination)
+    }
+
+    pub(super) fn admits_side_by_side(&self, key: &SideBySideKey) -> bool {
+        self.cube.is_none_or(|c| c == key.cube) && self.period.is_none_or(|p| p == key.period)
+    }
+}
+
+/// `accord view --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned text for a terminal.
+    Table,
+    /// `flows` rows (SPEC §8 columns), or the long side-by-side format for `asylum`/`permits`.
+    Csv,
+    /// One JSON object with `digest`, `rule`, `rows`, `side_by_side` and `notes`.
+    Json,
+    /// SDMX-CSV 2.0, one observation per reported side.
+    SdmxCsv,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Table, Format::Csv, Format::Json, Format::SdmxCsv];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::SdmxCsv => "sdmx-csv",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+}
+
+/// Prints the part of `view` that `filter` selects.
+///
+/// - `table`: every selected cube, `flows` pairs first, then side-by-side tables and notes.
+/// - `csv`: `flows` unless the filter names `asylum` or `permits` (one CSV has one header, so
+///   the cubes are never mixed); without a cube filter that means `flows`.
+/// - `json`: `flows` rows and side-by-side rows of the selected cubes, plus notes; its `digest` is
+///   always the digest of the whole view, whatever the filter.
+/// - `sdmx-csv`: like `csv`, one dataflow per output (see `delimited` for the mapping).
+pub fn render(view: &View, filter: &ViewFilter, format: Format) -> String {
+    match format {
+        Format::Table => table::render(view, filter),
+        Format::Json => json::render(view, filter),
+        Format::Csv => match filter.cube {
+            Some(cube @ (Cube::Asylum | Cube::Permits)) => delimited::side_by_side_csv(view, filter, cube),
+            Some(Cube::Flows) | None => delimited::flows_csv(view, filter),
+        },
+        Format::SdmxCsv => match filter.cube {
+            Some(cube @ (Cube::Asylum | Cube::Permits)) => delimited::side_by_side_sdmx(view, filter, cube),
+            Some(Cube::Flows) | None => delimited::flows_sdmx(view, filter),
+        },
+    }
+}
+
+/// One side of a printed `flows` line.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LineSide {
+    pub reported: Reported,
+    /// Confidential cells left out of a total; none on detail rows.
+    pub withheld: Option<u64>,
+    pub source: Option<Source>,
+}
+
+/// One printed `flows` line: a pair total (`breakdown` none) or a row.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FlowLine<'a> {
+    pub pair: PairKey,
+    pub breakdown: Option<&'a MirrorKey>,
+    pub sender: LineSide,
+    pub receiver: LineSide,
+    pub reconciled: Option<u64>,
+    pub reconciled_status: &'static str,
+    pub asymmetry: Option<f64>,
+    pub flag: bool,
+}
+
+impl<'a> FlowLine<'a> {
+    /// Citizenship, sex and age band; `_T` on a total.
+    pub fn breakdown_fields(&self) -> [&'a str; 3] {
+        match self.breakdown {
+            Some(key) => [&key.citizenship, &key.sex, &key.age_band],
+            None => ["_T", "_T", "_T"],
+        }
+    }
+}
+
+/// The selected `flows` lines: for each pair in order, its total and then its rows.
+pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> Vec<FlowLine<'a>> {
+    let mut lines = Vec::new();
+    for (pair, total) in view.pairs.iter().filter(|(pair, _)| filter.admits_pair(pair)) {
+        lines.push(FlowLine {
+            pair: *pair,
+            breakdown: None,
+            sender: LineSide {
+                reported: total.sender.reported,
+                withheld: Some(total.sender.withheld),
+                source: total.sender.source,
+            },
+            receiver: LineSide {
+                reported: total.receiver.reported,
+                withheld: Some(total.receiver.withheld),
+                source: total.receiver.source,
+            },
+            reconciled: total.reconciled,
+            reconciled_status: total.reconciled_status(),
+            asymmetry: total.asymmetry,
+            flag: total.flag,
+        });
+        // Empty strings sort first, so this is the smallest key of the pair.
+        let first = MirrorKey {
+            pair: *pair,
+            citizenship: String::new(),
+            sex: String::new(),
+            age_band: String::new(),
+        };
+        for (key, row) in view.rows.range(first..).take_while(|(key, _)| key.pair == *pair) {
+            lines.push(FlowLine {
+                pair: *pair,
+                breakdown: Some(key),
+                sender: LineSide {
+                    reported: row.sender.reported,
+                    withheld: None,
+                    source: row.sender.source,
+                },
+                receiver: LineSide {
+                    reported: row.receiver.reported,
+                    withheld: None,
+                    source: row.receiver.source,
+                },
+                reconciled: row.reconciled,
+                reconciled_status: row.reconciled_status(),
+                asymmetry: row.asymmetry,
+                flag: row.flag,
+            });
+        }
+    }
+    lines
+}
+
+/// The selected side-by-side rows.
+pub(super) fn side_by_side_rows<'a>(
+    view: &'a View,
+    filter: &ViewFilter,
+) -> impl Iterator<
+    Item = (
+        &'a SideBySideKey,
+        &'a std::collections::BTreeMap<Country, SideBySideEntry>,
+    ),
+> {
+    let filter = *filter;
+    view.side_by_side
+        .iter()
+        .filter(move |(key, _)| filter.admits_side_by_side(key))
+}
+
+/// A figure, or empty unless it was published.
+pub(super) fn value_text(reported: Reported) -> String {
+    reported.value().map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Four decimals, empty when undefined.
+pub(super) fn asymmetry_text(asymmetry: Option<f64>) -> String {
+    asymmetry.map(|a| format!("{a:.4}")).unwrap_or_default()
+}

@@ -1,0 +1,202 @@
+//! Feeds, fork evidence and peer status in the store. Entries are kept exactly as received
+//! (protobuf `Entry`), so they can be relayed unchanged; the chain decision comes from
+//! `dataset::feed::place`, applied atomically with the head update.
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::dataset::{feed, Head, Placement, VerifiedEntry};
+use crate::proto;
+use crate::record::Country;
+
+fn entry_key(publisher: Country, seq: u64) -> Vec<u8> {
+    let mut k = b"f:".to_vec();
+    k.extend_from_slice(&publisher.bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn head_key(publisher: Country) -> Vec<u8> {
+    let mut k = b"h:".to_vec();
+    k.extend_from_slice(&publisher.bytes());
+    k
+}
+
+fn fork_key(publisher: Country, seq: u64, digest: &[u8; 32]) -> Vec<u8> {
+    let mut k = b"x:".to_vec();
+    k.extend_from_slice(&publisher.bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(digest);
+    k
+}
+
+fn peer_key(peer: Country) -> Vec<u8> {
+    let mut k = b"p:".to_vec();
+    k.extend_from_slice(&peer.bytes());
+    k
+}
+
+/// Two different signed headers for one (publisher, seq).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForkEvidence {
+    pub publisher: Country,
+    pub seq: u64,
+    /// Digest of the header this node holds in its feed.
+    pub held: [u8; 32],
+    /// Digest of the conflicting header, kept under `x:`.
+    pub conflicting: [u8; 32],
+    pub entry: proto::Entry,
+}
+
+/// The outcome of the last sync with a peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub last_attempt: Option<i64>,
+    pub last_success: Option<i64>,
+    pub last_error: Option<String>,
+    pub entries_received: u64,
+}
+
+impl Store {
+    /// The head of `publisher`'s feed.
+    pub fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError> {
+        let key = head_key(publisher);
+        match self.get(&key)? {
+            None => Ok(None),
+            Some(v) if v.len() == 40 => Ok(Some(Head {
+                seq: u64::from_be_bytes(v[..8].try_into().map_err(|_| self.corrupt(&key))?),
+                digest: v[8..].try_into().map_err(|_| self.corrupt(&key))?,
+            })),
+            Some(_) => Err(self.corrupt(&key)),
+        }
+    }
+
+    /// Every feed's head, by publisher.
+    pub fn heads(&self) -> Result<Vec<(Country, Head)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(b"h:") {
+            let (k, _) = item.map_err(|e| self.sled(e))?;
+            let publisher = k[2..]
+                .try_into()
+                .ok()
+                .and_then(Country::from_bytes)
+                .ok_or_else(|| self.corrupt(&k))?;
+            if let Some(h) = self.head(publisher)? {
+                out.push((publisher, h));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored entry `publisher`/`seq`, exactly as received.
+    pub fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, StoreError> {
+        let key = entry_key(publisher, seq);
+        match self.get(&key)? {
+            None => Ok(None),
+            Some(v) => proto::Entry::decode(v.as_ref())
+                .map(Some)
+                .map_err(|_| self.corrupt(&key)),
+        }
+    }
+
+    /// Places a verified entry in its feed and stores it accordingly, atomically with the head:
+    /// appended, ignored as a replay, kept as fork evidence, or refused as a gap / broken chain.
+    pub fn accept(&self, v: &VerifiedEntry) -> Result<Placement, StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let publisher = v.header.publisher;
+        let head = self.head(publisher)?;
+        let held = if head.is_some_and(|h| v.header.seq <= h.seq) {
+            self.entry(publisher, v.header.seq)?
+                .and_then(|e| e.envelope)
+                .map(|env| crate::dataset::envelope::sha256(&env.payload))
+        } else {
+            None
+        };
+        let placement = feed::place(head, held, &v.header, v.digest);
+        match placement {
+            Placement::Append => {
+                let mut batch = sled::Batch::default();
+                batch.insert(entry_key(publisher, v.header.seq), v.entry.encode_to_vec());
+                let mut h = v.header.seq.to_be_bytes().to_vec();
+                h.extend_from_slice(&v.digest);
+                batch.insert(head_key(publisher), h);
+                self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
+            }
+            Placement::Fork { .. } => {
+                self.tree
+                    .insert(fork_key(publisher, v.header.seq, &v.digest), v.entry.encode_to_vec())
+                    .map_err(|e| self.sled(e))?;
+            }
+            Placement::Replay => {
+                // The same header may now arrive with the payload this node lacked (it joined
+                // the audience's path later): keep the fuller copy, header unchanged.
+                if v.entry.has_payload {
+                    if let Some(stored) = self.entry(publisher, v.header.seq)? {
+                        if !stored.has_payload {
+                            self.tree
+                                .insert(entry_key(publisher, v.header.seq), v.entry.encode_to_vec())
+                                .map_err(|e| self.sled(e))?;
+                        }
+                    }
+                }
+            }
+            Placement::Gap { .. } | Placement::BrokenChain => {}
+        }
+        Ok(placement)
+    }
+
+    /// All fork evidence held.
+    pub fn forks(&self) -> Result<Vec<ForkEvidence>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(b"x:") {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            if k.len() != 2 + 3 + 8 + 32 {
+                return Err(self.corrupt(&k));
+            }
+            let publisher = k[2..5]
+                .try_into()
+                .ok()
+                .and_then(Country::from_bytes)
+                .ok_or_else(|| self.corrupt(&k))?;
+            let seq = u64::from_be_bytes(k[5..13].try_into().map_err(|_| self.corrupt(&k))?);
+            let conflicting: [u8; 32] = k[13..].try_into().map_err(|_| self.corrupt(&k))?;
+            let held = self
+                .entry(publisher, seq)?
+                .and_then(|e| e.envelope)
+                .map(|env| crate::dataset::envelope::sha256(&env.payload))
+                .unwrap_or([0; 32]);
+            let entry = proto::Entry::decode(v.as_ref()).map_err(|_| self.corrupt(&k))?;
+            out.push(ForkEvidence {
+                publisher,
+                seq,
+                held,
+                conflicting,
+                entry,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every stored entry, in (publisher, seq) order.
+    pub fn all_entries(&self) -> impl Iterator<Item = Result<proto::Entry, StoreError>> + '_ {
+        self.tree.scan_prefix(b"f:").map(move |item| {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            proto::Entry::decode(v.as_ref()).map_err(|_| self.corrupt(&k))
+        })
+    }
+
+    pub fn peer_status(&self, peer: Country) -> Result<PeerStatus, StoreError> {
+        let key = peer_key(peer);
+        Ok(self
+            .get(&key)?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default())
+    }
+
+    pub fn set_peer_status(&self, peer: Country, status: &PeerStatus) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(status).unwrap_or_default();
+        self.tree.insert(peer_key(peer), bytes).map_err(|e| self.sled(e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! The store: the only module that knows sled. One sled tree holds everything under key
+//! prefixes, so that a record and the aggregate cells it changes are written in one atomic
+//! `apply_batch` (sled batches are atomic within a tree):
+//!
+//! | prefix | key | value |
+//! |---|---|---|
+//! | `m:` | `format`, `country`, `definition` | store metadata |
+//! | `r:` | event_id | [`records::StoredRecord`], 53 bytes, person pseudonymised |
+//! | `a:` | [`CellKey`](crate::aggregate::CellKey) | [`Tally`](crate::aggregate::Tally), 16 bytes |
+//! | `t:` | event type code | record count, i64 BE |
+//! | `f:` | publisher (3) + seq (u64 BE) | feed entry, protobuf `Entry` |
+//! | `h:` | publisher (3) | head: seq (u64 BE) + digest (32) |
+//! | `x:` | publisher (3) + seq (u64 BE) + digest (32) | fork evidence, protobuf `Entry` |
+//! | `p:` | peer (3) | peer sync status, JSON |
+//!
+//! The node secret (HMAC key for pseudonyms and cell keys) lives beside the database in
+//! `node.secret`, mode 0600, created on first use; it is never logged or exported.
+
+mod feeds;
+mod records;
+
+pub use feeds::{ForkEvidence, PeerStatus};
+pub use records::{CheckReport, IngestOutcome, StoredRecord};
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ring::hmac;
+
+use crate::policy::Definition;
+use crate::record::Country;
+
+/// The store format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, corruption, or the store is open in another process).
+    #[error("store {path}: {source}")]
+    Sled { path: PathBuf, source: sled::Error },
+    /// The store was written by another format version.
+    #[error("store {path} has format version {found}, this build of Accord reads version {expected}")]
+    Version { path: PathBuf, found: u32, expected: u32 },
+    /// The store belongs to another member.
+    #[error("store {path} belongs to {found}, but this node is {expected}")]
+    WrongCountry {
+        path: PathBuf,
+        found: String,
+        expected: Country,
+    },
+    /// Aggregates were built under another harmonised definition.
+    #[error("store {path} aggregates were built with {found}, but the consortium now defines {expected}; restore the previous consortium file or ingest into a new data_dir")]
+    DefinitionChanged {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    /// The node secret could not be read or created.
+    #[error("node secret {path}: {message}")]
+    Secret { path: PathBuf, message: String },
+    /// A stored value does not decode: the store is damaged.
+    #[error("store {path}: damaged value under key {key}")]
+    Corrupt { path: PathBuf, key: String },
+    /// Another process holds the store (a running node).
+    #[error("store {path} is in use by another process (is `accord serve` running? its admin socket is {path}/../admin.sock)")]
+    Locked { path: PathBuf },
+}
+
+/// An open store.
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+    secret: hmac::Key,
+    definition: Definition,
+    /// Serialises read-modify-write of aggregates and feed heads: sled batches are atomic, but
+    /// computing a batch from current values must not interleave with another writer.
+    write_lock: Mutex<()>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir` for member `country`, whose aggregates follow
+    /// `definition`.
+    pub fn open(data_dir: &Path, country: Country, definition: Definition) -> Result<Store, StoreError> {
+        let path = data_dir.join("store");
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Sled {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        let secret = load_or_create_secret(&data_dir.join("node.secret"))?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(128 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked { path: path.clone() }
+                }
+                e => StoreError::Sled {
+                    path: path.clone(),
+                    source: e,
+                },
+            })?;
+        let tree = db.open_tree("accord").map_err(|e| StoreError::Sled {
+            path: path.clone(),
+            source: e,
+        })?;
+        let store = Store {
+            db,
+            tree,
+            path,
+            secret,
+            definition,
+            write_lock: Mutex::new(()),
+        };
+        store.check_meta(country)?;
+        Ok(store)
+    }
+
+    fn check_meta(&self, country: Country) -> Result<(), StoreError> {
+        let def_text = format!(
+            "min_duration_months={} unknown_duration={}",
+            self.definition.min_duration_months,
+            self.definition.unknown_duration.as_str()
+        );
+        match self.get(b"m:format")? {
+            None => {
+                let mut b = sled::Batch::default();
+                b.insert(b"m:format".as_slice(), FORMAT_VERSION.to_be_bytes().as_slice());
+                b.insert(b"m:country".as_slice(), country.as_str().as_bytes());
+                b.insert(b"m:definition".as_slice(), def_text.as_bytes());
+                self.tree.apply_batch(b).map_err(|e| self.sled(e))?;
+                self.flush()?;
+            }
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::Version {
+                        path: self.path.clone(),
+                        found,
+                        expected: FORMAT_VERSION,
+                    });
+                }
+                let stored = self
+                    .get(b"m:country")?
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
+                if stored != country.as_str() {
+                    return Err(StoreError::WrongCountry {
+                        path: self.path.clone(),
+                        found: stored,
+                        expected: country,
+                    });
+                }
+                let stored = self
+                    .get(b"m:definition")?
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
+                if stored != def_text {
+                    return Err(StoreError::DefinitionChanged {
+                        path: self.path.clone(),
+                        found: stored,
+                        expected: def_text,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn definition(&self) -> Definition {
+        self.definition
+    }
+
+    /// Makes every acknowledged write durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.sled(e))?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        self.tree.get(key).map_err(|e| self.sled(e))
+    }
+
+    fn sled(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, key: &[u8]) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            key: String::from_utf8_lossy(key).into_owned(),
+        }
+    }
+}
+
+/// Reads the node secret, or creates 32 random bytes with mode 0600 on first use.
+fn load_or_create_secret(path: &Path) -> Result<hmac::Key, StoreError> {
+    let err = |message: String| StoreError::Secret {
+        path: path.to_path_buf(),
+        message,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == 32 => Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
+        Ok(bytes) => Err(err(format!("expected 32 bytes, found {}", bytes.len()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| err("no system randomness".into()))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).map_err(|e| err(e.to_string()))?;
+            file.write_all(&bytes)
+                .and_then(|_| file.sync_all())
+                .map_err(|e| err(e.to_string()))?;
+            Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
