@@ -193,7 +193,7 @@ async fn sync_loop(
         let Some(peer) = peer else { continue };
         let started = Instant::now();
         let result = syncer.pull_from(peer).await;
-        node.metrics.record_round(started.elapsed(), &result);
+        node.metrics.record_round(peer.as_str(), started.elapsed(), &result);
         let wait = match &result {
             Ok(s) => {
                 failures.remove(&peer);

@@ -27,27 +27,23 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record_round(&self, took: Duration, result: &Result<PeerSync, SyncError>) {
+    /// Records one pull from `peer`: its duration, entries accepted, rejections by reason, and
+    /// whether the peer is up.
+    pub fn record_round(&self, peer: &str, took: Duration, result: &Result<PeerSync, SyncError>) {
         self.sync_rounds.fetch_add(1, Ordering::Relaxed);
         self.sync_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.set_peer_up(peer, result.is_ok());
         match result {
             Ok(s) => {
                 self.accepted.fetch_add(s.appended, Ordering::Relaxed);
                 let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-                for r in &s.rejected {
-                    // Reasons are "<publisher> seq <n>: <reason>"; keep the reason's kind only.
-                    let kind = r.split(": ").nth(1).unwrap_or(r).split(':').next().unwrap_or(r);
-                    *rejected
-                        .entry(kind.chars().filter(|c| *c != '"' && *c != '\\').collect())
-                        .or_default() += 1;
+                for reason in &s.rejected {
+                    *rejected.entry(reason_kind(reason)).or_default() += 1;
                 }
             }
             Err(_) => {
                 self.sync_failures.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        if let Ok(s) = result {
-            let _ = s;
         }
     }
 
@@ -95,6 +91,16 @@ impl Metrics {
     }
 }
 
+/// The kind of a rejection ("DEU seq 3: signature does not verify: …" → "signature does not
+/// verify"), safe as a Prometheus label value.
+fn reason_kind(reason: &str) -> String {
+    let after_seq = reason.split_once(": ").map_or(reason, |(_, r)| r);
+    let kind = after_seq.split([':', '(', ',']).next().unwrap_or(after_seq).trim();
+    kind.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '_')
+        .collect()
+}
+
 /// Serves `/metrics` until `stop` changes.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     loop {
@@ -123,5 +129,47 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Rece
             );
             let _ = stream.write_all(response.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_counted_by_kind_and_peers_tracked() {
+        let m = Metrics::default();
+        let sync = PeerSync {
+            appended: 3,
+            rejected: vec![
+                "DEU seq 4: signature does not verify: publisher DEU, key ab".into(),
+                "FRA seq 1: payload digest does not match the header".into(),
+                "DEU seq 5: signature does not verify: publisher DEU, key cd".into(),
+            ],
+            ..PeerSync::default()
+        };
+        m.record_round("FRA", Duration::from_millis(1500), &Ok(sync));
+        m.record_round(
+            "ITA",
+            Duration::from_millis(500),
+            &Err(SyncError::Rpc {
+                peer: crate::record::Country::parse("ITA").unwrap(),
+                message: "down".into(),
+            }),
+        );
+        let text = m.render();
+        assert!(text.contains("accord_datasets_accepted_total 3\n"), "{text}");
+        assert!(
+            text.contains("accord_datasets_rejected_total{reason=\"signature does not verify\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("accord_datasets_rejected_total{reason=\"payload digest does not match the header\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("accord_sync_rounds_total 2\n"), "{text}");
+        assert!(text.contains("accord_sync_failures_total 1\n"), "{text}");
+        assert!(text.contains("accord_sync_seconds_total 2.000000\n"), "{text}");
+        assert!(text.contains("accord_peers_up 1\n"), "{text}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::dataset::Period;
+use crate::dataset::{Cube, Period};
 use crate::policy::Rule;
 use crate::record::Country;
 
@@ -32,13 +32,19 @@ pub enum TruthError {
 }
 
 /// For every rule, the mean absolute percentage error (in percent) of the reconciled pair totals
-/// against the truth, over the truth's pairs with more than zero moves. A pair the view does not
+/// against the truth, over the truth's mirror pairs with more than zero moves: pairs whose origin
+/// and destination both published `flows` for the period (a pair with a non-member side has
+/// only one report and no rule to compare). A mirror pair the view does not
 /// have counts as an estimate of 0. The figures come from the view's rows, so the whole view is
 /// not recomputed per rule. Empty when no pair has positive truth (nothing can be scored).
 pub fn pair_total_mape(view: &View, truth: &Truth) -> Vec<(Rule, f64)> {
     let scored: Vec<(&(Country, Country, Period), u64)> = truth
         .iter()
         .filter(|(_, &moves)| moves > 0)
+        .filter(|((origin, destination, period), _)| {
+            let published = |c: &Country| view.inputs.contains_key(&(*c, Cube::Flows, *period));
+            published(origin) && published(destination)
+        })
         .map(|(k, &m)| (k, m))
         .collect();
     if scored.is_empty() {

@@ -18,6 +18,8 @@
 
 mod feeds;
 mod records;
+#[cfg(test)]
+mod tests;
 
 pub use feeds::{ForkEvidence, PeerStatus};
 pub use records::{CheckReport, IngestOutcome, StoredRecord};

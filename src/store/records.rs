@@ -134,7 +134,7 @@ impl Store {
         tag.as_ref().try_into().unwrap_or([0; 32])
     }
 
-    fn to_stored(&self, r: &Record) -> StoredRecord {
+    pub(crate) fn to_stored(&self, r: &Record) -> StoredRecord {
         let pseudonym = self.pseudonym(&r.person_id);
         let mut msg = Vec::with_capacity(48 + r.event_id.len());
         msg.extend_from_slice(b"accord cell key\0");

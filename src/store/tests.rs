@@ -1,0 +1,202 @@
+//! Store tests: aggregates always equal a recompute from the records, whatever sequence of
+//! inserts and replacements; raw person ids never reach the store; metadata mismatches are
+//! clear errors.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::dataset::{Cube, Period};
+use crate::date::Date;
+use crate::policy::{Definition, UnknownDuration};
+use crate::record::{EventType, Reason, Record, Sex};
+
+fn deu() -> Country {
+    Country::parse("DEU").unwrap()
+}
+
+fn record(id: u8, variant: u8) -> Record {
+    let event_type = EventType::ALL[usize::from(variant % 4)];
+    let partners = ["FRA", "ITA", "POL"];
+    Record {
+        event_id: format!("E{id}"),
+        person_id: format!("person-secret-{id}"),
+        event_type,
+        event_date: Date {
+            year: 2024,
+            month: 1 + variant % 12,
+            day: 1 + variant % 28,
+        },
+        citizenship: Country::parse(["SYR", "FRA", "XXX"][usize::from(variant % 3)]).unwrap(),
+        country_of_birth: None,
+        partner_country: Country::parse(partners[usize::from(variant / 4 % 3)]),
+        sex: Sex::ALL[usize::from(variant / 3 % 4)],
+        birth_year: (variant % 5 != 0).then_some(1950 + i32::from(variant)),
+        reason: Reason::ALL[usize::from(variant % 6)],
+        duration_months: match variant % 4 {
+            0 => None,
+            1 => Some(6),
+            _ => Some(24),
+        },
+    }
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, deu(), Definition::default()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random batches of records with repeated ids (replacements, within and across batches):
+    /// the live aggregates and counts always equal a recompute from the stored records.
+    #[test]
+    fn aggregates_equal_a_recompute(batches in proptest::collection::vec(
+        proptest::collection::vec((0u8..20, any::<u8>()), 1..30), 1..6)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut latest = std::collections::BTreeMap::new();
+        for batch in &batches {
+            let records: Vec<Record> = batch.iter().map(|(id, v)| record(*id, *v)).collect();
+            store.ingest(&records).unwrap();
+            for (id, v) in batch {
+                latest.insert(*id, *v);
+            }
+        }
+        let report = store.check(&mut |_| {}).unwrap();
+        prop_assert!(report.differences.is_empty(), "{:?}", report.differences);
+        prop_assert_eq!(report.records, latest.len() as u64);
+        let counts = store.record_counts().unwrap();
+        prop_assert_eq!(counts.values().sum::<u64>(), latest.len() as u64);
+        for t in EventType::ALL {
+            let want = latest.values().filter(|v| EventType::ALL[usize::from(**v % 4)] == t).count() as u64;
+            prop_assert_eq!(counts[&t], want);
+        }
+    }
+}
+
+#[test]
+fn replacing_an_event_moves_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut r = record(1, 4); // immigration, unknown duration: counts in flows by default
+    store.ingest(std::slice::from_ref(&r)).unwrap();
+    let year = Period::Year(2024);
+    let before = store.period_tallies(Cube::Flows, year).unwrap();
+    assert_eq!(before.values().map(|t| t.count).sum::<i64>(), 1);
+    r.event_type = EventType::AsylumApplication;
+    let outcome = store.ingest(std::slice::from_ref(&r)).unwrap();
+    assert_eq!(outcome, IngestOutcome { stored: 1, replaced: 1 });
+    assert!(store.period_tallies(Cube::Flows, year).unwrap().is_empty());
+    assert_eq!(
+        store
+            .period_tallies(Cube::Asylum, year)
+            .unwrap()
+            .values()
+            .map(|t| t.count)
+            .sum::<i64>(),
+        1
+    );
+    // Re-ingesting the identical record changes nothing.
+    store.ingest(std::slice::from_ref(&r)).unwrap();
+    assert_eq!(store.record_total(), 1);
+    assert!(store.check(&mut |_| {}).unwrap().differences.is_empty());
+}
+
+#[test]
+fn raw_person_ids_never_reach_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let records: Vec<Record> = (0..10).map(|i| record(i, i)).collect();
+    store.ingest(&records).unwrap();
+    store.flush().unwrap();
+    assert!(!store.contains_bytes(b"person-secret"));
+    // And not on disk either (sled files hold only what the tree holds).
+    drop(store);
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!bytes.windows(13).any(|w| w == b"person-secret"), "{}", entry.display());
+    }
+    // The pseudonym is stable under the node secret across reopenings.
+    let a = open(dir.path()).pseudonym("x");
+    assert_eq!(a, open(dir.path()).pseudonym("x"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn metadata_mismatches_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let fra = Country::parse("FRA").unwrap();
+    let err = Store::open(dir.path(), fra, Definition::default()).err().unwrap();
+    assert!(matches!(err, StoreError::WrongCountry { .. }), "{err}");
+    let other = Definition {
+        min_duration_months: 6,
+        unknown_duration: UnknownDuration::Exclude,
+    };
+    let err = Store::open(dir.path(), deu(), other).err().unwrap();
+    assert!(err.to_string().contains("min_duration_months=12"), "{err}");
+    {
+        let store = open(dir.path());
+        store.tree.insert(b"m:format", 99u32.to_be_bytes().as_slice()).unwrap();
+        store.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), deu(), Definition::default()).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::Version {
+                found: 99,
+                expected: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_second_open_while_held_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = open(dir.path());
+    let err = Store::open(dir.path(), deu(), Definition::default()).err().unwrap();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+}
+
+#[test]
+fn secret_file_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("node.secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn stored_records_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for v in 0..=255u8 {
+        let s = store.to_stored(&record(1, v));
+        assert_eq!(StoredRecord::decode(&s.encode()), Some(s));
+    }
+    assert_eq!(StoredRecord::decode(&[0; 10]), None);
+}
