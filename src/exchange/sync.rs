@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 
 use super::{MAX_FETCH_ENTRIES, MAX_MESSAGE_BYTES};
 use crate::config::Peer;
-use crate::dataset::Placement;
+use crate::dataset::{EntryHeader, Placement};
 use crate::date::unix_now;
 use crate::hex;
 use crate::node::{Node, NodeError};
@@ -116,11 +116,18 @@ async fn pull_inner(
             let mut from = local_seq + 1;
             while from <= head.seq {
                 let to = head.seq.min(from + MAX_FETCH_ENTRIES - 1);
-                let progressed = fetch_range(node, peer, client, publisher, from, to, &mut report).await?;
-                if !progressed {
-                    break;
+                match fetch_range(node, peer, client, publisher, from, to, &mut report).await? {
+                    Fetched::Complete => from = to + 1,
+                    Fetched::Stopped => break,
+                    Fetched::BrokenAt(seq) => {
+                        // The peer's history differs before `seq`: fetch its version of the
+                        // entry we hold at seq - 1, which is the fork evidence.
+                        if seq > 1 {
+                            fetch_range(node, peer, client, publisher, seq - 1, seq - 1, &mut report).await?;
+                        }
+                        break;
+                    }
                 }
-                from = to + 1;
             }
         } else if head.seq > 0 {
             // Same or shorter feed: a different digest at the peer's head seq is a fork.
@@ -132,11 +139,56 @@ async fn pull_inner(
                 fetch_range(node, peer, client, publisher, head.seq, head.seq, &mut report).await?;
             }
         }
+        fetch_missing_payloads(node, peer, client, publisher, head.seq, &mut report).await?;
     }
     Ok(report)
 }
 
-/// Fetches and places `publisher[from..=to]`; false when the range could not be completed.
+/// Entries that reached this node as header only (through a relay outside their audience)
+/// are asked for again from a peer that may hold the payload: one the audience admits too.
+async fn fetch_missing_payloads(
+    node: &Arc<Node>,
+    peer: &Peer,
+    client: &mut ExchangeClient<Channel>,
+    publisher: Country,
+    peer_head: u64,
+    report: &mut PeerSync,
+) -> Result<(), SyncError> {
+    for seq in node.store.lacking_payload(publisher).map_err(NodeError::from)? {
+        if seq > peer_head {
+            break;
+        }
+        let header = node
+            .store
+            .entry(publisher, seq)
+            .map_err(NodeError::from)?
+            .and_then(|e| e.envelope)
+            .and_then(|env| EntryHeader::decode(&env.payload).ok());
+        if header.is_some_and(|h| h.admits(node.country()) && h.admits(peer.country)) {
+            fetch_range(node, peer, client, publisher, seq, seq, report).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The (publisher, seq) an entry claims, read from its header before any work is spent on it;
+/// `None` when the header does not decode (verification then names the fault).
+fn claimed(entry: &proto::Entry) -> Option<(Country, u64)> {
+    let env = entry.envelope.as_ref()?;
+    let header = EntryHeader::decode(&env.payload).ok()?;
+    Some((header.publisher, header.seq))
+}
+
+/// How a range fetch ended.
+enum Fetched {
+    Complete,
+    /// A gap, a rejected entry or a short stream: try again next round.
+    Stopped,
+    /// The entry at this seq does not chain onto the held feed.
+    BrokenAt(u64),
+}
+
+/// Fetches and places `publisher[from..=to]`.
 async fn fetch_range(
     node: &Arc<Node>,
     peer: &Peer,
@@ -145,7 +197,7 @@ async fn fetch_range(
     from: u64,
     to: u64,
     report: &mut PeerSync,
-) -> Result<bool, SyncError> {
+) -> Result<Fetched, SyncError> {
     let mut stream = client
         .fetch(proto::FetchRequest {
             publisher: publisher.to_string(),
@@ -157,6 +209,23 @@ async fn fetch_range(
         .into_inner();
     let mut expected = from;
     while let Some(entry) = stream.message().await.map_err(|s| rpc_error(peer.country, s))? {
+        if expected > to {
+            report.rejected.push(format!(
+                "{publisher}: peer {} sent more entries than seq {from}..={to}",
+                peer.country
+            ));
+            tracing::warn!(peer = %peer.country, %publisher, from, to, outcome = "rejected", reason = "entries beyond the requested range");
+            break;
+        }
+        if let Some((p, seq)) = claimed(&entry).filter(|c| *c != (publisher, expected)) {
+            let reason = format!(
+                "{publisher} seq {expected}: peer {} sent {p} seq {seq} instead",
+                peer.country
+            );
+            tracing::warn!(peer = %peer.country, %publisher, seq = expected, outcome = "rejected", %reason);
+            report.rejected.push(reason);
+            return Ok(Fetched::Stopped);
+        }
         let outcome = {
             let node = node.clone();
             tokio::task::spawn_blocking(move || node.accept(entry))
@@ -170,9 +239,6 @@ async fn fetch_range(
             Ok((v, placement)) => {
                 let seq = v.header.seq;
                 let digest = hex::encode(&v.digest[..8]);
-                if v.header.publisher != publisher || seq != expected {
-                    tracing::warn!(peer = %peer.country, %publisher, seq, "peer sent an entry out of the requested range");
-                }
                 match placement {
                     Placement::Append => {
                         report.appended += 1;
@@ -186,7 +252,7 @@ async fn fetch_range(
                     Placement::Gap { expected } => {
                         report.gaps += 1;
                         tracing::warn!(peer = %peer.country, publisher = %v.header.publisher, seq, expected, outcome = "gap");
-                        return Ok(false);
+                        return Ok(Fetched::Stopped);
                     }
                     Placement::BrokenChain => {
                         report.rejected.push(format!(
@@ -194,7 +260,7 @@ async fn fetch_range(
                             v.header.publisher
                         ));
                         tracing::warn!(peer = %peer.country, publisher = %v.header.publisher, seq, outcome = "rejected", reason = "broken chain");
-                        return Ok(false);
+                        return Ok(Fetched::BrokenAt(seq));
                     }
                 }
             }
@@ -202,14 +268,18 @@ async fn fetch_range(
                 let reason = format!("{publisher} seq {expected}: {e}");
                 tracing::warn!(peer = %peer.country, %publisher, seq = expected, outcome = "rejected", reason = %e);
                 report.rejected.push(reason);
-                return Ok(false);
+                return Ok(Fetched::Stopped);
             }
             Err(e) => return Err(e.into()),
         }
         expected += 1;
     }
     node.store.flush().map_err(NodeError::from)?;
-    Ok(expected > to)
+    Ok(if expected > to {
+        Fetched::Complete
+    } else {
+        Fetched::Stopped
+    })
 }
 
 /// Tells `peer` about our heads so it pulls at once.

@@ -31,6 +31,14 @@ fn fork_key(publisher: Country, seq: u64, digest: &[u8; 32]) -> Vec<u8> {
     k
 }
 
+/// Marks an entry held without the payload its audience may let this node have later.
+fn lacking_key(publisher: Country, seq: u64) -> Vec<u8> {
+    let mut k = b"w:".to_vec();
+    k.extend_from_slice(&publisher.bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn peer_key(peer: Country) -> Vec<u8> {
     let mut k = b"p:".to_vec();
     k.extend_from_slice(&peer.bytes());
@@ -121,6 +129,9 @@ impl Store {
                 let mut h = v.header.seq.to_be_bytes().to_vec();
                 h.extend_from_slice(&v.digest);
                 batch.insert(head_key(publisher), h);
+                if !v.entry.has_payload {
+                    batch.insert(lacking_key(publisher, v.header.seq), &[]);
+                }
                 self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
             }
             Placement::Fork { .. } => {
@@ -134,9 +145,10 @@ impl Store {
                 if v.entry.has_payload {
                     if let Some(stored) = self.entry(publisher, v.header.seq)? {
                         if !stored.has_payload {
-                            self.tree
-                                .insert(entry_key(publisher, v.header.seq), v.entry.encode_to_vec())
-                                .map_err(|e| self.sled(e))?;
+                            let mut batch = sled::Batch::default();
+                            batch.insert(entry_key(publisher, v.header.seq), v.entry.encode_to_vec());
+                            batch.remove(lacking_key(publisher, v.header.seq));
+                            self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
                         }
                     }
                 }
@@ -144,6 +156,20 @@ impl Store {
             Placement::Gap { .. } | Placement::BrokenChain => {}
         }
         Ok(placement)
+    }
+
+    /// Seqs of `publisher`'s feed held as header only, oldest first. Sync asks peers for
+    /// their payloads again where the audience admits this node.
+    pub fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError> {
+        let mut prefix = b"w:".to_vec();
+        prefix.extend_from_slice(&publisher.bytes());
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(|e| self.sled(e))?;
+            let seq: [u8; 8] = k[prefix.len()..].try_into().map_err(|_| self.corrupt(&k))?;
+            out.push(u64::from_be_bytes(seq));
+        }
+        Ok(out)
     }
 
     /// All fork evidence held.
