@@ -137,6 +137,15 @@ pub struct NodeConfig {
     pub peers: Vec<Peer>,
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
+/// Resolves a path `key` of `file` names and checks it can be opened now, so a wrong path is
+/// reported against the line that holds it rather than later by the component that reads it.
+fn readable(file: &Path, key: &str, path: &str) -> Result<PathBuf, ConfigError> {
+    let resolved = resolve(file, path);
+    match std::fs::File::open(&resolved) {
+        Ok(_) => Ok(resolved),
+        Err(e) => Err(invalid(file, key, format!("cannot read {}: {e}", resolved.display()))),
+    }
+}
 
 /// The default anti-entropy interval.
 pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 30;
@@ -157,7 +166,7 @@ impl NodeConfig {
                     .map_err(|_| invalid(file, "metrics_listen", format!("not an address:port: {m:?}")))?,
             ),
         };
-        let consortium_path = resolve(file, &raw.consortium);
+        let consortium_path = readable(file, "consortium", &raw.consortium)?;
         let consortium = Consortium::load(&consortium_path)?;
         if consortium.member(me).is_none() {
             return Err(invalid(
@@ -205,6 +214,15 @@ impl NodeConfig {
                 tls_name: p.tls_name.clone(),
             });
         }
+        let tls = TlsFiles {
+            ca: readable(file, "tls.ca", &raw.tls.ca)?,
+            cert: readable(file, "tls.cert", &raw.tls.cert)?,
+            key: readable(file, "tls.key", &raw.tls.key)?,
+            crls: (raw.tls.crls.iter().enumerate())
+                .map(|(i, c)| readable(file, &format!("tls.crls[{i}]"), c))
+                .collect::<Result<_, _>>()?,
+        };
+        let signing_key = readable(file, "signing.key", &raw.signing.key)?;
         Ok(NodeConfig {
             file: file.to_path_buf(),
             country: me,
@@ -212,13 +230,8 @@ impl NodeConfig {
             listen,
             consortium_path,
             consortium,
-            tls: TlsFiles {
-                ca: resolve(file, &raw.tls.ca),
-                cert: resolve(file, &raw.tls.cert),
-                key: resolve(file, &raw.tls.key),
-                crls: raw.tls.crls.iter().map(|c| resolve(file, c)).collect(),
-            },
-            signing_key: resolve(file, &raw.signing.key),
+            tls,
+            signing_key,
             sync_interval: std::time::Duration::from_secs(interval),
             peers,
             metrics_listen,

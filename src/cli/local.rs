@@ -42,7 +42,7 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
 }
 
 fn print_reply(reply: proto::TextReply) -> Result<i32> {
-    print!("{}", reply.text);
+    out!("{}", reply.text);
     Ok(i32::from(reply.failed))
 }
 
@@ -161,7 +161,7 @@ pub fn ingest(config: &Path, files: &[PathBuf], skip_invalid: bool) -> Result<i3
         };
         bar.finish();
         let secs = started.elapsed().as_secs_f64();
-        print!(
+        out!(
             "{}: stored {} records ({} replaced earlier ones) in {:.1} s, {:.0} records/s",
             file.display(),
             outcome.stored,
@@ -170,8 +170,8 @@ pub fn ingest(config: &Path, files: &[PathBuf], skip_invalid: bool) -> Result<i3
             outcome.stored as f64 / secs.max(1e-9)
         );
         match &report.rejected_file {
-            Some(r) => println!("; {} rejected rows written to {}", report.rejected, r.display()),
-            None => println!(),
+            Some(r) => outln!("; {} rejected rows written to {}", report.rejected, r.display()),
+            None => outln!(),
         }
     }
     Ok(0)
@@ -204,8 +204,8 @@ pub fn publish(config: &Path, cube: &str, period: &str, audience: &[String]) -> 
     }
     let node = open(config)?;
     let published = node.publish(cube_v, period_v, audience_v)?;
-    print!("{}", describe_published(&published, cube_v, period_v));
-    println!("(no node running: peers receive it at their next sync with this node's daemon)");
+    out!("{}", describe_published(&published, cube_v, period_v));
+    outln!("(no node running: peers receive it at their next sync with this node's daemon)");
     Ok(0)
 }
 
@@ -219,7 +219,7 @@ pub fn sync(config: &Path) -> Result<i32> {
     let node = open(config)?;
     let results = rt.block_on(Syncer::new(node).pull_all());
     let (text, failed) = summarize(&results);
-    print!("{text}");
+    out!("{text}");
     Ok(i32::from(failed))
 }
 
@@ -240,7 +240,7 @@ pub fn view(config: &Path, [cube, period, origin, destination]: [String; 4], for
         return print_reply(reply.into_inner());
     }
     let node = open(config)?;
-    print!("{}", accord::reconcile::render(&node.view()?, &filter, format_v));
+    out!("{}", accord::reconcile::render(&node.view()?, &filter, format_v));
     Ok(0)
 }
 
@@ -263,10 +263,10 @@ pub fn status(config: &Path, format: &str) -> Result<i32> {
     let node = open(config)?;
     let status = node.status()?;
     if format == "json" {
-        println!("{}", status.to_json());
+        outln!("{}", status.to_json());
     } else {
-        print!("{}", status.to_text());
-        println!("node         not running (store opened directly)");
+        out!("{}", status.to_text());
+        outln!("node         not running (store opened directly)");
     }
     Ok(0)
 }
@@ -288,7 +288,7 @@ pub fn export(config: &Path, publisher: &str, seq: u64, out: &Path) -> Result<i3
         None => open(config)?.export(who, seq)?,
     };
     std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {who} seq {seq} to {}", out.display());
+    outln!("wrote {who} seq {seq} to {}", out.display());
     Ok(0)
 }
 
@@ -306,6 +306,6 @@ pub fn check(config: &Path) -> Result<i32> {
     let report = node.store.check(&mut |n| bar.set(n))?;
     bar.finish();
     let (text, failed) = describe_check(&report);
-    print!("{text}");
+    out!("{text}");
     Ok(i32::from(failed))
 }

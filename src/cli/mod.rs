@@ -2,6 +2,18 @@
 //! `status`, `export`, `check`) go through the node's admin socket when a node is running and
 //! open the store directly otherwise.
 
+/// `print!` for command output: a reader that goes away early (`accord view | head`) ends the
+/// process quietly instead of with a panic.
+macro_rules! out {
+    ($($arg:tt)*) => { crate::cli::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` counterpart of [`out!`].
+macro_rules! outln {
+    () => { crate::cli::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod local;
 mod progress;
 
@@ -196,7 +208,7 @@ pub fn run(args: Args) -> Result<i32> {
                 days,
                 force,
             })?;
-            println!(
+            outln!(
                 "wrote CA, {} member certificates and signing keys, and {} (valid {} to {})",
                 summary.members.len(),
                 summary.consortium.display(),
@@ -243,7 +255,7 @@ pub fn run(args: Args) -> Result<i32> {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let v = accord::export::verify_file(&bytes, &c).with_context(|| format!("{}", file.display()))?;
             let h = &v.header;
-            println!(
+            outln!(
                 "valid: {} seq {} {} {} created {} digest {}{}",
                 h.publisher,
                 h.seq,
@@ -279,7 +291,7 @@ pub fn run(args: Args) -> Result<i32> {
             let summary = accord::synth::synthesize(&opts, &mut |n| bar.set(n))?;
             bar.finish();
             let written: u64 = summary.files.iter().map(|f| f.2).sum();
-            println!(
+            outln!(
                 "wrote {written} records in {} files and {} ({} true moves) in {:.1} s",
                 summary.files.len(),
                 summary.truth.display(),
@@ -299,5 +311,19 @@ pub fn run(args: Args) -> Result<i32> {
             rt.block_on(accord::demo::run(options, &mut out))?;
             Ok(0)
         }
+    }
+}
+
+/// Writes command output to stdout. A closed pipe means the reader has all it wanted: exit 0
+/// without a word. Any other write failure is reported on one line.
+pub(crate) fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("accord: writing output: {e}");
+        std::process::exit(1);
     }
 }

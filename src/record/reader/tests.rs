@@ -385,7 +385,7 @@ fn rejected_file_round_trips() {
     let mut back = csv::Reader::from_path(&written).unwrap();
     let header: Vec<String> = back.headers().unwrap().iter().map(str::to_string).collect();
     let mut expected_header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
-    expected_header.extend(["line".to_string(), "reason".to_string()]);
+    expected_header.extend(["line".to_string(), "error".to_string()]);
     assert_eq!(header, expected_header);
     let rows: Vec<csv::StringRecord> = back.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 2);

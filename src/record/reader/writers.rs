@@ -21,7 +21,7 @@ fn write_error(file: &str, error: csv::Error) -> ReadError {
     ReadError::io(file, std::io::Error::from(error))
 }
 
-/// Writes rejected rows: the SPEC columns as read, then `line` and `reason`.
+/// Writes rejected rows: the SPEC columns as read, then `line` and `error` (the SPEC columns already include a `reason`).
 ///
 /// The file holds raw `person_id` values, as the input beside it does (an operator needs them
 /// to correct the rows), so it gets no wider permissions than the input.
@@ -39,7 +39,7 @@ impl RejectedWriter {
         let handle = File::create(&path).map_err(|e| ReadError::io(&file, e))?;
         restrict_like(&path, input).map_err(|e| ReadError::io(&file, e))?;
         let mut csv = csv::Writer::from_writer(handle);
-        let header = COLUMNS.iter().copied().chain(["line", "reason"]);
+        let header = COLUMNS.iter().copied().chain(["line", "error"]);
         csv.write_record(header).map_err(|e| write_error(&file, e))?;
         Ok(RejectedWriter { path, file, csv })
     }

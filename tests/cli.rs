@@ -1,0 +1,877 @@
+//! The `accord` binary without a daemon, as an operator or auditor runs it: `certs`, `synth`,
+//! `ingest`, `status`, `check`, `publish`, `export`, `verify` and `view`, each run as a real
+//! process in a temporary directory with the store opened directly. These tests pin the outside
+//! of the product (SPEC §1, §6, §8): the files written, the exit codes, the one-line reasons on
+//! stderr, the output headers, and that ingest loses nothing even when the process is killed
+//! mid-file. On failure a test prints the command, its exit status, stdout and stderr.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_accord");
+
+/// The header every SPEC record file has (SPEC §1), in the order `accord synth` writes it.
+const RECORD_COLUMNS: &str = "event_id,person_id,event_type,event_date,citizenship,country_of_birth,\
+partner_country,sex,birth_year,reason,duration_months";
+
+/// The first columns of `view --format csv --cube flows` (SPEC §8).
+const FLOWS_CSV_HEADER: &str = "origin,destination,period,citizenship,sex,age_band,sender_reported,sender_status,\
+receiver_reported,receiver_status,reconciled,asymmetry,flag,rule";
+
+// ---------------------------------------------------------------- running the binary
+
+/// One finished run of the binary, kept whole so a failing assertion can show everything.
+struct Run {
+    command: String,
+    output: Output,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The command, its exit status, stdout and stderr, for failure messages.
+    fn details(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}\n---",
+            self.command,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Asserts exit code 0.
+    fn success(self) -> Run {
+        assert!(self.output.status.success(), "expected success\n{}", self.details());
+        self
+    }
+
+    /// Asserts a non-zero exit code (not a crash by signal) and a reason on stderr that is not
+    /// a panic.
+    fn failure(self) -> Run {
+        let code = self.output.status.code();
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "expected a non-zero exit code\n{}",
+            self.details()
+        );
+        assert!(
+            !self.stderr().trim().is_empty(),
+            "expected a reason on stderr\n{}",
+            self.details()
+        );
+        assert!(
+            !self.stderr().contains("panicked"),
+            "the command panicked\n{}",
+            self.details()
+        );
+        self
+    }
+
+    /// Asserts stdout contains `needle`.
+    fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout().contains(needle),
+            "expected {needle:?} on stdout\n{}",
+            self.details()
+        );
+        self
+    }
+
+    /// Asserts a one-line reason on stderr that contains every one of `needles`.
+    fn reason_has(&self, needles: &[&str]) -> &Run {
+        let reason = self.one_line_reason();
+        for needle in needles {
+            assert!(
+                reason.contains(needle),
+                "expected {needle:?} in the reason\n{}",
+                self.details()
+            );
+        }
+        self
+    }
+
+    /// Asserts stderr is exactly one line (SPEC §6: a one-line reason) and returns it.
+    fn one_line_reason(&self) -> String {
+        let stderr = self.stderr();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected a one-line reason on stderr\n{}",
+            self.details()
+        );
+        lines[0].to_string()
+    }
+}
+
+/// A temporary working directory with an example PKI in `pki/` (`accord certs`). Commands run
+/// with this directory as their working directory and get relative paths, so messages name
+/// files the way an operator typed them.
+struct Site {
+    dir: TempDir,
+}
+
+impl Site {
+    fn new(countries: &str) -> Site {
+        let site = Site {
+            dir: TempDir::new().expect("temp dir"),
+        };
+        site.ok(&format!("certs --out pki --countries {countries}"));
+        site
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Runs `accord` with the arguments in `line` (split on whitespace; paths here have none).
+    fn run(&self, line: &str) -> Run {
+        let output = self
+            .command(line)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+        Run {
+            command: format!("accord {line}"),
+            output,
+        }
+    }
+
+    fn ok(&self, line: &str) -> Run {
+        self.run(line).success()
+    }
+
+    fn fails(&self, line: &str) -> Run {
+        self.run(line).failure()
+    }
+
+    fn command(&self, line: &str) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(line.split_whitespace())
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn write(&self, relative: &str, contents: &str) {
+        std::fs::write(self.path(relative), contents).unwrap_or_else(|e| panic!("cannot write {relative}: {e}"));
+    }
+
+    fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative)).unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
+    }
+
+    /// Writes `<name>.toml` for `country` (lower-case code for the PKI files) with its store in
+    /// `<name>/`, no peers, and returns the file name.
+    fn node_config(&self, country: &str, name: &str) -> String {
+        let code = country.to_lowercase();
+        let port = free_port();
+        let file = format!("{name}.toml");
+        self.write(
+            &file,
+            &format!(
+                "country = \"{country}\"\ndata_dir = \"{name}\"\nlisten = \"127.0.0.1:{port}\"\n\
+                 consortium = \"pki/consortium.toml\"\n\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{code}.pem\"\n\
+                 key = \"pki/{code}.key\"\ncrls = []\n\n[signing]\nkey = \"pki/{code}.sign.pk8\"\n"
+            ),
+        );
+        file
+    }
+
+    /// `accord synth` for DEU, FRA and ITA into `out`.
+    fn synth(&self, records: u64, seed: u64, out: &str) {
+        let year = last_year().to_string();
+        let (records, seed) = (records.to_string(), seed.to_string());
+        self.ok(&format!(
+            "synth --countries DEU,FRA,ITA --year {year} --records {records} --seed {seed} --out {out}"
+        ));
+    }
+
+    /// `accord status --format json`, parsed.
+    fn status(&self, config: &str) -> serde_json::Value {
+        let run = self.ok(&format!("status --config {config} --format json"));
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("status is not JSON: {e}\n{}", run.details()))
+    }
+
+    /// Records held, by event type, from `status`.
+    fn record_counts(&self, config: &str) -> BTreeMap<String, u64> {
+        let status = self.status(config);
+        let records = status["records"]
+            .as_object()
+            .unwrap_or_else(|| panic!("status has no records object: {status}"));
+        records
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or_else(|| panic!("count {k} is {v}"))))
+            .collect()
+    }
+
+    fn total_records(&self, config: &str) -> u64 {
+        self.record_counts(config).values().sum()
+    }
+
+    /// A node holding DEU's records, with `flows` for last year published as seq 1. Returns the
+    /// node config file.
+    fn published_deu(&self) -> String {
+        self.synth(2000, 7, "records");
+        let config = self.node_config("DEU", "deu");
+        self.ok(&format!("ingest --config {config} records/deu.csv"));
+        let period = last_year().to_string();
+        self.ok(&format!("publish --config {config} --cube flows --period {period}"));
+        config
+    }
+}
+
+/// A port free a moment ago on 127.0.0.1 (the CLI never binds it without a daemon).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Last calendar year (UTC): every day of it is in the past, so synthetic records validate.
+fn last_year() -> i32 {
+    accord::date::Date::today().year - 1
+}
+
+/// Data rows of a CSV file (lines after the header).
+fn data_rows(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines().skip(1).filter(|l| !l.is_empty()).count() as u64
+}
+
+/// Bytes under `dir`, recursively (0 if it does not exist yet).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn is_hex_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+// ---------------------------------------------------------------- certs and synth
+
+#[test]
+fn certs_writes_the_spec_file_set_with_private_keys_owner_only() {
+    let site = Site::new("DEU,FRA,ITA");
+    let mut names: Vec<String> = std::fs::read_dir(site.path("pki"))
+        .expect("pki dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected = vec!["ca.pem".to_string(), "ca.key".into(), "consortium.toml".into()];
+    for code in ["deu", "fra", "ita"] {
+        expected.extend([format!("{code}.pem"), format!("{code}.key"), format!("{code}.sign.pk8")]);
+    }
+    expected.sort();
+    assert_eq!(names, expected, "files written by accord certs");
+
+    #[cfg(unix)]
+    for secret in [
+        "ca.key",
+        "deu.key",
+        "deu.sign.pk8",
+        "fra.key",
+        "fra.sign.pk8",
+        "ita.key",
+        "ita.sign.pk8",
+    ] {
+        assert_eq!(mode(&site.path("pki").join(secret)), 0o600, "mode of pki/{secret}");
+    }
+    let consortium = site.read("pki/consortium.toml");
+    for code in ["DEU", "FRA", "ITA"] {
+        assert!(
+            consortium.contains(&format!("country = \"{code}\"")),
+            "consortium.toml lists {code}:\n{consortium}"
+        );
+    }
+    assert_eq!(
+        consortium.matches("public_key = ").count(),
+        3,
+        "one signing key per member:\n{consortium}"
+    );
+    let pem = site.read("pki/deu.pem");
+    assert!(
+        pem.starts_with("-----BEGIN CERTIFICATE-----"),
+        "deu.pem is a PEM certificate:\n{pem}"
+    );
+
+    // An existing PKI is never overwritten silently.
+    let again = site.fails("certs --out pki --countries DEU,FRA,ITA");
+    again.reason_has(&["pki/"]);
+}
+
+#[test]
+fn synth_writes_one_file_per_country_and_truth_and_is_reproducible() {
+    let site = Site::new("DEU,FRA,ITA");
+    site.synth(2000, 7, "a");
+    site.synth(2000, 7, "b");
+    for file in ["deu.csv", "fra.csv", "ita.csv", "truth.csv"] {
+        let a = std::fs::read(site.path("a").join(file)).unwrap_or_else(|e| panic!("a/{file}: {e}"));
+        let b = std::fs::read(site.path("b").join(file)).unwrap_or_else(|e| panic!("b/{file}: {e}"));
+        assert!(!a.is_empty(), "a/{file} is empty");
+        assert!(a == b, "{file} differs between two runs with the same seed");
+    }
+    for file in ["deu.csv", "fra.csv", "ita.csv"] {
+        let text = site.read(&format!("a/{file}"));
+        assert_eq!(text.lines().next(), Some(RECORD_COLUMNS), "header of a/{file}");
+        let rows = data_rows(&site.path("a").join(file));
+        assert!(
+            (1000..=4000).contains(&rows),
+            "a/{file} has {rows} rows for --records 2000"
+        );
+    }
+    site.synth(2000, 8, "c");
+    let a = site.read("a/deu.csv");
+    let c = site.read("c/deu.csv");
+    assert_ne!(a, c, "another seed gives other records");
+}
+
+// ---------------------------------------------------------------- ingest, status, check
+
+#[test]
+fn ingest_then_status_and_check_and_reingest_is_idempotent() {
+    let site = Site::new("DEU,FRA,ITA");
+    site.synth(2000, 7, "records");
+    let config = site.node_config("DEU", "deu");
+    let rows = data_rows(&site.path("records/deu.csv"));
+
+    site.ok(&format!("ingest --config {config} records/deu.csv"))
+        .stdout_has(&format!("stored {rows} records"));
+
+    let status = site.status(&config);
+    for key in ["country", "records", "feeds", "peers", "forks", "view_digest"] {
+        assert!(
+            status.get(key).is_some(),
+            "status --format json lacks {key:?}: {status}"
+        );
+    }
+    assert_eq!(status["country"], "DEU");
+    let digest = status["view_digest"].as_str().unwrap_or_default();
+    assert!(is_hex_digest(digest), "view_digest is 64 hex chars: {digest:?}");
+    let counts = site.record_counts(&config);
+    for event_type in ["immigration", "emigration", "asylum_application", "residence_permit"] {
+        assert!(
+            counts.get(event_type).copied().unwrap_or(0) > 0,
+            "no {event_type} records: {counts:?}"
+        );
+    }
+    assert_eq!(
+        counts.values().sum::<u64>(),
+        rows,
+        "records by type sum to the rows ingested: {counts:?}"
+    );
+    assert_eq!(
+        status["feeds"].as_array().map(Vec::len),
+        Some(0),
+        "nothing published yet"
+    );
+
+    site.ok(&format!("check --config {config}"))
+        .stdout_has(&format!("agree with {rows} records"));
+
+    site.ok(&format!("ingest --config {config} records/deu.csv"));
+    assert_eq!(
+        site.record_counts(&config),
+        counts,
+        "re-ingesting the same file changes nothing"
+    );
+    site.ok(&format!("check --config {config}"));
+}
+
+/// A copy of the first `keep` rows of `records/deu.csv` whose last row has citizenship "FRX".
+fn file_with_bad_last_row(site: &Site, keep: usize, name: &str) {
+    let text = site.read("records/deu.csv");
+    let mut lines: Vec<String> = text.lines().take(keep + 1).map(str::to_owned).collect();
+    let last = lines.last_mut().expect("rows");
+    let mut fields: Vec<&str> = last.split(',').collect();
+    fields[4] = "FRX"; // citizenship
+    *last = fields.join(",");
+    site.write(name, &(lines.join("\n") + "\n"));
+}
+
+#[test]
+fn a_bad_last_row_rejects_the_whole_file_unless_skip_invalid() {
+    let site = Site::new("DEU,FRA,ITA");
+    site.synth(2000, 7, "records");
+    let config = site.node_config("DEU", "deu");
+    file_with_bad_last_row(&site, 1500, "bad.csv");
+    let bad_line = 1501; // the header is line 1
+
+    let run = site.fails(&format!("ingest --config {config} bad.csv"));
+    let first = run.stderr().lines().next().unwrap_or_default().to_string();
+    assert_eq!(
+        first,
+        format!("accord: bad.csv:{bad_line}: citizenship: unknown country code \"FRX\""),
+        "the reason names file, line and field\n{}",
+        run.details()
+    );
+    let counts = site.record_counts(&config);
+    assert!(
+        counts.values().all(|&n| n == 0),
+        "nothing stored from a rejected file: {counts:?}"
+    );
+    assert!(
+        !site.path("bad.csv.rejected.csv").exists(),
+        "no rejected file without --skip-invalid"
+    );
+
+    site.ok(&format!("ingest --config {config} --skip-invalid bad.csv"));
+    assert_eq!(site.total_records(&config), 1499, "the valid rows are stored");
+    site.ok(&format!("check --config {config}"));
+
+    let mut reader = csv::Reader::from_path(site.path("bad.csv.rejected.csv")).expect("rejected file");
+    let header = reader.headers().expect("header").clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 1, "one rejected row: {rows:?}");
+    let row = &rows[0];
+    let field = |name: &str| {
+        let i = header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column: {header:?}"));
+        row.get(i).unwrap_or_default().to_string()
+    };
+    assert_eq!(field("citizenship"), "FRX");
+    assert_eq!(field("event_id"), "DEU-000001500", "the rejected row is the last one");
+    let reason = row.get(header.len() - 1).unwrap_or_default();
+    assert_eq!(
+        header.get(header.len() - 1),
+        Some("error"),
+        "the last column is the error"
+    );
+    assert_eq!(reason, "citizenship: unknown country code \"FRX\"");
+}
+
+/// The rejected-rows file repeats the SPEC columns, one of which is `reason` (the record's
+/// migration reason), so its own columns need other names (`line`, `error`).
+#[test]
+fn rejected_file_column_names_are_unique() {
+    let site = Site::new("DEU,FRA,ITA");
+    site.synth(2000, 7, "records");
+    let config = site.node_config("DEU", "deu");
+    file_with_bad_last_row(&site, 10, "bad.csv");
+    site.ok(&format!("ingest --config {config} --skip-invalid bad.csv"));
+    let text = site.read("bad.csv.rejected.csv");
+    let header: Vec<&str> = text.lines().next().unwrap_or_default().split(',').collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let duplicates: Vec<&str> = header.iter().copied().filter(|h| !seen.insert(*h)).collect();
+    assert!(
+        duplicates.is_empty(),
+        "bad.csv.rejected.csv repeats column names {duplicates:?}; a CSV reader keyed by name loses the \
+         record's own `reason` field. Header: {header:?}"
+    );
+}
+
+#[test]
+fn json_lines_input_stores_the_same_records_as_csv() {
+    let site = Site::new("DEU,FRA,ITA");
+    site.synth(2000, 7, "records");
+    let mut reader = csv::Reader::from_path(site.path("records/deu.csv")).expect("deu.csv");
+    let header = reader.headers().expect("header").clone();
+    let mut jsonl = String::new();
+    for row in reader.records() {
+        let row = row.expect("row");
+        let mut object = serde_json::Map::new();
+        for (name, value) in header.iter().zip(row.iter()) {
+            // Integers may be JSON numbers; empty fields may be absent.
+            let value = match (name, value.parse::<u64>()) {
+                (_, _) if value.is_empty() => continue,
+                ("birth_year" | "duration_months", Ok(n)) => serde_json::Value::from(n),
+                _ => serde_json::Value::from(value),
+            };
+            object.insert(name.to_string(), value);
+        }
+        jsonl.push_str(&serde_json::Value::Object(object).to_string());
+        jsonl.push('\n');
+    }
+    site.write("deu.jsonl", &jsonl);
+
+    let from_csv = site.node_config("DEU", "from_csv");
+    let from_jsonl = site.node_config("DEU", "from_jsonl");
+    site.ok(&format!("ingest --config {from_csv} records/deu.csv"));
+    site.ok(&format!("ingest --config {from_jsonl} deu.jsonl"));
+    let counts = site.record_counts(&from_jsonl);
+    assert_eq!(counts.values().sum::<u64>(), data_rows(&site.path("records/deu.csv")));
+    assert_eq!(
+        counts,
+        site.record_counts(&from_csv),
+        "JSON Lines and CSV store the same records"
+    );
+    let csv_check = site.ok(&format!("check --config {from_csv}"));
+    let jsonl_check = site.ok(&format!("check --config {from_jsonl}"));
+    assert_eq!(
+        jsonl_check.stdout(),
+        csv_check.stdout(),
+        "same records and same aggregate cells from both formats"
+    );
+
+    // A bad JSON line is named by file and line like a CSV row.
+    let mut bad = jsonl.lines().take(3).collect::<Vec<_>>().join("\n");
+    bad.push_str("\n{\"event_id\":\"x1\",\"colour\":\"red\"}\n");
+    site.write("bad.jsonl", &bad);
+    let run = site.fails(&format!("ingest --config {from_jsonl} bad.jsonl"));
+    assert!(
+        run.stderr().starts_with("accord: bad.jsonl:4:"),
+        "names file and line\n{}",
+        run.details()
+    );
+    assert_eq!(
+        site.record_counts(&from_jsonl),
+        counts,
+        "nothing stored from the bad file"
+    );
+}
+
+#[test]
+fn an_unknown_csv_column_is_rejected_by_name() {
+    let site = Site::new("DEU,FRA,ITA");
+    let config = site.node_config("DEU", "deu");
+    let year = last_year();
+    site.write(
+        "extra.csv",
+        &format!("{RECORD_COLUMNS},comment\nDEU-1,P1,immigration,{year}-03-01,FRA,FRA,FRA,F,1990,work,24,hello\n"),
+    );
+    let run = site.fails(&format!("ingest --config {config} extra.csv"));
+    run.reason_has(&["extra.csv:1:", "unknown column \"comment\""]);
+    assert_eq!(site.total_records(&config), 0, "nothing stored");
+}
+
+// ---------------------------------------------------------------- a killed ingest
+
+/// Ingest is killed (SIGKILL) while it is storing batches; the store must hold whole batches
+/// with aggregates that agree, and re-running the file must give exactly a clean ingest.
+#[test]
+fn an_ingest_killed_mid_file_leaves_whole_batches_and_a_rerun_completes_it() {
+    let site = Site::new("DEU,FRA");
+    let year = last_year().to_string();
+    site.ok(&format!(
+        "synth --countries DEU,FRA --year {year} --records 100000 --seed 11 --out big"
+    ));
+    let rows = data_rows(&site.path("big/deu.csv"));
+    let killed = site.node_config("DEU", "killed");
+    let clean = site.node_config("DEU", "clean");
+
+    // Kill once the store has grown by several megabytes: the second (storing) pass is under
+    // way. A finished store of these records is about 25 MB.
+    let mut child = site
+        .command(&format!("ingest --config {killed} big/deu.csv"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ingest");
+    let store = site.path("killed");
+    let started = Instant::now();
+    let mut finished_first = false;
+    loop {
+        if dir_size(&store) > 6 << 20 {
+            break;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(status.success(), "ingest failed before it was killed: {status}");
+            finished_first = true;
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the store never grew past 6 MB (now {} bytes)",
+            dir_size(&store)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL the ingest");
+    let _ = child.wait();
+
+    site.ok(&format!("check --config {killed}"));
+    let partial = site.total_records(&killed);
+    eprintln!("the killed ingest kept {partial} of {rows} records (finished first: {finished_first})");
+    if !finished_first && partial != rows {
+        assert!(partial > 0, "the killed ingest stored no batch at all");
+        assert_eq!(
+            partial % 1000,
+            0,
+            "the store holds whole batches of 1000, got {partial}"
+        );
+    }
+
+    site.ok(&format!("ingest --config {killed} big/deu.csv"));
+    site.ok(&format!("ingest --config {clean} big/deu.csv"));
+    let after = site.record_counts(&killed);
+    assert_eq!(
+        after.values().sum::<u64>(),
+        rows,
+        "the re-run stores every row once: {after:?}"
+    );
+    assert_eq!(
+        after,
+        site.record_counts(&clean),
+        "re-run after a kill equals a clean ingest"
+    );
+    let killed_check = site.ok(&format!("check --config {killed}"));
+    let clean_check = site.ok(&format!("check --config {clean}"));
+    assert_eq!(
+        killed_check.stdout(),
+        clean_check.stdout(),
+        "same records and aggregate cells as a clean ingest"
+    );
+}
+
+// ---------------------------------------------------------------- publish, export, verify
+
+/// Replaces the character at `index` of the JSON string at `pointer` in an export file with
+/// another base64 character.
+fn flip_base64_char(file: &Path, pointer: &str, index: impl Fn(usize) -> usize) {
+    let text = std::fs::read_to_string(file).expect("export file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("export file is JSON");
+    let value = json
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer} in {text}"));
+    let mut chars: Vec<char> = value.as_str().expect("a string").chars().collect();
+    let i = index(chars.len());
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    *value = serde_json::Value::from(chars.into_iter().collect::<String>());
+    std::fs::write(file, serde_json::to_vec_pretty(&json).expect("json")).expect("write");
+}
+
+/// The `public_key` values of `consortium.toml`, in member order.
+fn public_keys(consortium: &str) -> Vec<String> {
+    consortium
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("public_key = \""))
+        .map(|rest| rest.trim_end_matches('"').to_string())
+        .collect()
+}
+
+#[test]
+fn an_exported_entry_verifies_offline_and_any_tampering_is_reported() {
+    let site = Site::new("DEU,FRA,ITA");
+    let config = site.published_deu();
+    site.ok(&format!(
+        "export --config {config} --publisher DEU --seq 1 --out e.json"
+    ));
+    let verify = |file: &str, consortium: &str| site.run(&format!("verify --consortium {consortium} {file}"));
+
+    let ok = verify("e.json", "pki/consortium.toml").success();
+    assert!(ok.stdout().starts_with("valid"), "prints valid\n{}", ok.details());
+    ok.stdout_has("DEU seq 1");
+
+    // A flipped character in the signature.
+    std::fs::copy(site.path("e.json"), site.path("sig.json")).expect("copy");
+    flip_base64_char(&site.path("sig.json"), "/envelope/signatures/0/sig", |_| 10);
+    let run = verify("sig.json", "pki/consortium.toml").failure();
+    run.reason_has(&["sig.json", "signature does not verify: publisher DEU"]);
+
+    // A flipped character in the signed header, inside the payload digest near its end.
+    std::fs::copy(site.path("e.json"), site.path("header.json")).expect("copy");
+    flip_base64_char(&site.path("header.json"), "/envelope/payload", |len| len - 20);
+    verify("header.json", "pki/consortium.toml")
+        .failure()
+        .reason_has(&["header.json"]);
+
+    // A flipped character in the dataset payload: the header's digest no longer matches.
+    std::fs::copy(site.path("e.json"), site.path("data.json")).expect("copy");
+    flip_base64_char(&site.path("data.json"), "/dataset", |len| len / 2);
+    verify("data.json", "pki/consortium.toml")
+        .failure()
+        .reason_has(&["data.json"]);
+
+    // A consortium file in which DEU and FRA swapped keys: DEU's signature fails under FRA's key.
+    let consortium = site.read("pki/consortium.toml");
+    let keys = public_keys(&consortium);
+    assert_eq!(keys.len(), 3, "three member keys:\n{consortium}");
+    let swapped = consortium
+        .replace(&keys[0], "SWAP")
+        .replace(&keys[1], &keys[0])
+        .replace("SWAP", &keys[1]);
+    site.write("swapped.toml", &swapped);
+    let run = verify("e.json", "swapped.toml").failure();
+    run.reason_has(&["signature does not verify: publisher DEU"]);
+
+    // DEU's key replaced by FRA's: the consortium file itself is refused, naming file and key.
+    site.write("duplicate.toml", &consortium.replace(&keys[0], &keys[1]));
+    let run = verify("e.json", "duplicate.toml").failure();
+    run.reason_has(&["duplicate.toml", "public_key"]);
+}
+
+// ---------------------------------------------------------------- configuration errors
+
+#[test]
+fn a_bad_node_config_fails_naming_file_and_key() {
+    let site = Site::new("DEU,FRA,ITA");
+    let good = site.read(&site.node_config("DEU", "deu"));
+    let cases = [
+        (
+            "unknown.toml",
+            good.replace("country = \"DEU\"", "country = \"XYZ\""),
+            "country",
+            "XYZ",
+        ),
+        (
+            "outsider.toml",
+            good.replace("country = \"DEU\"", "country = \"ESP\""),
+            "country",
+            "ESP",
+        ),
+        (
+            "listen.toml",
+            good.replace("listen = \"127.0.0.1:", "listen = \"nowhere:"),
+            "listen",
+            "nowhere",
+        ),
+        (
+            "typo.toml",
+            good.replace("data_dir =", "data_dri ="),
+            "data_dri",
+            "unknown field",
+        ),
+    ];
+    for (file, text, key, detail) in cases {
+        site.write(file, &text);
+        for command in ["status", "serve"] {
+            let run = site.fails(&format!("{command} --config {file}"));
+            run.reason_has(&[&format!("accord: {file}: "), key, detail]);
+        }
+    }
+    site.fails("status --config absent.toml").reason_has(&["absent.toml"]);
+}
+
+/// A node.toml naming a file that does not exist: the reason should name the missing file and
+/// the node.toml key that refers to it, so the operator knows which line to fix.
+#[test]
+fn a_missing_referenced_file_is_named_with_its_node_config_key() {
+    let site = Site::new("DEU,FRA,ITA");
+    let good = site.read(&site.node_config("DEU", "deu"));
+    let cases = [
+        ("consortium", "pki/consortium.toml", "status"),
+        ("signing.key", "pki/deu.sign.pk8", "status"),
+        ("tls.cert", "pki/deu.pem", "serve"),
+        ("tls.key", "pki/deu.key", "serve"),
+        ("tls.ca", "pki/ca.pem", "serve"),
+    ];
+    let mut problems = Vec::new();
+    for (i, (key, path, command)) in cases.into_iter().enumerate() {
+        let file = format!("missing{i}.toml");
+        site.write(&file, &good.replace(&format!("\"{path}\""), "\"pki/gone.file\""));
+        let run = site.fails(&format!("{command} --config {file}"));
+        let reason = run.one_line_reason();
+        if !(reason.contains("pki/gone.file") && reason.contains(key)) {
+            problems.push(format!("{key} ({command}): {reason}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "reasons that do not name the missing file and its node.toml key:\n{}",
+        problems.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------- the view
+
+#[test]
+fn view_formats_start_with_the_spec_headers() {
+    let site = Site::new("DEU,FRA,ITA");
+    let config = site.published_deu();
+    let period = last_year().to_string();
+
+    let csv = site.ok(&format!("view --config {config} --format csv --cube flows"));
+    let out = csv.stdout();
+    assert!(out.starts_with(FLOWS_CSV_HEADER), "csv header\n{}", csv.details());
+    let header = out.lines().next().unwrap_or_default();
+    assert!(
+        header == FLOWS_CSV_HEADER || header.starts_with(&format!("{FLOWS_CSV_HEADER},")),
+        "the SPEC columns come first, whole: {header}"
+    );
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert!(!rows.is_empty(), "DEU's published flows give rows\n{}", csv.details());
+    assert!(
+        rows.iter().all(|r| r.split(',').nth(2) == Some(period.as_str())),
+        "every row is for {period}\n{}",
+        csv.details()
+    );
+
+    let json = site.ok(&format!("view --config {config} --format json --cube flows"));
+    let value: serde_json::Value =
+        serde_json::from_str(&json.stdout()).unwrap_or_else(|e| panic!("not JSON: {e}\n{}", json.details()));
+    let digest = value["digest"].as_str().unwrap_or_default();
+    assert!(is_hex_digest(digest), "digest is 64 hex chars\n{}", json.details());
+    assert_eq!(value["rule"], "receiving", "the consortium's rule");
+    assert_eq!(
+        value["rows"].as_array().map(Vec::len),
+        Some(rows.len()),
+        "json and csv have the same rows"
+    );
+    assert_eq!(
+        site.status(&config)["view_digest"].as_str(),
+        Some(digest),
+        "status shows the view's digest"
+    );
+
+    let sdmx = site.ok(&format!("view --config {config} --format sdmx-csv --cube flows"));
+    let first = sdmx.stdout().lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("STRUCTURE,STRUCTURE_ID,ACTION"),
+        "sdmx-csv header\n{}",
+        sdmx.details()
+    );
+    for column in ["OBS_VALUE", "OBS_STATUS", "CONF_STATUS"] {
+        assert!(first.split(',').any(|c| c == column), "sdmx-csv has {column}: {first}");
+    }
+
+    site.fails(&format!("view --config {config} --format xml"))
+        .reason_has(&["xml"]);
+}
+
+/// `accord view ... | head` closes the pipe early: the command must end quietly (or with a
+/// one-line reason), never with a panic and a backtrace.
+#[test]
+fn view_into_a_closed_pipe_does_not_panic() {
+    let site = Site::new("DEU,FRA,ITA");
+    let config = site.published_deu();
+    let mut child = site
+        .command(&format!("view --config {config} --format csv"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn view");
+    drop(child.stdout.take()); // the reader goes away before the view is written
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked") && stderr.lines().count() <= 1,
+        "accord view into a closed pipe: status {}, stderr:\n{stderr}",
+        output.status
+    );
+}

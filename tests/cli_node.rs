@@ -1,0 +1,411 @@
+//! The `accord` binary with running daemons: two `accord serve` processes (DEU and FRA, peered
+//! over mutual TLS on 127.0.0.1) driven by the admin commands through their admin sockets, then
+//! stopped with SIGTERM; and `accord demo`. These tests pin what an operator relies on (SPEC §6,
+//! §9): the admin socket exists with mode 0600 while a node runs and is gone after it stops,
+//! admin commands reach the running node, a publication reaches the peer, SIGTERM is a clean exit
+//! with everything persisted, and the demo's nodes agree. On failure a test prints the command,
+//! its exit status, stdout and stderr, and the daemons' logs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_accord");
+
+/// How long anything that should happen "soon" may take on a loaded 2-core machine.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------- running the binary
+
+/// One finished run of the binary, kept whole so a failing assertion can show everything.
+struct Run {
+    command: String,
+    output: Output,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn details(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}\n---",
+            self.command,
+            self.output.status,
+            self.stdout(),
+            String::from_utf8_lossy(&self.output.stderr)
+        )
+    }
+}
+
+/// Runs `accord` in `dir` with the arguments in `line` (split on whitespace).
+fn accord(dir: &Path, line: &str) -> Run {
+    let output = Command::new(BIN)
+        .args(line.split_whitespace())
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    Run {
+        command: format!("accord {line}"),
+        output,
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Ok`, or fails after `DEADLINE` showing the last
+/// observed state.
+fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let started = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if started.elapsed() > DEADLINE => {
+                panic!("{what}: not within {DEADLINE:?}; last observed:\n{last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// `count` ports free a moment ago on 127.0.0.1, distinct from each other.
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+fn last_year() -> i32 {
+    accord::date::Date::today().year - 1
+}
+
+fn is_hex_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+// ---------------------------------------------------------------- daemons
+
+/// One member's files in the site: `<code>.toml` and its store in `<code>/`.
+struct Member {
+    code: &'static str,
+    config: String,
+    data_dir: PathBuf,
+}
+
+impl Member {
+    fn socket(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+}
+
+/// An `accord serve` child process. Dropping it kills the daemon, so a failing test leaves no
+/// process behind; its stdout and stderr go to files shown by `log`.
+struct Daemon {
+    code: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, member: &Member) -> Daemon {
+        let log = dir.join(format!("{}.log", member.code));
+        let out = std::fs::File::create(&log).expect("daemon log");
+        let err = out.try_clone().expect("daemon log");
+        let child = Command::new(BIN)
+            .args(["serve", "--config", &member.config])
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn accord serve");
+        Daemon {
+            code: member.code,
+            child,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("--- {} daemon log\n{text}---", self.code)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(kill.success(), "kill -TERM {pid} failed");
+        eventually(&format!("{} exits after SIGTERM", self.code), || {
+            match self.child.try_wait().expect("try_wait") {
+                Some(status) => Ok(status),
+                None => Err(self.log()),
+            }
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A site with an example PKI for DEU and FRA, synthetic records, and a node config for each
+/// member naming the other as its peer.
+struct Site {
+    dir: TempDir,
+}
+
+impl Site {
+    fn new() -> (Site, [Member; 2]) {
+        let site = Site {
+            dir: TempDir::new().expect("temp dir"),
+        };
+        let year = last_year();
+        site.ok("certs --out pki --countries DEU,FRA");
+        site.ok(&format!(
+            "synth --countries DEU,FRA --year {year} --records 2000 --seed 5 --out records"
+        ));
+        let ports = free_ports(2);
+        let codes = ["DEU", "FRA"];
+        let members = [0, 1].map(|i| site.member(codes[i], ports[i], codes[1 - i], ports[1 - i]));
+        (site, members)
+    }
+
+    fn member(&self, code: &'static str, port: u16, peer: &str, peer_port: u16) -> Member {
+        let lower = code.to_lowercase();
+        let peer_lower = peer.to_lowercase();
+        let config = format!("{lower}.toml");
+        let text = format!(
+            "country = \"{code}\"\ndata_dir = \"{lower}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             consortium = \"pki/consortium.toml\"\n\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{lower}.pem\"\n\
+             key = \"pki/{lower}.key\"\ncrls = []\n\n[signing]\nkey = \"pki/{lower}.sign.pk8\"\n\n\
+             [sync]\ninterval_secs = 2\n\n[[peers]]\ncountry = \"{peer}\"\n\
+             endpoint = \"https://127.0.0.1:{peer_port}\"\ntls_name = \"{peer_lower}.accord\"\n"
+        );
+        std::fs::write(self.dir.path().join(&config), text).expect("write node config");
+        Member {
+            code,
+            config,
+            data_dir: self.dir.path().join(&lower),
+        }
+    }
+
+    fn run(&self, line: &str) -> Run {
+        accord(self.dir.path(), line)
+    }
+
+    fn ok(&self, line: &str) -> Run {
+        let run = self.run(line);
+        assert!(run.output.status.success(), "expected success\n{}", run.details());
+        run
+    }
+
+    fn start(&self, member: &Member) -> Daemon {
+        Daemon::start(self.dir.path(), member)
+    }
+
+    /// `status --format json` of `member`, parsed.
+    fn status(&self, member: &Member) -> serde_json::Value {
+        let run = self.ok(&format!("status --config {} --format json", member.config));
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("status is not JSON: {e}\n{}", run.details()))
+    }
+}
+
+/// The feeds of a `status --format json` as (publisher, seq, digest).
+fn feeds(status: &serde_json::Value) -> Vec<(String, u64, String)> {
+    status["feeds"]
+        .as_array()
+        .unwrap_or_else(|| panic!("status has no feeds array: {status}"))
+        .iter()
+        .map(|f| {
+            (
+                f["publisher"].as_str().unwrap_or_default().to_string(),
+                f["seq"].as_u64().unwrap_or_default(),
+                f["digest"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn total_records(status: &serde_json::Value) -> u64 {
+    let records = status["records"].as_object().expect("records object");
+    records.values().map(|v| v.as_u64().expect("a count")).sum()
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(meta.file_type().is_socket(), "{} is a Unix socket", path.display());
+    meta.permissions().mode() & 0o777
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
+    let (site, [deu, fra]) = Site::new();
+    let mut deu_daemon = site.start(&deu);
+    let mut fra_daemon = site.start(&fra);
+    let logs = |d: &Daemon, f: &Daemon| format!("{}\n{}", d.log(), f.log());
+
+    for member in [&deu, &fra] {
+        eventually(&format!("{} admin socket appears", member.code), || {
+            if member.socket().exists() {
+                Ok(())
+            } else {
+                Err(logs(&deu_daemon, &fra_daemon))
+            }
+        });
+        // Through the socket: a direct open would say "not running" (or fail on the store lock).
+        let status = site.ok(&format!("status --config {}", member.config));
+        assert!(
+            !status.stdout().contains("not running"),
+            "status reached the running node\n{}",
+            status.details()
+        );
+        #[cfg(unix)]
+        assert_eq!(mode(&member.socket()), 0o600, "mode of {}", member.socket().display());
+    }
+
+    let rows = std::fs::read_to_string(site.dir.path().join("records/deu.csv"))
+        .expect("deu.csv")
+        .lines()
+        .skip(1)
+        .count() as u64;
+    let ingest = site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
+    assert!(
+        ingest.stdout().contains(&format!("stored {rows} records")),
+        "ingest through the socket stores every row\n{}",
+        ingest.details()
+    );
+    let year = last_year();
+    let publish = site.ok(&format!("publish --config {} --cube flows --period {year}", deu.config));
+    let digest = publish
+        .stdout()
+        .split_whitespace()
+        .find(|w| is_hex_digest(w))
+        .unwrap_or_else(|| panic!("publish prints the entry digest\n{}", publish.details()))
+        .to_string();
+    assert!(
+        publish.stdout().contains("as seq 1") && !publish.stdout().contains("no node running"),
+        "the running node published seq 1\n{}",
+        publish.details()
+    );
+
+    let deu_status = site.status(&deu);
+    assert_eq!(total_records(&deu_status), rows, "records by type: {deu_status}");
+    let expected_feed = vec![("DEU".to_string(), 1, digest.clone())];
+    assert_eq!(feeds(&deu_status), expected_feed, "DEU's feed after publishing");
+
+    // The announcement (or the sync loop) brings DEU's entry to FRA.
+    let fra_status = eventually("FRA holds DEU's feed", || {
+        let status = site.status(&fra);
+        if feeds(&status) == expected_feed {
+            Ok(status)
+        } else {
+            Err(format!("FRA status: {status}\n{}", logs(&deu_daemon, &fra_daemon)))
+        }
+    });
+    assert_eq!(
+        fra_status["view_digest"], deu_status["view_digest"],
+        "the same accepted datasets give the same view on both nodes"
+    );
+    assert_eq!(total_records(&fra_status), 0, "records never leave DEU: {fra_status}");
+
+    for (member, peer) in [(&deu, "FRA"), (&fra, "DEU")] {
+        let sync = site.ok(&format!("sync --config {}", member.config));
+        let lines: Vec<String> = sync.stdout().lines().map(str::to_owned).collect();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(&format!("{peer}: ")) && lines[0].contains("new entries"),
+            "one line for the one peer\n{}",
+            sync.details()
+        );
+    }
+    let check = site.ok(&format!("check --config {}", deu.config));
+    assert!(
+        check.stdout().contains(&format!("agree with {rows} records")),
+        "check through the socket\n{}",
+        check.details()
+    );
+
+    for daemon in [&mut deu_daemon, &mut fra_daemon] {
+        let status = daemon.terminate();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{} exits 0 on SIGTERM\n{}",
+            daemon.code,
+            daemon.log()
+        );
+    }
+    for member in [&deu, &fra] {
+        assert!(
+            !member.socket().exists(),
+            "{} removed its admin socket on shutdown",
+            member.code
+        );
+    }
+
+    // No daemon: status opens the store directly and finds everything persisted.
+    let direct = site.ok(&format!("status --config {}", deu.config));
+    assert!(
+        direct.stdout().contains("not running"),
+        "status opened the store directly\n{}",
+        direct.details()
+    );
+    let after = site.status(&deu);
+    assert_eq!(total_records(&after), rows, "records persisted: {after}");
+    assert_eq!(feeds(&after), expected_feed, "DEU's feed persisted");
+    assert_eq!(
+        after["view_digest"], deu_status["view_digest"],
+        "same view after restart"
+    );
+    assert_eq!(feeds(&site.status(&fra)), expected_feed, "FRA kept DEU's entry");
+}
+
+#[test]
+fn demo_runs_three_nodes_that_agree_on_the_view() {
+    let dir = TempDir::new().expect("temp dir");
+    let run = accord(dir.path(), "demo --records 3000");
+    assert!(run.output.status.success(), "demo exits 0\n{}", run.details());
+    let out = run.stdout();
+    assert!(
+        out.contains("All 3 nodes agree"),
+        "demo says the nodes agree\n{}",
+        run.details()
+    );
+    let digests: Vec<(&str, &str)> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("View digest per node"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(code), Some(digest), None) if is_hex_digest(digest) => Some((code, digest)),
+                _ => None,
+            }
+        })
+        .collect();
+    let codes: Vec<&str> = digests.iter().map(|d| d.0).collect();
+    assert_eq!(codes, ["DEU", "FRA", "ITA"], "one digest per node\n{}", run.details());
+    assert!(
+        digests.iter().all(|d| d.1 == digests[0].1),
+        "all digests equal\n{}",
+        run.details()
+    );
+}
