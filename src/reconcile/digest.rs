@@ -26,7 +26,8 @@
 //!
 //! The digest is SHA-256 of these bytes.
 
-use ring::digest::{digest, SHA256};
+use ring::digest::{Context, SHA256};
+use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use super::{hex, PairTotal, Side, SideTotal, Source, View};
@@ -37,14 +38,71 @@ pub const FORMAT: &str = "accord-view/1";
 impl View {
     /// The canonical encoding described in the module documentation.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let canonical = Canonical {
-            format: FORMAT,
-            rule: self.rule.as_str(),
-            asymmetry_flag_ppm: ppm(self.asymmetry_flag),
-            inputs: self
-                .inputs
-                .iter()
-                .map(|((publisher, cube, period), source)| {
+        // Serialising plain structs, strings and integers into a Vec cannot fail: serde_json
+        // errors only on I/O, on non-string map keys and on non-finite floats, none of which
+        // occur here. The empty fallback would still give a fixed, recognisable digest.
+        serde_json::to_vec(&CanonicalView(self)).unwrap_or_default()
+    }
+
+    /// SHA-256 of [`View::canonical_bytes`], computed as the encoding is produced: the bytes
+    /// of a large view are never held in memory at once.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = std::io::BufWriter::with_capacity(64 * 1024, Hasher(Context::new(&SHA256)));
+        // Writing into the hasher cannot fail (see `canonical_bytes`).
+        let _ = serde_json::to_writer(&mut hasher, &CanonicalView(self));
+        let context = match hasher.into_inner() {
+            Ok(h) => h.0,
+            Err(e) => e.into_inner().into_parts().0 .0,
+        };
+        let mut out = [0u8; 32];
+        out.copy_from_slice(context.finish().as_ref());
+        out
+    }
+}
+
+/// An `io::Write` that feeds a SHA-256 context.
+struct Hasher(Context);
+
+impl std::io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A JSON array produced lazily from an iterator, one element at a time.
+struct Seq<F>(F);
+
+impl<F, I> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq((self.0)())
+    }
+}
+
+/// The view in its canonical form: fields in the documented order, each collection serialised
+/// element by element from the view's sorted maps.
+struct CanonicalView<'a>(&'a View);
+
+impl Serialize for CanonicalView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        let mut out = serializer.serialize_struct("Canonical", 8)?;
+        out.serialize_field("format", FORMAT)?;
+        out.serialize_field("rule", view.rule.as_str())?;
+        out.serialize_field("asymmetry_flag_ppm", &ppm(view.asymmetry_flag))?;
+        out.serialize_field(
+            "inputs",
+            &Seq(|| {
+                view.inputs.iter().map(|((publisher, cube, period), source)| {
                     (
                         publisher.to_string(),
                         cube.as_str(),
@@ -53,16 +111,16 @@ impl View {
                         hex(&source.digest),
                     )
                 })
-                .collect(),
-            pairs: self
-                .pairs
-                .iter()
-                .map(|(pair, total)| CanonicalPair::new(pair, total))
-                .collect(),
-            rows: self
-                .rows
-                .iter()
-                .map(|(key, row)| CanonicalRow {
+            }),
+        )?;
+        out.serialize_field(
+            "pairs",
+            &Seq(|| view.pairs.iter().map(|(pair, total)| CanonicalPair::new(pair, total))),
+        )?;
+        out.serialize_field(
+            "rows",
+            &Seq(|| {
+                view.rows.iter().map(|(key, row)| CanonicalRow {
                     origin: key.pair.origin.to_string(),
                     destination: key.pair.destination.to_string(),
                     period: key.pair.period.to_string(),
@@ -75,11 +133,12 @@ impl View {
                     asymmetry_ppm: row.asymmetry.map(ppm),
                     flag: row.flag,
                 })
-                .collect(),
-            side_by_side: self
-                .side_by_side
-                .iter()
-                .map(|(key, entries)| CanonicalSideBySide {
+            }),
+        )?;
+        out.serialize_field(
+            "side_by_side",
+            &Seq(|| {
+                view.side_by_side.iter().map(|(key, entries)| CanonicalSideBySide {
                     cube: key.cube.as_str(),
                     period: key.period.to_string(),
                     dimensions: &key.dimensions,
@@ -94,47 +153,26 @@ impl View {
                         })
                         .collect(),
                 })
-                .collect(),
-            notes: self
-                .notes
-                .iter()
-                .map(|note| CanonicalNote {
+            }),
+        )?;
+        out.serialize_field(
+            "notes",
+            &Seq(|| {
+                view.notes.iter().map(|note| CanonicalNote {
                     origin: note.pair.map(|p| p.origin.to_string()),
                     destination: note.pair.map(|p| p.destination.to_string()),
                     period: note.pair.map(|p| p.period.to_string()),
                     text: &note.text,
                 })
-                .collect(),
-        };
-        // Serialising plain structs, strings and integers into a Vec cannot fail: serde_json
-        // errors only on I/O, on non-string map keys and on non-finite floats, none of which
-        // occur here. The empty fallback would still give a fixed, recognisable digest.
-        serde_json::to_vec(&canonical).unwrap_or_default()
-    }
-
-    /// SHA-256 of [`View::canonical_bytes`].
-    pub fn digest(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest(&SHA256, &self.canonical_bytes()).as_ref());
-        out
+            }),
+        )?;
+        out.end()
     }
 }
 
 /// A ratio as rounded parts per million (saturating at the i64 range; NaN gives 0).
 pub fn ppm(ratio: f64) -> i64 {
     (ratio * 1_000_000.0).round() as i64
-}
-
-#[derive(Serialize)]
-struct Canonical<'a> {
-    format: &'static str,
-    rule: &'static str,
-    asymmetry_flag_ppm: i64,
-    inputs: Vec<(String, &'static str, String, u64, String)>,
-    pairs: Vec<CanonicalPair>,
-    rows: Vec<CanonicalRow<'a>>,
-    side_by_side: Vec<CanonicalSideBySide<'a>>,
-    notes: Vec<CanonicalNote<'a>>,
 }
 
 #[derive(Serialize)]
@@ -275,6 +313,27 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('.'), "no floats or decimals expected: {text}");
+    }
+
+    #[test]
+    fn streamed_digest_is_sha256_of_the_canonical_bytes() {
+        // Enough rows to cross the 64 KiB buffer between encoder and hash several times.
+        let mut cells: Vec<_> = (0..2_000u64)
+            .map(|i| {
+                let age = format!("Y{i:04}");
+                cell(
+                    &["OUT", fra().as_str(), "SYR", "F", &age],
+                    crate::dataset::CellValue::Value(i + 1),
+                )
+            })
+            .collect();
+        cells.sort_by(|a, b| a.key.cmp(&b.key));
+        let input = vec![flows_cells(deu(), 1, cells)];
+        let view = compute(&input, &settings());
+        let bytes = view.canonical_bytes();
+        assert!(bytes.len() > 4 * 64 * 1024, "only {} bytes", bytes.len());
+        let whole = ring::digest::digest(&SHA256, &bytes);
+        assert_eq!(view.digest().as_slice(), whole.as_ref());
     }
 
     #[test]
