@@ -1,0 +1,164 @@
+//! Issue 3: publishing and verifying. Publish time for `flows` over one year from the store of a
+//! million records (target: under 5% of the ingest time), and verification throughput of signed
+//! entries, for a 10,000-cell dataset and for small ones, beside ring's raw Ed25519 verify rate
+//! in the same run (target: small datasets at least 50% of the raw rate in signatures/s).
+
+use std::time::Instant;
+
+use accord::config::Consortium;
+use accord::dataset::envelope::{pae, PAYLOAD_TYPE};
+use accord::dataset::publish::{sign_entry, EntryParams};
+use accord::dataset::{verify, Cube, Dataset, Limits, Period};
+use accord::date::unix_now;
+use accord::proto;
+use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
+
+use super::{country, flows_cells, line, section, thousands, timed, verdict, Fixture};
+
+pub fn run_publish(fx: &mut Fixture) {
+    section("publish (issue 3): flows for a year from 1M records");
+    fx.ensure_ingested();
+    let ingest_secs = fx.ingest_secs.unwrap_or(f64::NAN);
+    let node = fx.open_node("DEU");
+    let year = Period::Year(fx.year);
+    let (published, secs) = timed(|| node.publish(Cube::Flows, year, Vec::new()).expect("publish"));
+    line(
+        &format!("publish flows {year}"),
+        format!(
+            "{:.1} ms: {} cells ({} confidential), seq {}",
+            secs * 1e3,
+            thousands(published.cells as f64),
+            thousands(published.confidential as f64),
+            published.seq
+        ),
+    );
+    let share = secs / ingest_secs;
+    line(
+        "TARGET publish < 5% of ingest time",
+        format!(
+            "{:.2}% of {ingest_secs:.1} s -> {}",
+            100.0 * share,
+            verdict(share < 0.05)
+        ),
+    );
+
+    // Twelve monthly publications: the inputs of the view benchmark.
+    let mut monthly_cells = Vec::new();
+    let (_, months_secs) = timed(|| {
+        for month in 1..=12 {
+            let p = node
+                .publish(Cube::Flows, Period::Month(fx.year, month), Vec::new())
+                .expect("publish month");
+            monthly_cells.push(p.cells);
+        }
+    });
+    line(
+        "publish flows for each of 12 months",
+        format!(
+            "{:.1} ms in all; cells per month {}..{}",
+            months_secs * 1e3,
+            monthly_cells.iter().min().unwrap_or(&0),
+            monthly_cells.iter().max().unwrap_or(&0)
+        ),
+    );
+    let (accepted, reverify_secs) = timed(|| node.accepted_datasets().expect("accepted datasets"));
+    line(
+        "accepted_datasets (re-verifies all 13 entries)",
+        format!("{:.1} ms", reverify_secs * 1e3),
+    );
+    let monthly: Vec<_> = accepted
+        .into_iter()
+        .filter(|a| a.dataset.cube == Cube::Flows && matches!(a.dataset.period, Period::Month(..)))
+        .collect();
+    fx.view_inputs = Some(super::view::write_inputs(fx.dir.path(), &monthly));
+}
+
+pub fn run_verify(fx: &mut Fixture) {
+    section("verify (issue 3): signed entries, beside raw Ed25519");
+    let pki = fx.pki();
+    let consortium = Consortium::load(&pki.join("consortium.toml")).expect("consortium.toml");
+    let pkcs8 = std::fs::read(pki.join("deu.sign.pk8")).expect("signing key");
+    let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).expect("Ed25519 key");
+    let limits = Limits::default();
+    let dataset = |cells| Dataset {
+        publisher: country("DEU"),
+        cube: Cube::Flows,
+        period: Period::Year(fx.year),
+        definition: consortium.definition,
+        disclosure: consortium.disclosure,
+        cells,
+    };
+    let entry = |d: &Dataset| {
+        sign_entry(
+            d,
+            EntryParams {
+                head: None,
+                created_at: unix_now(),
+                audience: Vec::new(),
+                key: &key,
+            },
+        )
+    };
+
+    let big = entry(&dataset(flows_cells(10_000, 1)));
+    let rate = verify_rate(&big, 300, &consortium, &limits);
+    line(
+        "verify 10,000-cell entry",
+        format!(
+            "{} envelopes/s = {} cells/s (payload {:.0} KB)",
+            thousands(rate),
+            thousands(rate * 10_000.0),
+            big.payload.len() as f64 / 1e3
+        ),
+    );
+
+    let small = entry(&dataset(flows_cells(10, 2)));
+    let small_rate = verify_rate(&small, 30_000, &consortium, &limits);
+    line(
+        "verify 10-cell entry",
+        format!(
+            "{} envelopes/s (header {} B, payload {} B)",
+            thousands(small_rate),
+            small.envelope.as_ref().map_or(0, |e| e.payload.len()),
+            small.payload.len()
+        ),
+    );
+
+    let raw = raw_verify_rate(&small, &key, 30_000);
+    line(
+        "ring Ed25519 verify (same PAE message)",
+        format!("{} signatures/s", thousands(raw)),
+    );
+    let share = small_rate / raw;
+    line(
+        "TARGET small entries >= 50% of raw signatures/s",
+        format!("{:.0}% -> {}", 100.0 * share, verdict(share >= 0.5)),
+    );
+}
+
+/// Entries verified per second; clones are made before the clock starts.
+fn verify_rate(entry: &proto::Entry, n: usize, consortium: &Consortium, limits: &Limits) -> f64 {
+    let copies: Vec<proto::Entry> = (0..n).map(|_| entry.clone()).collect();
+    let start = Instant::now();
+    for e in copies {
+        let v = verify(e, consortium, limits).expect("entry verifies");
+        std::hint::black_box(&v);
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// ring's raw verify rate over the entry's own PAE message and signature.
+fn raw_verify_rate(entry: &proto::Entry, key: &Ed25519KeyPair, n: usize) -> f64 {
+    use ring::signature::KeyPair;
+    let env = entry.envelope.as_ref().expect("envelope");
+    let message = pae(PAYLOAD_TYPE, &env.payload);
+    let sig = &env.signatures[0].sig;
+    let public = key.public_key().as_ref().to_vec();
+    let start = Instant::now();
+    for _ in 0..n {
+        UnparsedPublicKey::new(&ED25519, &public)
+            .verify(&message, sig)
+            .expect("signature verifies");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
