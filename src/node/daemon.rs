@@ -59,20 +59,10 @@ pub async fn run(
     // Admin socket: remove a stale one (the store lock already proved no node runs here).
     let socket = node.config.admin_socket();
     let _ = std::fs::remove_file(&socket);
-    let admin_listener = UnixListener::bind(&socket).map_err(|source| DaemonError::Bind {
+    let admin_listener = bind_admin_socket(&socket).map_err(|source| DaemonError::Bind {
         what: socket.display().to_string(),
         source,
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-            DaemonError::Bind {
-                what: socket.display().to_string(),
-                source,
-            }
-        })?;
-    }
 
     let metrics_task = match node.config.metrics_listen {
         Some(addr) => {
@@ -214,4 +204,23 @@ async fn sync_loop(
         };
         due.insert(peer, Instant::now() + wait);
     }
+}
+
+/// Binds the admin socket so that it is never reachable by anyone but the owner, not even for a
+/// moment: bound inside a fresh private (0700) directory, made 0600, then renamed into place.
+fn bind_admin_socket(socket: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = socket.parent().unwrap_or(std::path::Path::new("."));
+    let private = parent.join(format!(".admin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let staged = private.join("admin.sock");
+    let result = (|| {
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, socket)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
 }
