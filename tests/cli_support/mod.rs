@@ -1,0 +1,277 @@
+//! What the `accord` CLI tests share: running the binary and keeping its output whole for
+//! failure messages (`Run`), a temporary site with an example PKI and node configs (`Site`), and
+//! small file helpers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_accord");
+
+/// The header every SPEC record file has (SPEC §1), in the order `accord synth` writes it.
+pub const RECORD_COLUMNS: &str = "event_id,person_id,event_type,event_date,citizenship,country_of_birth,\
+partner_country,sex,birth_year,reason,duration_months";
+
+/// The first columns of `view --format csv --cube flows` (SPEC §8).
+pub const FLOWS_CSV_HEADER: &str = "origin,destination,period,citizenship,sex,age_band,sender_reported,sender_status,\
+receiver_reported,receiver_status,reconciled,asymmetry,flag,rule";
+
+// ---------------------------------------------------------------- running the binary
+
+/// One finished run of the binary, kept whole so a failing assertion can show everything.
+pub struct Run {
+    pub command: String,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The command, its exit status, stdout and stderr, for failure messages.
+    pub fn details(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}\n---",
+            self.command,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Asserts exit code 0.
+    pub fn success(self) -> Run {
+        assert!(self.output.status.success(), "expected success\n{}", self.details());
+        self
+    }
+
+    /// Asserts a non-zero exit code (not a crash by signal) and a reason on stderr that is not
+    /// a panic.
+    pub fn failure(self) -> Run {
+        let code = self.output.status.code();
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "expected a non-zero exit code\n{}",
+            self.details()
+        );
+        assert!(
+            !self.stderr().trim().is_empty(),
+            "expected a reason on stderr\n{}",
+            self.details()
+        );
+        assert!(
+            !self.stderr().contains("panicked"),
+            "the command panicked\n{}",
+            self.details()
+        );
+        self
+    }
+
+    /// Asserts stdout contains `needle`.
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout().contains(needle),
+            "expected {needle:?} on stdout\n{}",
+            self.details()
+        );
+        self
+    }
+
+    /// Asserts a one-line reason on stderr that contains every one of `needles`.
+    pub fn reason_has(&self, needles: &[&str]) -> &Run {
+        let reason = self.one_line_reason();
+        for needle in needles {
+            assert!(
+                reason.contains(needle),
+                "expected {needle:?} in the reason\n{}",
+                self.details()
+            );
+        }
+        self
+    }
+
+    /// Asserts stderr is exactly one line (SPEC §6: a one-line reason) and returns it.
+    pub fn one_line_reason(&self) -> String {
+        let stderr = self.stderr();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected a one-line reason on stderr\n{}",
+            self.details()
+        );
+        lines[0].to_string()
+    }
+}
+
+/// A temporary working directory with an example PKI in `pki/` (`accord certs`). Commands run
+/// with this directory as their working directory and get relative paths, so messages name
+/// files the way an operator typed them.
+pub struct Site {
+    pub dir: TempDir,
+}
+
+impl Site {
+    pub fn new(countries: &str) -> Site {
+        let site = Site {
+            dir: TempDir::new().expect("temp dir"),
+        };
+        site.ok(&format!("certs --out pki --countries {countries}"));
+        site
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Runs `accord` with the arguments in `line` (split on whitespace; paths here have none).
+    pub fn run(&self, line: &str) -> Run {
+        let output = self
+            .command(line)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+        Run {
+            command: format!("accord {line}"),
+            output,
+        }
+    }
+
+    pub fn ok(&self, line: &str) -> Run {
+        self.run(line).success()
+    }
+
+    pub fn fails(&self, line: &str) -> Run {
+        self.run(line).failure()
+    }
+
+    pub fn command(&self, line: &str) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(line.split_whitespace())
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    pub fn write(&self, relative: &str, contents: &str) {
+        std::fs::write(self.path(relative), contents).unwrap_or_else(|e| panic!("cannot write {relative}: {e}"));
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative)).unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
+    }
+
+    /// Writes `<name>.toml` for `country` (lower-case code for the PKI files) with its store in
+    /// `<name>/`, no peers, and returns the file name.
+    pub fn node_config(&self, country: &str, name: &str) -> String {
+        let code = country.to_lowercase();
+        let port = free_port();
+        let file = format!("{name}.toml");
+        self.write(
+            &file,
+            &format!(
+                "country = \"{country}\"\ndata_dir = \"{name}\"\nlisten = \"127.0.0.1:{port}\"\n\
+                 consortium = \"pki/consortium.toml\"\n\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{code}.pem\"\n\
+                 key = \"pki/{code}.key\"\ncrls = []\n\n[signing]\nkey = \"pki/{code}.sign.pk8\"\n"
+            ),
+        );
+        file
+    }
+
+    /// `accord synth` for DEU, FRA and ITA into `out`.
+    pub fn synth(&self, records: u64, seed: u64, out: &str) {
+        let year = last_year().to_string();
+        let (records, seed) = (records.to_string(), seed.to_string());
+        self.ok(&format!(
+            "synth --countries DEU,FRA,ITA --year {year} --records {records} --seed {seed} --out {out}"
+        ));
+    }
+
+    /// `accord status --format json`, parsed.
+    pub fn status(&self, config: &str) -> serde_json::Value {
+        let run = self.ok(&format!("status --config {config} --format json"));
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("status is not JSON: {e}\n{}", run.details()))
+    }
+
+    /// Records held, by event type, from `status`.
+    pub fn record_counts(&self, config: &str) -> BTreeMap<String, u64> {
+        let status = self.status(config);
+        let records = status["records"]
+            .as_object()
+            .unwrap_or_else(|| panic!("status has no records object: {status}"));
+        records
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or_else(|| panic!("count {k} is {v}"))))
+            .collect()
+    }
+
+    pub fn total_records(&self, config: &str) -> u64 {
+        self.record_counts(config).values().sum()
+    }
+
+    /// A node holding DEU's records, with `flows` for last year published as seq 1. Returns the
+    /// node config file.
+    pub fn published_deu(&self) -> String {
+        self.synth(2000, 7, "records");
+        let config = self.node_config("DEU", "deu");
+        self.ok(&format!("ingest --config {config} records/deu.csv"));
+        let period = last_year().to_string();
+        self.ok(&format!("publish --config {config} --cube flows --period {period}"));
+        config
+    }
+}
+
+/// A port free a moment ago on 127.0.0.1 (the CLI never binds it without a daemon).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Last calendar year (UTC): every day of it is in the past, so synthetic records validate.
+pub fn last_year() -> i32 {
+    accord::date::Date::today().year - 1
+}
+
+/// Data rows of a CSV file (lines after the header).
+pub fn data_rows(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines().skip(1).filter(|l| !l.is_empty()).count() as u64
+}
+
+/// Bytes under `dir`, recursively (0 if it does not exist yet).
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+pub fn is_hex_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
