@@ -201,12 +201,7 @@ async fn tampered_relayed_envelope_is_rejected() {
     let node = running(&cluster, VICTIM);
     let before = heads(&node);
     // A genuine ITA entry (signed with ITA's key) that only the relaying member holds.
-    let genuine = signed(
-        &dataset(&node, member(ITA), 42),
-        &signing_key(&cluster.pki, member(ITA)),
-        None,
-        now(),
-    );
+    let genuine = first_entry(&cluster, &node, member(ITA), 42);
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
     let syncer = Syncer::new(node.clone());
 
@@ -339,12 +334,7 @@ async fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
     let view_before = node.status().unwrap().view_digest;
 
     // ITA's key signs a second, different seq 1, and FRA relays it.
-    let conflicting = signed(
-        &dataset(&node, member(ITA), 999),
-        &signing_key(&cluster.pki, member(ITA)),
-        None,
-        now(),
-    );
+    let conflicting = first_entry(&cluster, &node, member(ITA), 999);
     assert_ne!(digest_of(&conflicting), held.digest);
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
     evil.serve(vec![head_at(&conflicting)], vec![conflicting.clone()]);
@@ -392,12 +382,7 @@ async fn oversized_messages_from_a_member_are_refused() {
     let mut cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
     let node = running(&cluster, VICTIM);
     let before = heads(&node);
-    let genuine = signed(
-        &dataset(&node, member(ITA), 5),
-        &signing_key(&cluster.pki, member(ITA)),
-        None,
-        now(),
-    );
+    let genuine = first_entry(&cluster, &node, member(ITA), 5);
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
     let syncer = Syncer::new(node.clone());
 

@@ -267,6 +267,17 @@ pub fn dataset(node: &Node, publisher: Country, value: u64) -> Dataset {
 }
 
 /// `dataset` signed with `key` as the entry after `head` (seq 1 when `None`).
+/// A genuine seq-1 entry of `publisher` (signed with its real key, created now) holding one
+/// flows cell of `value`.
+pub fn first_entry(cluster: &LocalCluster, node: &Node, publisher: Country, value: u64) -> proto::Entry {
+    signed(
+        &dataset(node, publisher, value),
+        &signing_key(&cluster.pki, publisher),
+        None,
+        now(),
+    )
+}
+
 pub fn signed(dataset: &Dataset, key: &Ed25519KeyPair, head: Option<Head>, created_at: i64) -> proto::Entry {
     sign_entry(
         dataset,
