@@ -1,6 +1,7 @@
 //! Datasets and feeds (SPEC §4): what a country publishes, how it is encoded, signed and
 //! verified, and how entries chain into an append-only feed per publisher. Pure: no I/O.
 
+pub mod code;
 pub mod codec;
 pub mod cube;
 pub mod envelope;
@@ -9,6 +10,7 @@ pub mod publish;
 #[cfg(test)]
 mod tests;
 
+pub use code::Code;
 pub use codec::{DecodeError, EntryHeader};
 pub use cube::{Cube, Period};
 pub use envelope::{verify, Limits, VerifiedEntry, VerifyError};

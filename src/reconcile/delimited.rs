@@ -158,9 +158,9 @@ pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter) -> String {
                 counterpart.to_string(),
                 flow.to_string(),
                 pair.period.to_string(),
-                key.citizenship.clone(),
-                key.sex.clone(),
-                key.age_band.clone(),
+                key.citizenship.to_string(),
+                key.sex.to_string(),
+                key.age_band.to_string(),
             ];
             push_observation(&mut out, "ACCORD:MIGR_FLOWS(1.0)", &dims, side.reported);
         }

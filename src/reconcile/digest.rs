@@ -216,7 +216,7 @@ struct CanonicalSideTotal {
 
 impl CanonicalSideTotal {
     fn new(total: &SideTotal) -> CanonicalSideTotal {
-        let (publisher, seq, digest) = source_fields(total.source);
+        let (publisher, seq, digest) = source_fields(total.source.as_ref());
         CanonicalSideTotal {
             reported: total.reported.value(),
             status: total.reported.status(),
@@ -254,7 +254,7 @@ struct CanonicalSide {
 
 impl CanonicalSide {
     fn new(side: &Side) -> CanonicalSide {
-        let (publisher, seq, digest) = source_fields(side.source);
+        let (publisher, seq, digest) = source_fields(side.source.as_deref());
         CanonicalSide {
             reported: side.reported.value(),
             status: side.reported.status(),
@@ -265,7 +265,7 @@ impl CanonicalSide {
     }
 }
 
-fn source_fields(source: Option<Source>) -> (Option<String>, Option<u64>, Option<String>) {
+fn source_fields(source: Option<&Source>) -> (Option<String>, Option<u64>, Option<String>) {
     match source {
         Some(s) => (Some(s.publisher.to_string()), Some(s.seq), Some(hex(&s.digest))),
         None => (None, None, None),

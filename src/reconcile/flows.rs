@@ -3,8 +3,9 @@
 //! never counts a confidential cell in a total.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use crate::dataset::{AcceptedDataset, CellValue, Cube, Period};
+use crate::dataset::{AcceptedDataset, CellValue, Code, Cube, Period};
 use crate::policy::{Definition, Disclosure, Reconcile};
 use crate::record::Country;
 
@@ -46,22 +47,29 @@ pub(super) fn mirror(
         }
     }
 
-    let mut rows = BTreeMap::new();
-    for (key, (out_cell, in_cell)) in meetings {
-        let sender = side(latest, key.pair.origin, key.pair.period, out_cell);
-        let receiver = side(latest, key.pair.destination, key.pair.period, in_cell);
-        let asym = asymmetry(sender.reported, receiver.reported);
-        rows.insert(
-            key,
-            MirrorRow {
+    // One shared source per flows dataset; every row of that dataset points at it.
+    let sources: BTreeMap<(Country, Period), Arc<Source>> = latest
+        .iter()
+        .filter(|((_, cube, _), _)| *cube == Cube::Flows)
+        .map(|(&(publisher, _, period), accepted)| ((publisher, period), Arc::new(Source::of(accepted))))
+        .collect();
+    // Collected from a sorted iterator, the map is bulk-built with full nodes.
+    let rows: BTreeMap<MirrorKey, MirrorRow> = meetings
+        .into_iter()
+        .map(|(key, (out_cell, in_cell))| {
+            let sender = side(&sources, key.pair.origin, key.pair.period, out_cell);
+            let receiver = side(&sources, key.pair.destination, key.pair.period, in_cell);
+            let asym = asymmetry(sender.reported, receiver.reported);
+            let row = MirrorRow {
+                reconciled: reconcile_figure(settings.rule, sender.reported, receiver.reported),
                 sender,
                 receiver,
-                reconciled: reconcile_figure(settings.rule, sender.reported, receiver.reported),
                 asymmetry: asym,
                 flag: flagged(asym, settings.asymmetry_flag),
-            },
-        );
-    }
+            };
+            (key, row)
+        })
+        .collect();
 
     let pairs = totals(&rows, settings);
     for pair in pairs.keys() {
@@ -90,33 +98,39 @@ fn place(publisher: Country, period: Period, key: &[String]) -> Result<(MirrorKe
         "IN" => (Direction::In, partner, publisher),
         other => return Err(format!("unknown direction {other:?}")),
     };
+    let code = |value: &str| Code::new(value).ok_or_else(|| format!("dimension value {value:?} is not a code"));
     let key = MirrorKey {
         pair: PairKey {
             origin,
             destination,
             period,
         },
-        citizenship: citizenship.clone(),
-        sex: sex.clone(),
-        age_band: age_band.clone(),
+        citizenship: code(citizenship)?,
+        sex: code(sex)?,
+        age_band: code(age_band)?,
     };
     Ok((key, direction))
 }
 
 /// One side of a row: missing without a dataset, zero for an absent cell in a published one.
-fn side(latest: &Latest<'_>, publisher: Country, period: Period, cell: Option<CellValue>) -> Side {
-    match latest.get(&(publisher, Cube::Flows, period)) {
+fn side(
+    sources: &BTreeMap<(Country, Period), Arc<Source>>,
+    publisher: Country,
+    period: Period,
+    cell: Option<CellValue>,
+) -> Side {
+    match sources.get(&(publisher, period)) {
         None => Side {
             reported: Reported::Missing,
             source: None,
         },
-        Some(accepted) => Side {
+        Some(source) => Side {
             reported: match cell {
                 Some(CellValue::Value(v)) => Reported::Value(v),
                 Some(CellValue::Confidential) => Reported::Confidential,
                 None => Reported::Value(0),
             },
-            source: Some(Source::of(accepted)),
+            source: Some(Arc::clone(source)),
         },
     }
 }
@@ -133,7 +147,7 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, side: &Side) {
-        self.source = side.source;
+        self.source = side.source.as_deref().copied();
         match side.reported {
             Reported::Value(v) => {
                 self.sum = self.sum.saturating_add(v);

@@ -28,8 +28,9 @@ mod table;
 mod test_support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use crate::dataset::{AcceptedDataset, Cube, Period};
+use crate::dataset::{AcceptedDataset, Code, Cube, Period};
 use crate::policy::{Reconcile, Rule};
 use crate::record::Country;
 
@@ -86,10 +87,12 @@ impl Source {
 }
 
 /// One side of a mirror row: the figure and the dataset it came from (none when missing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every row of a dataset shares one `Source`, so a view of half a million rows holds a pointer
+/// per side rather than a copy of the digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Side {
     pub reported: Reported,
-    pub source: Option<Source>,
+    pub source: Option<Arc<Source>>,
 }
 
 /// A mirror pair: moves from `origin` to `destination` in `period`.
@@ -100,13 +103,14 @@ pub struct PairKey {
     pub period: Period,
 }
 
-/// One `flows` row key: the pair and the breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One `flows` row key: the pair and the breakdown. Inline codes, not strings: the key is
+/// `Copy` and a view holds no heap allocation per row key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MirrorKey {
     pub pair: PairKey,
-    pub citizenship: String,
-    pub sex: String,
-    pub age_band: String,
+    pub citizenship: Code,
+    pub sex: Code,
+    pub age_band: Code,
 }
 
 /// One `flows` row: what the sender (origin's OUT) and the receiver (destination's IN) reported.

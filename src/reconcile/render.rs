@@ -2,7 +2,7 @@
 //! (each pair's total first, then its rows) that every format prints from. Rendering only reads
 //! the view; it never recomputes a figure, so every format shows the same numbers.
 
-use crate::dataset::{Cube, Period};
+use crate::dataset::{Code, Cube, Period};
 use crate::record::Country;
 
 use super::{delimited, json, table, MirrorKey, PairKey, Reported, SideBySideEntry, SideBySideKey, Source, View};
@@ -90,11 +90,11 @@ pub fn render(view: &View, filter: &ViewFilter, format: Format) -> String {
 
 /// One side of a printed `flows` line.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct LineSide {
+pub(super) struct LineSide<'a> {
     pub reported: Reported,
     /// Confidential cells left out of a total; none on detail rows.
     pub withheld: Option<u64>,
-    pub source: Option<Source>,
+    pub source: Option<&'a Source>,
 }
 
 /// One printed `flows` line: a pair total (`breakdown` none) or a row.
@@ -102,8 +102,8 @@ pub(super) struct LineSide {
 pub(super) struct FlowLine<'a> {
     pub pair: PairKey,
     pub breakdown: Option<&'a MirrorKey>,
-    pub sender: LineSide,
-    pub receiver: LineSide,
+    pub sender: LineSide<'a>,
+    pub receiver: LineSide<'a>,
     pub reconciled: Option<u64>,
     pub reconciled_status: &'static str,
     pub asymmetry: Option<f64>,
@@ -130,12 +130,12 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> Vec<FlowLin
             sender: LineSide {
                 reported: total.sender.reported,
                 withheld: Some(total.sender.withheld),
-                source: total.sender.source,
+                source: total.sender.source.as_ref(),
             },
             receiver: LineSide {
                 reported: total.receiver.reported,
                 withheld: Some(total.receiver.withheld),
-                source: total.receiver.source,
+                source: total.receiver.source.as_ref(),
             },
             reconciled: total.reconciled,
             reconciled_status: total.reconciled_status(),
@@ -145,9 +145,9 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> Vec<FlowLin
         // Empty strings sort first, so this is the smallest key of the pair.
         let first = MirrorKey {
             pair: *pair,
-            citizenship: String::new(),
-            sex: String::new(),
-            age_band: String::new(),
+            citizenship: Code::EMPTY,
+            sex: Code::EMPTY,
+            age_band: Code::EMPTY,
         };
         for (key, row) in view.rows.range(first..).take_while(|(key, _)| key.pair == *pair) {
             lines.push(FlowLine {
@@ -156,12 +156,12 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> Vec<FlowLin
                 sender: LineSide {
                     reported: row.sender.reported,
                     withheld: None,
-                    source: row.sender.source,
+                    source: row.sender.source.as_deref(),
                 },
                 receiver: LineSide {
                     reported: row.receiver.reported,
                     withheld: None,
-                    source: row.receiver.source,
+                    source: row.receiver.source.as_deref(),
                 },
                 reconciled: row.reconciled,
                 reconciled_status: row.reconciled_status(),

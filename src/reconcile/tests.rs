@@ -12,9 +12,9 @@ fn row_key(origin: Country, destination: Country, citizenship: &str) -> MirrorKe
             destination,
             period: year(),
         },
-        citizenship: citizenship.to_string(),
-        sex: "F".to_string(),
-        age_band: "Y20-24".to_string(),
+        citizenship: Code::new(citizenship).unwrap(),
+        sex: Code::new("F").unwrap(),
+        age_band: Code::new("Y20-24").unwrap(),
     }
 }
 
@@ -41,21 +41,21 @@ fn sender_comes_from_out_and_receiver_from_in() {
         deu_to_fra.sender,
         Side {
             reported: Reported::Value(10),
-            source: Some(Source::of(&deu_set))
+            source: Some(Arc::new(Source::of(&deu_set)))
         }
     );
     assert_eq!(
         deu_to_fra.receiver,
         Side {
             reported: Reported::Value(8),
-            source: Some(Source::of(&fra_set))
+            source: Some(Arc::new(Source::of(&fra_set)))
         }
     );
     let fra_to_deu = &view.rows[&row_key(fra(), deu(), "DEU")];
     assert_eq!(fra_to_deu.sender.reported, Reported::Value(4));
-    assert_eq!(fra_to_deu.sender.source.map(|s| s.publisher), Some(fra()));
+    assert_eq!(fra_to_deu.sender.source.as_ref().map(|s| s.publisher), Some(fra()));
     assert_eq!(fra_to_deu.receiver.reported, Reported::Value(3));
-    assert_eq!(fra_to_deu.receiver.source.map(|s| s.publisher), Some(deu()));
+    assert_eq!(fra_to_deu.receiver.source.as_ref().map(|s| s.publisher), Some(deu()));
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn missing_means_no_dataset_and_an_absent_cell_means_zero() {
         to_fra.receiver,
         Side {
             reported: Reported::Value(0),
-            source: Some(Source::of(&fra_set))
+            source: Some(Arc::new(Source::of(&fra_set)))
         }
     );
     assert_eq!(to_fra.reconciled, Some(0));
@@ -229,7 +229,7 @@ fn the_highest_seq_wins_whatever_the_order() {
             view.rows[&key].sender,
             Side {
                 reported: Reported::Value(12),
-                source: Some(Source::of(&new))
+                source: Some(Arc::new(Source::of(&new)))
             }
         );
         assert_eq!(view.inputs[&(deu(), Cube::Flows, year())].seq, 4);
