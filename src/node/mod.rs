@@ -176,6 +176,18 @@ impl Node {
     }
 }
 
+/// The PKCS#8 DER of a signing key file: DER as `accord certs` writes it, or the PEM
+/// `PRIVATE KEY` block that `openssl genpkey -algorithm ed25519` writes by default.
+fn signing_key_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::pem::PemObject;
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Ok(bytes.to_vec());
+    }
+    rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(bytes)
+        .map(|key| key.secret_pkcs8_der().to_vec())
+        .map_err(|e| format!("no PEM PRIVATE KEY (PKCS#8) block: {e}"))
+}
+
 fn load_signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {
     let path = config.signing_key.display().to_string();
     let err = |message: String| NodeError::SigningKey {
@@ -183,8 +195,9 @@ fn load_signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {
         message,
     };
     let bytes = std::fs::read(&config.signing_key).map_err(|e| err(e.to_string()))?;
-    let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&bytes)
-        .map_err(|e| err(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+    let der = signing_key_der(&bytes).map_err(err)?;
+    let key =
+        Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| err(format!("not an Ed25519 PKCS#8 key: {e}")))?;
     let public = key.public_key().as_ref();
     let member = config
         .consortium
@@ -198,4 +211,32 @@ fn load_signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {
         )));
     }
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signing_key_der;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    #[test]
+    fn signing_key_reads_as_der_or_as_openssl_pem() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let der = pair.serialize_der();
+        let pem = pair.serialize_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+
+        let from_der = signing_key_der(&der).unwrap();
+        let from_pem = signing_key_der(format!("\n{pem}").as_bytes()).unwrap();
+        assert_eq!(from_der, der);
+        assert_eq!(from_pem, der);
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&from_pem).unwrap();
+        assert_eq!(key.public_key().as_ref(), pair.public_key_raw());
+    }
+
+    #[test]
+    fn a_pem_without_a_private_key_is_refused_with_a_reason() {
+        let cert = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        let err = signing_key_der(cert.as_bytes()).unwrap_err();
+        assert!(err.contains("no PEM PRIVATE KEY"), "{err}");
+    }
 }
