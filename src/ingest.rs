@@ -92,6 +92,10 @@ pub struct FileReport {
 }
 
 /// Ingests one file into `sink`.
+///
+/// The store pass is a pipeline: a reader thread parses and validates rows into batches while
+/// this thread stores the previous batch, so parsing hides behind sled's writes on a second core.
+/// Batches reach the sink in file order, exactly as a single loop would hand them over.
 pub fn ingest_file(
     path: &Path,
     ctx: ValidationContext,
@@ -102,40 +106,69 @@ pub fn ingest_file(
     if !skip_invalid {
         validate_whole_file(path, ctx.clone(), progress)?;
     }
-    let mut reader = RecordReader::open(path, ctx)?;
+    let reader = RecordReader::open(path, ctx)?;
+    let total_bytes = reader.total_bytes();
+    let (batches_tx, batches_rx) = std::sync::mpsc::sync_channel::<Parsed>(PIPELINE_DEPTH);
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || parse_batches(path, reader, batches_tx));
+        let stored = store_batches(batches_rx, sink, progress, total_bytes);
+        // A store failure drops the receiver, which stops the parser at its next batch.
+        let parsed = parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let (outcome, records) = stored?;
+        let (rejected, rejected_file) = parsed?;
+        progress(Progress {
+            pass: "storing",
+            bytes_read: total_bytes,
+            total_bytes,
+            records,
+        });
+        Ok(FileReport {
+            file: path.to_path_buf(),
+            outcome,
+            rejected,
+            rejected_file,
+        })
+    })
+}
+
+/// Batches parsed ahead of the store: enough to keep both threads busy, little memory.
+const PIPELINE_DEPTH: usize = 2;
+
+/// One parsed batch and how far into the file it reaches.
+struct Parsed {
+    records: Vec<Record>,
+    bytes_read: u64,
+}
+
+/// Reader side of the pipeline: valid rows go out in batches, invalid ones (reachable only with
+/// `skip_invalid`, the first pass found none otherwise) to `<file>.rejected.csv`.
+fn parse_batches(
+    path: &Path,
+    mut reader: RecordReader,
+    batches: std::sync::mpsc::SyncSender<Parsed>,
+) -> Result<(u64, Option<PathBuf>), IngestError> {
     let mut rejected_writer = None;
     let mut rejected = 0u64;
-    let mut outcome = IngestOutcome::default();
     let mut batch = Vec::with_capacity(BATCH_SIZE);
-    let mut batches = 0usize;
-    let mut records = 0u64;
-    let mut send =
-        |batch: &mut Vec<Record>, sink: &mut dyn RecordSink, outcome: &mut IngestOutcome| -> Result<(), IngestError> {
-            outcome.add(sink.store(batch)?);
-            batch.clear();
-            batches += 1;
-            if batches % FLUSH_EVERY == 0 {
-                sink.flush()?;
-            }
-            Ok(())
-        };
     while let Some(row) = reader.next() {
         match row? {
             Row::Valid(r) => {
                 batch.push(r);
-                records += 1;
                 if batch.len() == BATCH_SIZE {
-                    send(&mut batch, sink, &mut outcome)?;
-                    progress(Progress {
-                        pass: "storing",
-                        bytes_read: reader.bytes_read(),
-                        total_bytes: reader.total_bytes(),
-                        records,
-                    });
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE));
+                    if batches
+                        .send(Parsed {
+                            records: full,
+                            bytes_read: reader.bytes_read(),
+                        })
+                        .is_err()
+                    {
+                        // The store side stopped and reports why.
+                        return Ok((rejected, None));
+                    }
                 }
             }
             Row::Invalid(r) => {
-                // Only reachable with skip_invalid: the first pass found none otherwise.
                 rejected += 1;
                 let writer = match &mut rejected_writer {
                     Some(w) => w,
@@ -145,26 +178,48 @@ pub fn ingest_file(
             }
         }
     }
-    if !batch.is_empty() {
-        send(&mut batch, sink, &mut outcome)?;
+    if !batch.is_empty()
+        && batches
+            .send(Parsed {
+                records: batch,
+                bytes_read: reader.bytes_read(),
+            })
+            .is_err()
+    {
+        return Ok((rejected, None));
     }
-    sink.flush()?;
-    progress(Progress {
-        pass: "storing",
-        bytes_read: reader.total_bytes(),
-        total_bytes: reader.total_bytes(),
-        records,
-    });
     let rejected_file = match rejected_writer {
         Some(w) => Some(w.finish()?),
         None => None,
     };
-    Ok(FileReport {
-        file: path.to_path_buf(),
-        outcome,
-        rejected,
-        rejected_file,
-    })
+    Ok((rejected, rejected_file))
+}
+
+/// Store side of the pipeline: each batch is one atomic store call, with a flush every
+/// [`FLUSH_EVERY`] batches and at the end.
+fn store_batches(
+    batches: std::sync::mpsc::Receiver<Parsed>,
+    sink: &mut dyn RecordSink,
+    progress: &mut dyn FnMut(Progress),
+    total_bytes: u64,
+) -> Result<(IngestOutcome, u64), IngestError> {
+    let mut outcome = IngestOutcome::default();
+    let mut records = 0u64;
+    for (n, parsed) in batches.into_iter().enumerate() {
+        outcome.add(sink.store(&parsed.records)?);
+        records += parsed.records.len() as u64;
+        if (n + 1) % FLUSH_EVERY == 0 {
+            sink.flush()?;
+        }
+        progress(Progress {
+            pass: "storing",
+            bytes_read: parsed.bytes_read,
+            total_bytes,
+            records,
+        });
+    }
+    sink.flush()?;
+    Ok((outcome, records))
 }
 
 /// First pass: every row must be valid, or nothing is stored.
@@ -198,4 +253,100 @@ fn validate_whole_file(
         return Err(IngestError::Invalid { errors, total });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Country;
+
+    /// A sink that remembers what reached it and can be told to refuse a batch.
+    #[derive(Default)]
+    struct Recorder {
+        batches: Vec<Vec<String>>,
+        flushes: usize,
+        refuse_batch: Option<usize>,
+    }
+
+    impl RecordSink for Recorder {
+        fn store(&mut self, batch: &[Record]) -> Result<IngestOutcome, IngestError> {
+            if self.refuse_batch == Some(self.batches.len()) {
+                return Err(IngestError::Node("refused".into()));
+            }
+            self.batches.push(batch.iter().map(|r| r.event_id.clone()).collect());
+            Ok(IngestOutcome::default())
+        }
+
+        fn flush(&mut self) -> Result<(), IngestError> {
+            self.flushes += 1;
+            Ok(())
+        }
+    }
+
+    fn csv_file(dir: &Path, rows: usize, invalid_every: Option<usize>) -> PathBuf {
+        let mut text = String::from(
+            "event_id,person_id,event_type,event_date,citizenship,country_of_birth,partner_country,sex,birth_year,reason,duration_months\n",
+        );
+        for i in 0..rows {
+            let citizenship = match invalid_every {
+                Some(k) if i % k == k - 1 => "FRX",
+                _ => "FRA",
+            };
+            text.push_str(&format!(
+                "E{i:06},P{i},immigration,2025-03-01,{citizenship},FRA,FRA,F,1990,work,24\n"
+            ));
+        }
+        let path = dir.join("records.csv");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn ctx() -> ValidationContext {
+        ValidationContext::for_today(Country::parse("DEU").unwrap())
+    }
+
+    #[test]
+    fn batches_reach_the_sink_whole_and_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv_file(dir.path(), 2 * BATCH_SIZE + 500, None);
+        let mut sink = Recorder::default();
+        let mut last = None;
+        let report = ingest_file(&path, ctx(), false, &mut sink, &mut |p| last = Some(p)).unwrap();
+
+        let sizes: Vec<usize> = sink.batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [BATCH_SIZE, BATCH_SIZE, 500]);
+        let ids: Vec<&String> = sink.batches.iter().flatten().collect();
+        let expected: Vec<String> = (0..2 * BATCH_SIZE + 500).map(|i| format!("E{i:06}")).collect();
+        assert!(ids.iter().zip(&expected).all(|(a, b)| *a == b) && ids.len() == expected.len());
+        assert_eq!(sink.flushes, 1);
+        assert_eq!(report.rejected, 0);
+        let last = last.unwrap();
+        assert_eq!((last.records, last.bytes_read), (2500, last.total_bytes));
+    }
+
+    #[test]
+    fn a_refused_batch_stops_the_file_and_names_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv_file(dir.path(), 10 * BATCH_SIZE, None);
+        let mut sink = Recorder {
+            refuse_batch: Some(1),
+            ..Recorder::default()
+        };
+        let err = ingest_file(&path, ctx(), false, &mut sink, &mut |_| {}).unwrap_err();
+        assert_eq!(err.to_string(), "node: refused");
+        assert_eq!(sink.batches.len(), 1, "nothing after the refused batch is stored");
+    }
+
+    #[test]
+    fn skip_invalid_stores_the_valid_rows_and_writes_the_rest_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv_file(dir.path(), 1500, Some(100));
+        let mut sink = Recorder::default();
+        let report = ingest_file(&path, ctx(), true, &mut sink, &mut |_| {}).unwrap();
+        assert_eq!(report.rejected, 15);
+        assert_eq!(sink.batches.iter().map(Vec::len).sum::<usize>(), 1485);
+        let rejected = std::fs::read_to_string(report.rejected_file.unwrap()).unwrap();
+        assert_eq!(rejected.lines().count(), 16, "header and one line per rejected row");
+        assert!(rejected.contains("E000099") && rejected.contains("FRX"));
+    }
 }
