@@ -20,18 +20,17 @@ pub const BATCH_SIZE: usize = 1000;
 /// Batches between flushes: durability is acknowledged at the end of each file and at least
 /// every this many batches.
 const FLUSH_EVERY: usize = 100;
-/// Invalid rows reported in full before the rest are only counted.
-const ERRORS_SHOWN: usize = 10;
-
 /// Ingest failures.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The file could not be read at all (missing, unreadable, bad header, unknown format).
     #[error(transparent)]
     Read(#[from] ReadError),
-    /// The file has invalid rows and nothing was stored.
-    #[error("{}", invalid_message(.errors, *.total))]
-    Invalid { errors: Vec<RecordError>, total: u64 },
+    /// The file has invalid rows and nothing was stored. One line (SPEC §6): the first invalid
+    /// row names file, line and field; the count and the way forward follow.
+    #[error("{first}; {} in {}, nothing was stored (--skip-invalid stores the valid rows and writes the invalid ones to {}.rejected.csv)",
+        rows(*.total), .first.file, .first.file)]
+    Invalid { first: RecordError, total: u64 },
     /// The store refused a batch.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -40,21 +39,12 @@ pub enum IngestError {
     Node(String),
 }
 
-fn invalid_message(errors: &[RecordError], total: u64) -> String {
-    let mut s = errors.first().map(|e| e.to_string()).unwrap_or_default();
-    for e in errors.iter().skip(1) {
-        s.push('\n');
-        s.push_str(&e.to_string());
+fn rows(n: u64) -> String {
+    if n == 1 {
+        "1 invalid row".into()
+    } else {
+        format!("{n} invalid rows")
     }
-    let file = errors.first().map(|e| e.file.as_str()).unwrap_or("file");
-    let more = total.saturating_sub(errors.len() as u64);
-    if more > 0 {
-        s.push_str(&format!("\n… and {more} more invalid rows"));
-    }
-    s.push_str(&format!(
-        "\n{file}: {total} invalid rows; nothing was stored (use --skip-invalid to store the valid rows)"
-    ));
-    s
 }
 
 /// Where validated batches go.
@@ -229,16 +219,14 @@ fn validate_whole_file(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), IngestError> {
     let mut reader = RecordReader::open(path, ctx)?;
-    let mut errors = Vec::new();
+    let mut first = None;
     let mut total = 0u64;
     let mut records = 0u64;
     while let Some(row) = reader.next() {
         records += 1;
         if let Row::Invalid(r) = row? {
             total += 1;
-            if errors.len() < ERRORS_SHOWN {
-                errors.push(r.error);
-            }
+            first.get_or_insert(r.error);
         }
         if records % 50_000 == 0 {
             progress(Progress {
@@ -249,8 +237,8 @@ fn validate_whole_file(
             });
         }
     }
-    if total > 0 {
-        return Err(IngestError::Invalid { errors, total });
+    if let Some(first) = first {
+        return Err(IngestError::Invalid { first, total });
     }
     Ok(())
 }
@@ -335,6 +323,26 @@ mod tests {
         let err = ingest_file(&path, ctx(), false, &mut sink, &mut |_| {}).unwrap_err();
         assert_eq!(err.to_string(), "node: refused");
         assert_eq!(sink.batches.len(), 1, "nothing after the refused batch is stored");
+    }
+
+    #[test]
+    fn invalid_rows_reject_the_file_in_one_line_naming_the_first_and_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv_file(dir.path(), 1500, Some(100));
+        let mut sink = Recorder::default();
+        let err = ingest_file(&path, ctx(), false, &mut sink, &mut |_| {}).unwrap_err();
+        let message = err.to_string();
+        assert_eq!(message.lines().count(), 1, "{message}");
+        // Row 99 (E000099) is the first invalid one; the header is line 1.
+        let file = path.display();
+        assert_eq!(
+            message,
+            format!(
+                "{file}:101: citizenship: unknown country code \"FRX\"; 15 invalid rows in {file}, nothing was \
+                 stored (--skip-invalid stores the valid rows and writes the invalid ones to {file}.rejected.csv)"
+            )
+        );
+        assert!(sink.batches.is_empty() && sink.flushes == 0, "nothing reaches the sink");
     }
 
     #[test]
