@@ -27,7 +27,20 @@ pub struct AdminService {
 }
 
 fn text(t: String) -> Response<proto::TextReply> {
-    Response::new(proto::TextReply { text: t, failed: false })
+    Response::new(proto::TextReply {
+        text: t,
+        failed: false,
+        reason: String::new(),
+    })
+}
+
+/// A reply that may report a failure with its one-line reason.
+fn text_or_failure(t: String, reason: Option<String>) -> Response<proto::TextReply> {
+    Response::new(proto::TextReply {
+        text: t,
+        failed: reason.is_some(),
+        reason: reason.unwrap_or_default(),
+    })
 }
 
 fn country_arg(field: &str, text: &str) -> Result<Country, Status> {
@@ -117,8 +130,8 @@ impl Admin for AdminService {
 
     async fn sync(&self, _: Request<proto::SyncRequest>) -> Result<Response<proto::TextReply>, Status> {
         let results = self.syncer.pull_all().await;
-        let (t, failed) = summarize(&results);
-        Ok(Response::new(proto::TextReply { text: t, failed }))
+        let (t, reason) = summarize(&results);
+        Ok(text_or_failure(t, reason))
     }
 
     async fn view(&self, request: Request<proto::ViewRequest>) -> Result<Response<proto::TextReply>, Status> {
@@ -156,8 +169,8 @@ impl Admin for AdminService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| Status::internal(e.to_string()))?;
-        let (t, failed) = describe_check(&report);
-        Ok(Response::new(proto::TextReply { text: t, failed }))
+        let (t, reason) = describe_check(&report);
+        Ok(text_or_failure(t, reason))
     }
 }
 
@@ -174,14 +187,14 @@ pub fn describe_published(p: &crate::node::Published, cube: Cube, period: Period
 }
 
 /// The check report as text, and whether it found differences.
-pub fn describe_check(report: &crate::store::CheckReport) -> (String, bool) {
+pub fn describe_check(report: &crate::store::CheckReport) -> (String, Option<String>) {
     if report.differences.is_empty() {
         return (
             format!(
                 "aggregates agree with {} records ({} cells)\n",
                 report.records, report.cells
             ),
-            false,
+            None,
         );
     }
     let mut t = format!(
@@ -192,7 +205,11 @@ pub fn describe_check(report: &crate::store::CheckReport) -> (String, bool) {
         t.push_str(d);
         t.push('\n');
     }
-    (t, true)
+    let reason = format!(
+        "check found {} differences between the records and the aggregates (listed on stdout)",
+        report.differences.len()
+    );
+    (t, Some(reason))
 }
 
 /// A record as it crosses the admin socket.

@@ -169,8 +169,8 @@ async fn run_in(
         for (i, n) in cluster.nodes.iter().enumerate() {
             let Some(node) = cluster.node(i).cloned() else { continue };
             let results = Syncer::new(node).pull_all().await;
-            let (text, failed) = summarize(&results);
-            if round == 1 || failed {
+            let (text, failure) = summarize(&results);
+            if round == 1 || failure.is_some() {
                 for line in text.lines() {
                     writeln!(out, "  sync {} <- {line}", n.country)?;
                 }

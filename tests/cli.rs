@@ -610,3 +610,26 @@ fn view_into_a_closed_pipe_does_not_panic() {
         output.status
     );
 }
+
+/// A sync that cannot reach a peer still reports every peer on stdout, then exits non-zero with
+/// a one-line reason naming the peer (SPEC §6).
+#[test]
+fn sync_with_an_unreachable_peer_fails_with_a_one_line_reason() {
+    let site = Site::new("DEU,FRA");
+    let config = site.node_config("DEU", "deu");
+    let port = free_port(); // nothing listens here
+    let mut text = site.read(&config);
+    text.push_str(&format!(
+        "\n[[peers]]\ncountry = \"FRA\"\nendpoint = \"https://127.0.0.1:{port}\"\n"
+    ));
+    site.write(&config, &text);
+
+    let run = site.fails(&format!("sync --config {config}"));
+    run.stdout_has("FRA: failed: ");
+    let reason = run.one_line_reason();
+    assert!(
+        reason.starts_with("accord: sync failed with 1 of 1 peers; FRA: "),
+        "{}",
+        run.details()
+    );
+}

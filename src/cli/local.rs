@@ -42,8 +42,18 @@ fn status_error(s: tonic::Status) -> anyhow::Error {
 }
 
 fn print_reply(reply: proto::TextReply) -> Result<i32> {
-    out!("{}", reply.text);
-    Ok(i32::from(reply.failed))
+    let reason = reply.failed.then_some(reply.reason);
+    print_outcome(&reply.text, reason)
+}
+
+/// Prints a command's report; a failed command then ends with its one-line reason on stderr.
+fn print_outcome(text: &str, failure: Option<String>) -> Result<i32> {
+    out!("{text}");
+    match failure {
+        None => Ok(0),
+        Some(reason) if reason.is_empty() => bail!("the node reported a failure"),
+        Some(reason) => bail!("{reason}"),
+    }
 }
 
 pub fn serve(config: &Path) -> Result<i32> {
@@ -218,9 +228,8 @@ pub fn sync(config: &Path) -> Result<i32> {
     }
     let node = open(config)?;
     let results = rt.block_on(Syncer::new(node).pull_all());
-    let (text, failed) = summarize(&results);
-    out!("{text}");
-    Ok(i32::from(failed))
+    let (text, failure) = summarize(&results);
+    print_outcome(&text, failure)
 }
 
 pub fn view(config: &Path, [cube, period, origin, destination]: [String; 4], format: &str) -> Result<i32> {
@@ -305,7 +314,6 @@ pub fn check(config: &Path) -> Result<i32> {
     let bar = Bar::new(0, "records");
     let report = node.store.check(&mut |n| bar.set(n))?;
     bar.finish();
-    let (text, failed) = describe_check(&report);
-    out!("{text}");
-    Ok(i32::from(failed))
+    let (text, failure) = describe_check(&report);
+    print_outcome(&text, failure)
 }

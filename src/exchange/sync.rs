@@ -61,10 +61,14 @@ fn rpc_error(peer: Country, status: tonic::Status) -> SyncError {
     if message.is_empty() {
         message = format!("{:?}", status.code());
     }
-    // Transport errors hide the cause (e.g. a certificate mismatch) in the source chain.
+    // Transport errors hide the cause (e.g. a certificate mismatch) in the source chain; layers
+    // often repeat their cause's text, which is said once.
     let mut source = std::error::Error::source(&status);
     while let Some(s) = source {
-        message = format!("{message}: {s}");
+        let cause = s.to_string();
+        if !message.contains(&cause) {
+            message = format!("{message}: {cause}");
+        }
         source = s.source();
     }
     SyncError::Rpc { peer, message }
@@ -364,10 +368,10 @@ impl Syncer {
     }
 }
 
-/// A human summary of a sync round, one line per peer.
-pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String, bool) {
+/// A human summary of a sync round, one line per peer, and the one-line reason when a peer failed.
+pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String, Option<String>) {
     let mut text = String::new();
-    let mut failed = false;
+    let mut failures = Vec::new();
     for (peer, r) in results {
         match r {
             Ok(s) => {
@@ -383,7 +387,7 @@ pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String,
                 }
             }
             Err(e) => {
-                failed = true;
+                failures.push(format!("{peer}: {e}"));
                 text.push_str(&format!("{peer}: failed: {e}"));
             }
         }
@@ -392,5 +396,14 @@ pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String,
     if results.is_empty() {
         text.push_str("no peers configured\n");
     }
-    (text, failed)
+    // One line for stderr: how many peers failed, and the first one's error.
+    let reason = failures.first().map(|first| {
+        format!(
+            "sync failed with {} of {} peers; {}",
+            failures.len(),
+            results.len(),
+            first.replace('\n', " ")
+        )
+    });
+    (text, reason)
 }
