@@ -42,11 +42,13 @@ pub struct Args {
 enum Command {
     /// Example CA, TLS certificates and keys, signing keys and consortium.toml (tests and demos).
     Certs {
+        /// Directory to write into (created if missing).
         #[arg(long)]
         out: PathBuf,
         /// Member codes, e.g. DEU,FRA,ITA.
         #[arg(long, value_delimiter = ',')]
         countries: Vec<String>,
+        /// Validity of the certificates and signing keys, in days.
         #[arg(long, default_value_t = 365)]
         days: u32,
         /// Overwrite existing files.
@@ -55,13 +57,16 @@ enum Command {
     },
     /// Run the node daemon.
     Serve {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
     },
     /// Ingest record files (.csv, .jsonl).
     Ingest {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Record files; the format follows the extension (.csv or .jsonl).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Store the valid rows and write the rejected ones to <file>.rejected.csv.
@@ -70,10 +75,13 @@ enum Command {
     },
     /// Publish a signed dataset for a cube and period.
     Publish {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
+        /// flows, asylum or permits.
         #[arg(long)]
         cube: String,
+        /// A year (2024), a quarter (2024-Q2) or a month (2024-05).
         #[arg(long)]
         period: String,
         /// Members allowed the payload (default: every member).
@@ -82,19 +90,25 @@ enum Command {
     },
     /// Pull from every peer now and print what came.
     Sync {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
     },
     /// Print the common view.
     View {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Only this cube: flows, asylum or permits.
         #[arg(long)]
         cube: Option<String>,
+        /// Only this period, e.g. 2024, 2024-Q2, 2024-05.
         #[arg(long)]
         period: Option<String>,
+        /// Only flows from this country (alpha-3).
         #[arg(long)]
         origin: Option<String>,
+        /// Only flows into this country (alpha-3).
         #[arg(long)]
         destination: Option<String>,
         /// table, csv, json or sdmx-csv.
@@ -103,6 +117,7 @@ enum Command {
     },
     /// Records by type, feeds, peers, forks and the view digest.
     Status {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
         /// text or json.
@@ -111,37 +126,48 @@ enum Command {
     },
     /// Write one feed entry (envelope and payload if held) to a file.
     Export {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
+        /// The member whose feed holds the entry.
         #[arg(long)]
         publisher: String,
+        /// The entry's sequence number in that feed.
         #[arg(long)]
         seq: u64,
+        /// File to write.
         #[arg(long)]
         out: PathBuf,
     },
     /// Check an exported entry offline against a consortium file.
     Verify {
+        /// The consortium file (consortium.toml) with the members' signing keys.
         #[arg(long)]
         consortium: PathBuf,
+        /// A file written by `accord export`.
         file: PathBuf,
     },
     /// Recompute aggregates from records and compare with the live ones.
     Check {
+        /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
     },
     /// Synthetic records for a set of countries, plus truth.csv.
     Synth {
+        /// Member codes, e.g. DEU,FRA,ITA.
         #[arg(long, value_delimiter = ',')]
         countries: Vec<String>,
+        /// The year of the events.
         #[arg(long)]
         year: i32,
         /// Approximate records per country.
         #[arg(long)]
         records: u64,
+        /// Same seed, same records.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Directory for <code>.csv per country and truth.csv.
         #[arg(long)]
         out: PathBuf,
     },
@@ -150,6 +176,7 @@ enum Command {
         /// Synthetic records per country.
         #[arg(long, default_value_t = 60_000)]
         records: u64,
+        /// Seed of the synthetic records.
         #[arg(long, default_value_t = 2024)]
         seed: u64,
     },

@@ -32,6 +32,17 @@ pub enum SyncError {
     Node(#[from] NodeError),
 }
 
+impl SyncError {
+    /// The error without the peer's name, for lines that already start with it.
+    pub fn detail(&self) -> String {
+        match self {
+            SyncError::Rpc { message, .. } => message.clone(),
+            SyncError::Tls { source, .. } => source.to_string(),
+            SyncError::Node(e) => e.to_string(),
+        }
+    }
+}
+
 /// What one pull from one peer brought.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerSync {
@@ -70,6 +81,15 @@ fn rpc_error(peer: Country, status: tonic::Status) -> SyncError {
             message = format!("{message}: {cause}");
         }
         source = s.source();
+    }
+    // With TLS 1.3 a server that refuses the client certificate does so after the client has
+    // finished its handshake, so the client often sees only a closed connection.
+    if status.code() == tonic::Code::Unavailable
+        && ["broken pipe", "connection closed", "connection reset"]
+            .iter()
+            .any(|m| message.contains(m))
+    {
+        message.push_str(" (if the peer refused this node's certificate, its log says why)");
     }
     SyncError::Rpc { peer, message }
 }
@@ -387,8 +407,9 @@ pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String,
                 }
             }
             Err(e) => {
-                failures.push(format!("{peer}: {e}"));
-                text.push_str(&format!("{peer}: failed: {e}"));
+                let detail = e.detail();
+                failures.push(format!("{peer}: {detail}"));
+                text.push_str(&format!("{peer}: failed: {detail}"));
             }
         }
         text.push('\n');

@@ -64,6 +64,14 @@ pub enum TlsError {
     /// The node's own certificate does not identify a member.
     #[error("certificate {} does not name a member: {source}", path.display())]
     OwnCertificate { path: PathBuf, source: Box<TlsError> },
+    /// The node's own certificate is listed in one of its configured CRLs: no peer that
+    /// honours that CRL will accept it, so the node says so before dialling or serving.
+    #[error("certificate {} is revoked in {} (serial {serial})", cert.display(), crl.display())]
+    OwnCertificateRevoked {
+        cert: PathBuf,
+        crl: PathBuf,
+        serial: String,
+    },
     /// A certificate is not parseable X.509.
     #[error("certificate cannot be parsed: {0}")]
     BadCertificate(String),
@@ -102,10 +110,11 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
     let roots = Arc::new(load_roots(&files.ca)?);
     let crls = load_crls(&files.crls)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
-        .with_crls(crls)
-        .build()?;
     let (chain, key) = load_identity(files)?;
+    not_revoked(files, &chain, &roots, &crls, &provider)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+        .with_crls(crls.into_iter().map(|(_, crl)| crl))
+        .build()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -121,8 +130,10 @@ pub fn client_config(files: &TlsFiles, expected: Country) -> Result<Arc<ClientCo
     let provider = provider();
     let roots = Arc::new(load_roots(&files.ca)?);
     let crls = load_crls(&files.crls)?;
-    let verifier = verify::MemberServerVerifier::new(roots, crls, provider.clone(), expected)?;
     let (chain, key) = load_identity(files)?;
+    not_revoked(files, &chain, &roots, &crls, &provider)?;
+    let crls = crls.into_iter().map(|(_, crl)| crl).collect();
+    let verifier = verify::MemberServerVerifier::new(roots, crls, provider.clone(), expected)?;
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous() // only to install a verifier that is stricter than the default one
@@ -164,7 +175,10 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-fn load_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+/// Every CRL in the files, each with the file it came from.
+type Crls = Vec<(PathBuf, CertificateRevocationListDer<'static>)>;
+
+fn load_crls(paths: &[PathBuf]) -> Result<Crls, TlsError> {
     let mut crls = Vec::new();
     for path in paths {
         let bytes = read(path)?;
@@ -183,7 +197,7 @@ fn load_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'stat
         for crl in &found {
             check_crl_parses(crl).map_err(bad)?;
         }
-        crls.extend(found);
+        crls.extend(found.into_iter().map(|crl| (path.clone(), crl)));
     }
     Ok(crls)
 }
@@ -194,6 +208,42 @@ fn check_crl_parses(crl: &CertificateRevocationListDer<'_>) -> Result<(), String
     x509_parser::revocation_list::CertificateRevocationList::from_der(crl)
         .map(|_| ())
         .map_err(|e| format!("not a CRL: {e}"))
+}
+
+/// Refuses the node's own certificate when one of its own CRLs revokes it. Peers would refuse
+/// it anyway, but with TLS 1.3 they do so after the handshake and the node sees only a closed
+/// connection; this names the certificate and the CRL instead. The check is rustls's own client
+/// verification (CRL signature and issuer included), and only a revocation counts: anything else
+/// about the certificate is for the peers to judge.
+fn not_revoked(
+    files: &TlsFiles,
+    chain: &[CertificateDer<'static>],
+    roots: &Arc<RootCertStore>,
+    crls: &Crls,
+    provider: &Arc<CryptoProvider>,
+) -> Result<(), TlsError> {
+    let now = rustls_pki_types::UnixTime::now();
+    for (path, crl) in crls {
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .with_crls([crl.clone()])
+            .build()?;
+        let verdict = verifier.verify_client_cert(&chain[0], &chain[1..], now);
+        if let Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)) = verdict {
+            return Err(TlsError::OwnCertificateRevoked {
+                cert: files.cert.clone(),
+                crl: path.clone(),
+                serial: serial_of(&chain[0]),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn serial_of(cert: &CertificateDer<'_>) -> String {
+    use x509_parser::prelude::FromDer;
+    x509_parser::certificate::X509Certificate::from_der(cert)
+        .map(|(_, c)| c.raw_serial_as_string())
+        .unwrap_or_else(|_| "unreadable".into())
 }
 
 /// The node's certificate chain and key, after checking the certificate names a member.

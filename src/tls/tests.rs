@@ -215,6 +215,33 @@ async fn client_honours_crls_for_servers() {
     server.shutdown().await;
 }
 
+#[test]
+fn a_node_whose_own_crl_revokes_its_certificate_says_so_before_connecting() {
+    let dir = consortium();
+    let pki = dir.path();
+    let crl = pki.join("deu-revoked.crl.pem");
+    revoke(pki, &pki.join("deu.pem"), &crl).unwrap();
+    let deu = files(pki, "deu", vec![crl.clone()]);
+    let server = server_config(&deu).unwrap_err();
+    let client = client_config(&deu, country("FRA")).unwrap_err();
+    for error in [server, client] {
+        assert!(
+            matches!(&error, TlsError::OwnCertificateRevoked { cert, crl: named, .. }
+                if cert.ends_with("deu.pem") && *named == crl),
+            "{error}"
+        );
+    }
+    // The same CRL leaves FRA alone.
+    assert!(server_config(&files(pki, "fra", vec![crl])).is_ok());
+
+    // A CRL that lists DEU's serial but is signed by another CA (same CA name) does not count.
+    let other = consortium();
+    let foreign_crl = pki.join("foreign.crl.pem");
+    revoke(other.path(), &pki.join("deu.pem"), &foreign_crl).unwrap();
+    let error = server_config(&files(pki, "deu", vec![foreign_crl]));
+    assert!(error.is_ok(), "{:?}", error.err());
+}
+
 #[tokio::test]
 async fn a_silent_client_does_not_stall_accepting() {
     let dir = consortium();

@@ -1,6 +1,8 @@
 //! What the `accord` CLI tests share: running the binary and keeping its output whole for
 //! failure messages (`Run`), a temporary site with an example PKI and node configs (`Site`), and
-//! small file helpers.
+//! small file helpers. Each test file that says `mod cli_support;` compiles its own copy, so not
+//! every helper is used by every file.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -125,6 +127,13 @@ impl Site {
         };
         site.ok(&format!("certs --out pki --countries {countries}"));
         site
+    }
+
+    /// A site with no PKI: the test brings its own.
+    pub fn empty() -> Site {
+        Site {
+            dir: TempDir::new().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
