@@ -3,7 +3,7 @@
 //! stopped with SIGTERM; and `accord demo`. These tests pin what an operator relies on (SPEC §6,
 //! §9): the admin socket exists with mode 0600 while a node runs and is gone after it stops,
 //! admin commands reach the running node, a publication reaches the peer, SIGTERM is a clean exit
-//! with everything persisted, and the demo's nodes agree. On failure a test prints the command,
+//! with everything persisted, `/metrics` counts what came, and the demo's nodes agree. On failure a test prints the command,
 //! its exit status, stdout and stderr, and the daemons' logs.
 
 use std::path::{Path, PathBuf};
@@ -98,11 +98,34 @@ struct Member {
     code: &'static str,
     config: String,
     data_dir: PathBuf,
+    metrics_port: u16,
 }
 
 impl Member {
     fn socket(&self) -> PathBuf {
         self.data_dir.join("admin.sock")
+    }
+
+    /// The HTTP status line and body of a GET on the member's metrics port.
+    fn http_get(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .unwrap_or_else(|e| panic!("connect to {} metrics: {e}", self.code));
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("send request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    }
+
+    /// The value of an unlabelled metric on `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        let (status, body) = self.http_get("/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
     }
 }
 
@@ -180,18 +203,20 @@ impl Site {
         site.ok(&format!(
             "synth --countries DEU,FRA --year {year} --records 2000 --seed 5 --out records"
         ));
-        let ports = free_ports(2);
+        let ports = free_ports(4);
         let codes = ["DEU", "FRA"];
-        let members = [0, 1].map(|i| site.member(codes[i], ports[i], codes[1 - i], ports[1 - i]));
+        let members = [0, 1].map(|i| site.member(codes[i], (ports[i], ports[2 + i]), codes[1 - i], ports[1 - i]));
         (site, members)
     }
 
-    fn member(&self, code: &'static str, port: u16, peer: &str, peer_port: u16) -> Member {
+    /// `ports`: the exchange port and the metrics port.
+    fn member(&self, code: &'static str, (port, metrics_port): (u16, u16), peer: &str, peer_port: u16) -> Member {
         let lower = code.to_lowercase();
         let peer_lower = peer.to_lowercase();
         let config = format!("{lower}.toml");
         let text = format!(
             "country = \"{code}\"\ndata_dir = \"{lower}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
              consortium = \"pki/consortium.toml\"\n\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{lower}.pem\"\n\
              key = \"pki/{lower}.key\"\ncrls = []\n\n[signing]\nkey = \"pki/{lower}.sign.pk8\"\n\n\
              [sync]\ninterval_secs = 2\n\n[[peers]]\ncountry = \"{peer}\"\n\
@@ -202,6 +227,7 @@ impl Site {
             code,
             config,
             data_dir: self.dir.path().join(&lower),
+            metrics_port,
         }
     }
 
@@ -337,6 +363,17 @@ fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
             sync.details()
         );
     }
+    // Prometheus text on metrics_listen: FRA accepted DEU's entry, and DEU is up.
+    assert!(fra.metric("accord_datasets_accepted_total") >= 1.0);
+    assert!(fra.metric("accord_sync_rounds_total") >= 1.0);
+    assert_eq!(fra.metric("accord_peers_up"), 1.0);
+    assert_eq!(
+        deu.metric("accord_datasets_accepted_total"),
+        0.0,
+        "FRA published nothing"
+    );
+    assert_eq!(fra.http_get("/other").0, "HTTP/1.1 404 Not Found");
+
     let check = site.ok(&format!("check --config {}", deu.config));
     assert!(
         check.stdout().contains(&format!("agree with {rows} records")),

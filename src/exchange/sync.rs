@@ -350,7 +350,7 @@ impl Syncer {
         Ok(c)
     }
 
-    /// Pulls from one configured peer.
+    /// Pulls from one configured peer; every pull, periodic or asked for, counts in the metrics.
     pub async fn pull_from(&self, peer: Country) -> Result<PeerSync, SyncError> {
         let Some(p) = self.node.config.peers.iter().find(|p| p.country == peer).cloned() else {
             return Err(SyncError::Rpc {
@@ -358,8 +358,15 @@ impl Syncer {
                 message: "not a configured peer".into(),
             });
         };
-        let mut client = self.client_for(&p).await?;
-        pull(&self.node, &p, &mut client).await
+        let started = std::time::Instant::now();
+        let result = match self.client_for(&p).await {
+            Ok(mut client) => pull(&self.node, &p, &mut client).await,
+            Err(e) => Err(e),
+        };
+        self.node
+            .metrics
+            .record_round(peer.as_str(), started.elapsed(), &result);
+        result
     }
 
     /// Pulls from every configured peer, one after another (a small consortium; ordering

@@ -181,9 +181,7 @@ async fn sync_loop(
             Some(p) = announced.recv() => due.contains_key(&p).then_some(p),
         };
         let Some(peer) = peer else { continue };
-        let started = Instant::now();
         let result = syncer.pull_from(peer).await;
-        node.metrics.record_round(peer.as_str(), started.elapsed(), &result);
         let wait = match &result {
             Ok(s) => {
                 failures.remove(&peer);

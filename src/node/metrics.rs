@@ -111,13 +111,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Rece
         let Ok((mut stream, _)) = conn else { continue };
         let node = node.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            let head = tokio::time::timeout(Duration::from_secs(5), read_head(&mut stream))
                 .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
+                .unwrap_or_default();
+            let request = String::from_utf8_lossy(&head);
             let (status, body) = if request.starts_with("GET /metrics ") {
                 ("200 OK", node.metrics.render())
             } else {
@@ -128,8 +125,24 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Rece
                 body.len()
             );
             let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
         });
     }
+}
+
+/// The request line and headers, read up to the blank line that ends them (a client may send
+/// them in several segments; answering early and closing with unread bytes would reset the
+/// connection under the response). At most 8 KiB.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    head
 }
 
 #[cfg(test)]
