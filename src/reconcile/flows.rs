@@ -139,6 +139,7 @@ fn side(
 #[derive(Default)]
 struct Tally {
     sum: u64,
+    /// Positive figures summed.
     values: u64,
     withheld: u64,
     missing: bool,
@@ -149,9 +150,11 @@ impl Tally {
     fn add(&mut self, side: &Side) {
         self.source = side.source.as_deref().copied();
         match side.reported {
+            // Zeros are mostly cells the side never published (read as zero); they say nothing
+            // about the pair, so only positive figures count as something to sum.
             Reported::Value(v) => {
                 self.sum = self.sum.saturating_add(v);
-                self.values += 1;
+                self.values += u64::from(v > 0);
             }
             Reported::Confidential => self.withheld += 1,
             Reported::Missing => self.missing = true,
@@ -162,7 +165,7 @@ impl Tally {
         let reported = if self.missing {
             Reported::Missing
         } else if self.values == 0 && self.withheld > 0 {
-            // Nothing was published to sum: showing 0 would read as "no moves".
+            // Nothing positive was published to sum: showing 0 would read as "no moves".
             Reported::Confidential
         } else {
             Reported::Value(self.sum)

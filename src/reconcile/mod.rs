@@ -137,8 +137,8 @@ impl MirrorRow {
 /// One side of a pair total, summed from that side's published cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SideTotal {
-    /// The sum of published values; `Confidential` when every cell was withheld; `Missing` when
-    /// the side published no dataset.
+    /// The sum of published values; `Confidential` when the side published no positive figure
+    /// for the pair but withheld some cells; `Missing` when the side published no dataset.
     pub reported: Reported,
     /// Confidential cells the sum leaves out.
     pub withheld: u64,
@@ -255,8 +255,14 @@ fn latest_revisions(accepted: &[AcceptedDataset]) -> Latest<'_> {
     latest
 }
 
-/// The figure `rule` makes of the two sides; none when neither side published a value.
+/// The figure `rule` makes of the two sides; none when neither side published a value, and none
+/// when one side is confidential and the other reads zero: a confidential cell counts at least one
+/// move, so the zero cannot stand in for it.
 pub fn reconcile_figure(rule: Rule, sender: Reported, receiver: Reported) -> Option<u64> {
+    use Reported::{Confidential, Value};
+    if matches!((sender, receiver), (Confidential, Value(0)) | (Value(0), Confidential)) {
+        return None;
+    }
     let (s, r) = (sender.value(), receiver.value());
     match rule {
         Rule::Receiving => r.or(s),

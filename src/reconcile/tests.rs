@@ -69,6 +69,9 @@ fn every_rule_picks_its_figure() {
         (Missing, Value(5), Some(5), Some(5), Some(5), Some(5)),
         (Confidential, Missing, None, None, None, None),
         (Value(0), Value(1), Some(1), Some(0), Some(1), Some(1)),
+        // A confidential cell is at least one move: a zero on the other side cannot replace it.
+        (Value(0), Confidential, None, None, None, None),
+        (Confidential, Value(0), None, None, None, None),
         (
             Value(u64::MAX),
             Value(u64::MAX),
@@ -301,6 +304,37 @@ fn a_total_of_only_confidential_cells_is_confidential() {
     assert_eq!(total.reconciled, None);
     assert_eq!(total.reconciled_withheld, 1);
     assert_eq!(total.reconciled_status(), "C");
+}
+
+#[test]
+fn a_side_with_only_confidential_cells_and_zeros_is_confidential_not_zero() {
+    // DEU withholds its one OUT cell to FRA; FRA publishes a cell DEU lacks, which DEU reads as
+    // zero. DEU's total must still say confidential, not 0 (which would also flag the pair).
+    let view = compute(
+        &[
+            flows(deu(), 1, &[confidential("OUT", fra(), "SYR")]),
+            flows(fra(), 1, &[inn(deu(), "AFG", 6), confidential("IN", deu(), "SYR")]),
+        ],
+        &settings(),
+    );
+    let total = &view.pairs[&pair(deu(), fra())];
+    assert_eq!(total.sender.reported, Reported::Confidential);
+    assert_eq!(total.sender.withheld, 1);
+    assert_eq!(total.receiver.reported, Reported::Value(6));
+    assert_eq!(total.asymmetry, None);
+    assert!(!total.flag);
+    let afg = &view.rows[&row_key(deu(), fra(), "AFG")];
+    assert_eq!(afg.sender.reported, Reported::Value(0));
+    assert_eq!(afg.reconciled, Some(6));
+    // A side that published the dataset and nothing for the pair reads zero.
+    let view = compute(
+        &[
+            flows(deu(), 1, &[out(ita(), "SYR", 9)]),
+            flows(fra(), 1, &[inn(deu(), "AFG", 6)]),
+        ],
+        &settings(),
+    );
+    assert_eq!(view.pairs[&pair(deu(), fra())].sender.reported, Reported::Value(0));
 }
 
 #[test]
