@@ -87,7 +87,7 @@ fn rpc_error(peer: Country, status: tonic::Status) -> SyncError {
     if status.code() == tonic::Code::Unavailable
         && ["broken pipe", "connection closed", "connection reset"]
             .iter()
-            .any(|m| message.contains(m))
+            .any(|m| message.to_ascii_lowercase().contains(m))
     {
         message.push_str(" (if the peer refused this node's certificate, its log says why)");
     }

@@ -111,9 +111,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Rece
         let Ok((mut stream, _)) = conn else { continue };
         let node = node.clone();
         tokio::spawn(async move {
-            let head = tokio::time::timeout(Duration::from_secs(5), read_head(&mut stream))
-                .await
-                .unwrap_or_default();
+            let head = read_head(&mut stream).await;
             let request = String::from_utf8_lossy(&head);
             let (status, body) = if request.starts_with("GET /metrics ") {
                 ("200 OK", node.metrics.render())
@@ -132,22 +130,35 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Rece
 
 /// The request line and headers, read up to the blank line that ends them (a client may send
 /// them in several segments; answering early and closing with unread bytes would reset the
-/// connection under the response). At most 8 KiB.
+/// connection under the response). At most 8 KiB and 5 s; whatever came by then is judged.
 async fn read_head(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
-    while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
+    while head.len() < 8192 && !ends_head(&head) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+            _ => break,
         }
     }
     head
 }
 
+/// Whether the bytes hold the blank line after the headers (`\r\n\r\n`, or bare `\n\n`).
+fn ends_head(bytes: &[u8]) -> bool {
+    bytes.windows(4).any(|w| w == b"\r\n\r\n") || bytes.windows(2).any(|w| w == b"\n\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_head_ends_at_a_blank_line() {
+        assert!(ends_head(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(ends_head(b"GET /metrics HTTP/1.0\n\n"));
+        assert!(!ends_head(b"GET /metrics HTTP/1.1\r\nHost: a\r\n"));
+    }
 
     #[test]
     fn rejections_are_counted_by_kind_and_peers_tracked() {

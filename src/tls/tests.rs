@@ -333,3 +333,53 @@ async fn channel_refuses_unusable_endpoints() {
         assert!(matches!(error, TlsError::Endpoint { .. }), "{endpoint}: {error}");
     }
 }
+
+/// The PKI in `tests/fixtures/openssl-pki`, made by openssl: ITA's certificates come from an
+/// issuing CA under the root, so their files are chains.
+fn openssl_pki(cert: &str, key: &str, crls: &[&str]) -> TlsFiles {
+    let pki = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openssl-pki");
+    TlsFiles {
+        ca: pki.join("ca.pem"),
+        cert: pki.join(cert),
+        key: pki.join(key),
+        crls: crls.iter().map(|c| pki.join(c)).collect(),
+    }
+}
+
+#[test]
+fn own_revocation_is_found_under_an_issuing_ca() {
+    let crls = ["ca.crl", "sub-ca.crl"];
+    let revoked = openssl_pki("ita-revoked.pem", "ita.key", &crls);
+    for error in [
+        server_config(&revoked).unwrap_err(),
+        client_config(&revoked, country("DEU")).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&error, TlsError::OwnCertificateRevoked { crl, .. } if crl.ends_with("sub-ca.crl")),
+            "{error}"
+        );
+    }
+    assert!(server_config(&openssl_pki("ita.pem", "ita.key", &crls)).is_ok());
+}
+
+#[tokio::test]
+async fn chains_through_an_issuing_ca_are_admitted_and_its_crl_honoured() {
+    let crls = ["ca.crl", "sub-ca.crl"];
+    let deu = country("DEU");
+    let server = TestServer::start(server_config(&openssl_pki("deu.pem", "deu.key", &crls)).unwrap()).await;
+    let dial = |files: TlsFiles| {
+        let endpoint = server.endpoint();
+        async move {
+            let config = client_config(&files, deu).unwrap();
+            health_check(channel(&endpoint, Some("deu.interop.example"), config, deu).unwrap()).await
+        }
+    };
+    assert_eq!(
+        dial(openssl_pki("ita.pem", "ita.key", &crls)).await.unwrap(),
+        ServingStatus::Serving
+    );
+    // Without the CRLs of its own, the revoked node dials; DEU's server refuses it.
+    assert!(dial(openssl_pki("ita-revoked.pem", "ita.key", &[])).await.is_err());
+    assert_eq!(server.callers(), vec![country("ITA")]);
+    server.shutdown().await;
+}
