@@ -166,7 +166,7 @@ fn a_bad_last_row_rejects_the_whole_file_unless_skip_invalid() {
     assert_eq!(
         run.one_line_reason(),
         format!(
-            "accord: bad.csv:{bad_line}: citizenship: unknown country code \"FRX\"; 1 invalid row in bad.csv, \
+            "bad.csv:{bad_line}: citizenship: unknown country code \"FRX\"; 1 invalid row in bad.csv, \
              nothing was stored (--skip-invalid stores the valid rows and writes the invalid ones to bad.csv.rejected.csv)"
         ),
         "the reason names file, line and field\n{}",
@@ -278,7 +278,7 @@ fn json_lines_input_stores_the_same_records_as_csv() {
     site.write("bad.jsonl", &bad);
     let run = site.fails(&format!("ingest --config {from_jsonl} bad.jsonl"));
     assert!(
-        run.stderr().starts_with("accord: bad.jsonl:4:"),
+        run.stderr().starts_with("bad.jsonl:4:"),
         "names file and line\n{}",
         run.details()
     );
@@ -496,7 +496,12 @@ fn a_bad_node_config_fails_naming_file_and_key() {
         site.write(file, &text);
         for command in ["status", "serve"] {
             let run = site.fails(&format!("{command} --config {file}"));
-            run.reason_has(&[&format!("accord: {file}: "), key, detail]);
+            run.reason_has(&[&format!("{file}: "), key, detail]);
+            assert!(
+                run.one_line_reason().starts_with(&format!("{file}: ")),
+                "{}",
+                run.details()
+            );
         }
     }
     site.fails("status --config absent.toml").reason_has(&["absent.toml"]);
@@ -573,6 +578,13 @@ fn view_formats_start_with_the_spec_headers() {
         "status shows the view's digest"
     );
 
+    let bare = site.ok(&format!("view --config {config} --format csv"));
+    assert_eq!(bare.stdout(), out, "without --cube, csv is flows");
+    assert!(
+        bare.stderr().contains("note: csv shows flows; --cube asylum or --cube permits for the others"),
+        "{}",
+        bare.details()
+    );
     let sdmx = site.ok(&format!("view --config {config} --format sdmx-csv --cube flows"));
     let first = sdmx.stdout().lines().next().unwrap_or_default().to_string();
     assert!(
@@ -628,8 +640,26 @@ fn sync_with_an_unreachable_peer_fails_with_a_one_line_reason() {
     run.stdout_has("FRA: failed: ");
     let reason = run.one_line_reason();
     assert!(
-        reason.starts_with("accord: sync failed with 1 of 1 peers; FRA: "),
+        reason.starts_with("sync failed with 1 of 1 peers; FRA: "),
         "{}",
         run.details()
     );
+}
+
+/// A usage mistake is one line on stderr and exit code 2 (SPEC §6; 2 is clap's usage code).
+#[test]
+fn a_usage_mistake_is_one_line_and_exit_code_2() {
+    let site = Site::new("DEU");
+    for (line, needle) in [
+        ("publish --config x.toml --cube flows", "--period"),
+        ("frobnicate", "frobnicate"),
+        ("view --config x.toml --colour", "--colour"),
+    ] {
+        let run = site.run(line);
+        assert_eq!(run.output.status.code(), Some(2), "{}", run.details());
+        let reason = run.one_line_reason();
+        assert!(reason.contains(needle) && reason.ends_with("(try --help)"), "{}", run.details());
+    }
+    let help = site.ok("view --help");
+    help.stdout_has("--format");
 }

@@ -159,8 +159,9 @@ pub fn generate(opts: &CertsOptions) -> Result<CertsSummary, CertsError> {
     for &country in &opts.countries {
         let code = country.lower();
         let (cert_pem, key_pem) = issue_member(&ca, country, valid_from, valid_until, &rng)?;
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| CertsError::Random)?;
-        let signing_public_key = ed25519_public_key(pkcs8.as_ref())?;
+        let generated = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| CertsError::Random)?;
+        let pkcs8 = pkcs8_v1(generated.as_ref())?;
+        let signing_public_key = ed25519_public_key(&pkcs8)?;
         let member = IssuedMember {
             country,
             cert: out.join(format!("{code}.pem")),
@@ -170,7 +171,7 @@ pub fn generate(opts: &CertsOptions) -> Result<CertsSummary, CertsError> {
         };
         files.push(OutFile::public(member.cert.clone(), cert_pem));
         files.push(OutFile::secret(member.key.clone(), key_pem));
-        files.push(OutFile::secret(member.signing_key.clone(), pkcs8.as_ref().to_vec()));
+        files.push(OutFile::secret(member.signing_key.clone(), pkcs8));
         members.push(member);
     }
     let consortium = out.join("consortium.toml");
@@ -303,9 +304,32 @@ fn common_name(name: &str) -> DistinguishedName {
     dn
 }
 
+/// ring writes PKCS#8 v2 (RFC 5958, public key included), which OpenSSL 3.0 cannot read; an
+/// auditor deriving the public key with `openssl pkey` needs v1 (RFC 5208): the same 32-byte seed
+/// under the v1 prefix. ring reads both.
+fn pkcs8_v1(v2: &[u8]) -> Result<Vec<u8>, CertsError> {
+    const V2_PREFIX: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+    ];
+    const V1_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+    ];
+    let seed = v2
+        .strip_prefix(&V2_PREFIX)
+        .and_then(|rest| rest.get(..32))
+        .ok_or(CertsError::SigningKey)?;
+    let v1 = [&V1_PREFIX[..], seed].concat();
+    // The same key either way, or nothing is written.
+    let same = |der: &[u8]| Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map(|k| k.public_key().as_ref().to_vec());
+    match (same(v2), same(&v1)) {
+        (Ok(a), Ok(b)) if a == b => Ok(v1),
+        _ => Err(CertsError::SigningKey),
+    }
+}
+
 fn ed25519_public_key(pkcs8: &[u8]) -> Result<[u8; 32], CertsError> {
-    // The bytes come straight from `generate_pkcs8`, so this fails only if ring is broken.
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| CertsError::SigningKey)?;
+    // The bytes come from `generate_pkcs8` via `pkcs8_v1`, so this fails only if ring is broken.
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| CertsError::SigningKey)?;
     pair.public_key()
         .as_ref()
         .try_into()

@@ -75,7 +75,10 @@ fn writes_the_example_pki_and_consortium_file() {
     // Each signing key signs what its listed public key verifies.
     for member in &summary.members {
         let pkcs8 = fs::read(&member.signing_key).unwrap();
-        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
+        // PKCS#8 v1 (version 0), the form `openssl pkey` reads.
+        assert_eq!(pkcs8.len(), 48);
+        assert_eq!(&pkcs8[2..5], &[0x02, 0x01, 0x00]);
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).unwrap();
         let signature = pair.sign(b"accord");
         UnparsedPublicKey::new(&ED25519, member.signing_public_key)
             .verify(b"accord", signature.as_ref())

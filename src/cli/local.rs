@@ -235,6 +235,15 @@ pub fn sync(config: &Path) -> Result<i32> {
 pub fn view(config: &Path, [cube, period, origin, destination]: [String; 4], format: &str) -> Result<i32> {
     let config = load(config)?;
     let (filter, format_v) = view_args(&cube, &period, &origin, &destination, format).map_err(|e| anyhow!(e))?;
+    if cube.is_empty()
+        && matches!(
+            format_v,
+            accord::reconcile::Format::Csv | accord::reconcile::Format::SdmxCsv
+        )
+    {
+        // One CSV holds one cube; say which, so nobody takes the file for the whole view.
+        eprintln!("note: {format} shows flows; --cube asylum or --cube permits for the others");
+    }
     let rt = runtime()?;
     if let Some(mut client) = running(&rt, &config) {
         let reply = rt

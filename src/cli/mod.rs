@@ -352,7 +352,39 @@ pub(crate) fn write_out(args: std::fmt::Arguments) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("accord: writing output: {e}");
+        eprintln!("writing output: {e}");
         std::process::exit(1);
+    }
+}
+
+/// clap's usage error (several lines: the error, the arguments it names, usage, a hint) as one
+/// line: `the following required arguments were not provided: --period <PERIOD> (try --help)`.
+pub fn one_line_usage_error(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    let text = parts.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text} (try --help)")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn usage_errors_become_one_line() {
+        let error = Args::try_parse_from(["accord", "publish", "--config", "n.toml", "--cube", "flows"])
+            .err()
+            .expect("a missing argument");
+        let line = one_line_usage_error(&error.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--period"), "{line}");
+        assert!(line.ends_with("(try --help)"), "{line}");
+        assert!(!line.starts_with("error:"), "{line}");
     }
 }

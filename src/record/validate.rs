@@ -13,7 +13,8 @@
 //! - `person_id`: non-empty, at most 256 characters, same character rules as `event_id`.
 //! - `partner_country` accepts `XXX` (unknown residence is common in registers) but not `XXA`:
 //!   "stateless" is a citizenship, not a place of residence.
-//! - `birth_year` must lie in 1870..=event year; `duration_months` in 0..=1200 (100 years).
+//! - `birth_year` must lie within 130 years before the event year (nobody is older; a wrong
+//!   century is a typing error); `duration_months` in 0..=1200 (100 years).
 //!   Both are plain ASCII digits: no sign, no decimals, no exponent.
 
 use std::fmt;
@@ -32,8 +33,8 @@ pub const EARLIEST_EVENT_DATE: Date = Date {
     month: 1,
     day: 1,
 };
-/// Earliest accepted birth year: nobody alive in 1900 (the earliest event) was born much earlier.
-pub const EARLIEST_BIRTH_YEAR: i32 = 1870;
+/// Largest accepted age in the event's year: longer than any recorded human life.
+pub const MAX_AGE_YEARS: i32 = 130;
 /// Largest accepted `duration_months`: a century is longer than any stay or absence.
 pub const MAX_DURATION_MONTHS: u32 = 1200;
 
@@ -358,10 +359,10 @@ fn birth_year(text: &str, event_year: i32) -> Result<Option<i32>, FieldError> {
             format!("{year} is after the event year {event_year}"),
         ));
     }
-    if year < EARLIEST_BIRTH_YEAR {
+    if event_year - year > MAX_AGE_YEARS {
         return Err(FieldError::new(
             FIELD,
-            format!("{year} is before {EARLIEST_BIRTH_YEAR}"),
+            format!("{year} is more than {MAX_AGE_YEARS} years before the event year {event_year}"),
         ));
     }
     Ok(Some(year))

@@ -151,9 +151,11 @@ const CASES: &[Case] = &[
     // birth_year
     (&[("birth_year", "")], None),
     (&[("birth_year", "2024")], None),
-    (&[("birth_year", "1870")], None),
+    (&[("birth_year", "1894")], None),
+    (&[("event_date", "1900-06-01"), ("birth_year", "1860")], None),
     (&[("birth_year", "2025")], Some(("birth_year", "2025 is after the event year 2024"))),
-    (&[("birth_year", "1869")], Some(("birth_year", "1869 is before 1870"))),
+    (&[("birth_year", "1893")], Some(("birth_year", "1893 is more than 130 years before the event year 2024"))),
+    (&[("birth_year", "0985")], Some(("birth_year", "985 is more than 130 years before the event year 2024"))),
     (&[("birth_year", "1990.0")], Some(("birth_year", "not a year: \"1990.0\""))),
     (&[("birth_year", "-1990")], Some(("birth_year", "not a year: \"-1990\""))),
     (&[("birth_year", "99999999999")], Some(("birth_year", "not a year: \"99999999999\""))),
