@@ -211,6 +211,33 @@ fn a_bad_last_row_rejects_the_whole_file_unless_skip_invalid() {
 
 /// The rejected-rows file repeats the SPEC columns, one of which is `reason` (the record's
 /// migration reason), so its own columns need other names (`line`, `error`).
+/// Each file is all or nothing on its own: a bad file among several is rejected whole, the
+/// others are stored, and the command fails naming the bad one first.
+#[test]
+fn a_bad_file_among_several_is_rejected_alone() {
+    let site = Site::new("DEU");
+    site.synth(2000, 7, "records");
+    let config = site.node_config("DEU", "deu");
+    file_with_bad_last_row(&site, 300, "bad.csv");
+    let all = site.read("records/deu.csv");
+    let lines: Vec<&str> = all.lines().collect();
+    site.write("first.csv", &format!("{}\n", lines[..101].join("\n")));
+    site.write("last.csv", &format!("{}\n{}\n", lines[0], lines[101..151].join("\n")));
+
+    let run = site.fails(&format!("ingest --config {config} first.csv bad.csv last.csv"));
+    run.stdout_has("first.csv: stored 100 records")
+        .stdout_has("bad.csv: rejected, nothing stored: bad.csv:301: citizenship")
+        .stdout_has("last.csv: stored 50 records");
+    let reason = run.one_line_reason();
+    assert!(
+        reason.starts_with("bad.csv:301: citizenship: unknown country code")
+            && reason.ends_with("; 1 of 3 files rejected, the others stored"),
+        "{}",
+        run.details()
+    );
+    assert_eq!(site.total_records(&config), 150);
+}
+
 #[test]
 fn rejected_file_column_names_are_unique() {
     let site = Site::new("DEU,FRA,ITA");
@@ -581,7 +608,8 @@ fn view_formats_start_with_the_spec_headers() {
     let bare = site.ok(&format!("view --config {config} --format csv"));
     assert_eq!(bare.stdout(), out, "without --cube, csv is flows");
     assert!(
-        bare.stderr().contains("note: csv shows flows; --cube asylum or --cube permits for the others"),
+        bare.stderr()
+            .contains("note: csv shows flows; --cube asylum or --cube permits for the others"),
         "{}",
         bare.details()
     );
@@ -658,7 +686,11 @@ fn a_usage_mistake_is_one_line_and_exit_code_2() {
         let run = site.run(line);
         assert_eq!(run.output.status.code(), Some(2), "{}", run.details());
         let reason = run.one_line_reason();
-        assert!(reason.contains(needle) && reason.ends_with("(try --help)"), "{}", run.details());
+        assert!(
+            reason.contains(needle) && reason.ends_with("(try --help)"),
+            "{}",
+            run.details()
+        );
     }
     let help = site.ok("view --help");
     help.stdout_has("--format");

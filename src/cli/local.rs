@@ -129,62 +129,98 @@ pub fn ingest(config: &Path, files: &[PathBuf], skip_invalid: bool) -> Result<i3
         Some(_) => None,
         None => Some(open(config.clone())?),
     };
+    // Each file is all or nothing on its own: a rejected file does not stop the others, and
+    // the command fails at the end naming it. A store or node failure stops everything.
+    let mut rejected: Vec<anyhow::Error> = Vec::new();
     for file in files {
-        let started = std::time::Instant::now();
-        let bar = Bar::new(0, "bytes");
-        let (report, outcome): (FileReport, IngestOutcome) = match (&client, &node) {
-            (Some(client), _) => {
-                let (tx, rx) = mpsc::channel(8);
-                let mut client = client.clone();
-                let call =
-                    rt.spawn(async move { client.ingest(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
-                let result = ingest_file(
-                    file,
-                    ctx.clone(),
-                    skip_invalid,
-                    &mut AdminSink { tx },
-                    &mut progress_for(&bar, file),
-                );
-                let reply = rt.block_on(call).map_err(|e| anyhow!("ingest task: {e}"))?;
-                let report = result?;
-                let reply = reply.map_err(status_error)?.into_inner();
-                (
-                    report,
-                    IngestOutcome {
-                        stored: reply.stored,
-                        replaced: reply.replaced,
-                    },
-                )
+        match ingest_one(&rt, client.as_ref(), node.as_deref(), file, &ctx, skip_invalid) {
+            Ok(()) => {}
+            Err(e) if is_rejection(&e) => {
+                outln!("{}: rejected, nothing stored: {e:#}", file.display());
+                rejected.push(e);
             }
-            (None, Some(node)) => {
-                let report = ingest_file(
-                    file,
-                    ctx.clone(),
-                    skip_invalid,
-                    &mut &node.store,
-                    &mut progress_for(&bar, file),
-                )?;
-                let outcome = report.outcome;
-                (report, outcome)
-            }
-            (None, None) => bail!("no store"),
-        };
-        bar.finish();
-        let secs = started.elapsed().as_secs_f64();
-        out!(
-            "{}: stored {} records ({} replaced earlier ones) in {:.1} s, {:.0} records/s",
-            file.display(),
-            outcome.stored,
-            outcome.replaced,
-            secs,
-            outcome.stored as f64 / secs.max(1e-9)
-        );
-        match &report.rejected_file {
-            Some(r) => outln!("; {} rejected rows written to {}", report.rejected, r.display()),
-            None => outln!(),
+            Err(e) => return Err(e),
         }
     }
-    Ok(0)
+    match (rejected.len(), rejected.into_iter().next()) {
+        (_, None) => Ok(0),
+        (1, Some(only)) if files.len() == 1 => Err(only),
+        (n, Some(first)) => Err(anyhow!(
+            "{first:#}; {n} of {} files rejected, the others stored",
+            files.len()
+        )),
+    }
+}
+
+/// A file refused as a whole (unreadable or with invalid rows), as opposed to a store failure.
+fn is_rejection(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<IngestError>(),
+        Some(IngestError::Invalid { .. } | IngestError::Read(_))
+    )
+}
+
+fn ingest_one(
+    rt: &tokio::runtime::Runtime,
+    client: Option<&AdminClient<tonic::transport::Channel>>,
+    node: Option<&Node>,
+    file: &Path,
+    ctx: &ValidationContext,
+    skip_invalid: bool,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let bar = Bar::new(0, "bytes");
+    let (report, outcome): (FileReport, IngestOutcome) = match (client, node) {
+        (Some(client), _) => {
+            let (tx, rx) = mpsc::channel(8);
+            let mut client = client.clone();
+            let call = rt.spawn(async move { client.ingest(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+            let result = ingest_file(
+                file,
+                ctx.clone(),
+                skip_invalid,
+                &mut AdminSink { tx },
+                &mut progress_for(&bar, file),
+            );
+            let reply = rt.block_on(call).map_err(|e| anyhow!("ingest task: {e}"))?;
+            let report = result?;
+            let reply = reply.map_err(status_error)?.into_inner();
+            (
+                report,
+                IngestOutcome {
+                    stored: reply.stored,
+                    replaced: reply.replaced,
+                },
+            )
+        }
+        (None, Some(node)) => {
+            let report = ingest_file(
+                file,
+                ctx.clone(),
+                skip_invalid,
+                &mut &node.store,
+                &mut progress_for(&bar, file),
+            )?;
+            let outcome = report.outcome;
+            (report, outcome)
+        }
+        (None, None) => bail!("no store"),
+    };
+    bar.finish();
+    let secs = started.elapsed().as_secs_f64();
+    out!(
+        "{}: stored {} records ({} replaced earlier ones) in {:.1} s, {:.0} records/s",
+        file.display(),
+        outcome.stored,
+        outcome.replaced,
+        secs,
+        outcome.stored as f64 / secs.max(1e-9)
+    );
+    match &report.rejected_file {
+        Some(r) => outln!("; {} rejected rows written to {}", report.rejected, r.display()),
+        None => outln!(),
+    }
+    Ok(())
 }
 
 pub fn publish(config: &Path, cube: &str, period: &str, audience: &[String]) -> Result<i32> {
