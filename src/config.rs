@@ -384,7 +384,8 @@ impl Consortium {
             "cell-key" => {
                 let max_noise = d.max_noise.unwrap_or(2);
                 let variance = d.variance.unwrap_or(1.0);
-                let small_count = d.small_count.unwrap_or(3);
+                // Counts below 5 are "small" as under the default threshold: never shown exact.
+                let small_count = d.small_count.unwrap_or(5);
                 if !(1..=20).contains(&max_noise) {
                     return Err(invalid(file, "disclosure.max_noise", "must be between 1 and 20"));
                 }
@@ -545,6 +546,20 @@ mod tests {
         assert_eq!(c.reconcile.rule, Rule::Receiving);
         assert!(!c.test_only);
         assert_eq!(c.members[0].keys[0].public_key, [0x11; 32]);
+        let c = parse(&format!(
+            "name = \"t\"\n[disclosure]\nmethod = \"cell-key\"\n{}",
+            member("DEU", KEY_A)
+        ))
+        .unwrap();
+        assert_eq!(
+            c.disclosure,
+            Disclosure::CellKey {
+                max_noise: 2,
+                variance: 1.0,
+                small_count: 5
+            },
+            "counts below the default threshold are never shown exact"
+        );
     }
 
     #[test]
