@@ -104,6 +104,10 @@ pub fn ingest_file(
         let stored = store_batches(batches_rx, sink, progress, total_bytes);
         // A store failure drops the receiver, which stops the parser at its next batch.
         let parsed = parser.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if let (Err(_), Ok((_, Some(rejected_file)))) = (&stored, &parsed) {
+            // The parser got to the end before the store failed: its list no longer matches.
+            let _ = std::fs::remove_file(rejected_file);
+        }
         let (outcome, records) = stored?;
         let (rejected, rejected_file) = parsed?;
         progress(Progress {
@@ -137,7 +141,7 @@ fn parse_batches(
     mut reader: RecordReader,
     batches: std::sync::mpsc::SyncSender<Parsed>,
 ) -> Result<(u64, Option<PathBuf>), IngestError> {
-    let mut rejected_writer = None;
+    let mut rejected_writer: Option<RejectedWriter> = None;
     let mut rejected = 0u64;
     let mut batch = Vec::with_capacity(BATCH_SIZE);
     while let Some(row) = reader.next() {
@@ -154,6 +158,9 @@ fn parse_batches(
                         .is_err()
                     {
                         // The store side stopped and reports why.
+                        if let Some(w) = rejected_writer {
+                            w.discard();
+                        }
                         return Ok((rejected, None));
                     }
                 }
@@ -176,6 +183,9 @@ fn parse_batches(
             })
             .is_err()
     {
+        if let Some(w) = rejected_writer {
+            w.discard();
+        }
         return Ok((rejected, None));
     }
     let rejected_file = match rejected_writer {
@@ -323,6 +333,27 @@ mod tests {
         let err = ingest_file(&path, ctx(), false, &mut sink, &mut |_| {}).unwrap_err();
         assert_eq!(err.to_string(), "node: refused");
         assert_eq!(sink.batches.len(), 1, "nothing after the refused batch is stored");
+    }
+
+    #[test]
+    fn a_refused_batch_leaves_no_partial_rejected_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv_file(dir.path(), 10 * BATCH_SIZE, Some(100));
+        let rejected = crate::record::reader::rejected_path(&path);
+        // Refused early (the parser is stopped part way) and refused last (it may have finished).
+        for refuse in [1, 9] {
+            let mut sink = Recorder {
+                refuse_batch: Some(refuse),
+                ..Recorder::default()
+            };
+            let err = ingest_file(&path, ctx(), true, &mut sink, &mut |_| {}).unwrap_err();
+            assert_eq!(err.to_string(), "node: refused");
+            assert!(
+                !rejected.exists(),
+                "{} would not match what was stored",
+                rejected.display()
+            );
+        }
     }
 
     #[test]

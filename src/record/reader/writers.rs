@@ -60,6 +60,14 @@ impl RejectedWriter {
         self.csv.flush().map_err(|e| ReadError::io(&self.file, e))?;
         Ok(self.path)
     }
+
+    /// Removes the file: the ingest it belonged to stopped part way, so a list of rejected rows
+    /// would not match what was stored. Best effort; a re-run writes it again.
+    pub fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Gives `path` the owner's read and write bits plus whatever group and others may do with
