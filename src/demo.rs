@@ -221,14 +221,19 @@ async fn run_in(
             key.destination.as_str(),
             show(total.sender.reported, total.sender.withheld),
             show(total.receiver.reported, total.receiver.withheld),
-            total.reconciled.map_or("-".into(), |v| v.to_string()),
+            match total.reconciled {
+                Some(v) => show(Reported::Value(v), total.reconciled_withheld),
+                None if total.reconciled_status() == "C" => "C".into(),
+                None => "-".into(),
+            },
             total.asymmetry.map_or("-".into(), |a| format!("{a:+.4}")),
             if total.flag { "!" } else { "" }
         )?;
     }
     writeln!(
         out,
-        "  (+C: the total leaves out confidential cells; flows with non-members are in `accord view`)"
+        "  (+C: the total leaves out confidential cells, or rows without a reconciled figure;\n   \
+         flows with non-members are in `accord view`)"
     )?;
 
     writeln!(out, "\nView digest per node:")?;

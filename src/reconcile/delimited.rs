@@ -4,9 +4,11 @@
 //! # CSV
 //! `flows`: the SPEC §8 columns, then provenance and completeness columns:
 //! `sender_publisher,sender_seq,sender_digest,receiver_publisher,receiver_seq,receiver_digest,
-//! reconciled_status,sender_withheld,receiver_withheld`. `reconciled_status` is empty, `C` (a
-//! confidential side kept the figure back) or `M`; the `*_withheld` columns, on total rows only,
-//! count the confidential cells the total leaves out. Each pair's `_T` total row comes first.
+//! reconciled_status,sender_withheld,receiver_withheld,reconciled_withheld`. `reconciled_status`
+//! is empty, `C` (a confidential side kept the figure back) or `M`; the `*_withheld` columns, on
+//! total rows only, count what the total leaves out: a side's confidential cells (empty when the
+//! side is missing), and the rows without a reconciled figure. Each pair's `_T` total row comes
+//! first.
 //! `asylum`/`permits`: long format `cube,period,<dimensions>,publisher,reported,status,seq,digest`.
 //!
 //! # SDMX-CSV 2.0
@@ -47,7 +49,7 @@ pub const FLOWS_COLUMNS: [&str; 14] = [
     "rule",
 ];
 
-const FLOWS_EXTRA_COLUMNS: [&str; 9] = [
+const FLOWS_EXTRA_COLUMNS: [&str; 10] = [
     "sender_publisher",
     "sender_seq",
     "sender_digest",
@@ -57,6 +59,7 @@ const FLOWS_EXTRA_COLUMNS: [&str; 9] = [
     "reconciled_status",
     "sender_withheld",
     "receiver_withheld",
+    "reconciled_withheld",
 ];
 
 pub(super) fn flows_csv(view: &View, filter: &ViewFilter) -> String {
@@ -90,6 +93,7 @@ pub(super) fn flows_csv(view: &View, filter: &ViewFilter) -> String {
         fields.push(line.reconciled_status.to_string());
         fields.push(withheld_text(&line.sender));
         fields.push(withheld_text(&line.receiver));
+        fields.push(line.reconciled_withheld.map(|n| n.to_string()).unwrap_or_default());
         push_record(&mut out, &fields);
     }
     out
@@ -267,7 +271,11 @@ mod tests {
             "{}",
             lines[1]
         );
-        assert!(lines[1].ends_with(&format!(",FRA,2,{fra_digest},,0,0")), "{}", lines[1]);
+        assert!(
+            lines[1].ends_with(&format!(",FRA,2,{fra_digest},,0,0,0")),
+            "{}",
+            lines[1]
+        );
         assert!(
             lines[2].starts_with("DEU,FRA,2024,FRA,F,Y20-24,10,,8,,8,-0.2000,0,receiving,"),
             "{}",
@@ -291,14 +299,15 @@ mod tests {
             "{}",
             lines[2]
         );
-        assert!(lines[2].ends_with(",,,,C,,"), "{}", lines[2]);
+        assert!(lines[2].ends_with(",,,,C,,,"), "{}", lines[2]);
         // The total has nothing to sum on either side and says one cell was withheld.
         assert!(
             lines[1].starts_with("DEU,ITA,2024,_T,_T,_T,,C,,M,,,0,receiving,"),
             "{}",
             lines[1]
         );
-        assert!(lines[1].ends_with(",C,1,0"), "{}", lines[1]);
+        // ITA's side is missing, so it has no withheld count; the one row has no reconciled figure.
+        assert!(lines[1].ends_with(",C,1,,1"), "{}", lines[1]);
     }
 
     #[test]

@@ -44,6 +44,8 @@ struct Row<'a> {
     /// Confidential cells a total leaves out; null on detail rows.
     sender_withheld: Option<u64>,
     receiver_withheld: Option<u64>,
+    /// Rows a total's reconciled figure leaves out; null on detail rows.
+    reconciled_withheld: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +150,7 @@ fn row<'a>(line: &FlowLine<'a>, rule: &'static str) -> Row<'a> {
         reconciled_status: line.reconciled_status,
         sender_withheld: line.sender.withheld,
         receiver_withheld: line.receiver.withheld,
+        reconciled_withheld: line.reconciled_withheld,
     }
 }
 

@@ -106,6 +106,8 @@ pub(super) struct FlowLine<'a> {
     pub receiver: LineSide<'a>,
     pub reconciled: Option<u64>,
     pub reconciled_status: &'static str,
+    /// On a total: rows without a reconciled figure, left out of it; none on detail rows.
+    pub reconciled_withheld: Option<u64>,
     pub asymmetry: Option<f64>,
     pub flag: bool,
 }
@@ -129,16 +131,17 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> Vec<FlowLin
             breakdown: None,
             sender: LineSide {
                 reported: total.sender.reported,
-                withheld: Some(total.sender.withheld),
+                withheld: withheld(total.sender.reported, total.sender.withheld),
                 source: total.sender.source.as_ref(),
             },
             receiver: LineSide {
                 reported: total.receiver.reported,
-                withheld: Some(total.receiver.withheld),
+                withheld: withheld(total.receiver.reported, total.receiver.withheld),
                 source: total.receiver.source.as_ref(),
             },
             reconciled: total.reconciled,
             reconciled_status: total.reconciled_status(),
+            reconciled_withheld: Some(total.reconciled_withheld),
             asymmetry: total.asymmetry,
             flag: total.flag,
         });
@@ -165,12 +168,18 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> Vec<FlowLin
                 },
                 reconciled: row.reconciled,
                 reconciled_status: row.reconciled_status(),
+                reconciled_withheld: None,
                 asymmetry: row.asymmetry,
                 flag: row.flag,
             });
         }
     }
     lines
+}
+
+/// Confidential cells a side's total leaves out; none for a side that published nothing.
+fn withheld(reported: Reported, count: u64) -> Option<u64> {
+    (reported != Reported::Missing).then_some(count)
 }
 
 /// The selected side-by-side rows.

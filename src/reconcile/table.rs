@@ -36,10 +36,10 @@ pub(super) fn render(view: &View, filter: &ViewFilter) -> String {
             out.push_str("(no rows)\n");
         } else {
             out.push_str(&flows_table(&lines));
-            if lines
-                .iter()
-                .any(|l| l.sender.withheld.unwrap_or(0) + l.receiver.withheld.unwrap_or(0) > 0)
-            {
+            if lines.iter().any(|l| {
+                l.sender.withheld.unwrap_or(0) + l.receiver.withheld.unwrap_or(0) + l.reconciled_withheld.unwrap_or(0)
+                    > 0
+            }) {
                 out.push_str("* total leaves out confidential cells\n");
             }
         }
@@ -113,6 +113,7 @@ fn flows_table(lines: &[FlowLine<'_>]) -> String {
             side_text(&line.sender),
             side_text(&line.receiver),
             match line.reconciled {
+                Some(v) if line.reconciled_withheld.unwrap_or(0) > 0 => format!("{v}*"),
                 Some(v) => v.to_string(),
                 None if line.reconciled_status == "C" => "C".to_string(),
                 None => "-".to_string(),
