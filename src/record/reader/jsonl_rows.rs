@@ -178,7 +178,13 @@ impl<'de> Visitor<'de> for LineVisitor {
         while let Some(key) = map.next_key::<String>()? {
             let Some(index) = COLUMNS.iter().position(|c| *c == key) else {
                 map.next_value::<IgnoredAny>()?;
-                problem.get_or_insert((None, format!("unknown key {key:?}")));
+                // Named like a field (`extra: unknown key`) when it reads as one.
+                let named = if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    key
+                } else {
+                    format!("{key:?}")
+                };
+                problem.get_or_insert((None, format!("{named}: unknown key, not a record field")));
                 continue;
             };
             let field = COLUMNS[index];

@@ -312,7 +312,7 @@ fn jsonl_errors_are_row_errors_with_physical_lines() {
         .map(|row| (invalid(row).line, invalid(row).error.reason()))
         .collect();
     let expected = [
-        (1, "unknown key \"note\""),
+        (1, "note: unknown key, not a record field"),
         (
             3,
             "birth_year: expected an integer or a string, found the number 1990.5",
