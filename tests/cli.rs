@@ -143,6 +143,37 @@ fn ingest_then_status_and_check_and_reingest_is_idempotent() {
     site.ok(&format!("check --config {config}"));
 }
 
+/// The consortium changes its harmonised definition: the node refuses its old aggregates, says
+/// how to rebuild, and `check --rebuild` rebuilds them from the records; publishing then works.
+#[test]
+fn a_changed_definition_is_rebuilt_by_check() {
+    let site = Site::new("DEU,FRA");
+    site.synth(2000, 7, "records");
+    let config = site.node_config("DEU", "deu");
+    let rows = data_rows(&site.path("records/deu.csv"));
+    site.ok(&format!("ingest --config {config} records/deu.csv"));
+    let consortium = site.read("pki/consortium.toml");
+    assert!(consortium.contains("min_duration_months = 12"), "{consortium}");
+    site.write(
+        "pki/consortium.toml",
+        &consortium.replace("min_duration_months = 12", "min_duration_months = 3"),
+    );
+
+    site.fails(&format!("status --config {config}")).reason_has(&[
+        "min_duration_months=12",
+        "min_duration_months=3",
+        "accord check --rebuild",
+    ]);
+    site.ok(&format!("check --config {config} --rebuild"))
+        .stdout_has(&format!("aggregate cells from {rows} records: min_duration_months=3"))
+        .stdout_has(&format!("agree with {rows} records"));
+    site.ok(&format!("check --config {config} --rebuild"))
+        .stdout_has("nothing to rebuild");
+    let period = last_year();
+    site.ok(&format!("publish --config {config} --cube flows --period {period}"));
+    assert_eq!(site.total_records(&config), rows);
+}
+
 /// A copy of the first `keep` rows of `records/deu.csv` whose last row has citizenship "FRX".
 fn file_with_bad_last_row(site: &Site, keep: usize, name: &str) {
     let text = site.read("records/deu.csv");

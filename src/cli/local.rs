@@ -346,9 +346,33 @@ pub fn export(config: &Path, publisher: &str, seq: u64, out: &Path) -> Result<i3
     Ok(0)
 }
 
-pub fn check(config: &Path) -> Result<i32> {
+pub fn check(config: &Path, rebuild: bool) -> Result<i32> {
     let config = load(config)?;
     let rt = runtime()?;
+    if rebuild {
+        if running(&rt, &config).is_some() {
+            bail!("--rebuild needs the store to itself: stop the node, then run it again");
+        }
+        let bar = Bar::new(0, "records");
+        let (store, rebuilt) = accord::store::Store::open_rebuilding(
+            &config.data_dir,
+            config.country,
+            config.consortium.definition,
+            &mut |n| bar.set(n),
+        )?;
+        bar.finish();
+        drop(store);
+        match rebuilt {
+            Some(r) => outln!(
+                "rebuilt {} aggregate cells from {} records: {} (was {})",
+                r.cells,
+                r.records,
+                r.to,
+                r.from
+            ),
+            None => outln!("aggregates already follow the consortium's definition; nothing to rebuild"),
+        }
+    }
     if let Some(mut client) = running(&rt, &config) {
         let reply = rt
             .block_on(client.check(proto::CheckRequest {}))

@@ -152,6 +152,10 @@ enum Command {
         /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
+        /// First rebuild the aggregates from the records if the consortium changed its
+        /// harmonised definition (node stopped).
+        #[arg(long)]
+        rebuild: bool,
     },
     /// Synthetic records for a set of countries, plus truth.csv.
     Synth {
@@ -278,7 +282,7 @@ pub fn run(args: Args) -> Result<i32> {
             seq,
             out,
         } => local::export(&config, &publisher, seq, &out),
-        Command::Check { config } => local::check(&config),
+        Command::Check { config, rebuild } => local::check(&config, rebuild),
         Command::Verify { consortium, file } => {
             let c = accord::config::Consortium::load(&consortium)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

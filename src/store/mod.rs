@@ -53,7 +53,7 @@ pub enum StoreError {
         expected: Country,
     },
     /// Aggregates were built under another harmonised definition.
-    #[error("store {path} aggregates were built with {found}, but the consortium now defines {expected}; restore the previous consortium file or ingest into a new data_dir")]
+    #[error("store {path} aggregates were built with {found}, but the consortium now defines {expected}; rebuild them from the records with `accord check --rebuild` (node stopped), or restore the previous consortium file")]
     DefinitionChanged {
         path: PathBuf,
         found: String,
@@ -68,6 +68,24 @@ pub enum StoreError {
     /// Another process holds the store (a running node).
     #[error("store {path} is in use by another process (is `accord serve` running? its admin socket is {path}/../admin.sock)")]
     Locked { path: PathBuf },
+}
+
+/// What [`Store::open_rebuilding`] did: the definitions, the records read, the cells written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub from: String,
+    pub to: String,
+    pub records: u64,
+    pub cells: u64,
+}
+
+/// How a definition is recorded under `m:definition`.
+fn definition_text(definition: &Definition) -> String {
+    format!(
+        "min_duration_months={} unknown_duration={}",
+        definition.min_duration_months,
+        definition.unknown_duration.as_str()
+    )
 }
 
 /// An open store.
@@ -86,6 +104,50 @@ impl Store {
     /// Opens (or creates) the store in `data_dir` for member `country`, whose aggregates follow
     /// `definition`.
     pub fn open(data_dir: &Path, country: Country, definition: Definition) -> Result<Store, StoreError> {
+        let store = Store::open_any_definition(data_dir, country, definition)?;
+        if let Some(found) = store.stored_definition_if_changed()? {
+            return Err(StoreError::DefinitionChanged {
+                path: store.path.clone(),
+                found,
+                expected: definition_text(&definition),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens the store like [`Store::open`] and, when its aggregates were built under another
+    /// harmonised definition, rebuilds them from the records under `definition` (the consortium
+    /// changed it). Returns the store and, if it rebuilt, what it did.
+    pub fn open_rebuilding(
+        data_dir: &Path,
+        country: Country,
+        definition: Definition,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Store, Option<Rebuilt>), StoreError> {
+        let store = Store::open_any_definition(data_dir, country, definition)?;
+        let Some(from) = store.stored_definition_if_changed()? else {
+            return Ok((store, None));
+        };
+        let (records, cells) = store.rebuild_aggregates(progress)?;
+        let rebuilt = Rebuilt {
+            from,
+            to: definition_text(&definition),
+            records,
+            cells,
+        };
+        Ok((store, Some(rebuilt)))
+    }
+
+    /// The stored definition text when it differs from this store's definition.
+    fn stored_definition_if_changed(&self) -> Result<Option<String>, StoreError> {
+        let stored = self
+            .get(b"m:definition")?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        Ok((stored != definition_text(&self.definition)).then_some(stored))
+    }
+
+    fn open_any_definition(data_dir: &Path, country: Country, definition: Definition) -> Result<Store, StoreError> {
         let path = data_dir.join("store");
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Sled {
             path: path.clone(),
@@ -124,11 +186,7 @@ impl Store {
     }
 
     fn check_meta(&self, country: Country) -> Result<(), StoreError> {
-        let def_text = format!(
-            "min_duration_months={} unknown_duration={}",
-            self.definition.min_duration_months,
-            self.definition.unknown_duration.as_str()
-        );
+        let def_text = definition_text(&self.definition);
         match self.get(b"m:format")? {
             None => {
                 let mut b = sled::Batch::default();
@@ -156,17 +214,6 @@ impl Store {
                         path: self.path.clone(),
                         found: stored,
                         expected: country,
-                    });
-                }
-                let stored = self
-                    .get(b"m:definition")?
-                    .map(|v| String::from_utf8_lossy(&v).into_owned())
-                    .unwrap_or_default();
-                if stored != def_text {
-                    return Err(StoreError::DefinitionChanged {
-                        path: self.path.clone(),
-                        found: stored,
-                        expected: def_text,
                     });
                 }
             }

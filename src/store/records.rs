@@ -116,6 +116,13 @@ fn record_key(event_id: &str) -> Vec<u8> {
     k
 }
 
+/// What the records give, from [`Store::recompute`].
+struct Recomputed {
+    cells: BTreeMap<Vec<u8>, Tally>,
+    types: [i64; 4],
+    records: u64,
+}
+
 fn cell_key(cell: &CellKey) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + cell.0.len());
     k.extend_from_slice(b"a:");
@@ -260,27 +267,71 @@ impl Store {
         Ok(out)
     }
 
-    /// Recomputes every aggregate and count from the records and compares with the live ones.
-    pub fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, StoreError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut report = CheckReport::default();
-        let mut expected: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
+    /// Every aggregate and count as the records give them under the store's definition:
+    /// (cell key without prefix → tally, records by event type code, records read).
+    fn recompute(&self, progress: &mut dyn FnMut(u64)) -> Result<Recomputed, StoreError> {
+        let mut cells: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
         let mut types = [0i64; 4];
+        let mut records = 0u64;
         for item in self.tree.scan_prefix(b"r:") {
             let (k, v) = item.map_err(|e| self.sled(e))?;
             let rec = StoredRecord::decode(&v).ok_or_else(|| self.corrupt(&k))?;
             types[usize::from(rec.facts.event_type.code())] += 1;
             if let Some(cell) = CellKey::of(&rec.facts, &self.definition) {
-                expected.entry(cell.0).or_default().add(Tally {
+                cells.entry(cell.0).or_default().add(Tally {
                     count: 1,
                     key_sum: i64::from(rec.cell_key),
                 });
             }
-            report.records += 1;
-            if report.records % 100_000 == 0 {
-                progress(report.records);
+            records += 1;
+            if records % 100_000 == 0 {
+                progress(records);
             }
         }
+        Ok(Recomputed { cells, types, records })
+    }
+
+    /// Replaces every aggregate and count with what the records give under the store's
+    /// definition, and records that definition, in one atomic batch: a crash leaves either the
+    /// old aggregates with the old definition or the new with the new. Returns (records, cells).
+    pub(super) fn rebuild_aggregates(&self, progress: &mut dyn FnMut(u64)) -> Result<(u64, u64), StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Recomputed { cells, types, records } = self.recompute(progress)?;
+        let mut batch = sled::Batch::default();
+        for item in self.tree.scan_prefix(b"a:") {
+            let (k, _) = item.map_err(|e| self.sled(e))?;
+            batch.remove(k);
+        }
+        for (cell, tally) in &cells {
+            batch.insert(cell_key(&CellKey(cell.clone())), tally.encode().as_slice());
+        }
+        for t in EventType::ALL {
+            batch.insert(
+                type_key(t).as_slice(),
+                types[usize::from(t.code())].to_be_bytes().as_slice(),
+            );
+        }
+        batch.insert(
+            b"m:definition".as_slice(),
+            super::definition_text(&self.definition).as_bytes(),
+        );
+        self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
+        self.flush()?;
+        Ok((records, cells.len() as u64))
+    }
+
+    /// Recomputes every aggregate and count from the records and compares with the live ones.
+    pub fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Recomputed {
+            cells: expected,
+            types,
+            records,
+        } = self.recompute(progress)?;
+        let mut report = CheckReport {
+            records,
+            ..CheckReport::default()
+        };
         let mut actual: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
         for item in self.tree.scan_prefix(b"a:") {
             let (k, v) = item.map_err(|e| self.sled(e))?;
