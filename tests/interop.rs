@@ -172,50 +172,16 @@ fn nodes_with_an_openssl_pki_exchange_feeds_and_refuse_revoked_or_nameless_certi
         ports,
         "FRA",
     );
-    node_config(
-        &site,
-        "fra",
-        "FRA",
-        "fra",
-        "fra.pem",
-        "fra.key",
-        "fra.sign.der",
-        (ports.1, ports.0),
-        "DEU",
-    );
-    node_config(
-        &site,
-        "fra-revoked",
-        "FRA",
-        "fra",
-        "fra-revoked.pem",
-        "fra.key",
-        "fra.sign.der",
-        (ports.1, ports.0),
-        "DEU",
-    );
-    node_config(
-        &site,
-        "fra-revoked-nocrl",
-        "FRA",
-        "fra",
-        "fra-revoked.pem",
-        "fra.key",
-        "fra.sign.der",
-        (ports.1, ports.0),
-        "DEU",
-    );
-    node_config(
-        &site,
-        "fra-nosan",
-        "FRA",
-        "fra",
-        "fra-nosan.pem",
-        "fra.key",
-        "fra.sign.der",
-        (ports.1, ports.0),
-        "DEU",
-    );
+    // FRA's store, dialling DEU with each of its certificates in turn.
+    for (name, cert) in [
+        ("fra", "fra.pem"),
+        ("fra-revoked", "fra-revoked.pem"),
+        ("fra-revoked-nocrl", "fra-revoked.pem"),
+        ("fra-nosan", "fra-nosan.pem"),
+    ] {
+        let ports = (ports.1, ports.0);
+        node_config(&site, name, "FRA", "fra", cert, "fra.key", "fra.sign.der", ports, "DEU");
+    }
     let year = last_year().to_string();
     for (config, file) in [("deu.toml", "records/deu.csv"), ("fra.toml", "records/fra.csv")] {
         site.ok(&format!("ingest --config {config} {file}"));
