@@ -361,7 +361,6 @@ pub fn check(config: &Path, rebuild: bool) -> Result<i32> {
             &mut |n| bar.set(n),
         )?;
         bar.finish();
-        drop(store);
         match rebuilt {
             Some(r) => outln!(
                 "rebuilt {} aggregate cells from {} records: {} (was {})",
@@ -372,6 +371,13 @@ pub fn check(config: &Path, rebuild: bool) -> Result<i32> {
             ),
             None => outln!("aggregates already follow the consortium's definition; nothing to rebuild"),
         }
+        // Checked on the store already open: sled lets go of its lock only after its background
+        // flusher stops, so reopening at once could find the store still "in use".
+        let bar = Bar::new(0, "records");
+        let report = store.check(&mut |n| bar.set(n))?;
+        bar.finish();
+        let (text, failure) = describe_check(&report);
+        return print_outcome(&text, failure);
     }
     if let Some(mut client) = running(&rt, &config) {
         let reply = rt

@@ -154,21 +154,34 @@ impl Store {
             source: e.into(),
         })?;
         let secret = load_or_create_secret(&data_dir.join("node.secret"))?;
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(128 * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-                {
-                    StoreError::Locked { path: path.clone() }
+        let open = || {
+            sled::Config::new()
+                .path(&path)
+                .cache_capacity(128 * 1024 * 1024)
+                .open()
+                .map_err(|e| match e {
+                    sled::Error::Io(ref io)
+                        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                    {
+                        StoreError::Locked { path: path.clone() }
+                    }
+                    e => StoreError::Sled {
+                        path: path.clone(),
+                        source: e,
+                    },
+                })
+        };
+        // A store this process just closed stays locked until sled's flusher thread wakes (up
+        // to its 500 ms period), so a lock is retried briefly before it means another process.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match open() {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                e => StoreError::Sled {
-                    path: path.clone(),
-                    source: e,
-                },
-            })?;
+                other => break other?,
+            }
+        };
         let tree = db.open_tree("accord").map_err(|e| StoreError::Sled {
             path: path.clone(),
             source: e,
