@@ -13,7 +13,7 @@ use accord::certs;
 use accord::config::Peer;
 use accord::dataset::{Cube, Limits, Period};
 use accord::exchange::sync::{self, PeerSync, Syncer};
-use accord::exchange::MAX_MESSAGE_BYTES;
+use accord::exchange::{MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES};
 use accord::proto;
 use accord::tls::{self, TlsFiles};
 use tempfile::TempDir;
@@ -430,14 +430,14 @@ async fn oversized_request_to_a_node_is_refused() {
     node.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
     let before = heads(&node);
 
-    // FRA (a member, so past TLS) announces a head whose digest is over the message limit.
+    // FRA (a member, so past TLS) announces a head whose digest is over the request limit.
     let config = tls::client_config(&member_files(&cluster.pki, member(FRA)), member(DEU)).unwrap();
     let mut client = dial(config, cluster.nodes[VICTIM].addr, member(DEU));
     let oversized = proto::AnnounceRequest {
         heads: vec![proto::Head {
             publisher: FRA.to_string(),
             seq: 1,
-            digest: vec![0; MAX_MESSAGE_BYTES + 1],
+            digest: vec![0; MAX_REQUEST_BYTES + 1],
         }],
     };
     let status = client
@@ -445,7 +445,7 @@ async fn oversized_request_to_a_node_is_refused() {
         .await
         .expect_err("an oversized request is refused");
     let error = describe(&status);
-    assert!(error.contains(&MAX_MESSAGE_BYTES.to_string()), "{error}");
+    assert!(error.contains(&MAX_REQUEST_BYTES.to_string()), "{error}");
 
     assert_eq!(heads(&node), before, "nothing stored");
     call_heads(&mut client)
@@ -453,6 +453,32 @@ async fn oversized_request_to_a_node_is_refused() {
         .expect("the same member is served afterwards");
     assert_serves_honest_peer(&cluster, VICTIM, 2).await;
     drop(node);
+    cluster.shutdown().await.unwrap();
+}
+
+/// A Fetch naming a long junk publisher is refused, and the reply quotes only a bounded part of
+/// it (an echo that grows with the request would outgrow the caller's metadata limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_junk_publisher_is_refused_with_a_bounded_reply() {
+    capture_logs();
+    let dir = TempDir::new().unwrap();
+    let cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let config = tls::client_config(&member_files(&cluster.pki, member(FRA)), member(DEU)).unwrap();
+    let mut client = dial(config, cluster.nodes[VICTIM].addr, member(DEU));
+    let request = proto::FetchRequest {
+        publisher: "Z".repeat(100_000),
+        from_seq: 1,
+        to_seq: 1,
+    };
+    let status = client.fetch(request).await.expect_err("junk publisher");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{}", describe(&status));
+    assert!(
+        status.message().starts_with("publisher: not a country code: \"ZZZZ"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().len() < 100, "{} bytes", status.message().len());
+    call_heads(&mut client).await.expect("served afterwards");
     cluster.shutdown().await.unwrap();
 }
 

@@ -15,6 +15,9 @@ use crate::node::NodeError;
 pub const MAX_FETCH_ENTRIES: u64 = 256;
 /// Largest gRPC message either side accepts (a dataset payload is bounded below this).
 pub const MAX_MESSAGE_BYTES: usize = 40 * 1024 * 1024;
+/// Largest request a peer may send: Heads, Fetch and Announce requests are small by nature
+/// (an Announce of every feed in a large consortium is a few kilobytes).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// Concurrent HTTP/2 streams per peer connection.
 pub const MAX_STREAMS_PER_PEER: u32 = 16;
 

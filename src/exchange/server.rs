@@ -66,9 +66,12 @@ impl Exchange for ExchangeService {
     async fn fetch(&self, request: Request<proto::FetchRequest>) -> Result<Response<EntryStream>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
-        let publisher = Country::parse(&req.publisher)
-            .filter(|c| c.is_iso())
-            .ok_or_else(|| Status::invalid_argument(format!("publisher: not a member code: {:?}", req.publisher)))?;
+        let publisher = Country::parse(&req.publisher).filter(|c| c.is_iso()).ok_or_else(|| {
+            // Quote a bounded prefix: the reply must not grow with whatever the caller sent.
+            let shown: String = req.publisher.chars().take(16).collect();
+            let more = if req.publisher.chars().count() > 16 { "…" } else { "" };
+            Status::invalid_argument(format!("publisher: not a country code: {shown:?}{more}"))
+        })?;
         if req.from_seq == 0 || req.to_seq < req.from_seq {
             return Err(Status::invalid_argument(format!(
                 "bad range {}..={}",

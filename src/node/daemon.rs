@@ -14,7 +14,7 @@ use super::Node;
 use crate::admin::AdminService;
 use crate::exchange::server::ExchangeService;
 use crate::exchange::sync::Syncer;
-use crate::exchange::{MAX_MESSAGE_BYTES, MAX_STREAMS_PER_PEER};
+use crate::exchange::{MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STREAMS_PER_PEER};
 use crate::proto::admin_server::AdminServer;
 use crate::proto::exchange_server::ExchangeServer;
 use crate::record::Country;
@@ -91,7 +91,7 @@ pub async fn run(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ExchangeServer<ExchangeService>>().await;
     let exchange = ExchangeServer::new(ExchangeService::new(node.clone(), announced_tx))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut stop = stop_rx.clone();
     let peer_server = tonic::transport::Server::builder()
