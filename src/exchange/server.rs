@@ -30,8 +30,18 @@ impl ExchangeService {
 
     /// The caller's member code from its certificate; it must be a consortium member.
     fn caller<T>(&self, request: &Request<T>) -> Result<Country, Status> {
-        let member = peer_member(request)?;
+        // A refusal is logged: the caller passed TLS with a consortium certificate, so its
+        // operator is someone this node's operator may need to talk to.
+        let peer = request.remote_addr();
+        let member = peer_member(request).inspect_err(|status| {
+            tracing::warn!(
+                ?peer,
+                reason = status.message(),
+                "caller refused: certificate names no member"
+            );
+        })?;
         if self.node.config.consortium.member(member).is_none() {
+            tracing::warn!(?peer, %member, "caller refused: not a consortium member");
             return Err(Status::permission_denied(format!(
                 "{member} is not a consortium member"
             )));
