@@ -1,29 +1,76 @@
 //! The admin socket: `<data_dir>/admin.sock`, a Unix socket (mode 0600) through which the CLI
 //! drives a running node — the store is held by the daemon, so commands cannot open it
 //! themselves. gRPC (`accord.v1.Admin`) over the socket; no file path crosses it (ingest streams
-//! the validated records).
+//! the validated records). A shell over [`Node`]: it converts messages to typed requests,
+//! runs the operation off the async workers, and converts the result back.
 
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+use tokio_stream::Stream;
+use tokio_util::task::TaskTracker;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::dataset::{Cube, Period};
-use crate::exchange::sync::{summarize, Syncer};
-use crate::node::Node;
+use crate::exchange::{summarize, Syncer};
+use crate::model::{Country, Cube, Period};
+use crate::node::{Node, NodeError};
 use crate::proto;
 use crate::proto::admin_client::AdminClient;
 use crate::proto::admin_server::Admin;
 use crate::reconcile::{render, Format, ViewFilter};
 use crate::record::validate::{validate_fields, RawRecord, ValidationContext};
-use crate::record::{Country, Record};
+use crate::record::Record;
+
+/// Most records one file may bring through the admin socket: the node holds a file's records
+/// until the file is complete, so that a broken stream stores nothing.
+pub const MAX_INGEST_RECORDS: usize = 10_000_000;
+/// Largest chunk of a rendered view in one message.
+pub const VIEW_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Serves admin requests for a running node.
 pub struct AdminService {
-    pub node: Arc<Node>,
-    pub syncer: Arc<Syncer>,
+    node: Arc<Node>,
+    syncer: Arc<Syncer>,
+    tasks: TaskTracker,
+    stop: watch::Receiver<bool>,
+}
+
+impl AdminService {
+    /// `tasks` and `stop` are the daemon's: announcements after a publish run on its tracker.
+    pub fn new(node: Arc<Node>, syncer: Arc<Syncer>, tasks: TaskTracker, stop: watch::Receiver<bool>) -> AdminService {
+        AdminService {
+            node,
+            syncer,
+            tasks,
+            stop,
+        }
+    }
+}
+
+/// The one place node errors become statuses on the admin socket.
+fn to_status(error: NodeError) -> Status {
+    match error {
+        NodeError::Request(m) => Status::invalid_argument(m),
+        NodeError::Verify(e) => Status::invalid_argument(e.to_string()),
+        NodeError::Store(e) => Status::internal(e.to_string()),
+        NodeError::SigningKey { .. } => Status::internal(error.to_string()),
+    }
+}
+
+/// Runs a node operation off the async workers.
+async fn run<T: Send + 'static>(
+    node: &Arc<Node>,
+    op: impl FnOnce(&Node) -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, Status> {
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || op(&node))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(to_status)
 }
 
 fn text(t: String) -> Response<proto::TextReply> {
@@ -84,26 +131,40 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::IngestReply>, Status> {
         let mut stream = request.into_inner();
         let ctx = ValidationContext::for_today(self.node.country());
-        let mut reply = proto::IngestReply::default();
+        let mut records = Vec::new();
+        let mut complete = false;
         while let Some(batch) = stream.message().await? {
-            let mut records = Vec::with_capacity(batch.records.len());
+            if records.len() + batch.records.len() > MAX_INGEST_RECORDS {
+                return Err(Status::resource_exhausted(format!(
+                    "a file of more than {MAX_INGEST_RECORDS} records (max_ingest_records) cannot go through the admin socket; split it, or stop the node and ingest on the store"
+                )));
+            }
             for m in batch.records {
                 let id = m.event_id.clone();
                 records.push(from_message(m, &ctx).map_err(|e| Status::invalid_argument(format!("event {id}: {e}")))?);
             }
-            let node = self.node.clone();
-            let outcome = tokio::task::spawn_blocking(move || node.store.ingest(&records))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::internal(e.to_string()))?;
-            reply.stored += outcome.stored;
-            reply.replaced += outcome.replaced;
+            if batch.end {
+                complete = true;
+                break;
+            }
         }
-        let node = self.node.clone();
-        tokio::task::spawn_blocking(move || node.store.flush())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(e.to_string()))?;
+        if !complete {
+            // The sender went away mid-file: store none of it.
+            return Err(Status::cancelled(
+                "the ingest stream ended before the end of the file; nothing was stored",
+            ));
+        }
+        let reply = run(&self.node, move |node| {
+            let mut reply = proto::IngestReply::default();
+            for batch in records.chunks(crate::ingest::BATCH_SIZE) {
+                let outcome = node.ingest(batch)?;
+                reply.stored += outcome.stored;
+                reply.replaced += outcome.replaced;
+            }
+            node.flush()?;
+            Ok(reply)
+        })
+        .await?;
         Ok(Response::new(reply))
     }
 
@@ -118,14 +179,9 @@ impl Admin for AdminService {
             .iter()
             .map(|a| country_arg("audience", a))
             .collect::<Result<Vec<_>, _>>()?;
-        let node = self.node.clone();
-        let published = tokio::task::spawn_blocking(move || node.publish(cube, period, audience))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(crate::exchange::to_status)?;
-        let syncer = self.syncer.clone();
-        tokio::spawn(async move { syncer.announce_all().await });
-        Ok(text(describe_published(&published, cube, period)))
+        let published = run(&self.node, move |node| node.publish(cube, period, audience)).await?;
+        self.syncer.announce_on(&self.tasks, &self.stop);
+        Ok(text(describe_published(&published)))
     }
 
     async fn sync(&self, _: Request<proto::SyncRequest>) -> Result<Response<proto::TextReply>, Status> {
@@ -134,51 +190,71 @@ impl Admin for AdminService {
         Ok(text_or_failure(t, reason))
     }
 
-    async fn view(&self, request: Request<proto::ViewRequest>) -> Result<Response<proto::TextReply>, Status> {
+    type ViewStream = Pin<Box<dyn Stream<Item = Result<proto::ViewChunk, Status>> + Send>>;
+
+    async fn view(&self, request: Request<proto::ViewRequest>) -> Result<Response<Self::ViewStream>, Status> {
         let r = request.into_inner();
         let (filter, format) =
             view_args(&r.cube, &r.period, &r.origin, &r.destination, &r.format).map_err(Status::invalid_argument)?;
-        let node = self.node.clone();
-        let view = tokio::task::spawn_blocking(move || node.view())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(crate::exchange::to_status)?;
-        Ok(text(render(&view, &filter, format)))
+        let (text, left_out) = run(&self.node, move |node| {
+            let text = render(&node.view()?, &filter, format).into_bytes();
+            let left_out = node.left_out()?.iter().map(ToString::to_string).collect::<Vec<_>>();
+            Ok((text, left_out))
+        })
+        .await?;
+        // Chunks are sent as the client reads them; the channel holds a few at a time.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        self.tasks.spawn(async move {
+            let mut left_out = Some(left_out);
+            let mut chunks = text.chunks(VIEW_CHUNK_BYTES).peekable();
+            if chunks.peek().is_none() {
+                let _ = tx
+                    .send(Ok(proto::ViewChunk {
+                        text: Vec::new(),
+                        left_out: left_out.take().unwrap_or_default(),
+                    }))
+                    .await;
+            }
+            for chunk in chunks {
+                let message = proto::ViewChunk {
+                    text: chunk.to_vec(),
+                    left_out: left_out.take().unwrap_or_default(),
+                };
+                if tx.send(Ok(message)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn status(&self, request: Request<proto::StatusRequest>) -> Result<Response<proto::TextReply>, Status> {
         let json = request.into_inner().format == "json";
-        let node = self.node.clone();
-        let status = tokio::task::spawn_blocking(move || node.status())
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(crate::exchange::to_status)?;
+        let status = run(&self.node, |node| node.status()).await?;
         Ok(text(if json { status.to_json() } else { status.to_text() }))
     }
 
     async fn export(&self, request: Request<proto::ExportRequest>) -> Result<Response<proto::ExportReply>, Status> {
         let r = request.into_inner();
         let publisher = country_arg("publisher", &r.publisher)?;
-        let file = self.node.export(publisher, r.seq).map_err(crate::exchange::to_status)?;
+        let file = run(&self.node, move |node| node.export(publisher, r.seq)).await?;
         Ok(Response::new(proto::ExportReply { file }))
     }
 
     async fn check(&self, _: Request<proto::CheckRequest>) -> Result<Response<proto::TextReply>, Status> {
-        let node = self.node.clone();
-        let report = tokio::task::spawn_blocking(move || node.store.check(&mut |_| {}))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let report = run(&self.node, |node| node.check(&mut |_| {})).await?;
         let (t, reason) = describe_check(&report);
         Ok(text_or_failure(t, reason))
     }
 }
 
 /// One line on a publish.
-pub fn describe_published(p: &crate::node::Published, cube: Cube, period: Period) -> String {
+pub fn describe_published(p: &crate::node::Published) -> String {
     format!(
-        "published {} {cube} {period} as seq {} ({} cells, {} confidential), digest {}\n",
+        "published {} {} {} as seq {} ({} cells, {} confidential), digest {}\n",
         p.publisher,
+        p.cube,
+        p.period,
         p.seq,
         p.cells,
         p.confidential,

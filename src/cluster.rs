@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 
 use crate::certs::{self, CertsOptions};
 use crate::config::NodeConfig;
-use crate::node::daemon::{self, DaemonError};
+use crate::daemon::{self, DaemonError};
+use crate::model::Country;
 use crate::node::Node;
-use crate::record::Country;
 
 /// Cluster set-up failures.
 #[derive(Debug, thiserror::Error)]

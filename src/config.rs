@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::date;
-use crate::policy::{Definition, Disclosure, Reconcile, Rule, UnknownDuration};
-use crate::record::Country;
+use crate::model::Country;
+use crate::model::{Consortium, Definition, Disclosure, Member, Reconcile, Rule, SigningKey, UnknownDuration};
 use crate::tls::TlsFiles;
 
 /// A configuration problem, naming the file and key.
@@ -302,40 +302,6 @@ struct KeyToml {
     valid_until: Option<String>,
 }
 
-/// One signing key of a member, valid from `valid_from` (inclusive) until `valid_until`
-/// (exclusive), Unix seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningKey {
-    pub public_key: [u8; 32],
-    pub valid_from: i64,
-    pub valid_until: Option<i64>,
-}
-
-impl SigningKey {
-    /// Whether the key was valid at `time` (Unix seconds).
-    pub fn valid_at(&self, time: i64) -> bool {
-        time >= self.valid_from && self.valid_until.is_none_or(|u| time < u)
-    }
-}
-
-/// A consortium member and its signing keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub country: Country,
-    pub keys: Vec<SigningKey>,
-}
-
-/// A validated `consortium.toml`: identical at every member.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Consortium {
-    pub name: String,
-    pub test_only: bool,
-    pub definition: Definition,
-    pub disclosure: Disclosure,
-    pub reconcile: Reconcile,
-    pub members: Vec<Member>,
-}
-
 impl Consortium {
     pub fn load(file: &Path) -> Result<Consortium, ConfigError> {
         let raw: ConsortiumToml = read_toml(file)?;
@@ -511,10 +477,6 @@ impl Consortium {
             reconcile,
             members,
         })
-    }
-
-    pub fn member(&self, code: Country) -> Option<&Member> {
-        self.members.iter().find(|m| m.country == code)
     }
 }
 

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cluster::{full_mesh, ClusterError, ClusterOptions, LocalCluster};
-use crate::dataset::{Cube, Period};
 use crate::date::Date;
-use crate::exchange::sync::{summarize, Syncer};
+use crate::exchange::summarize;
 use crate::hex;
 use crate::ingest::{ingest_file, IngestError};
+use crate::model::Country;
+use crate::model::{Cube, Period};
 use crate::reconcile::Reported;
 use crate::record::validate::ValidationContext;
-use crate::record::Country;
 use crate::synth::{synthesize, SynthOptions};
 
 /// Demo failures.
@@ -145,7 +145,7 @@ async fn run_in(
         let country = n.country;
         let report = tokio::task::spawn_blocking(move || -> Result<_, DemoError> {
             let ctx = ValidationContext::for_today(country);
-            let report = ingest_file(&file, ctx, false, &mut &node.store, &mut |_| {})?;
+            let report = ingest_file(&file, ctx, false, &mut &*node, &mut |_| {})?;
             let mut published = Vec::new();
             for cube in Cube::ALL {
                 published.push(node.publish(cube, period, Vec::new())?);
@@ -168,7 +168,7 @@ async fn run_in(
     for round in 1..=2 {
         for (i, n) in cluster.nodes.iter().enumerate() {
             let Some(node) = cluster.node(i).cloned() else { continue };
-            let results = Syncer::new(node).pull_all().await;
+            let results = node.syncer().pull_all().await;
             let (text, failure) = summarize(&results);
             if round == 1 || failure.is_some() {
                 for line in text.lines() {

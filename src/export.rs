@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Consortium;
 use crate::dataset::{verify, Limits, VerifiedEntry, VerifyError};
+use crate::model::Consortium;
 use crate::proto;
 
 /// The `format` value of an exported entry file.

@@ -256,7 +256,7 @@ fn validate_whole_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Country;
+    use crate::model::Country;
 
     /// A sink that remembers what reached it and can be told to refuse a batch.
     #[derive(Default)]

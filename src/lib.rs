@@ -1,20 +1,21 @@
 //! Accord: a secure node through which countries share migration statistics.
 //!
-//! Data flows through the modules in this order:
+//! Layers, bottom to top (a module uses only lower ones; `tests/tidy.rs` checks it):
 //!
+//! - [`hex`], [`date`], [`proto`]: utilities and the generated wire types.
+//! - [`model`]: countries, cubes, periods, cells, consortium policy: the shared vocabulary.
 //! - [`record`]: parse and validate input microdata (CSV / JSON Lines).
-//! - [`store`]: the only module that touches sled: records (pseudonymised), live aggregates,
-//!   feeds, peer state.
 //! - [`aggregate`]: cube cells from records, and disclosure control.
 //! - [`dataset`]: dataset payloads, entry headers, DSSE envelopes, signing, verification, feeds.
-//! - [`exchange`]: gRPC services and sync over mutual TLS (the only module that sees the
-//!   generated wire types, beside `dataset`'s codec).
-//! - [`reconcile`]: the common view, a pure function of the accepted datasets.
-//!
-//! Around them: [`config`] and [`policy`] (node and consortium configuration), [`tls`] (the only
-//! module that builds rustls configurations), [`certs`] (example PKI), [`synth`] (synthetic
-//! records), [`ingest`] (file ingest with progress), [`node`] (the daemon), [`admin`] (the local
-//! admin socket) and [`demo`].
+//! - [`store`]: the only module that touches sled: records (pseudonymised), live aggregates,
+//!   feeds, peer state.
+//! - [`tls`] (the only module that builds rustls configurations), [`certs`] (example PKI).
+//! - [`config`]: node and consortium configuration from TOML.
+//! - [`exchange`] (gRPC services and sync over mutual TLS, through the [`exchange::Feeds`]
+//!   trait), [`reconcile`] (the common view, a pure function of the accepted datasets),
+//!   [`export`], [`ingest`] (file ingest with progress), [`synth`] (synthetic records).
+//! - [`node`]: the operations over one member's store.
+//! - Shells: [`admin`] (the local admin socket), [`daemon`], [`cluster`], [`demo`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -22,6 +23,7 @@ pub mod aggregate;
 pub mod certs;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod dataset;
 pub mod date;
 pub mod demo;
@@ -29,8 +31,8 @@ pub mod exchange;
 pub mod export;
 pub mod hex;
 pub mod ingest;
+pub mod model;
 pub mod node;
-pub mod policy;
 pub mod reconcile;
 pub mod record;
 pub mod store;

@@ -15,10 +15,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use accord::cluster::{full_mesh, line};
-use accord::dataset::{Cube, Period};
 use accord::hex;
+use accord::model::Country;
+use accord::model::{Cube, Period};
 use accord::node::Published;
-use accord::record::Country;
 use common::{
     all_hold_heads, eventually, expected_heads, heads_of, ingest_synthetic, last_year, publish_and_announce,
     start_cluster, TestCluster, CONVERGENCE,
@@ -67,8 +67,7 @@ fn views_agree(cluster: &TestCluster) -> Result<(), String> {
 /// The stored entry `publisher`/`seq` on node `i`, encoded exactly as kept (and relayed).
 fn entry_bytes(cluster: &TestCluster, i: usize, publisher: Country, seq: u64) -> Option<Vec<u8>> {
     let node = cluster.running(i);
-    node.store
-        .entry(publisher, seq)
+    node.entry(publisher, seq)
         .unwrap_or_else(|e| panic!("{}: entry {publisher} {seq}: {e}", node.country()))
         .map(|e| e.encode_to_vec())
 }
@@ -142,7 +141,7 @@ async fn line_of_five_converges_through_relays_with_identical_entries() {
     let peers_of = |i: usize| -> Vec<String> {
         cluster
             .running(i)
-            .config
+            .config()
             .peers
             .iter()
             .map(|p| p.country.to_string())
@@ -206,14 +205,13 @@ async fn restricted_audience_gets_payload_others_only_the_signed_header() {
     .await;
     let original = cluster
         .running(0)
-        .store
         .entry(deu, 1)
         .expect("entry")
         .expect("DEU holds its entry");
     assert!(original.has_payload && !original.payload.is_empty());
     for i in 1..cluster.nodes.len() {
         let node = cluster.running(i);
-        let held = node.store.entry(deu, 1).expect("entry").expect("held");
+        let held = node.entry(deu, 1).expect("entry").expect("held");
         assert_eq!(
             held.envelope,
             original.envelope,
@@ -243,17 +241,13 @@ async fn restricted_audience_gets_payload_others_only_the_signed_header() {
     .await;
     for i in cluster.running_indices() {
         let node = cluster.running(i);
-        let held = node.store.entry(deu, 2).expect("entry").expect("held");
+        let held = node.entry(deu, 2).expect("entry").expect("held");
         assert!(
             held.has_payload,
             "{}: unrestricted entry arrives with its payload",
             node.country()
         );
-        assert!(
-            node.store.forks().expect("forks").is_empty(),
-            "{}: no fork",
-            node.country()
-        );
+        assert!(node.forks().expect("forks").is_empty(), "{}: no fork", node.country());
     }
     eventually(
         "every node computes the same view from the open revision",
@@ -279,7 +273,7 @@ async fn restarted_node_catches_up_and_loses_nothing() {
 
     let k = 2;
     let ita = cluster.nodes[k].country;
-    let counts_before = cluster.running(k).store.record_counts().expect("record counts");
+    let counts_before = cluster.running(k).record_counts().expect("record counts");
     let own_before = entry_bytes(&cluster, k, ita, 1).expect("ITA holds its entry");
     let received_before: Vec<_> = published
         .iter()
@@ -307,7 +301,7 @@ async fn restarted_node_catches_up_and_loses_nothing() {
     .await;
     let node = cluster.running(k);
     assert_eq!(
-        node.store.record_counts().expect("record counts"),
+        node.record_counts().expect("record counts"),
         counts_before,
         "records kept"
     );
@@ -478,7 +472,7 @@ async fn audience_member_gets_payload_after_header_arrived_through_a_relay() {
         all_hold_heads(&cluster, &expected_heads([&restricted]))
     })
     .await;
-    let relayed = cluster.running(f).store.entry(deu, 1).expect("entry").expect("held");
+    let relayed = cluster.running(f).entry(deu, 1).expect("entry").expect("held");
     assert!(
         !relayed.has_payload,
         "ITA, outside the audience, relayed the header only"
@@ -489,12 +483,8 @@ async fn audience_member_gets_payload_after_header_arrived_through_a_relay() {
     cluster.restart(f).await.expect("restart FRA peered with DEU again");
     eventually("FRA, in the audience, gets the payload from DEU", CONVERGENCE, || {
         let node = cluster.running(f);
-        let peer = node.store.peer_status(deu).map_err(|e| e.to_string())?;
-        let held = node
-            .store
-            .entry(deu, 1)
-            .map_err(|e| e.to_string())?
-            .ok_or("entry gone")?;
+        let peer = node.peer_status(deu).map_err(|e| e.to_string())?;
+        let held = node.entry(deu, 1).map_err(|e| e.to_string())?.ok_or("entry gone")?;
         if held.has_payload {
             Ok(())
         } else {
@@ -509,5 +499,82 @@ async fn audience_member_gets_payload_after_header_arrived_through_a_relay() {
         1,
         "FRA's view uses DEU's flows"
     );
+    cluster.shutdown().await;
+}
+
+/// The consortium takes a member's key away after that member's entries were accepted: the
+/// node still starts, `status` and `view` still work, and both name the entries they now leave
+/// out (SPEC §4: verifiers honour the consortium's keys; a stored entry is never fatal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_whose_key_left_the_consortium_are_named_and_left_out() {
+    let mut cluster = start_cluster(&["DEU", "FRA"], full_mesh, ANNOUNCE_ONLY).await;
+    let (d, f) = (0, 1);
+    let year = last_year();
+    for i in [d, f] {
+        ingest_synthetic(cluster.running(i), year, RECORDS, 7);
+    }
+    let deu_entry = publish_and_announce(cluster.running(d), Cube::Flows, Period::Year(year), &[]).await;
+    let fra_entry = publish_and_announce(cluster.running(f), Cube::Flows, Period::Year(year), &[]).await;
+    let expected = expected_heads([&deu_entry, &fra_entry]);
+    eventually("both nodes hold both feeds", CONVERGENCE, || {
+        all_hold_heads(&cluster, &expected)
+    })
+    .await;
+    let before = cluster.running(d).view().expect("view before");
+    assert_eq!(before.inputs.len(), 2, "DEU's view holds both publishers");
+
+    // DEU restarts on a consortium in which FRA signs with another key.
+    cluster.stop(d).await.expect("stop DEU");
+    let config_path = cluster.nodes[d].config_path.clone();
+    let consortium = std::fs::read_to_string(cluster.pki.join("consortium.toml")).expect("consortium.toml");
+    let fra_key = consortium
+        .split("[[members]]")
+        .find(|m| m.contains("country = \"FRA\""))
+        .and_then(|m| m.split("public_key = \"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("FRA's key")
+        .to_string();
+    let rotated = hex::encode(&[7u8; 32]);
+    std::fs::write(
+        config_path.with_file_name("consortium-rotated.toml"),
+        consortium.replace(&fra_key, &rotated),
+    )
+    .expect("write rotated consortium");
+    let node_toml = std::fs::read_to_string(&config_path).expect("DEU node.toml");
+    std::fs::write(
+        &config_path,
+        node_toml.replace(
+            "consortium = \"../pki/consortium.toml\"",
+            "consortium = \"consortium-rotated.toml\"",
+        ),
+    )
+    .expect("write DEU node.toml");
+    cluster
+        .restart(d)
+        .await
+        .expect("DEU starts although it holds an entry that no longer verifies");
+
+    let node = cluster.running(d);
+    let status = node.status().expect("status works");
+    assert_eq!(status.left_out.len(), 1, "{:?}", status.left_out);
+    assert!(
+        status.left_out[0].starts_with("FRA seq 1: signature does not verify"),
+        "{:?}",
+        status.left_out
+    );
+    assert!(
+        status.to_text().contains("left out of the view"),
+        "{}",
+        status.to_text()
+    );
+    let after = node.view().expect("view works");
+    let publishers: Vec<String> = after.inputs.keys().map(|(p, _, _)| p.to_string()).collect();
+    assert_eq!(
+        publishers,
+        vec!["DEU".to_string()],
+        "FRA's entry is left out of the view"
+    );
+    assert_eq!(status.view_digest, hex::encode(&after.digest()));
+    assert_ne!(after.digest(), before.digest());
     cluster.shutdown().await;
 }

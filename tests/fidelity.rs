@@ -6,13 +6,14 @@
 
 use accord::aggregate::disclosure::protect;
 use accord::dataset::envelope::sha256;
-use accord::dataset::{AcceptedDataset, Cube, Dataset, Period};
+use accord::dataset::{AcceptedDataset, Dataset};
 use accord::date::Date;
 use accord::ingest::ingest_file;
-use accord::policy::{Definition, Disclosure, Reconcile, Rule};
+use accord::model::Country;
+use accord::model::{Cube, Period};
+use accord::model::{Definition, Disclosure, Reconcile, Rule};
 use accord::reconcile::{compute, pair_total_mape, read_truth};
 use accord::record::validate::ValidationContext;
-use accord::record::Country;
 use accord::store::Store;
 use accord::synth::{synthesize, SynthOptions};
 

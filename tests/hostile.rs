@@ -11,9 +11,11 @@
 
 use accord::certs;
 use accord::config::Peer;
-use accord::dataset::{Cube, Limits, Period};
-use accord::exchange::sync::{self, PeerSync, Syncer};
+use accord::dataset::Limits;
+use accord::exchange::sync::{self, PeerSync};
+use accord::exchange::{Feeds, RejectReason, Rejection};
 use accord::exchange::{MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES};
+use accord::model::{Cube, Period};
 use accord::proto;
 use accord::tls::{self, TlsFiles};
 use tempfile::TempDir;
@@ -120,11 +122,16 @@ async fn revoked_certificate_is_refused() {
         endpoint: format!("https://{}", cluster.nodes[VICTIM].addr),
         tls_name: Some("deu.accord".to_string()),
     };
-    let mut fra_client = sync::client(&fra, &deu_as_seen_by_fra).expect("client");
-    let fra_pull = sync::pull(&fra, &deu_as_seen_by_fra, &mut fra_client).await;
+    let mut fra_client = sync::client(&fra.config().tls, &deu_as_seen_by_fra).expect("client");
+    let fra_pull = sync::pull(
+        &(fra.clone() as std::sync::Arc<dyn Feeds>),
+        &deu_as_seen_by_fra,
+        &mut fra_client,
+    )
+    .await;
     assert!(fra_pull.is_err(), "{fra_pull:?}");
     drop((fra, fra_client));
-    let deu_pull = Syncer::new(node.clone()).pull_from(member(FRA)).await;
+    let deu_pull = node.syncer().pull_from(member(FRA)).await;
     let reason = deu_pull
         .expect_err("DEU refuses FRA's revoked server certificate")
         .to_string();
@@ -134,7 +141,7 @@ async fn revoked_certificate_is_refused() {
 
     assert_eq!(heads(&node), before, "nothing stored");
     assert_serves_honest_peer(&cluster, VICTIM, 2).await;
-    Syncer::new(node.clone())
+    node.syncer()
         .pull_from(member(ITA))
         .await
         .expect("DEU still pulls from ITA");
@@ -153,7 +160,7 @@ async fn member_serving_a_dataset_as_another_publisher_is_rejected() {
     let before = heads(&node);
     let fra_key = signing_key(&cluster.pki, member(FRA));
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
-    let syncer = Syncer::new(node.clone());
+    let syncer = node.syncer();
 
     // A header claiming ITA, signed with FRA's key.
     let as_ita = signed(&dataset(&node, member(ITA), 7), &fra_key, None, now());
@@ -186,7 +193,7 @@ async fn member_serving_a_dataset_as_another_publisher_is_rejected() {
         .unwrap();
     syncer.pull_from(member(ITA)).await.expect("pull from ITA");
     assert_eq!(
-        node.store.head(member(ITA)).unwrap().map(|h| h.digest),
+        node.head(member(ITA)).unwrap().map(|h| h.digest),
         Some(published.digest)
     );
     drop((node, syncer));
@@ -203,7 +210,7 @@ async fn tampered_relayed_envelope_is_rejected() {
     // A genuine ITA entry (signed with ITA's key) that only the relaying member holds.
     let genuine = first_entry(&cluster, &node, member(ITA), 42);
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
-    let syncer = Syncer::new(node.clone());
+    let syncer = node.syncer();
 
     let mut payload_flipped = genuine.clone();
     let last = payload_flipped.payload.len() - 1;
@@ -248,7 +255,7 @@ async fn tampered_relayed_envelope_is_rejected() {
     let sync = syncer.pull_from(member(FRA)).await.expect("pull completes");
     assert_eq!(sync.appended, 1, "{sync:?}");
     assert_eq!(last_error(&node, FRA), None);
-    assert_eq!(node.store.entry(member(ITA), 1).unwrap(), Some(genuine));
+    assert_eq!(node.entry(member(ITA), 1).unwrap(), Some(genuine));
     evil.stop().await;
     assert_serves_honest_peer(&cluster, VICTIM, 2).await;
     drop((node, syncer));
@@ -265,10 +272,10 @@ async fn replayed_old_seq_changes_nothing() {
     ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
     let second = ita.publish(Cube::Flows, Period::Year(2022), Vec::new()).unwrap();
     drop(ita);
-    let syncer = Syncer::new(node.clone());
+    let syncer = node.syncer();
     syncer.pull_from(member(ITA)).await.expect("pull from ITA");
-    assert_eq!(node.store.head(member(ITA)).unwrap().map(|h| h.seq), Some(2));
-    let old = node.store.entry(member(ITA), 1).unwrap().expect("ITA seq 1 held");
+    assert_eq!(node.head(member(ITA)).unwrap().map(|h| h.seq), Some(2));
+    let old = node.entry(member(ITA), 1).unwrap().expect("ITA seq 1 held");
     let before = heads(&node);
     let view_before = node.status().unwrap().view_digest;
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
@@ -296,7 +303,13 @@ async fn replayed_old_seq_changes_nothing() {
         evil.serve(vec![advertised.clone()], vec![old.clone()]);
         let sync = syncer.pull_from(member(FRA)).await.expect("pull completes");
         let want = PeerSync {
-            rejected,
+            rejected: rejected
+                .into_iter()
+                .map(|detail| Rejection {
+                    reason: RejectReason::UnrequestedEntry,
+                    detail,
+                })
+                .collect(),
             ..PeerSync::default()
         };
         assert_eq!(sync, want, "replay advertised as {advertised:?}");
@@ -305,7 +318,7 @@ async fn replayed_old_seq_changes_nothing() {
         assert!(status.forks.is_empty() && status.equivocating.is_empty(), "{status:?}");
         assert_eq!(status.view_digest, view_before);
     }
-    assert_eq!(node.store.entry(member(ITA), 1).unwrap(), Some(old));
+    assert_eq!(node.entry(member(ITA), 1).unwrap(), Some(old));
     assert_logged(&["peer=FRA", "publisher=ITA", "seq=3", "sent ITA seq 1 instead"]).await;
     evil.stop().await;
     assert_serves_honest_peer(&cluster, VICTIM, 2).await;
@@ -323,13 +336,10 @@ async fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
     let esp = running(&cluster, 3);
     let held = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
     esp.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
-    let syncer = Syncer::new(node.clone());
+    let syncer = node.syncer();
     syncer.pull_from(member(ITA)).await.expect("pull from ITA");
     syncer.pull_from(member(ESP)).await.expect("pull from ESP");
-    assert_eq!(
-        node.store.head(member(ITA)).unwrap().map(|h| h.digest),
-        Some(held.digest)
-    );
+    assert_eq!(node.head(member(ITA)).unwrap().map(|h| h.digest), Some(held.digest));
     let before = heads(&node);
     let view_before = node.status().unwrap().view_digest;
 
@@ -362,7 +372,7 @@ async fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
     let esp_next = esp.publish(Cube::Flows, Period::Year(2022), Vec::new()).unwrap();
     let sync = syncer.pull_from(member(ESP)).await.expect("pull from ESP");
     assert_eq!(
-        node.store.head(member(ESP)).unwrap().map(|h| (h.seq, h.digest)),
+        node.head(member(ESP)).unwrap().map(|h| (h.seq, h.digest)),
         Some((2, esp_next.digest)),
         "{sync:?}"
     );
@@ -384,7 +394,7 @@ async fn oversized_messages_from_a_member_are_refused() {
     let before = heads(&node);
     let genuine = first_entry(&cluster, &node, member(ITA), 5);
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
-    let syncer = Syncer::new(node.clone());
+    let syncer = node.syncer();
 
     // A payload over the dataset limit, inside the gRPC message limit: refused by verification.
     let max_payload = Limits::default().max_payload_bytes as usize;
@@ -498,7 +508,7 @@ async fn member_answering_for_another_member_is_refused() {
     // DEU expects FRA, but ITA's real node answers at the endpoint (with a name ITA's certificate
     // is valid for, so only the member check can refuse it).
     let mut peer = node
-        .config
+        .config()
         .peers
         .iter()
         .find(|p| p.country == member(FRA))
@@ -506,8 +516,8 @@ async fn member_answering_for_another_member_is_refused() {
         .clone();
     peer.endpoint = format!("https://{}", cluster.nodes[2].addr);
     peer.tls_name = Some("ita.accord".to_string());
-    let mut client = sync::client(&node, &peer).expect("client");
-    let error = sync::pull(&node, &peer, &mut client)
+    let mut client = sync::client(&node.config().tls, &peer).expect("client");
+    let error = sync::pull(&(node.clone() as std::sync::Arc<dyn Feeds>), &peer, &mut client)
         .await
         .expect_err("the client refuses a server naming another member")
         .to_string();
@@ -517,11 +527,8 @@ async fn member_answering_for_another_member_is_refused() {
     assert_eq!(heads(&node), before, "nothing stored");
 
     // DEU still syncs with ITA at ITA's own endpoint, and serves ITA.
-    let sync = Syncer::new(node.clone())
-        .pull_from(member(ITA))
-        .await
-        .expect("pull from ITA");
-    assert!(node.store.head(member(ITA)).unwrap().is_some(), "{sync:?}");
+    let sync = node.syncer().pull_from(member(ITA)).await.expect("pull from ITA");
+    assert!(node.head(member(ITA)).unwrap().is_some(), "{sync:?}");
     assert_serves_honest_peer(&cluster, VICTIM, 2).await;
     drop(node);
     cluster.shutdown().await.unwrap();

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use accord::cluster::{full_mesh, ClusterOptions, LocalCluster};
 use accord::dataset::publish::{sign_entry, EntryParams};
-use accord::dataset::{verify, Cube, Dataset, Head, Period, Placement};
+use accord::dataset::{verify, Dataset, Head, Placement};
 use accord::date::unix_now;
-use accord::exchange::sync::Syncer;
+use accord::model::{Cube, Period};
 use accord::node::Node;
 use accord::tls::{client_config, server_config, TlsFiles};
 use prost::Message;
@@ -60,7 +60,7 @@ async fn run_async(fx: &mut Fixture) {
         let code = NODES[i].to_lowercase();
         let pkcs8 = std::fs::read(cluster.pki.join(format!("{code}.sign.pk8"))).expect("signing key");
         let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).expect("Ed25519 key");
-        let consortium = &node.config.consortium;
+        let consortium = &node.consortium();
         let mut head: Option<Head> = None;
         for k in 0..DATASETS {
             let dataset = Dataset {
@@ -87,11 +87,11 @@ async fn run_async(fx: &mut Fixture) {
             let (verified, placement) = node.accept(entry).expect("own entry accepted");
             assert_eq!(placement, Placement::Append);
             head = Some(Head {
-                seq: verified.header.seq,
-                digest: verified.digest,
+                seq: verified.header().seq,
+                digest: verified.digest(),
             });
         }
-        node.store.flush().expect("flush");
+        node.flush().expect("flush");
     }
     let total: usize = entry_bytes.iter().sum();
     // Every node receives every other node's entries.
@@ -119,8 +119,8 @@ async fn run_async(fx: &mut Fixture) {
         "loopback mutual TLS throughput (rustls, 200 MB)",
         format!("{:.0} MB/s", tls_rate / 1e6),
     );
-    let consortium = nodes[0].config.consortium.clone();
-    let limits = nodes[0].limits;
+    let consortium = nodes[0].consortium().clone();
+    let limits = nodes[0].limits();
     // The fastest of three rounds over 20 entries: the machine is shared, and a bound should
     // not be inflated by someone else's load.
     let mut verify_each = f64::INFINITY;
@@ -136,13 +136,13 @@ async fn run_async(fx: &mut Fixture) {
     let start = Instant::now();
     for node in &nodes {
         let node = node.clone();
-        tokio::spawn(async move { Syncer::new(node).announce_all().await });
+        tokio::spawn(async move { node.syncer().announce_all().await });
     }
     loop {
         let mut complete = 0;
         let mut held = Vec::new();
         for node in &nodes {
-            let heads = node.store.heads().expect("heads");
+            let heads = node.heads().expect("heads");
             let entries: u64 = heads.iter().map(|(_, h)| h.seq).sum();
             held.push(entries);
             if heads.len() == NODES.len() && heads.iter().all(|(_, h)| h.seq == DATASETS) {

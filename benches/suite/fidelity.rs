@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use accord::cluster::{full_mesh, ClusterOptions, LocalCluster};
-use accord::dataset::{Cube, Period};
-use accord::exchange::sync::Syncer;
 use accord::hex;
 use accord::ingest::ingest_file;
+use accord::model::{Cube, Period};
 use accord::node::Node;
 use accord::reconcile::{pair_total_mape, read_truth};
 use accord::record::validate::ValidationContext;
@@ -112,7 +111,7 @@ async fn view_mape(
     summary: &SynthSummary,
     edit: ConsortiumEdit,
     truth: &accord::reconcile::fidelity::Truth,
-) -> Vec<(accord::policy::Rule, f64)> {
+) -> Vec<(accord::model::Rule, f64)> {
     let options = ClusterOptions {
         countries: COUNTRIES.iter().map(|c| country(c)).collect(),
         peered: full_mesh,
@@ -134,7 +133,7 @@ async fn view_mape(
             .expect("file per member");
         tasks.push(tokio::task::spawn_blocking(move || {
             let ctx = ValidationContext::for_today(node.country());
-            ingest_file(&file, ctx, false, &mut &node.store, &mut |_| {}).expect("ingest");
+            ingest_file(&file, ctx, false, &mut &*node, &mut |_| {}).expect("ingest");
             node.publish(Cube::Flows, Period::Year(year), Vec::new())
                 .expect("publish");
         }));
@@ -144,7 +143,7 @@ async fn view_mape(
     }
     for _ in 0..2 {
         for node in &nodes {
-            for (peer, result) in Syncer::new(node.clone()).pull_all().await {
+            for (peer, result) in node.syncer().pull_all().await {
                 result.unwrap_or_else(|e| panic!("{} pulling from {peer}: {e}", node.country()));
             }
         }

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use accord::config::NodeConfig;
-use accord::dataset::{Cell, CellValue};
 use accord::date::Date;
+use accord::model::Country;
+use accord::model::{Cell, CellValue};
 use accord::node::Node;
-use accord::record::Country;
 use accord::synth::{synthesize, SynthOptions};
 use tempfile::TempDir;
 
@@ -344,7 +344,7 @@ impl Rng {
 pub fn flows_cells(n: usize, seed: u64) -> Vec<Cell> {
     let countries: Vec<Country> = Country::all_iso().take(60).collect();
     let (directions, sexes) = (["IN", "OUT"], ["F", "M"]);
-    let bands = accord::aggregate::AGE_BANDS;
+    let bands = accord::model::AGE_BANDS;
     let total = 2 * 60 * 40 * 2 * bands.len();
     assert!(n <= total, "at most {total} distinct cells");
     let mut rng = Rng(seed);

@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 
 use crate::aggregate::Tally;
-use crate::dataset::{Cell, CellValue};
-use crate::policy::Disclosure;
+use crate::model::Disclosure;
+use crate::model::{Cell, CellValue};
 
 /// Rows above this count share one noise distribution.
 const TABLE_ROWS: u64 = 20;

@@ -7,15 +7,10 @@
 
 pub mod disclosure;
 
-use crate::dataset::Cube;
-use crate::policy::Definition;
-use crate::record::{Country, EventType, Reason, Sex};
-
-/// Age bands: `Y0-4` … `Y80-84`, `Y_GE85`, `UNK`.
-pub const AGE_BANDS: [&str; 19] = [
-    "Y0-4", "Y5-9", "Y10-14", "Y15-19", "Y20-24", "Y25-29", "Y30-34", "Y35-39", "Y40-44", "Y45-49", "Y50-54", "Y55-59",
-    "Y60-64", "Y65-69", "Y70-74", "Y75-79", "Y80-84", "Y_GE85", "UNK",
-];
+use crate::model::Country;
+use crate::model::Definition;
+use crate::model::{Cube, AGE_BANDS};
+use crate::record::{EventType, Reason, Sex};
 
 /// The age band index for the age reached in the event's year (event year − birth year).
 pub fn age_band(event_year: i32, birth_year: Option<i32>) -> u8 {
@@ -163,7 +158,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::UnknownDuration;
+    use crate::model::UnknownDuration;
 
     fn facts(event_type: EventType, duration: Option<u32>) -> Facts {
         Facts {

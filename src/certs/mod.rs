@@ -33,7 +33,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 
 use crate::date::Date;
-use crate::record::country::Country;
+use crate::model::Country;
 use files::{write_all, OutFile};
 
 pub use revoke::revoke;

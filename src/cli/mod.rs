@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use accord::record::Country;
+use accord::model::Country;
 
 #[derive(Parser)]
 #[command(
@@ -284,10 +284,10 @@ pub fn run(args: Args) -> Result<i32> {
         } => local::export(&config, &publisher, seq, &out),
         Command::Check { config, rebuild } => local::check(&config, rebuild),
         Command::Verify { consortium, file } => {
-            let c = accord::config::Consortium::load(&consortium)?;
+            let c = accord::model::Consortium::load(&consortium)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let v = accord::export::verify_file(&bytes, &c).with_context(|| format!("{}", file.display()))?;
-            let h = &v.header;
+            let h = v.header();
             outln!(
                 "valid: {} seq {} {} {} created {} digest {}{}",
                 h.publisher,
@@ -295,8 +295,8 @@ pub fn run(args: Args) -> Result<i32> {
                 h.cube,
                 h.period,
                 accord::date::format_timestamp(h.created_at),
-                accord::hex::encode(&v.digest),
-                match &v.dataset {
+                accord::hex::encode(&v.digest()),
+                match v.dataset() {
                     Some(d) => format!(", payload verified ({} cells)", d.cells.len()),
                     None => ", header only (payload not included)".to_string(),
                 }

@@ -5,11 +5,13 @@
 
 use prost::Message;
 
-use super::{Cell, CellValue, Cube, Dataset, Period};
-use crate::aggregate::AGE_BANDS;
-use crate::policy::{Definition, Disclosure, UnknownDuration};
+use super::Dataset;
+use crate::model::Country;
+use crate::model::AGE_BANDS;
+use crate::model::{Cell, CellValue, Cube, Period};
+use crate::model::{Definition, Disclosure, UnknownDuration};
 use crate::proto;
-use crate::record::{Country, Reason, Sex};
+use crate::record::{Reason, Sex};
 
 /// Why a dataset or header does not decode to something sane.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,10 +11,10 @@ use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
 use super::codec::{DecodeError, EntryHeader};
 use super::Dataset;
-use crate::config::Consortium;
 use crate::hex;
+use crate::model::Consortium;
+use crate::model::Country;
 use crate::proto;
-use crate::record::Country;
 
 /// The DSSE payload type of an Accord entry header.
 pub const PAYLOAD_TYPE: &str = "application/vnd.accord.entry-header.v1+protobuf";
@@ -106,15 +106,64 @@ pub enum VerifyError {
 }
 
 /// An entry that passed [`verify`]: the only way to read a header or dataset from outside.
+/// Its fields are private, so a value of this type is proof that [`verify`] ran: the store
+/// takes one to place an entry in a feed, and nothing else can build it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedEntry {
-    pub header: EntryHeader,
+    header: EntryHeader,
+    digest: [u8; 32],
+    dataset: Option<Dataset>,
+    entry: proto::Entry,
+}
+
+impl VerifiedEntry {
+    /// The signed header.
+    pub fn header(&self) -> &EntryHeader {
+        &self.header
+    }
+
     /// SHA-256 of the signed header bytes: the entry's identity in its feed.
-    pub digest: [u8; 32],
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+
     /// The dataset, where the payload was present.
-    pub dataset: Option<Dataset>,
+    pub fn dataset(&self) -> Option<&Dataset> {
+        self.dataset.as_ref()
+    }
+
     /// The entry exactly as received, for storing and relaying unchanged.
-    pub entry: proto::Entry,
+    pub fn entry(&self) -> &proto::Entry {
+        &self.entry
+    }
+
+    /// The dataset, taken out (the header stays readable through the digest and the caller's copy).
+    pub fn into_dataset(self) -> Option<Dataset> {
+        self.dataset
+    }
+}
+
+impl VerifyError {
+    /// A fixed, short name for the kind of failure: what metrics count by. Never built from
+    /// anything a peer sent, so a peer cannot mint new label values.
+    pub fn label(&self) -> &'static str {
+        match self {
+            VerifyError::MissingEnvelope => "missing_envelope",
+            VerifyError::WrongPayloadType(_) => "wrong_payload_type",
+            VerifyError::TooLarge { .. } => "too_large",
+            VerifyError::Decode(_) => "undecodable",
+            VerifyError::UnknownPublisher(_) => "unknown_publisher",
+            VerifyError::UnknownAudience(_) => "unknown_audience",
+            VerifyError::Unsigned => "unsigned",
+            VerifyError::TooManySignatures(_) => "too_many_signatures",
+            VerifyError::DuplicateSignature(_) => "duplicate_signature",
+            VerifyError::BadSignature { .. } => "bad_signature",
+            VerifyError::KeyOutsideWindow { .. } => "key_outside_window",
+            VerifyError::PayloadSize { .. } => "payload_size",
+            VerifyError::PayloadDigest => "payload_digest",
+            VerifyError::PayloadMismatch { .. } => "payload_mismatch",
+        }
+    }
 }
 
 /// DSSE v1 pre-authentication encoding.
@@ -253,7 +302,7 @@ pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> 
 fn check_signatures(
     env: &proto::Envelope,
     header: &EntryHeader,
-    member: &crate::config::Member,
+    member: &crate::model::Member,
 ) -> Result<(), VerifyError> {
     if env.signatures.is_empty() {
         return Err(VerifyError::Unsigned);

@@ -3,7 +3,6 @@
 
 pub mod code;
 pub mod codec;
-pub mod cube;
 pub mod envelope;
 pub mod feed;
 pub mod publish;
@@ -12,27 +11,11 @@ mod tests;
 
 pub use code::Code;
 pub use codec::{DecodeError, EntryHeader};
-pub use cube::{Cube, Period};
 pub use envelope::{verify, Limits, VerifiedEntry, VerifyError};
 pub use feed::{Head, Placement};
 
-use crate::policy::{Definition, Disclosure};
-use crate::record::Country;
-
-/// One published cell value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CellValue {
-    Value(u64),
-    /// 0 < count < k: withheld, flag `C`.
-    Confidential,
-}
-
-/// One cell: the cube's dimension values (in `Cube::dimensions()` order) and its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cell {
-    pub key: Vec<String>,
-    pub value: CellValue,
-}
+use crate::model::Country;
+use crate::model::{Cell, Cube, Definition, Disclosure, Period};
 
 /// A dataset: one cube for one period from one publisher, after disclosure control.
 /// Cells are sorted by key and unique.

@@ -7,8 +7,8 @@ use super::codec::EntryHeader;
 use super::envelope::{sha256, sign};
 use super::feed::Head;
 use super::Dataset;
+use crate::model::Country;
 use crate::proto;
-use crate::record::Country;
 
 /// Everything a new entry needs besides the dataset.
 pub struct EntryParams<'a> {

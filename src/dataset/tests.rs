@@ -8,8 +8,8 @@ use super::envelope::{key_id, pae, sign, PAYLOAD_TYPE};
 use super::feed::place;
 use super::publish::{sign_entry, EntryParams};
 use super::*;
-use crate::config::{Consortium, Member, SigningKey};
-use crate::policy::{Definition, Disclosure, Reconcile};
+use crate::model::{Cell, CellValue, Cube, Definition, Disclosure, Period, Reconcile};
+use crate::model::{Consortium, Member, SigningKey};
 use crate::proto;
 
 const NOW: i64 = 1_750_000_000;
@@ -96,9 +96,9 @@ fn resign(e: &mut proto::Entry, header: &EntryHeader, key: &Ed25519KeyPair) {
 fn a_good_entry_verifies_and_exposes_its_dataset() {
     let f = fixture();
     let v = check(&f, entry(&f)).unwrap();
-    assert_eq!(v.header.publisher, country("DEU"));
-    assert_eq!(v.header.seq, 1);
-    assert_eq!(v.dataset, Some(dataset("DEU")));
+    assert_eq!(v.header().publisher, country("DEU"));
+    assert_eq!(v.header().seq, 1);
+    assert_eq!(v.dataset().cloned(), Some(dataset("DEU")));
 }
 
 #[test]
@@ -367,10 +367,10 @@ fn header_without_payload_still_verifies() {
     e.payload.clear();
     e.has_payload = false;
     let v = check(&f, e).unwrap();
-    assert_eq!(v.dataset, None);
-    assert!(v.header.admits(country("FRA")));
-    assert!(v.header.admits(country("DEU")));
-    assert!(!v.header.admits(country("ITA")));
+    assert_eq!(v.dataset().cloned(), None);
+    assert!(v.header().admits(country("FRA")));
+    assert!(v.header().admits(country("DEU")));
+    assert!(!v.header().admits(country("ITA")));
 }
 
 #[test]
@@ -387,13 +387,13 @@ fn key_ids_are_hints_only() {
 fn chain_placement() {
     let f = fixture();
     let first = check(&f, entry(&f)).unwrap();
-    assert_eq!(place(None, None, &first.header, first.digest), Placement::Append);
+    assert_eq!(place(None, None, first.header(), first.digest()), Placement::Append);
     let head = Head {
         seq: 1,
-        digest: first.digest,
+        digest: first.digest(),
     };
     assert_eq!(
-        place(Some(head), Some(first.digest), &first.header, first.digest),
+        place(Some(head), Some(first.digest()), first.header(), first.digest()),
         Placement::Replay
     );
     // A different seq-1 header: a fork.
@@ -408,8 +408,8 @@ fn chain_placement() {
     );
     let other = check(&f, other).unwrap();
     assert_eq!(
-        place(Some(head), Some(first.digest), &other.header, other.digest),
-        Placement::Fork { held: first.digest }
+        place(Some(head), Some(first.digest()), other.header(), other.digest()),
+        Placement::Fork { held: first.digest() }
     );
     // seq 2 chained to seq 1: appended; chained to the other history: broken.
     let second = sign_entry(
@@ -422,22 +422,22 @@ fn chain_placement() {
         },
     );
     let second = check(&f, second).unwrap();
-    assert_eq!(second.header.seq, 2);
+    assert_eq!(second.header().seq, 2);
     assert_eq!(
-        place(Some(head), None, &second.header, second.digest),
+        place(Some(head), None, second.header(), second.digest()),
         Placement::Append
     );
     let wrong = Head {
         seq: 1,
-        digest: other.digest,
+        digest: other.digest(),
     };
     assert_eq!(
-        place(Some(wrong), None, &second.header, second.digest),
+        place(Some(wrong), None, second.header(), second.digest()),
         Placement::BrokenChain
     );
     // seq 2 onto an empty feed: a gap.
     assert_eq!(
-        place(None, None, &second.header, second.digest),
+        place(None, None, second.header(), second.digest()),
         Placement::Gap { expected: 1 }
     );
 }

@@ -1,15 +1,24 @@
 //! Node-to-node exchange (SPEC §5): the `accord.v1.Exchange` gRPC service a node serves to its
-//! peers ([`server`]) and the anti-entropy client that pulls from them ([`sync`]). Generated
+//! peers ([`server`]) and the anti-entropy client that pulls from them ([`sync`]). Transport
+//! only: what a node holds and how it accepts an entry come through the [`Feeds`] trait it is
+//! given, so this module never sees the node, its store's writes or its view. Generated
 //! protobuf types stay here and in `dataset`'s codec; everything else sees domain types.
 //!
 //! Trust: the caller's member code comes from its TLS certificate (`tls::peer_member`), never
 //! from a message; every entry received is verified against its publisher's keys by
-//! `Node::accept` before anything is stored. Every bound is an error naming the bound.
+//! [`Feeds::accept`] before anything is stored. Every bound is an error naming the bound.
 
 pub mod server;
 pub mod sync;
 
-use crate::node::NodeError;
+use std::time::Duration;
+
+use crate::dataset::{Head, Placement, VerifyError};
+use crate::model::Country;
+use crate::proto;
+use crate::store::StoreError;
+
+pub use sync::{summarize, PeerSync, RejectReason, Rejection, SyncError, Syncer};
 
 /// Most entries one Fetch may return; clients ask in chunks of this size.
 pub const MAX_FETCH_ENTRIES: u64 = 256;
@@ -21,15 +30,66 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// Concurrent HTTP/2 streams per peer connection.
 pub const MAX_STREAMS_PER_PEER: u32 = 16;
 
-/// The one place node errors become gRPC statuses for a peer.
-pub fn to_status(error: NodeError) -> tonic::Status {
-    match error {
-        NodeError::Request(m) => tonic::Status::invalid_argument(m),
-        NodeError::Verify(e) => tonic::Status::invalid_argument(e.to_string()),
-        NodeError::Store(e) => {
-            tracing::error!(error = %e, "store error while serving a peer");
-            tonic::Status::internal("store error")
-        }
-        NodeError::SigningKey { .. } => tonic::Status::internal("signing key error"),
+/// What an entry that passed verification did to its feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub publisher: Country,
+    pub seq: u64,
+    pub digest: [u8; 32],
+    pub placement: Placement,
+}
+
+/// Why [`Feeds::accept`] did not place an entry.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The entry failed verification: the peer's fault, reported and skipped.
+    #[error(transparent)]
+    Invalid(#[from] VerifyError),
+    /// This node's store failed: the round stops.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the exchange needs from the node it serves and syncs for. Calls may block (store
+/// reads and writes, signature checks): the exchange makes them off the async workers.
+pub trait Feeds: Send + Sync + 'static {
+    /// This node's member code.
+    fn country(&self) -> Country;
+    /// Whether `country` is a member of the consortium in force.
+    fn is_member(&self, country: Country) -> bool;
+    /// The head of `publisher`'s feed.
+    fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError>;
+    /// Every feed's head, by publisher.
+    fn heads(&self) -> Result<Vec<(Country, Head)>, StoreError>;
+    /// A stored entry exactly as received.
+    fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, StoreError>;
+    /// Seqs of `publisher`'s feed held as header only, oldest first.
+    fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError>;
+    /// Verifies an entry against its publisher's keys and places it in its feed.
+    fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError>;
+    /// Makes everything accepted so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// Told after every pull from `peer`, with when it started and how long it took.
+    fn pulled(&self, peer: Country, started_at: i64, took: Duration, result: &Result<PeerSync, SyncError>);
+}
+
+/// Runs blocking work of the [`Feeds`] off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        // A panic in store or verification code is a bug: surface it where it happened. A
+        // blocking task is only cancelled when the runtime itself shuts down, and then the
+        // task awaiting it is being dropped too; that case ends the same way.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("blocking task ended without a result: {e}"),
+        },
     }
+}
+
+/// The one place store errors become gRPC statuses for a peer: the peer learns nothing of the
+/// store, the operator's log gets the cause.
+pub fn store_status(error: StoreError) -> tonic::Status {
+    tracing::error!(error = %error, "store error while serving a peer");
+    tonic::Status::internal("store error")
 }

@@ -8,24 +8,23 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{to_status, MAX_FETCH_ENTRIES};
+use super::{blocking, store_status, Feeds, MAX_FETCH_ENTRIES};
 use crate::dataset::EntryHeader;
-use crate::node::Node;
+use crate::model::Country;
 use crate::proto;
 use crate::proto::exchange_server::Exchange;
-use crate::record::Country;
 use crate::tls::peer_member;
 
 /// Serves this node's feeds to peers.
 pub struct ExchangeService {
-    node: Arc<Node>,
+    feeds: Arc<dyn Feeds>,
     /// Pull requests for the sync loop (from Announce).
     announced: mpsc::Sender<Country>,
 }
 
 impl ExchangeService {
-    pub fn new(node: Arc<Node>, announced: mpsc::Sender<Country>) -> ExchangeService {
-        ExchangeService { node, announced }
+    pub fn new(feeds: Arc<dyn Feeds>, announced: mpsc::Sender<Country>) -> ExchangeService {
+        ExchangeService { feeds, announced }
     }
 
     /// The caller's member code from its certificate; it must be a consortium member.
@@ -40,7 +39,7 @@ impl ExchangeService {
                 "caller refused: certificate names no member"
             );
         })?;
-        if self.node.config.consortium.member(member).is_none() {
+        if !self.feeds.is_member(member) {
             tracing::warn!(?peer, %member, "caller refused: not a consortium member");
             return Err(Status::permission_denied(format!(
                 "{member} is not a consortium member"
@@ -56,11 +55,10 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<proto::Entry, Status>> + Sen
 impl Exchange for ExchangeService {
     async fn heads(&self, request: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
         self.caller(&request)?;
-        let heads = self
-            .node
-            .store
-            .heads()
-            .map_err(|e| to_status(e.into()))?
+        let feeds = self.feeds.clone();
+        let heads = blocking(move || feeds.heads())
+            .await
+            .map_err(store_status)?
             .into_iter()
             .map(|(p, h)| proto::Head {
                 publisher: p.to_string(),
@@ -95,13 +93,13 @@ impl Exchange for ExchangeService {
             )));
         }
         let (tx, rx) = mpsc::channel(4);
-        let node = self.node.clone();
+        let feeds = self.feeds.clone();
         tokio::task::spawn_blocking(move || {
             for seq in req.from_seq..=req.to_seq {
-                let item = match node.store.entry(publisher, seq) {
+                let item = match feeds.entry(publisher, seq) {
                     Ok(Some(entry)) => Ok(for_caller(entry, caller)),
                     Ok(None) => break,
-                    Err(e) => Err(to_status(e.into())),
+                    Err(e) => Err(store_status(e)),
                 };
                 if tx.blocking_send(item).is_err() {
                     break;

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use tonic::transport::Channel;
 
-use super::{MAX_FETCH_ENTRIES, MAX_MESSAGE_BYTES};
+use super::{blocking, AcceptError, Feeds, MAX_FETCH_ENTRIES, MAX_MESSAGE_BYTES};
 use crate::config::Peer;
 use crate::dataset::{EntryHeader, Placement};
 use crate::date::unix_now;
 use crate::hex;
-use crate::node::{Node, NodeError};
+use crate::model::Country;
 use crate::proto;
 use crate::proto::exchange_client::ExchangeClient;
-use crate::record::Country;
+use crate::store::StoreError;
+use crate::tls::TlsFiles;
 
 /// Sync failures with one peer.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +29,9 @@ pub enum SyncError {
         peer: Country,
         source: crate::tls::TlsError,
     },
+    /// This node's store failed during the pull.
     #[error(transparent)]
-    Node(#[from] NodeError),
+    Store(#[from] StoreError),
 }
 
 impl SyncError {
@@ -38,7 +40,7 @@ impl SyncError {
         match self {
             SyncError::Rpc { message, .. } => message.clone(),
             SyncError::Tls { source, .. } => source.to_string(),
-            SyncError::Node(e) => e.to_string(),
+            SyncError::Store(e) => e.to_string(),
         }
     }
 }
@@ -48,19 +50,65 @@ impl SyncError {
 pub struct PeerSync {
     pub appended: u64,
     pub forks: u64,
-    /// Entries refused, with the reason (publisher, seq: reason).
-    pub rejected: Vec<String>,
+    /// Entries and heads refused, each with its reason.
+    pub rejected: Vec<Rejection>,
     /// Feeds left with a gap the peer could not fill.
     pub gaps: u64,
 }
 
+/// Why something a peer sent was refused: a fixed set, so metrics count by it and a peer's
+/// bytes never become a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// A head names a publisher outside the consortium.
+    UnknownPublisher,
+    /// The peer sent an entry other than the one asked for, or more than the range.
+    UnrequestedEntry,
+    /// The entry does not chain onto the feed held here.
+    BrokenChain,
+    /// The entry failed verification; the label says which check.
+    Invalid(&'static str),
+}
+
+impl RejectReason {
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::UnknownPublisher => "unknown_publisher",
+            RejectReason::UnrequestedEntry => "unrequested_entry",
+            RejectReason::BrokenChain => "broken_chain",
+            RejectReason::Invalid(label) => label,
+        }
+    }
+}
+
+/// One refusal: its reason and a line for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// A peer's text quoted in bounded length: what this node keeps or prints never grows with it.
+fn quoted(text: &str) -> String {
+    let shown: String = text.chars().take(16).collect();
+    let more = if text.chars().count() > 16 { "…" } else { "" };
+    format!("{shown:?}{more}")
+}
+
 /// A gRPC client for a peer over mutual TLS that insists the server is `peer.country`.
-pub fn client(node: &Node, peer: &Peer) -> Result<ExchangeClient<Channel>, SyncError> {
+pub fn client(tls_files: &TlsFiles, peer: &Peer) -> Result<ExchangeClient<Channel>, SyncError> {
     let tls = |source| SyncError::Tls {
         peer: peer.country,
         source,
     };
-    let config = crate::tls::client_config(&node.config.tls, peer.country).map_err(tls)?;
+    let config = crate::tls::client_config(tls_files, peer.country).map_err(tls)?;
     let channel = crate::tls::channel(&peer.endpoint, peer.tls_name.as_deref(), config, peer.country).map_err(tls)?;
     Ok(ExchangeClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -94,28 +142,27 @@ fn rpc_error(peer: Country, status: tonic::Status) -> SyncError {
     SyncError::Rpc { peer, message }
 }
 
-/// Pulls everything `peer` holds that this node lacks, and records the outcome in the store.
-pub async fn pull(node: &Arc<Node>, peer: &Peer, client: &mut ExchangeClient<Channel>) -> Result<PeerSync, SyncError> {
-    let started = unix_now();
-    let result = pull_inner(node, peer, client).await;
-    let mut status = node.store.peer_status(peer.country).map_err(NodeError::from)?;
-    status.last_attempt = Some(started);
-    match &result {
-        Ok(sync) => {
-            status.last_success = Some(unix_now());
-            status.last_error = sync.rejected.first().cloned();
-            status.entries_received += sync.appended;
-        }
-        Err(e) => status.last_error = Some(e.to_string()),
-    }
-    node.store
-        .set_peer_status(peer.country, &status)
-        .map_err(NodeError::from)?;
-    result
+/// Pulls everything `peer` holds that this node lacks; the node hears of the outcome through
+/// [`Feeds::pulled`].
+pub async fn pull(
+    feeds: &Arc<dyn Feeds>,
+    peer: &Peer,
+    client: &mut ExchangeClient<Channel>,
+) -> Result<PeerSync, SyncError> {
+    let started_at = unix_now();
+    let started = std::time::Instant::now();
+    let result = pull_inner(feeds, peer, client).await;
+    let f = feeds.clone();
+    let (country, took) = (peer.country, started.elapsed());
+    blocking(move || {
+        f.pulled(country, started_at, took, &result);
+        result
+    })
+    .await
 }
 
 async fn pull_inner(
-    node: &Arc<Node>,
+    feeds: &Arc<dyn Feeds>,
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
 ) -> Result<PeerSync, SyncError> {
@@ -127,27 +174,27 @@ async fn pull_inner(
         .heads;
     let mut report = PeerSync::default();
     for head in heads {
-        let Some(publisher) = Country::parse(&head.publisher).filter(|c| node.config.consortium.member(*c).is_some())
-        else {
-            report
-                .rejected
-                .push(format!("head for unknown publisher {:?}", head.publisher));
+        let Some(publisher) = Country::parse(&head.publisher).filter(|c| feeds.is_member(*c)) else {
+            report.rejected.push(Rejection {
+                reason: RejectReason::UnknownPublisher,
+                detail: format!("head for unknown publisher {}", quoted(&head.publisher)),
+            });
             continue;
         };
-        let local = node.store.head(publisher).map_err(NodeError::from)?;
+        let local = call(feeds, move |f| f.head(publisher)).await?;
         let local_seq = local.map_or(0, |h| h.seq);
         if head.seq > local_seq {
             let mut from = local_seq + 1;
             while from <= head.seq {
                 let to = head.seq.min(from + MAX_FETCH_ENTRIES - 1);
-                match fetch_range(node, peer, client, publisher, from, to, &mut report).await? {
+                match fetch_range(feeds, peer, client, publisher, from, to, &mut report).await? {
                     Fetched::Complete => from = to + 1,
                     Fetched::Stopped => break,
                     Fetched::BrokenAt(seq) => {
                         // The peer's history differs before `seq`: fetch its version of the
                         // entry we hold at seq - 1, which is the fork evidence.
                         if seq > 1 {
-                            fetch_range(node, peer, client, publisher, seq - 1, seq - 1, &mut report).await?;
+                            fetch_range(feeds, peer, client, publisher, seq - 1, seq - 1, &mut report).await?;
                         }
                         break;
                     }
@@ -155,15 +202,16 @@ async fn pull_inner(
             }
         } else if head.seq > 0 {
             // Same or shorter feed: a different digest at the peer's head seq is a fork.
-            let ours = node.store.entry(publisher, head.seq).map_err(NodeError::from)?;
+            let seq = head.seq;
+            let ours = call(feeds, move |f| f.entry(publisher, seq)).await?;
             let our_digest = ours
                 .and_then(|e| e.envelope)
                 .map(|env| crate::dataset::envelope::sha256(&env.payload));
             if our_digest.is_some_and(|d| d.as_slice() != head.digest.as_slice()) {
-                fetch_range(node, peer, client, publisher, head.seq, head.seq, &mut report).await?;
+                fetch_range(feeds, peer, client, publisher, head.seq, head.seq, &mut report).await?;
             }
         }
-        fetch_missing_payloads(node, peer, client, publisher, head.seq, &mut report).await?;
+        fetch_missing_payloads(feeds, peer, client, publisher, head.seq, &mut report).await?;
     }
     Ok(report)
 }
@@ -171,28 +219,35 @@ async fn pull_inner(
 /// Entries that reached this node as header only (through a relay outside their audience)
 /// are asked for again from a peer that may hold the payload: one the audience admits too.
 async fn fetch_missing_payloads(
-    node: &Arc<Node>,
+    feeds: &Arc<dyn Feeds>,
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
     publisher: Country,
     peer_head: u64,
     report: &mut PeerSync,
 ) -> Result<(), SyncError> {
-    for seq in node.store.lacking_payload(publisher).map_err(NodeError::from)? {
+    for seq in call(feeds, move |f| f.lacking_payload(publisher)).await? {
         if seq > peer_head {
             break;
         }
-        let header = node
-            .store
-            .entry(publisher, seq)
-            .map_err(NodeError::from)?
+        let header = call(feeds, move |f| f.entry(publisher, seq))
+            .await?
             .and_then(|e| e.envelope)
             .and_then(|env| EntryHeader::decode(&env.payload).ok());
-        if header.is_some_and(|h| h.admits(node.country()) && h.admits(peer.country)) {
-            fetch_range(node, peer, client, publisher, seq, seq, report).await?;
+        if header.is_some_and(|h| h.admits(feeds.country()) && h.admits(peer.country)) {
+            fetch_range(feeds, peer, client, publisher, seq, seq, report).await?;
         }
     }
     Ok(())
+}
+
+/// A blocking [`Feeds`] read, off the async workers.
+async fn call<T: Send + 'static>(
+    feeds: &Arc<dyn Feeds>,
+    read: impl FnOnce(&dyn Feeds) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SyncError> {
+    let f = feeds.clone();
+    Ok(blocking(move || read(f.as_ref())).await?)
 }
 
 /// The (publisher, seq) an entry claims, read from its header before any work is spent on it;
@@ -214,7 +269,7 @@ enum Fetched {
 
 /// Fetches and places `publisher[from..=to]`.
 async fn fetch_range(
-    node: &Arc<Node>,
+    feeds: &Arc<dyn Feeds>,
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
     publisher: Country,
@@ -234,10 +289,13 @@ async fn fetch_range(
     let mut expected = from;
     while let Some(entry) = stream.message().await.map_err(|s| rpc_error(peer.country, s))? {
         if expected > to {
-            report.rejected.push(format!(
-                "{publisher}: peer {} sent more entries than seq {from}..={to}",
-                peer.country
-            ));
+            report.rejected.push(Rejection {
+                reason: RejectReason::UnrequestedEntry,
+                detail: format!(
+                    "{publisher}: peer {} sent more entries than seq {from}..={to}",
+                    peer.country
+                ),
+            });
             tracing::warn!(peer = %peer.country, %publisher, from, to, outcome = "rejected", reason = "entries beyond the requested range");
             break;
         }
@@ -247,58 +305,55 @@ async fn fetch_range(
                 peer.country
             );
             tracing::warn!(peer = %peer.country, %publisher, seq = expected, outcome = "rejected", %reason);
-            report.rejected.push(reason);
+            report.rejected.push(Rejection {
+                reason: RejectReason::UnrequestedEntry,
+                detail: reason,
+            });
             return Ok(Fetched::Stopped);
         }
-        let outcome = {
-            let node = node.clone();
-            tokio::task::spawn_blocking(move || node.accept(entry))
-                .await
-                .map_err(|e| SyncError::Rpc {
-                    peer: peer.country,
-                    message: format!("verification task failed: {e}"),
-                })?
-        };
-        match outcome {
-            Ok((v, placement)) => {
-                let seq = v.header.seq;
+        let f = feeds.clone();
+        match blocking(move || f.accept(entry)).await {
+            Ok(v) => {
+                let seq = v.seq;
                 let digest = hex::encode(&v.digest[..8]);
-                match placement {
+                match v.placement {
                     Placement::Append => {
                         report.appended += 1;
-                        tracing::info!(peer = %peer.country, publisher = %v.header.publisher, seq, %digest, outcome = "accepted");
+                        tracing::info!(peer = %peer.country, publisher = %v.publisher, seq, %digest, outcome = "accepted");
                     }
                     Placement::Replay => {}
                     Placement::Fork { held } => {
                         report.forks += 1;
-                        tracing::warn!(peer = %peer.country, publisher = %v.header.publisher, seq, held = %hex::encode(&held[..8]), conflicting = %digest, outcome = "fork", "publisher equivocates: two signed headers for one seq");
+                        tracing::warn!(peer = %peer.country, publisher = %v.publisher, seq, held = %hex::encode(&held[..8]), conflicting = %digest, outcome = "fork", "publisher equivocates: two signed headers for one seq");
                     }
                     Placement::Gap { expected } => {
                         report.gaps += 1;
-                        tracing::warn!(peer = %peer.country, publisher = %v.header.publisher, seq, expected, outcome = "gap");
+                        tracing::warn!(peer = %peer.country, publisher = %v.publisher, seq, expected, outcome = "gap");
                         return Ok(Fetched::Stopped);
                     }
                     Placement::BrokenChain => {
-                        report.rejected.push(format!(
-                            "{} seq {seq}: prev does not match the held feed",
-                            v.header.publisher
-                        ));
-                        tracing::warn!(peer = %peer.country, publisher = %v.header.publisher, seq, outcome = "rejected", reason = "broken chain");
+                        report.rejected.push(Rejection {
+                            reason: RejectReason::BrokenChain,
+                            detail: format!("{} seq {seq}: prev does not match the held feed", v.publisher),
+                        });
+                        tracing::warn!(peer = %peer.country, publisher = %v.publisher, seq, outcome = "rejected", reason = "broken chain");
                         return Ok(Fetched::BrokenAt(seq));
                     }
                 }
             }
-            Err(NodeError::Verify(e)) => {
-                let reason = format!("{publisher} seq {expected}: {e}");
+            Err(AcceptError::Invalid(e)) => {
                 tracing::warn!(peer = %peer.country, %publisher, seq = expected, outcome = "rejected", reason = %e);
-                report.rejected.push(reason);
+                report.rejected.push(Rejection {
+                    reason: RejectReason::Invalid(e.label()),
+                    detail: format!("{publisher} seq {expected}: {e}"),
+                });
                 return Ok(Fetched::Stopped);
             }
-            Err(e) => return Err(e.into()),
+            Err(AcceptError::Store(e)) => return Err(e.into()),
         }
         expected += 1;
     }
-    node.store.flush().map_err(NodeError::from)?;
+    call(feeds, |f| f.flush()).await?;
     Ok(if expected > to {
         Fetched::Complete
     } else {
@@ -307,11 +362,13 @@ async fn fetch_range(
 }
 
 /// Tells `peer` about our heads so it pulls at once.
-pub async fn announce(node: &Node, client: &mut ExchangeClient<Channel>, peer: Country) -> Result<(), SyncError> {
-    let heads = node
-        .store
-        .heads()
-        .map_err(NodeError::from)?
+pub async fn announce(
+    feeds: &Arc<dyn Feeds>,
+    client: &mut ExchangeClient<Channel>,
+    peer: Country,
+) -> Result<(), SyncError> {
+    let heads = call(feeds, |f| f.heads())
+        .await?
         .into_iter()
         .map(|(p, h)| proto::Head {
             publisher: p.to_string(),
@@ -328,14 +385,18 @@ pub async fn announce(node: &Node, client: &mut ExchangeClient<Channel>, peer: C
 
 /// Clients for every configured peer, reused across rounds (channels reconnect lazily).
 pub struct Syncer {
-    node: Arc<Node>,
+    feeds: Arc<dyn Feeds>,
+    peers: Vec<Peer>,
+    tls: TlsFiles,
     clients: tokio::sync::Mutex<std::collections::HashMap<Country, ExchangeClient<Channel>>>,
 }
 
 impl Syncer {
-    pub fn new(node: Arc<Node>) -> Syncer {
+    pub fn new(feeds: Arc<dyn Feeds>, peers: Vec<Peer>, tls: TlsFiles) -> Syncer {
         Syncer {
-            node,
+            feeds,
+            peers,
+            tls,
             clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -345,47 +406,66 @@ impl Syncer {
         if let Some(c) = clients.get(&peer.country) {
             return Ok(c.clone());
         }
-        let c = client(&self.node, peer)?;
+        let c = client(&self.tls, peer)?;
         clients.insert(peer.country, c.clone());
         Ok(c)
     }
 
     /// Pulls from one configured peer; every pull, periodic or asked for, counts in the metrics.
     pub async fn pull_from(&self, peer: Country) -> Result<PeerSync, SyncError> {
-        let Some(p) = self.node.config.peers.iter().find(|p| p.country == peer).cloned() else {
+        let Some(p) = self.peers.iter().find(|p| p.country == peer).cloned() else {
             return Err(SyncError::Rpc {
                 peer,
                 message: "not a configured peer".into(),
             });
         };
-        let started = std::time::Instant::now();
-        let result = match self.client_for(&p).await {
-            Ok(mut client) => pull(&self.node, &p, &mut client).await,
-            Err(e) => Err(e),
-        };
-        self.node
-            .metrics
-            .record_round(peer.as_str(), started.elapsed(), &result);
-        result
+        match self.client_for(&p).await {
+            Ok(mut client) => pull(&self.feeds, &p, &mut client).await,
+            Err(e) => {
+                let result = Err(e);
+                let f = self.feeds.clone();
+                blocking(move || {
+                    f.pulled(peer, unix_now(), std::time::Duration::ZERO, &result);
+                    result
+                })
+                .await
+            }
+        }
     }
 
     /// Pulls from every configured peer, one after another (a small consortium; ordering
     /// keeps load on each peer low), and returns each outcome.
     pub async fn pull_all(&self) -> Vec<(Country, Result<PeerSync, SyncError>)> {
         let mut out = Vec::new();
-        for p in self.node.config.peers.clone() {
+        for p in self.peers.clone() {
             out.push((p.country, self.pull_from(p.country).await));
         }
         out
     }
 
+    /// Announces our heads to every peer in a task on `tasks`, which gives up when `stop`
+    /// changes: the daemon awaits every such task at shutdown.
+    pub fn announce_on(
+        self: &Arc<Self>,
+        tasks: &tokio_util::task::TaskTracker,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) {
+        let (syncer, mut stop) = (self.clone(), stop.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = syncer.announce_all() => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+
     /// Announces our heads to every peer; failures are logged and otherwise ignored (the
     /// periodic pull covers them).
     pub async fn announce_all(&self) {
-        for p in self.node.config.peers.clone() {
+        for p in self.peers.clone() {
             match self.client_for(&p).await {
                 Ok(mut c) => {
-                    if let Err(e) = announce(&self.node, &mut c, p.country).await {
+                    if let Err(e) = announce(&self.feeds, &mut c, p.country).await {
                         tracing::debug!(peer = %p.country, error = %e, "announce failed");
                     }
                 }

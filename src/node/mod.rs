@@ -1,12 +1,16 @@
 //! A node's operations over its store, shared by every entry point: the daemon, its admin
 //! socket and the CLI when no daemon runs all call these, so each operation has one
-//! implementation. The daemon itself (TLS server, sync loop, signals) is in [`daemon`].
+//! implementation. `Node` keeps its store, configuration and signing key private: every write
+//! goes through an operation here, so the index of current datasets ([`current`]) always
+//! follows the store. The exchange reaches the node only through [`Feeds`](crate::exchange::Feeds).
 
-pub mod daemon;
+mod current;
+mod feeds;
 pub mod metrics;
 mod status;
 
-pub use status::{FeedStatus, PeerReport, Status};
+pub use current::LeftOut;
+pub use status::{FeedStatus, ForkReport, PeerReport, Status};
 
 use std::sync::Arc;
 
@@ -15,12 +19,14 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use crate::aggregate::disclosure;
 use crate::config::NodeConfig;
 use crate::dataset::publish::{sign_entry, EntryParams};
-use crate::dataset::{verify, AcceptedDataset, Cube, Dataset, Limits, Period, Placement, VerifiedEntry, VerifyError};
+use crate::dataset::{verify, AcceptedDataset, Dataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
 use crate::date::unix_now;
-use crate::proto;
+use crate::exchange::{AcceptError, Syncer};
+use crate::ingest::{IngestError, RecordSink};
+use crate::model::{CellValue, Consortium, Country, Cube, Period};
 use crate::reconcile::View;
-use crate::record::Country;
-use crate::store::{Store, StoreError};
+use crate::record::Record;
+use crate::store::{CheckReport, ForkEvidence, IngestOutcome, PeerStatus, Store, StoreError};
 
 /// Failures of node operations.
 #[derive(Debug, thiserror::Error)]
@@ -38,19 +44,31 @@ pub enum NodeError {
     Request(String),
 }
 
-/// One member's node state: configuration, store and signing key.
+impl From<AcceptError> for NodeError {
+    fn from(e: AcceptError) -> NodeError {
+        match e {
+            AcceptError::Invalid(e) => NodeError::Verify(e),
+            AcceptError::Store(e) => NodeError::Store(e),
+        }
+    }
+}
+
+/// One member's node: configuration, store, signing key, and what it has accepted.
 pub struct Node {
-    pub config: NodeConfig,
-    pub store: Store,
+    config: NodeConfig,
+    store: Store,
     signing: Ed25519KeyPair,
-    pub limits: Limits,
-    pub metrics: metrics::Metrics,
+    limits: Limits,
+    metrics: metrics::Metrics,
+    current: current::Index,
 }
 
 /// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub publisher: Country,
+    pub cube: Cube,
+    pub period: Period,
     pub seq: u64,
     pub digest: [u8; 32],
     pub cells: usize,
@@ -68,6 +86,7 @@ impl Node {
             signing,
             limits: Limits::default(),
             metrics: metrics::Metrics::default(),
+            current: current::Index::default(),
         }))
     }
 
@@ -75,8 +94,75 @@ impl Node {
         self.config.country
     }
 
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub fn consortium(&self) -> &Consortium {
+        &self.config.consortium
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The anti-entropy client for this node's configured peers.
+    pub fn syncer(self: &Arc<Self>) -> Syncer {
+        Syncer::new(self.clone(), self.config.peers.clone(), self.config.tls.clone())
+    }
+
+    /// Stores a batch of validated records (and the aggregate cells they change) atomically.
+    pub fn ingest(&self, batch: &[Record]) -> Result<IngestOutcome, NodeError> {
+        Ok(self.store.ingest(batch)?)
+    }
+
+    /// Makes every acknowledged write durable.
+    pub fn flush(&self) -> Result<(), NodeError> {
+        Ok(self.store.flush()?)
+    }
+
+    /// Recomputes the aggregates from the records and compares them with the live ones.
+    pub fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, NodeError> {
+        Ok(self.store.check(progress)?)
+    }
+
+    /// The head of `publisher`'s feed.
+    pub fn head(&self, publisher: Country) -> Result<Option<Head>, NodeError> {
+        Ok(self.store.head(publisher)?)
+    }
+
+    /// A stored entry, exactly as received.
+    pub fn entry(&self, publisher: Country, seq: u64) -> Result<Option<crate::proto::Entry>, NodeError> {
+        Ok(self.store.entry(publisher, seq)?)
+    }
+
+    /// Every feed's head, by publisher.
+    pub fn heads(&self) -> Result<Vec<(Country, Head)>, NodeError> {
+        Ok(self.store.heads()?)
+    }
+
+    /// All fork evidence held.
+    pub fn forks(&self) -> Result<Vec<ForkEvidence>, NodeError> {
+        Ok(self.store.forks()?)
+    }
+
+    /// Records held, by event type.
+    pub fn record_counts(&self) -> Result<std::collections::BTreeMap<crate::record::EventType, u64>, NodeError> {
+        Ok(self.store.record_counts()?)
+    }
+
+    /// The outcome of the last sync with `peer`.
+    pub fn peer_status(&self, peer: Country) -> Result<PeerStatus, NodeError> {
+        Ok(self.store.peer_status(peer)?)
+    }
+
     /// Builds `cube` for `period` from the live aggregates, applies disclosure control, signs
-    /// it as the next entry of this node's feed and stores it.
+    /// it as the next entry of this node's feed and stores it. The head is read, the entry
+    /// signed and appended under one store lock, so concurrent publishes get consecutive seqs.
     pub fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, NodeError> {
         for a in &audience {
             if self.config.consortium.member(*a).is_none() {
@@ -101,69 +187,94 @@ impl Node {
             disclosure: consortium.disclosure,
             cells,
         };
-        let head = self.store.head(self.country())?;
-        let entry = sign_entry(
-            &dataset,
-            EntryParams {
-                head,
-                created_at: unix_now(),
-                audience,
-                key: &self.signing,
-            },
-        );
-        // Our own entry goes through the same verification as any other: what we store is what
-        // every peer will accept.
-        let verified = verify(entry, consortium, &self.limits)?;
-        match self.store.accept(&verified)? {
-            Placement::Append => {}
-            other => return Err(NodeError::Request(format!("own feed refused the entry: {other:?}"))),
+        let (verified, placement) = self.store.append_next(self.country(), |head| {
+            let entry = sign_entry(
+                &dataset,
+                EntryParams {
+                    head,
+                    created_at: unix_now(),
+                    audience,
+                    key: &self.signing,
+                },
+            );
+            // Our own entry goes through the same verification as any other: what we store is
+            // what every peer will accept.
+            Ok::<_, NodeError>(verify(entry, consortium, &self.limits)?)
+        })?;
+        if placement != Placement::Append {
+            return Err(NodeError::Request(format!("own feed refused the entry: {placement:?}")));
         }
+        self.current.placed(&verified, placement);
         self.store.flush()?;
         let confidential = dataset
             .cells
             .iter()
-            .filter(|c| c.value == crate::dataset::CellValue::Confidential)
+            .filter(|c| c.value == CellValue::Confidential)
             .count();
         Ok(Published {
             publisher: self.country(),
-            seq: verified.header.seq,
-            digest: verified.digest,
+            cube,
+            period,
+            seq: verified.header().seq,
+            digest: verified.digest(),
             cells: dataset.cells.len(),
             confidential,
         })
     }
 
     /// Verifies an entry from the network and places it in its feed.
-    pub fn accept(&self, entry: proto::Entry) -> Result<(VerifiedEntry, Placement), NodeError> {
+    pub fn accept(&self, entry: crate::proto::Entry) -> Result<(VerifiedEntry, Placement), NodeError> {
+        Ok(self.place(entry)?)
+    }
+
+    fn place(&self, entry: crate::proto::Entry) -> Result<(VerifiedEntry, Placement), AcceptError> {
         let verified = verify(entry, &self.config.consortium, &self.limits)?;
         let placement = self.store.accept(&verified)?;
+        self.current.placed(&verified, placement);
         Ok((verified, placement))
     }
 
-    /// Every accepted dataset this node holds a payload for, re-verified on the way out of the
-    /// store so the view only ever reads verified data.
-    pub fn accepted_datasets(&self) -> Result<Vec<AcceptedDataset>, NodeError> {
-        let mut out = Vec::new();
-        for entry in self.store.all_entries() {
-            let v = verify(entry?, &self.config.consortium, &self.limits)?;
-            if let Some(dataset) = v.dataset {
-                out.push(AcceptedDataset {
-                    publisher: v.header.publisher,
-                    seq: v.header.seq,
-                    digest: v.digest,
-                    dataset,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// The common view of everything accepted.
+    /// The common view of everything accepted: the current revision of every dataset, read
+    /// from the store as verified on acceptance (never verified again here).
     pub fn view(&self) -> Result<View, NodeError> {
         Ok(crate::reconcile::compute(
-            &self.accepted_datasets()?,
+            &self.current_datasets()?,
             &self.config.consortium.reconcile,
         ))
+    }
+
+    /// The current revision of every dataset held with its payload: what the view is built from.
+    pub fn current_datasets(&self) -> Result<Vec<AcceptedDataset>, NodeError> {
+        let snapshot = self
+            .current
+            .snapshot(&self.store, &self.config.consortium, &self.limits)?;
+        current::datasets(&self.store, &snapshot, &self.limits)
+    }
+
+    /// The view digest, kept until the next accepted entry changes the current datasets.
+    pub fn view_digest(&self) -> Result<[u8; 32], NodeError> {
+        let snapshot = self
+            .current
+            .snapshot(&self.store, &self.config.consortium, &self.limits)?;
+        if let Some(digest) = snapshot.cached_digest {
+            return Ok(digest);
+        }
+        let accepted = current::datasets(&self.store, &snapshot, &self.limits)?;
+        let digest = crate::reconcile::compute(&accepted, &self.config.consortium.reconcile).digest();
+        self.current.cache_digest(snapshot.generation, digest);
+        Ok(digest)
+    }
+
+    /// Verifies every stored entry now, once, rather than at the first `view` or `status`.
+    pub fn warm(&self) -> Result<Vec<LeftOut>, NodeError> {
+        self.current.warm(&self.store, &self.config.consortium, &self.limits)
+    }
+
+    /// Stored entries that no longer verify under the consortium in force (a key removed, a
+    /// member gone): named, and left out of the view.
+    pub fn left_out(&self) -> Result<Vec<LeftOut>, NodeError> {
+        self.current
+            .left_out(&self.store, &self.config.consortium, &self.limits)
     }
 
     /// One stored entry as an export file.
@@ -173,6 +284,17 @@ impl Node {
             .entry(publisher, seq)?
             .ok_or_else(|| NodeError::Request(format!("no entry {publisher} seq {seq} in this node's store")))?;
         Ok(crate::export::encode(&entry))
+    }
+}
+
+/// File ingest straight into the node's store (no daemon running).
+impl RecordSink for &Node {
+    fn store(&mut self, batch: &[Record]) -> Result<IngestOutcome, IngestError> {
+        Ok(self.store.ingest(batch)?)
+    }
+
+    fn flush(&mut self) -> Result<(), IngestError> {
+        Ok(self.store.flush()?)
     }
 }
 

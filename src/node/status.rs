@@ -21,6 +21,8 @@ pub struct Status {
     pub forks: Vec<ForkReport>,
     pub equivocating: Vec<String>,
     pub view_digest: String,
+    /// Stored entries that no longer verify under the consortium in force, left out of the view.
+    pub left_out: Vec<String>,
     pub store_bytes: u64,
 }
 
@@ -103,7 +105,8 @@ impl Node {
             peers,
             forks,
             equivocating,
-            view_digest: hex::encode(&self.view()?.digest()),
+            view_digest: hex::encode(&self.view_digest()?),
+            left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),
         })
     }
@@ -147,6 +150,12 @@ impl Status {
             ));
             if let Some(e) = &p.last_error {
                 s.push_str(&format!("\n    last error: {e}"));
+            }
+        }
+        if !self.left_out.is_empty() {
+            s.push_str("\nleft out of the view (no longer verify under the consortium in force)");
+            for l in &self.left_out {
+                s.push_str(&format!("\n  {l}"));
             }
         }
         s.push_str("\nforks");

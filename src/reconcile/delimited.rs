@@ -26,9 +26,9 @@
 //! `OBS_STATUS` `A` (normal) and `CONF_STATUS` `F` (free); a confidential one has an empty
 //! `OBS_VALUE`, `OBS_STATUS` `A` and `CONF_STATUS` `C` (never 0). Missing sides are omitted.
 
-use crate::dataset::Cube;
+use crate::model::Cube;
 
-use super::render::{asymmetry_text, flow_lines, side_by_side_rows, value_text, LineSide};
+use super::lines::{asymmetry_text, flow_lines, side_by_side_rows, value_text, LineSide};
 use super::{hex, Reported, View, ViewFilter};
 
 /// The SPEC §8 columns, in order; provenance follows.
@@ -334,14 +334,14 @@ mod tests {
                     1,
                     Cube::Permits,
                     year(),
-                    vec![cell(&["SYR", "work"], crate::dataset::CellValue::Value(12))],
+                    vec![cell(&["SYR", "work"], crate::model::CellValue::Value(12))],
                 ),
                 dataset(
                     fra(),
                     4,
                     Cube::Permits,
                     year(),
-                    vec![cell(&["SYR", "family"], crate::dataset::CellValue::Confidential)],
+                    vec![cell(&["SYR", "family"], crate::model::CellValue::Confidential)],
                 ),
             ],
             &settings(),

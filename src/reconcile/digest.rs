@@ -323,7 +323,7 @@ mod tests {
                 let age = format!("Y{i:04}");
                 cell(
                     &["OUT", fra().as_str(), "SYR", "F", &age],
-                    crate::dataset::CellValue::Value(i + 1),
+                    crate::model::CellValue::Value(i + 1),
                 )
             })
             .collect();
@@ -361,15 +361,15 @@ mod tests {
     fn the_rule_is_part_of_the_digest() {
         let input = vec![flows(deu(), 1, &[out(fra(), "FRA", 10)])];
         let mut other = settings();
-        other.rule = crate::policy::Rule::Max;
+        other.rule = crate::model::Rule::Max;
         assert_ne!(compute(&input, &settings()).digest(), compute(&input, &other).digest());
     }
 
-    fn arbitrary_cell() -> impl Strategy<Value = crate::dataset::Cell> {
+    fn arbitrary_cell() -> impl Strategy<Value = crate::model::Cell> {
         let partners = prop::sample::select(vec![deu(), fra(), ita()]);
         let value = prop_oneof![
-            (1u64..50).prop_map(crate::dataset::CellValue::Value),
-            Just(crate::dataset::CellValue::Confidential)
+            (1u64..50).prop_map(crate::model::CellValue::Value),
+            Just(crate::model::CellValue::Confidential)
         ];
         (any::<bool>(), partners, prop::sample::select(vec!["FRA", "SYR"]), value).prop_map(
             |(outgoing, partner, citizenship, value)| {
@@ -417,14 +417,14 @@ mod tests {
             let view = compute(&inputs, &settings());
             let target = inputs.iter().position(|a| {
                 view.inputs.get(&(a.publisher, a.dataset.cube, a.dataset.period)).map(|s| s.digest) == Some(a.digest)
-                    && a.dataset.cells.iter().any(|c| matches!(c.value, crate::dataset::CellValue::Value(_)))
+                    && a.dataset.cells.iter().any(|c| matches!(c.value, crate::model::CellValue::Value(_)))
             });
             if let Some(index) = target {
                 let mut changed = inputs.clone();
                 let cell = changed[index].dataset.cells.iter_mut()
-                    .find(|c| matches!(c.value, crate::dataset::CellValue::Value(_))).unwrap();
-                if let crate::dataset::CellValue::Value(v) = cell.value {
-                    cell.value = crate::dataset::CellValue::Value(v + bump);
+                    .find(|c| matches!(c.value, crate::model::CellValue::Value(_))).unwrap();
+                if let crate::model::CellValue::Value(v) = cell.value {
+                    cell.value = crate::model::CellValue::Value(v + bump);
                 }
                 prop_assert_ne!(view.digest(), compute(&changed, &settings()).digest());
             }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::dataset::{Cube, Period};
-use crate::policy::Rule;
-use crate::record::Country;
+use crate::model::Country;
+use crate::model::Rule;
+use crate::model::{Cube, Period};
 
 use super::{reconcile_figure, View};
 

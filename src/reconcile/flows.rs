@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::dataset::{AcceptedDataset, CellValue, Code, Cube, Period};
-use crate::policy::{Definition, Disclosure, Reconcile};
-use crate::record::Country;
+use crate::dataset::{AcceptedDataset, Code};
+use crate::model::Country;
+use crate::model::{CellValue, Cube, Period};
+use crate::model::{Definition, Disclosure, Reconcile};
 
 use super::{
     asymmetry, flagged, reconcile_figure, Latest, MirrorKey, MirrorRow, Note, PairKey, PairTotal, Reported, Side,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::digest::ppm;
-use super::render::{flow_lines, side_by_side_rows, FlowLine, LineSide};
+use super::lines::{flow_lines, side_by_side_rows, FlowLine, LineSide};
 use super::{hex, View, ViewFilter};
 
 #[derive(Serialize)]
@@ -163,7 +163,7 @@ fn provenance(side: &LineSide) -> (Option<String>, Option<u64>, Option<String>) 
 
 #[cfg(test)]
 mod tests {
-    use crate::dataset::{CellValue, Cube};
+    use crate::model::{CellValue, Cube};
     use crate::reconcile::test_support::*;
     use crate::reconcile::{compute, hex, render, Format, ViewFilter};
 

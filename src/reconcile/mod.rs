@@ -20,6 +20,7 @@ pub mod digest;
 pub mod fidelity;
 mod flows;
 mod json;
+mod lines;
 mod render;
 mod side_by_side;
 mod table;
@@ -30,12 +31,14 @@ mod test_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::dataset::{AcceptedDataset, Code, Cube, Period};
-use crate::policy::{Reconcile, Rule};
-use crate::record::Country;
+use crate::dataset::{AcceptedDataset, Code};
+use crate::model::Country;
+use crate::model::{Cube, Period};
+use crate::model::{Reconcile, Rule};
 
 pub use fidelity::{pair_total_mape, read_truth, TruthError};
-pub use render::{render, Format, ViewFilter};
+pub use lines::ViewFilter;
+pub use render::{render, Format};
 
 /// What one side reported for one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

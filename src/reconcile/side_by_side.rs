@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::dataset::{CellValue, Cube, Period};
-use crate::record::Country;
+use crate::model::Country;
+use crate::model::{CellValue, Cube, Period};
 
 use super::{Latest, Note, Reported, SideBySideEntry, SideBySideKey, Source};
 

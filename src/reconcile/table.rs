@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::dataset::{Cube, Period};
-use crate::record::Country;
+use crate::model::Country;
+use crate::model::{Cube, Period};
 
-use super::render::{asymmetry_text, flow_lines, side_by_side_rows, FlowLine, LineSide};
+use super::lines::{asymmetry_text, flow_lines, side_by_side_rows, FlowLine, LineSide};
 use super::{hex, Reported, SideBySideEntry, SideBySideKey, View, ViewFilter};
 
 type SideBySideRow<'a> = (&'a SideBySideKey, &'a BTreeMap<Country, SideBySideEntry>);
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn side_by_side_table_has_a_column_per_publisher() {
-        use crate::dataset::{CellValue, Cube};
+        use crate::model::{CellValue, Cube};
         let view = compute(
             &[
                 dataset(

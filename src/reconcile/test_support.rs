@@ -2,9 +2,10 @@
 
 use ring::digest::{digest, SHA256};
 
-use crate::dataset::{AcceptedDataset, Cell, CellValue, Cube, Dataset, Period};
-use crate::policy::{Definition, Disclosure, Reconcile};
-use crate::record::Country;
+use crate::dataset::{AcceptedDataset, Dataset};
+use crate::model::Country;
+use crate::model::{Cell, CellValue, Cube, Period};
+use crate::model::{Definition, Disclosure, Reconcile};
 
 pub fn country(code: &str) -> Country {
     Country::parse(code).unwrap()

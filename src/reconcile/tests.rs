@@ -2,8 +2,8 @@
 
 use super::test_support::*;
 use super::*;
-use crate::dataset::{CellValue, Cube, Period};
-use crate::policy::{Definition, Disclosure, UnknownDuration};
+use crate::model::{CellValue, Cube, Period};
+use crate::model::{Definition, Disclosure, UnknownDuration};
 
 fn row_key(origin: Country, destination: Country, citizenship: &str) -> MirrorKey {
     MirrorKey {

@@ -2,15 +2,13 @@
 //! valid. This module parses and validates; it never stores anything and never pseudonymises
 //! (the store does that, so a raw `person_id` only ever lives in memory).
 //!
-//! - [`country`]: the ISO 3166-1 alpha-3 list (plus `XXX` unknown and `XXA` stateless).
 //! - [`validate`]: field rules, from raw text fields to a typed [`Record`].
 //! - [`reader`]: streaming CSV and JSON Lines readers that name file, line and field on error.
 
-pub mod country;
 pub mod reader;
 pub mod validate;
 
-pub use country::Country;
+use crate::model::Country;
 
 use crate::date::Date;
 

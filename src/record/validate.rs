@@ -19,8 +19,9 @@
 
 use std::fmt;
 
-use super::{Country, EventType, FieldError, Reason, Record, Sex, COLUMNS};
+use super::{EventType, FieldError, Reason, Record, Sex, COLUMNS};
 use crate::date::Date;
+use crate::model::Country;
 
 /// Longest accepted `event_id`, in characters (SPEC §1).
 pub const MAX_EVENT_ID_CHARS: usize = 64;

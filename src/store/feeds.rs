@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 use crate::dataset::{feed, Head, Placement, VerifiedEntry};
+use crate::model::Country;
 use crate::proto;
-use crate::record::Country;
 
 fn entry_key(publisher: Country, seq: u64) -> Vec<u8> {
     let mut k = b"f:".to_vec();
@@ -112,42 +112,64 @@ impl Store {
     /// appended, ignored as a replay, kept as fork evidence, or refused as a gap / broken chain.
     pub fn accept(&self, v: &VerifiedEntry) -> Result<Placement, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let publisher = v.header.publisher;
+        self.place_locked(v)
+    }
+
+    /// Appends to a feed this node writes itself: reads the head, lets `sign_next` build the
+    /// entry that follows it, and places that entry, all under the store's write lock. Two
+    /// publishes at once therefore get consecutive seqs; neither can sign a seq the other took.
+    pub fn append_next<E: From<StoreError>>(
+        &self,
+        publisher: Country,
+        sign_next: impl FnOnce(Option<Head>) -> Result<VerifiedEntry, E>,
+    ) -> Result<(VerifiedEntry, Placement), E> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let verified = sign_next(self.head(publisher)?)?;
+        let placement = self.place_locked(&verified)?;
+        Ok((verified, placement))
+    }
+
+    /// [`Store::accept`] with the write lock already held.
+    fn place_locked(&self, v: &VerifiedEntry) -> Result<Placement, StoreError> {
+        let publisher = v.header().publisher;
         let head = self.head(publisher)?;
-        let held = if head.is_some_and(|h| v.header.seq <= h.seq) {
-            self.entry(publisher, v.header.seq)?
+        let held = if head.is_some_and(|h| v.header().seq <= h.seq) {
+            self.entry(publisher, v.header().seq)?
                 .and_then(|e| e.envelope)
                 .map(|env| crate::dataset::envelope::sha256(&env.payload))
         } else {
             None
         };
-        let placement = feed::place(head, held, &v.header, v.digest);
+        let placement = feed::place(head, held, v.header(), v.digest());
         match placement {
             Placement::Append => {
                 let mut batch = sled::Batch::default();
-                batch.insert(entry_key(publisher, v.header.seq), v.entry.encode_to_vec());
-                let mut h = v.header.seq.to_be_bytes().to_vec();
-                h.extend_from_slice(&v.digest);
+                batch.insert(entry_key(publisher, v.header().seq), v.entry().encode_to_vec());
+                let mut h = v.header().seq.to_be_bytes().to_vec();
+                h.extend_from_slice(&v.digest());
                 batch.insert(head_key(publisher), h);
-                if !v.entry.has_payload {
-                    batch.insert(lacking_key(publisher, v.header.seq), &[]);
+                if !v.entry().has_payload {
+                    batch.insert(lacking_key(publisher, v.header().seq), &[]);
                 }
                 self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
             }
             Placement::Fork { .. } => {
                 self.tree
-                    .insert(fork_key(publisher, v.header.seq, &v.digest), v.entry.encode_to_vec())
+                    .insert(
+                        fork_key(publisher, v.header().seq, &v.digest()),
+                        v.entry().encode_to_vec(),
+                    )
                     .map_err(|e| self.sled(e))?;
             }
             Placement::Replay => {
                 // The same header may now arrive with the payload this node lacked (it joined
                 // the audience's path later): keep the fuller copy, header unchanged.
-                if v.entry.has_payload {
-                    if let Some(stored) = self.entry(publisher, v.header.seq)? {
+                if v.entry().has_payload {
+                    if let Some(stored) = self.entry(publisher, v.header().seq)? {
                         if !stored.has_payload {
                             let mut batch = sled::Batch::default();
-                            batch.insert(entry_key(publisher, v.header.seq), v.entry.encode_to_vec());
-                            batch.remove(lacking_key(publisher, v.header.seq));
+                            batch.insert(entry_key(publisher, v.header().seq), v.entry().encode_to_vec());
+                            batch.remove(lacking_key(publisher, v.header().seq));
                             self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
                         }
                     }

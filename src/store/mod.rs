@@ -30,8 +30,8 @@ use std::sync::Mutex;
 
 use ring::hmac;
 
-use crate::policy::Definition;
-use crate::record::Country;
+use crate::model::Country;
+use crate::model::Definition;
 
 /// The store format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

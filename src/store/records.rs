@@ -8,9 +8,10 @@ use ring::hmac;
 
 use super::{Store, StoreError};
 use crate::aggregate::{CellKey, Facts, Tally};
-use crate::dataset::{Cube, Period};
 use crate::date::Date;
-use crate::record::{Country, EventType, Reason, Record, Sex};
+use crate::model::Country;
+use crate::model::{Cube, Period};
+use crate::record::{EventType, Reason, Record, Sex};
 
 /// A record as stored: 53 bytes, with the person pseudonymised and the cell key fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::dataset::{Cube, Period};
 use crate::date::Date;
-use crate::policy::{Definition, UnknownDuration};
+use crate::model::{Cube, Period};
+use crate::model::{Definition, UnknownDuration};
 use crate::record::{EventType, Reason, Record, Sex};
 
 fn deu() -> Country {

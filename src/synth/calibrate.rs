@@ -5,7 +5,7 @@
 use super::model::{Corridor, Member, Month, World, ASYLUM_ORIGINS, PERMIT_ORIGINS};
 use super::rng::{key, SplitMix64, TAG_CORRIDOR, TAG_MEMBER, TAG_OUTSIDE, TAG_PAIR};
 use crate::date::{days_in_month, Date};
-use crate::record::Country;
+use crate::model::Country;
 
 /// A corridor this small (moves per year) keeps some true cells under the confidentiality
 /// threshold whatever the requested size.

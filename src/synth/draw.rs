@@ -3,7 +3,8 @@
 //! never keep state between draws, so any draw can be recomputed alone.
 
 use super::rng::SplitMix64;
-use crate::record::{Country, Reason, Sex};
+use crate::model::Country;
+use crate::record::{Reason, Sex};
 
 /// A count with mean `mean`: the mean jittered by ±20 % (months differ), then rounded at random
 /// so small corridors still see their fractional moves. Only basic IEEE arithmetic (no libm), so

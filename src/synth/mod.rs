@@ -25,7 +25,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::date::Date;
-use crate::record::{Country, EventType, COLUMNS};
+use crate::model::Country;
+use crate::record::{EventType, COLUMNS};
 use model::{Event, Member, World, LONG_TERM_MONTHS};
 use output::CsvFile;
 

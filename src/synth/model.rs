@@ -11,7 +11,8 @@ use super::draw::{
 };
 use super::rng::{key, SplitMix64, TAG_COUNT, TAG_LOCAL};
 use crate::date::Date;
-use crate::record::{Country, EventType, Reason, Sex};
+use crate::model::Country;
+use crate::record::{EventType, Reason, Sex};
 
 /// The UN long-term threshold the truth file counts by.
 pub(super) const LONG_TERM_MONTHS: u32 = 12;

@@ -12,7 +12,8 @@ use csv::ByteRecord;
 use super::model::Event;
 use super::SynthError;
 use crate::date::Date;
-use crate::record::{Country, Reason};
+use crate::model::Country;
+use crate::record::Reason;
 
 pub(super) struct CsvFile {
     path: PathBuf,

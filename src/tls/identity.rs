@@ -5,7 +5,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::TlsError;
-use crate::record::country::Country;
+use crate::model::Country;
 
 /// The URI SAN prefix that carries a member code.
 pub const MEMBER_URN_PREFIX: &str = "urn:accord:member:";

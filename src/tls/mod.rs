@@ -22,7 +22,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use crate::record::country::Country;
+use crate::model::Country;
 
 pub use identity::{member_of, peer_member, MEMBER_URN_PREFIX};
 pub use transport::{channel, incoming, Incoming};

@@ -20,7 +20,7 @@ use tokio_stream::Stream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::{member_of, TlsError};
-use crate::record::country::Country;
+use crate::model::Country;
 
 /// A client has this long to finish its handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,7 +12,7 @@ use rustls::{DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 use super::{member_of, TlsError};
-use crate::record::country::Country;
+use crate::model::Country;
 
 /// Verifies a server certificate as WebPKI does and requires it to name `expected`.
 #[derive(Debug)]

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accord::cluster::{ClusterOptions, LocalCluster};
-use accord::dataset::{Cube, Period};
 use accord::date::Date;
-use accord::exchange::sync::Syncer;
+use accord::model::Country;
+use accord::model::{Cube, Period};
 use accord::node::{Node, Published};
-use accord::record::{Country, EventType, Reason, Record, Sex};
+use accord::record::{EventType, Reason, Record, Sex};
 use accord::store::IngestOutcome;
 use tempfile::TempDir;
 
@@ -187,7 +187,7 @@ pub fn synthetic_records(country: Country, partners: &[Country], year: i32, coun
 pub fn ingest_synthetic(node: &Node, year: i32, count: usize, seed: u64) -> IngestOutcome {
     let me = node.country();
     let partners: Vec<Country> = node
-        .config
+        .config()
         .consortium
         .members
         .iter()
@@ -195,11 +195,8 @@ pub fn ingest_synthetic(node: &Node, year: i32, count: usize, seed: u64) -> Inge
         .filter(|c| *c != me)
         .collect();
     let records = synthetic_records(me, &partners, year, count, seed);
-    let outcome = node
-        .store
-        .ingest(&records)
-        .unwrap_or_else(|e| panic!("{me}: ingest: {e}"));
-    node.store.flush().unwrap_or_else(|e| panic!("{me}: flush: {e}"));
+    let outcome = node.ingest(&records).unwrap_or_else(|e| panic!("{me}: ingest: {e}"));
+    node.flush().unwrap_or_else(|e| panic!("{me}: flush: {e}"));
     assert_eq!(outcome.stored, count as u64, "{me}: every record stored");
     outcome
 }
@@ -210,14 +207,13 @@ pub async fn publish_and_announce(node: &Arc<Node>, cube: Cube, period: Period, 
     let published = node
         .publish(cube, period, audience.to_vec())
         .unwrap_or_else(|e| panic!("{}: publish {cube} {period}: {e}", node.country()));
-    Syncer::new(node.clone()).announce_all().await;
+    node.syncer().announce_all().await;
     published
 }
 
 /// A node's feed heads: publisher code → (seq, header digest).
 pub fn heads_of(node: &Node) -> BTreeMap<String, (u64, [u8; 32])> {
-    node.store
-        .heads()
+    node.heads()
         .unwrap_or_else(|e| panic!("{}: heads: {e}", node.country()))
         .into_iter()
         .map(|(publisher, head)| (publisher.to_string(), (head.seq, head.digest)))

@@ -12,13 +12,14 @@ use std::time::Duration;
 use accord::cluster::{full_mesh, ClusterOptions, LocalCluster};
 use accord::dataset::envelope::sha256;
 use accord::dataset::publish::{sign_entry, EntryParams};
-use accord::dataset::{Cell, CellValue, Cube, Dataset, EntryHeader, Head, Period};
+use accord::dataset::{Dataset, EntryHeader, Head};
 use accord::exchange::sync::{self, PeerSync};
+use accord::model::Country;
+use accord::model::{Cell, CellValue, Cube, Period};
 use accord::node::Node;
 use accord::proto;
 use accord::proto::exchange_client::ExchangeClient;
 use accord::proto::exchange_server::{Exchange, ExchangeServer};
-use accord::record::Country;
 use accord::tls::{self, TlsFiles};
 use ring::signature::Ed25519KeyPair;
 use rustls::pki_types::pem::PemObject;
@@ -81,7 +82,7 @@ pub fn running(cluster: &LocalCluster, i: usize) -> Arc<Node> {
 }
 
 pub fn heads(node: &Node) -> Vec<(Country, Head)> {
-    node.store.heads().expect("heads readable")
+    node.heads().expect("heads readable")
 }
 
 /// The TLS files `accord certs` issued to `code` in the cluster's PKI.
@@ -215,13 +216,13 @@ pub async fn assert_serves_honest_peer(cluster: &LocalCluster, target: usize, ho
     let honest_node = running(cluster, honest);
     let target_country = cluster.nodes[target].country;
     let peer = honest_node
-        .config
+        .config()
         .peers
         .iter()
         .find(|p| p.country == target_country)
         .expect("honest node peers with the target")
         .clone();
-    let mut client = sync::client(&honest_node, &peer).expect("honest client");
+    let mut client = sync::client(&honest_node.config().tls, &peer).expect("honest client");
     let served = call_heads(&mut client)
         .await
         .expect("the node still serves an honest member");
@@ -252,7 +253,7 @@ pub fn signing_key(pki: &Path, code: Country) -> Ed25519KeyPair {
 
 /// A one-cell flows dataset of `publisher` under the consortium's definition and disclosure.
 pub fn dataset(node: &Node, publisher: Country, value: u64) -> Dataset {
-    let consortium = &node.config.consortium;
+    let consortium = node.consortium();
     Dataset {
         publisher,
         cube: Cube::Flows,
@@ -394,7 +395,7 @@ pub fn assert_rejected(sync: &PeerSync, reason: &str) {
     assert_eq!(sync.appended, 0, "{sync:?}");
     assert_eq!(sync.forks, 0, "{sync:?}");
     assert!(
-        sync.rejected.iter().any(|r| r.contains(reason)),
+        sync.rejected.iter().any(|r| r.detail.contains(reason)),
         "expected a rejection naming {reason:?}: {sync:?}"
     );
 }

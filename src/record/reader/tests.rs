@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::date::Date;
-use crate::record::{Country, EventType, Reason, Sex, COLUMNS};
+use crate::model::Country;
+use crate::record::{EventType, Reason, Sex, COLUMNS};
 
 fn ctx() -> ValidationContext {
     ValidationContext {

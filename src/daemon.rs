@@ -1,6 +1,10 @@
 //! The node daemon (`accord serve`): the Exchange and health services over mutual TLS, the
 //! admin socket, the anti-entropy loop and optional metrics, all stopped by one shutdown
 //! signal. Configuration is checked (TLS files, store, signing key) before any port is bound.
+//!
+//! Tasks: every task the daemon starts (servers, sync loop, announcements) is spawned on one
+//! [`TaskTracker`]; at shutdown the stop signal goes out, the tracker is closed and awaited,
+//! then the store is flushed. Nothing is left running and nothing is polled for.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,15 +13,15 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
 
-use super::Node;
 use crate::admin::AdminService;
 use crate::exchange::server::ExchangeService;
-use crate::exchange::sync::Syncer;
-use crate::exchange::{MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STREAMS_PER_PEER};
+use crate::exchange::{Syncer, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STREAMS_PER_PEER};
+use crate::model::Country;
+use crate::node::Node;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::exchange_server::ExchangeServer;
-use crate::record::Country;
 
 /// Daemon failures.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +41,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// Binds the configured listen address.
 pub async fn bind(node: &Node) -> Result<TcpListener, DaemonError> {
-    TcpListener::bind(node.config.listen)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            what: node.config.listen.to_string(),
-            source,
-        })
+    let listen = node.config().listen;
+    TcpListener::bind(listen).await.map_err(|source| DaemonError::Bind {
+        what: listen.to_string(),
+        source,
+    })
 }
 
 /// Runs the node on `listener` until `shutdown` completes, then drains and flushes.
@@ -51,42 +54,51 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let tls = crate::tls::server_config(&node.config.tls)?;
+    let config = node.config();
+    let tls = crate::tls::server_config(&config.tls)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (announced_tx, announced_rx) = mpsc::channel(64);
-    let syncer = Arc::new(Syncer::new(node.clone()));
+    let tasks = TaskTracker::new();
+    let syncer = Arc::new(node.syncer());
 
     // Admin socket: remove a stale one (the store lock already proved no node runs here).
-    let socket = node.config.admin_socket();
+    let socket = config.admin_socket();
     let _ = std::fs::remove_file(&socket);
     let admin_listener = bind_admin_socket(&socket).map_err(|source| DaemonError::Bind {
         what: socket.display().to_string(),
         source,
     })?;
+    if let Some(addr) = config.metrics_listen {
+        let l = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind {
+            what: addr.to_string(),
+            source,
+        })?;
+        tasks.spawn(serve_metrics(node.clone(), l, stop_rx.clone()));
+    }
 
-    let metrics_task = match node.config.metrics_listen {
-        Some(addr) => {
-            let l = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind {
-                what: addr.to_string(),
-                source,
-            })?;
-            Some(tokio::spawn(crate::node::metrics::serve(
-                node.clone(),
-                l,
-                stop_rx.clone(),
-            )))
+    // Every stored entry is verified once, now, so the first status is quick and entries the
+    // consortium no longer accepts are named in the log at start.
+    let n = node.clone();
+    match tokio::task::spawn_blocking(move || n.warm()).await {
+        Ok(Ok(left_out)) if !left_out.is_empty() => {
+            tracing::warn!(
+                entries = left_out.len(),
+                "stored entries no longer verify and are left out of the view (see status)"
+            )
         }
-        None => None,
-    };
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot index the stored entries"),
+        Err(e) => tracing::error!(error = %e, "indexing task failed"),
+    }
 
     let addr = listener.local_addr().ok();
-    if node.config.consortium.test_only {
+    if config.consortium.test_only {
         tracing::warn!(
             "consortium {:?} is marked test_only: this node is NOT for real data",
-            node.config.consortium.name
+            config.consortium.name
         );
     }
-    tracing::info!(country = %node.country(), listen = ?addr, admin = %socket.display(), peers = node.config.peers.len(), "node started");
+    tracing::info!(country = %node.country(), listen = ?addr, admin = %socket.display(), peers = config.peers.len(), "node started");
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ExchangeServer<ExchangeService>>().await;
@@ -102,10 +114,12 @@ pub async fn run(
         .serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), async move {
             let _ = stop.changed().await;
         });
-    let admin = AdminServer::new(AdminService {
-        node: node.clone(),
-        syncer: syncer.clone(),
-    })
+    let admin = AdminServer::new(AdminService::new(
+        node.clone(),
+        syncer.clone(),
+        tasks.clone(),
+        stop_rx.clone(),
+    ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut stop = stop_rx.clone();
@@ -117,33 +131,59 @@ pub async fn run(
                 let _ = stop.changed().await;
             },
         );
-    let sync_task = tokio::spawn(sync_loop(node.clone(), syncer.clone(), announced_rx, stop_rx.clone()));
+    tasks.spawn(sync_loop(
+        node.clone(),
+        syncer.clone(),
+        tasks.clone(),
+        announced_rx,
+        stop_rx.clone(),
+    ));
     // Announce at start, so peers that missed our publications while we were down pull them.
-    let s = syncer.clone();
-    tokio::spawn(async move { s.announce_all().await });
+    syncer.announce_on(&tasks, &stop_rx);
 
-    let peer_handle = tokio::spawn(peer_server);
-    let admin_handle = tokio::spawn(admin_server);
+    let peer_handle = tasks.spawn(peer_server);
+    tasks.spawn(admin_server);
     shutdown.await;
     tracing::info!("shutting down: no new connections, finishing in-flight work");
     let _ = stop_tx.send(true);
-    let peer_result = peer_handle.await;
-    let _ = admin_handle.await;
-    let _ = sync_task.await;
-    if let Some(t) = metrics_task {
-        let _ = t.await;
-    }
+    tasks.close();
+    tasks.wait().await;
     let _ = std::fs::remove_file(&socket);
-    if let Err(e) = node.store.flush() {
-        tracing::error!(error = %e, "final flush failed");
+    let n = node.clone();
+    match tokio::task::spawn_blocking(move || n.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "final flush failed"),
+        Err(e) => tracing::error!(error = %e, "final flush task failed"),
     }
     tracing::info!("node stopped");
-    match peer_result {
+    match peer_handle.await {
         Ok(r) => r.map_err(DaemonError::from),
         Err(e) => {
             tracing::error!(error = %e, "server task failed");
             Ok(())
         }
+    }
+}
+
+/// Serves the node's counters on `/metrics` (Prometheus text) until `stop` changes.
+async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let node = node.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    node.metrics().render(),
+                )
+            }
+        }),
+    );
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.changed().await;
+    });
+    if let Err(e) = served.await {
+        tracing::error!(error = %e, "metrics server failed");
     }
 }
 
@@ -160,11 +200,17 @@ fn jitter(base: Duration) -> Duration {
 async fn sync_loop(
     node: Arc<Node>,
     syncer: Arc<Syncer>,
+    tasks: TaskTracker,
     mut announced: mpsc::Receiver<Country>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let interval = node.config.sync_interval;
-    let mut due: HashMap<Country, Instant> = node.config.peers.iter().map(|p| (p.country, Instant::now())).collect();
+    let interval = node.config().sync_interval;
+    let mut due: HashMap<Country, Instant> = node
+        .config()
+        .peers
+        .iter()
+        .map(|p| (p.country, Instant::now()))
+        .collect();
     let mut failures: HashMap<Country, u32> = HashMap::new();
     loop {
         let next = due
@@ -181,15 +227,18 @@ async fn sync_loop(
             Some(p) = announced.recv() => due.contains_key(&p).then_some(p),
         };
         let Some(peer) = peer else { continue };
-        let result = syncer.pull_from(peer).await;
+        // A slow peer never holds up shutdown.
+        let result = tokio::select! {
+            r = syncer.pull_from(peer) => r,
+            _ = stop.changed() => return,
+        };
         let wait = match &result {
             Ok(s) => {
                 failures.remove(&peer);
                 if s.appended > 0 {
                     tracing::info!(%peer, appended = s.appended, "sync round brought new entries");
                     // Relay onwards at once: peers of ours may be waiting for these.
-                    let s = syncer.clone();
-                    tokio::spawn(async move { s.announce_all().await });
+                    syncer.announce_on(&tasks, &stop);
                 }
                 jitter(interval)
             }

@@ -1,6 +1,9 @@
 //! Consortium policy as typed values: the harmonised definition of long-term migration, the
 //! disclosure-control method, and the reconciliation rule. Config parsing produces these; the
-//! aggregate, dataset and reconcile modules consume them. No I/O.
+//! aggregate, dataset and reconcile modules consume them. The consortium's members and
+//! their signing keys live here too: `config` reads them from TOML. No I/O.
+
+use super::Country;
 
 /// What counts as long-term migration (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,5 +132,45 @@ impl Default for Reconcile {
             rule: Rule::Receiving,
             asymmetry_flag: 0.2,
         }
+    }
+}
+
+/// One signing key of a member, valid from `valid_from` (inclusive) until `valid_until`
+/// (exclusive), Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub public_key: [u8; 32],
+    pub valid_from: i64,
+    pub valid_until: Option<i64>,
+}
+
+impl SigningKey {
+    /// Whether the key was valid at `time` (Unix seconds).
+    pub fn valid_at(&self, time: i64) -> bool {
+        time >= self.valid_from && self.valid_until.is_none_or(|u| time < u)
+    }
+}
+
+/// A consortium member and its signing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub country: Country,
+    pub keys: Vec<SigningKey>,
+}
+
+/// A validated `consortium.toml`: identical at every member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consortium {
+    pub name: String,
+    pub test_only: bool,
+    pub definition: Definition,
+    pub disclosure: Disclosure,
+    pub reconcile: Reconcile,
+    pub members: Vec<Member>,
+}
+
+impl Consortium {
+    pub fn member(&self, code: Country) -> Option<&Member> {
+        self.members.iter().find(|m| m.country == code)
     }
 }

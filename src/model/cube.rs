@@ -1,4 +1,5 @@
-//! Cubes and periods (SPEC §2): names, dimensions and the months a period covers.
+//! Cubes, periods, dimension values and published cells (SPEC §2, §4): names, dimensions, the
+//! months a period covers, and the shape of a cell after disclosure control.
 
 use std::fmt;
 
@@ -103,6 +104,27 @@ impl fmt::Display for Period {
             Period::Month(y, m) => write!(f, "{y:04}-{m:02}"),
         }
     }
+}
+
+/// Age bands: `Y0-4` … `Y80-84`, `Y_GE85`, `UNK`.
+pub const AGE_BANDS: [&str; 19] = [
+    "Y0-4", "Y5-9", "Y10-14", "Y15-19", "Y20-24", "Y25-29", "Y30-34", "Y35-39", "Y40-44", "Y45-49", "Y50-54", "Y55-59",
+    "Y60-64", "Y65-69", "Y70-74", "Y75-79", "Y80-84", "Y_GE85", "UNK",
+];
+
+/// One published cell value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CellValue {
+    Value(u64),
+    /// 0 < count < k: withheld, flag `C`.
+    Confidential,
+}
+
+/// One cell: the cube's dimension values (in `Cube::dimensions()` order) and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub key: Vec<String>,
+    pub value: CellValue,
 }
 
 #[cfg(test)]

@@ -1,0 +1,203 @@
+//! The node's index of current datasets: for every (publisher, cube, period), the latest
+//! accepted revision that verifies under the consortium in force, plus the view digest over
+//! them, kept until an accepted entry changes them. Every stored entry is verified once, when
+//! the index is first needed (a daemon builds it at start); after that, entries placed by
+//! [`Node::accept`](super::Node::accept) and `publish` update it, so `status` does not
+//! re-verify or recompute the view when nothing arrived.
+//!
+//! An entry that no longer verifies (the consortium removed its key or its publisher) is named
+//! in [`LeftOut`] and left out of the view: it is the consortium's decision, never a failure.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::NodeError;
+use crate::dataset::{verify, AcceptedDataset, Dataset, EntryHeader, Limits, Placement, VerifiedEntry};
+use crate::model::{Consortium, Country, Cube, Period};
+use crate::store::{Store, StoreError};
+
+/// A stored entry left out of the view because it no longer verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub publisher: String,
+    pub seq: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} seq {}: {}", self.publisher, self.seq, self.reason)
+    }
+}
+
+type Key = (Country, Cube, Period);
+
+/// The current revision of one dataset: its seq and header digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Revision {
+    seq: u64,
+    digest: [u8; 32],
+}
+
+struct State {
+    latest: BTreeMap<Key, Revision>,
+    left_out: Vec<LeftOut>,
+    /// Grows with every change to `latest`, so a digest computed from an older snapshot is
+    /// never kept as current.
+    generation: u64,
+    digest: Option<(u64, [u8; 32])>,
+}
+
+/// What the view is computed from at one moment.
+pub(super) struct Snapshot {
+    pub generation: u64,
+    pub cached_digest: Option<[u8; 32]>,
+    latest: Vec<(Key, Revision)>,
+}
+
+/// The index; empty until first needed.
+#[derive(Default)]
+pub(super) struct Index {
+    state: Mutex<Option<State>>,
+}
+
+impl Index {
+    fn lock(&self) -> MutexGuard<'_, Option<State>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state, built from the store on first use. The lock is held while building, so an
+    /// entry placed meanwhile waits and is applied to the finished index.
+    fn built<'a>(
+        &'a self,
+        store: &Store,
+        consortium: &Consortium,
+        limits: &Limits,
+    ) -> Result<MutexGuard<'a, Option<State>>, NodeError> {
+        let mut guard = self.lock();
+        if guard.is_none() {
+            *guard = Some(build(store, consortium, limits)?);
+        }
+        Ok(guard)
+    }
+
+    /// Builds the index now (the daemon does this at start, so the first `status` is quick and
+    /// entries left out are logged once).
+    pub fn warm(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Vec<LeftOut>, NodeError> {
+        Ok(state(&self.built(store, consortium, limits)?).left_out.clone())
+    }
+
+    /// Follows an entry the store just placed. Before the index is built there is nothing to
+    /// follow: building reads the store, which already holds the entry.
+    pub fn placed(&self, v: &VerifiedEntry, placement: Placement) {
+        if !matches!(placement, Placement::Append | Placement::Replay) || v.dataset().is_none() {
+            return;
+        }
+        let mut guard = self.lock();
+        let Some(state) = guard.as_mut() else { return };
+        let h = v.header();
+        let revision = Revision {
+            seq: h.seq,
+            digest: v.digest(),
+        };
+        let slot = state.latest.entry((h.publisher, h.cube, h.period)).or_insert(revision);
+        if slot.seq <= revision.seq {
+            *slot = revision;
+            state.generation += 1;
+        }
+    }
+
+    pub fn snapshot(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Snapshot, NodeError> {
+        let guard = self.built(store, consortium, limits)?;
+        let s = state(&guard);
+        Ok(Snapshot {
+            generation: s.generation,
+            cached_digest: s.digest.filter(|(g, _)| *g == s.generation).map(|(_, d)| d),
+            latest: s.latest.iter().map(|(k, r)| (*k, *r)).collect(),
+        })
+    }
+
+    pub fn cache_digest(&self, generation: u64, digest: [u8; 32]) {
+        if let Some(state) = self.lock().as_mut() {
+            if state.generation == generation {
+                state.digest = Some((generation, digest));
+            }
+        }
+    }
+
+    pub fn left_out(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Vec<LeftOut>, NodeError> {
+        self.warm(store, consortium, limits)
+    }
+}
+
+/// The built state behind a guard that [`Index::built`] filled.
+fn state<'a>(guard: &'a MutexGuard<'_, Option<State>>) -> &'a State {
+    guard
+        .as_ref()
+        .expect("Index::built fills the state before returning the guard")
+}
+
+/// Reads the datasets of a snapshot from the store. They were verified when accepted (or when
+/// the index was built); the store is this node's own, so they are only decoded here.
+pub(super) fn datasets(store: &Store, snapshot: &Snapshot, limits: &Limits) -> Result<Vec<AcceptedDataset>, NodeError> {
+    let mut out = Vec::with_capacity(snapshot.latest.len());
+    for ((publisher, _, _), revision) in &snapshot.latest {
+        let corrupt = || StoreError::Corrupt {
+            path: store.path().to_path_buf(),
+            key: format!("f:{publisher}/{}", revision.seq),
+        };
+        let entry = store.entry(*publisher, revision.seq)?.ok_or_else(corrupt)?;
+        let dataset = Dataset::decode(&entry.payload, limits.max_cells).map_err(|_| corrupt())?;
+        out.push(AcceptedDataset {
+            publisher: *publisher,
+            seq: revision.seq,
+            digest: revision.digest,
+            dataset,
+        });
+    }
+    Ok(out)
+}
+
+/// Verifies every stored entry once under the consortium in force.
+fn build(store: &Store, consortium: &Consortium, limits: &Limits) -> Result<State, NodeError> {
+    let mut latest: BTreeMap<Key, Revision> = BTreeMap::new();
+    let mut left_out = Vec::new();
+    for entry in store.all_entries() {
+        let entry = entry?;
+        let claimed = entry
+            .envelope
+            .as_ref()
+            .and_then(|env| EntryHeader::decode(&env.payload).ok())
+            .map(|h| (h.publisher.to_string(), h.seq));
+        match verify(entry, consortium, limits) {
+            Ok(v) => {
+                if v.dataset().is_some() {
+                    let h = v.header();
+                    let revision = Revision {
+                        seq: h.seq,
+                        digest: v.digest(),
+                    };
+                    let slot = latest.entry((h.publisher, h.cube, h.period)).or_insert(revision);
+                    if slot.seq < revision.seq {
+                        *slot = revision;
+                    }
+                }
+            }
+            Err(e) => {
+                let (publisher, seq) = claimed.unwrap_or_else(|| ("?".into(), 0));
+                tracing::warn!(%publisher, seq, reason = %e, "stored entry no longer verifies: left out of the view");
+                left_out.push(LeftOut {
+                    publisher,
+                    seq,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(State {
+        latest,
+        left_out,
+        generation: 0,
+        digest: None,
+    })
+}

@@ -1,0 +1,71 @@
+//! The node as the exchange sees it: [`Feeds`] over the store, with every entry verified before
+//! it is placed and every pull recorded in the peer's status and the metrics.
+
+use std::time::Duration;
+
+use super::Node;
+use crate::dataset::Head;
+use crate::exchange::{AcceptError, Accepted, Feeds, PeerSync, SyncError};
+use crate::model::Country;
+use crate::proto;
+use crate::store::StoreError;
+
+impl Feeds for Node {
+    fn country(&self) -> Country {
+        self.config.country
+    }
+
+    fn is_member(&self, country: Country) -> bool {
+        self.config.consortium.member(country).is_some()
+    }
+
+    fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError> {
+        self.store.head(publisher)
+    }
+
+    fn heads(&self) -> Result<Vec<(Country, Head)>, StoreError> {
+        self.store.heads()
+    }
+
+    fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, StoreError> {
+        self.store.entry(publisher, seq)
+    }
+
+    fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError> {
+        self.store.lacking_payload(publisher)
+    }
+
+    fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError> {
+        let (v, placement) = self.place(entry)?;
+        Ok(Accepted {
+            publisher: v.header().publisher,
+            seq: v.header().seq,
+            digest: v.digest(),
+            placement,
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+
+    fn pulled(&self, peer: Country, started_at: i64, took: Duration, result: &Result<PeerSync, SyncError>) {
+        self.metrics.record_round(peer, took, result);
+        let mut status = match self.store.peer_status(peer) {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(%peer, error = %e, "cannot read peer status"),
+        };
+        status.last_attempt = Some(started_at);
+        match result {
+            Ok(sync) => {
+                status.last_success = Some(crate::date::unix_now());
+                status.last_error = sync.rejected.first().map(|r| r.detail.clone());
+                status.entries_received += sync.appended;
+            }
+            Err(e) => status.last_error = Some(e.to_string()),
+        }
+        if let Err(e) = self.store.set_peer_status(peer, &status) {
+            tracing::error!(%peer, error = %e, "cannot record peer status");
+        }
+    }
+}
