@@ -7,6 +7,7 @@ mod convergence;
 mod fidelity;
 mod ingest;
 mod publish;
+mod status;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub const RECORDS: u64 = 1_000_000;
 /// Seed of every synthetic file, so runs are comparable.
 pub const SEED: u64 = 2024;
 
-const USAGE: &str = "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|convergence|fidelity|all]";
+const USAGE: &str = "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|convergence|fidelity|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -45,6 +46,7 @@ pub fn main() {
         "publish" => publish::run_publish(&mut fx),
         "verify" => publish::run_verify(&mut fx),
         "view" => view::run(&mut fx),
+        "status" => status::run(&mut fx),
         "convergence" => convergence::run(&mut fx),
         "fidelity" => fidelity::run(&mut fx),
         "all" => {
@@ -52,6 +54,7 @@ pub fn main() {
             publish::run_publish(&mut fx);
             publish::run_verify(&mut fx);
             view::run(&mut fx);
+            status::run(&mut fx);
             convergence::run(&mut fx);
             fidelity::run(&mut fx);
         }
