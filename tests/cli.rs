@@ -362,6 +362,18 @@ fn a_usage_mistake_is_one_line_and_exit_code_2() {
         ("publish --config x.toml --cube flows", "--period"),
         ("frobnicate", "frobnicate"),
         ("view --config x.toml --colour", "--colour"),
+        // A bad value of an enumerated option is a usage mistake too, naming option and value.
+        ("view --config x.toml --format xml", "'xml' for '--format"),
+        ("view --config x.toml --cube migration", "'migration' for '--cube"),
+        (
+            "publish --config x.toml --cube flows --period 2024-13",
+            "'2024-13' for '--period",
+        ),
+        ("status --config x.toml --format yaml", "'yaml' for '--format"),
+        (
+            "publish --config x.toml --cube flows --period 2024 --audience XYZ",
+            "'XYZ' for '--audience",
+        ),
     ] {
         let run = site.run(line);
         assert_eq!(run.output.status.code(), Some(2), "{}", run.details());

@@ -356,7 +356,7 @@ fn consortium_toml(members: &[IssuedMember], from: Date, until: Date) -> String 
          asymmetry_flag = 0.2\n",
     );
     for member in members {
-        let hex: String = member.signing_public_key.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex::encode(&member.signing_public_key);
         // Writing to a String cannot fail.
         let _ = write!(
             text,

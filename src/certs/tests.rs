@@ -26,9 +26,7 @@ fn pem_der(path: &Path) -> Vec<u8> {
     rustls_pki_types::CertificateDer::from_pem_file(path).unwrap().to_vec()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::hex::encode as hex;
 
 #[test]
 fn writes_the_example_pki_and_consortium_file() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::sync::mpsc;
 
-use accord::admin::{self, describe_check, describe_published, view_args};
+use accord::admin::{self, describe_check, describe_published};
 use accord::config::NodeConfig;
 use accord::exchange::summarize;
 use accord::ingest::{ingest_file, FileReport, IngestError, Progress, RecordSink};
@@ -16,6 +16,7 @@ use accord::model::{Cube, Period};
 use accord::node::Node;
 use accord::proto;
 use accord::proto::admin_client::AdminClient;
+use accord::reconcile::{Format, ViewFilter};
 use accord::record::validate::ValidationContext;
 use accord::record::Record;
 use accord::store::IngestOutcome;
@@ -234,33 +235,21 @@ fn ingest_one(
     Ok(())
 }
 
-pub fn publish(config: &Path, cube: &str, period: &str, audience: &[String]) -> Result<i32> {
+pub fn publish(config: &Path, cube: Cube, period: Period, audience: &[Country]) -> Result<i32> {
     let config = load(config)?;
-    let cube_v =
-        Cube::parse(cube).with_context(|| format!("--cube: unknown cube {cube:?} (flows, asylum, permits)"))?;
-    let period_v =
-        Period::parse(period).with_context(|| format!("--period: not a period {period:?} (2024, 2024-Q2, 2024-05)"))?;
-    let audience_v = audience
-        .iter()
-        .map(|a| {
-            Country::parse(a)
-                .filter(|c| c.is_iso())
-                .with_context(|| format!("--audience: not a member code {a:?}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let rt = runtime()?;
     if let Some(mut client) = running(&rt, &config) {
         let reply = rt
             .block_on(client.publish(proto::PublishRequest {
-                cube: cube.into(),
-                period: period.into(),
-                audience: audience.to_vec(),
+                cube: cube.to_string(),
+                period: period.to_string(),
+                audience: audience.iter().map(ToString::to_string).collect(),
             }))
             .map_err(status_error)?;
         return print_reply(reply.into_inner());
     }
     let node = open(config)?;
-    let published = node.publish(cube_v, period_v, audience_v)?;
+    let published = node.publish(cube, period, audience.to_vec())?;
     out!("{}", describe_published(&published));
     outln!("(no node running: peers receive it at their next sync with this node's daemon)");
     Ok(0)
@@ -279,18 +268,23 @@ pub fn sync(config: &Path) -> Result<i32> {
     print_outcome(&text, failure)
 }
 
-pub fn view(config: &Path, [cube, period, origin, destination]: [String; 4], format: &str) -> Result<i32> {
+pub fn view(config: &Path, filter: ViewFilter, format_v: Format) -> Result<i32> {
     let config = load(config)?;
-    let (filter, format_v) = view_args(&cube, &period, &origin, &destination, format).map_err(|e| anyhow!(e))?;
-    if cube.is_empty()
-        && matches!(
-            format_v,
-            accord::reconcile::Format::Csv | accord::reconcile::Format::SdmxCsv
-        )
-    {
+    if filter.cube.is_none() && matches!(format_v, Format::Csv | Format::SdmxCsv) {
         // One CSV holds one cube; say which, so nobody takes the file for the whole view.
-        eprintln!("note: {format} shows flows; --cube asylum or --cube permits for the others");
+        eprintln!(
+            "note: {} shows flows; --cube asylum or --cube permits for the others",
+            format_v.as_str()
+        );
     }
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let (cube, period, origin, destination, format) = (
+        text(filter.cube.map(|c| c.to_string())),
+        text(filter.period.map(|p| p.to_string())),
+        text(filter.origin.map(|c| c.to_string())),
+        text(filter.destination.map(|c| c.to_string())),
+        format_v.as_str(),
+    );
     let rt = runtime()?;
     if let Some(mut client) = running(&rt, &config) {
         return rt.block_on(async {
@@ -327,10 +321,8 @@ fn note_left_out(left_out: &[String]) {
     }
 }
 
-pub fn status(config: &Path, format: &str) -> Result<i32> {
-    if format != "text" && format != "json" {
-        bail!("--format: must be text or json, got {format:?}");
-    }
+pub fn status(config: &Path, json: bool) -> Result<i32> {
+    let format = if json { "json" } else { "text" };
     let config = load(config)?;
     let rt = runtime()?;
     if let Some(mut client) = running(&rt, &config) {
@@ -338,14 +330,14 @@ pub fn status(config: &Path, format: &str) -> Result<i32> {
             .block_on(client.status(proto::StatusRequest { format: format.into() }))
             .map_err(status_error)?;
         let mut reply = reply.into_inner();
-        if format == "json" && !reply.text.ends_with('\n') {
+        if json && !reply.text.ends_with('\n') {
             reply.text.push('\n');
         }
         return print_reply(reply);
     }
     let node = open(config)?;
     let status = node.status()?;
-    if format == "json" {
+    if json {
         outln!("{}", status.to_json());
     } else {
         out!("{}", status.to_text());

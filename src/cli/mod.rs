@@ -22,7 +22,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use accord::model::Country;
+use accord::model::{Country, Cube, Period};
+use accord::reconcile::Format;
 
 #[derive(Parser)]
 #[command(
@@ -79,14 +80,14 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// flows, asylum or permits.
-        #[arg(long)]
-        cube: String,
+        #[arg(long, value_parser = cube_arg)]
+        cube: Cube,
         /// A year (2024), a quarter (2024-Q2) or a month (2024-05).
-        #[arg(long)]
-        period: String,
+        #[arg(long, value_parser = period_arg)]
+        period: Period,
         /// Members allowed the payload (default: every member).
-        #[arg(long, value_delimiter = ',')]
-        audience: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_parser = member_arg)]
+        audience: Vec<Country>,
     },
     /// Pull from every peer now and print what came.
     Sync {
@@ -100,20 +101,20 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Only this cube: flows, asylum or permits.
-        #[arg(long)]
-        cube: Option<String>,
+        #[arg(long, value_parser = cube_arg)]
+        cube: Option<Cube>,
         /// Only this period, e.g. 2024, 2024-Q2, 2024-05.
-        #[arg(long)]
-        period: Option<String>,
+        #[arg(long, value_parser = period_arg)]
+        period: Option<Period>,
         /// Only flows from this country (alpha-3).
-        #[arg(long)]
-        origin: Option<String>,
+        #[arg(long, value_parser = country_arg)]
+        origin: Option<Country>,
         /// Only flows into this country (alpha-3).
-        #[arg(long)]
-        destination: Option<String>,
+        #[arg(long, value_parser = country_arg)]
+        destination: Option<Country>,
         /// table, csv, json or sdmx-csv.
-        #[arg(long, default_value = "table")]
-        format: String,
+        #[arg(long, default_value = "table", value_parser = format_arg)]
+        format: Format,
     },
     /// Records by type, feeds, peers, forks and the view digest.
     Status {
@@ -121,8 +122,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// text or json.
-        #[arg(long, default_value = "text")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
     },
     /// Write one feed entry (envelope and payload if held) to a file.
     Export {
@@ -184,6 +185,37 @@ enum Command {
         #[arg(long, default_value_t = 2024)]
         seed: u64,
     },
+}
+
+/// `status --format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+// Value parsers: a bad value is a usage mistake (one line, exit code 2), named by clap with
+// the option it was given to.
+fn cube_arg(text: &str) -> Result<Cube, String> {
+    Cube::parse(text).ok_or_else(|| "not a cube (flows, asylum, permits)".to_string())
+}
+
+fn period_arg(text: &str) -> Result<Period, String> {
+    Period::parse(text).ok_or_else(|| "not a period (2024, 2024-Q2, 2024-05)".to_string())
+}
+
+fn country_arg(text: &str) -> Result<Country, String> {
+    Country::parse(text).ok_or_else(|| "not a country code (ISO 3166-1 alpha-3)".to_string())
+}
+
+fn member_arg(text: &str) -> Result<Country, String> {
+    Country::parse(text)
+        .filter(|c| c.is_iso())
+        .ok_or_else(|| "not a member code (ISO 3166-1 alpha-3)".to_string())
+}
+
+fn format_arg(text: &str) -> Result<Format, String> {
+    Format::parse(text).ok_or_else(|| "not a format (table, csv, json, sdmx-csv)".to_string())
 }
 
 pub fn init_logging(args: &Args) {
@@ -261,7 +293,7 @@ pub fn run(args: Args) -> Result<i32> {
             cube,
             period,
             audience,
-        } => local::publish(&config, &cube, &period, &audience),
+        } => local::publish(&config, cube, period, &audience),
         Command::Sync { config } => local::sync(&config),
         Command::View {
             config,
@@ -272,10 +304,15 @@ pub fn run(args: Args) -> Result<i32> {
             format,
         } => local::view(
             &config,
-            [cube, period, origin, destination].map(|o| o.unwrap_or_default()),
-            &format,
+            accord::reconcile::ViewFilter {
+                cube,
+                period,
+                origin,
+                destination,
+            },
+            format,
         ),
-        Command::Status { config, format } => local::status(&config, &format),
+        Command::Status { config, format } => local::status(&config, format == StatusFormat::Json),
         Command::Export {
             config,
             publisher,

@@ -300,16 +300,8 @@ fn reconciled_status(reconciled: Option<u64>, sender: Reported, receiver: Report
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
-}
+/// Lower-case hex, the crate's one encoder.
+pub(crate) use crate::hex::encode as hex;
 
 #[cfg(test)]
 mod tests;
