@@ -63,13 +63,13 @@ const FLOWS_EXTRA_COLUMNS: [&str; 10] = [
 ];
 
 pub(super) fn flows_csv(view: &View, filter: &ViewFilter) -> String {
-    let mut out = String::new();
+    let mut out = Records::new();
     let header: Vec<&str> = FLOWS_COLUMNS
         .iter()
         .chain(FLOWS_EXTRA_COLUMNS.iter())
         .copied()
         .collect();
-    push_record(&mut out, &header);
+    out.push(&header);
     for line in flow_lines(view, filter) {
         let [citizenship, sex, age_band] = line.breakdown_fields();
         let mut fields = vec![
@@ -94,9 +94,9 @@ pub(super) fn flows_csv(view: &View, filter: &ViewFilter) -> String {
         fields.push(withheld_text(&line.sender));
         fields.push(withheld_text(&line.receiver));
         fields.push(line.reconciled_withheld.map(|n| n.to_string()).unwrap_or_default());
-        push_record(&mut out, &fields);
+        out.push(&fields);
     }
-    out
+    out.finish()
 }
 
 fn provenance(side: &LineSide) -> [String; 3] {
@@ -111,11 +111,11 @@ fn withheld_text(side: &LineSide) -> String {
 }
 
 pub(super) fn side_by_side_csv(view: &View, filter: &ViewFilter, cube: Cube) -> String {
-    let mut out = String::new();
+    let mut out = Records::new();
     let mut header = vec!["cube", "period"];
     header.extend(cube.dimensions());
     header.extend(["publisher", "reported", "status", "seq", "digest"]);
-    push_record(&mut out, &header);
+    out.push(&header);
     for (key, entries) in side_by_side_rows(view, filter).filter(|(key, _)| key.cube == cube) {
         for (publisher, entry) in entries {
             let mut fields = vec![cube.as_str().to_string(), key.period.to_string()];
@@ -127,10 +127,10 @@ pub(super) fn side_by_side_csv(view: &View, filter: &ViewFilter, cube: Cube) -> 
                 entry.source.seq.to_string(),
                 hex(&entry.source.digest),
             ]);
-            push_record(&mut out, &fields);
+            out.push(&fields);
         }
     }
-    out
+    out.finish()
 }
 
 /// The SDMX-CSV header before the dimensions, and the values that open every observation.
@@ -169,7 +169,7 @@ pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter) -> String {
             push_observation(&mut out, "ACCORD:MIGR_FLOWS(1.0)", &dims, side.reported);
         }
     }
-    out
+    out.finish()
 }
 
 pub(super) fn side_by_side_sdmx(view: &View, filter: &ViewFilter, cube: Cube) -> String {
@@ -192,23 +192,23 @@ pub(super) fn side_by_side_sdmx(view: &View, filter: &ViewFilter, cube: Cube) ->
             push_observation(&mut out, structure, &dims, entry.reported);
         }
     }
-    out
+    out.finish()
 }
 
-fn sdmx_header(dimensions: &[&str]) -> String {
-    let mut out = String::new();
+fn sdmx_header(dimensions: &[&str]) -> Records {
+    let mut out = Records::new();
     let header: Vec<&str> = SDMX_LEAD
         .iter()
         .chain(dimensions)
         .chain(SDMX_TAIL.iter())
         .copied()
         .collect();
-    push_record(&mut out, &header);
+    out.push(&header);
     out
 }
 
 /// One SDMX observation; a missing side has none.
-fn push_observation(out: &mut String, structure: &str, dimensions: &[String], reported: Reported) {
+fn push_observation(out: &mut Records, structure: &str, dimensions: &[String], reported: Reported) {
     let (value, obs_status, conf_status) = match reported {
         Reported::Value(v) => (v.to_string(), "A", "F"),
         Reported::Confidential => (String::new(), "A", "C"),
@@ -217,25 +217,34 @@ fn push_observation(out: &mut String, structure: &str, dimensions: &[String], re
     let mut fields = vec!["dataflow".to_string(), structure.to_string(), "I".to_string()];
     fields.extend(dimensions.iter().cloned());
     fields.extend([value, obs_status.to_string(), conf_status.to_string()]);
-    push_record(out, &fields);
+    out.push(&fields);
 }
 
-/// Appends one CSV record (RFC 4180 quoting where a field needs it) and a newline.
-fn push_record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
-    for (index, field) in fields.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        let field = field.as_ref();
-        if field.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&field.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(field);
-        }
+/// CSV output built in memory by the `csv` writer (RFC 4180 quoting where a field needs it,
+/// `\n` line ends).
+struct Records(csv::Writer<Vec<u8>>);
+
+impl Records {
+    fn new() -> Records {
+        Records(
+            csv::WriterBuilder::new()
+                .flexible(true)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(Vec::new()),
+        )
     }
-    out.push('\n');
+
+    fn push<S: AsRef<str>>(&mut self, fields: &[S]) {
+        // Writing to a Vec cannot fail, and `flexible` accepts any record length.
+        let _ = self.0.write_record(fields.iter().map(|f| f.as_ref()));
+    }
+
+    fn finish(self) -> String {
+        // Flushing into a Vec cannot fail; were it to, what reached the Vec is kept.
+        let bytes = self.0.into_inner().unwrap_or_else(|e| e.into_inner().get_ref().clone());
+        // Every field pushed was a `str`, and the writer adds only ASCII.
+        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
 }
 
 #[cfg(test)]
@@ -409,8 +418,8 @@ mod tests {
 
     #[test]
     fn fields_that_need_quotes_get_them() {
-        let mut out = String::new();
-        push_record(&mut out, &["a,b", "say \"hi\"", "plain"]);
-        assert_eq!(out, "\"a,b\",\"say \"\"hi\"\"\",plain\n");
+        let mut out = Records::new();
+        out.push(&["a,b", "say \"hi\"", "plain", "two\nlines", ""]);
+        assert_eq!(out.finish(), "\"a,b\",\"say \"\"hi\"\"\",plain,\"two\nlines\",\n");
     }
 }
