@@ -79,7 +79,7 @@ pub async fn run(
     // Every stored entry is verified once, now, so the first status is quick and entries the
     // consortium no longer accepts are named in the log at start.
     let n = node.clone();
-    match tokio::task::spawn_blocking(move || n.warm()).await {
+    match tokio::task::spawn_blocking(move || n.left_out()).await {
         Ok(Ok(left_out)) if !left_out.is_empty() => {
             tracing::warn!(
                 entries = left_out.len(),

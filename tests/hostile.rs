@@ -302,16 +302,13 @@ async fn replayed_old_seq_changes_nothing() {
     for (advertised, rejected) in [honest_head, disputed_head, newer_head].into_iter().zip(expected) {
         evil.serve(vec![advertised.clone()], vec![old.clone()]);
         let sync = syncer.pull_from(member(FRA)).await.expect("pull completes");
-        let want = PeerSync {
-            rejected: rejected
-                .into_iter()
-                .map(|detail| Rejection {
-                    reason: RejectReason::UnrequestedEntry,
-                    detail,
-                })
-                .collect(),
-            ..PeerSync::default()
-        };
+        let mut want = PeerSync::default();
+        for detail in rejected {
+            want.reject(Rejection {
+                reason: RejectReason::UnrequestedEntry,
+                detail,
+            });
+        }
         assert_eq!(sync, want, "replay advertised as {advertised:?}");
         assert_eq!(heads(&node), before, "nothing stored");
         let status = node.status().unwrap();

@@ -50,8 +50,11 @@ impl SyncError {
 pub struct PeerSync {
     pub appended: u64,
     pub forks: u64,
-    /// Entries and heads refused, each with its reason.
+    /// Entries and heads refused, each with its reason: the first [`MAX_REJECTIONS_KEPT`] of
+    /// a pull; `rejected_by_reason` counts them all.
     pub rejected: Vec<Rejection>,
+    /// Every refusal of the pull, by reason (a fixed set, whatever the peer sent).
+    pub rejected_by_reason: std::collections::BTreeMap<RejectReason, u64>,
     /// Feeds left with a gap the peer could not fill.
     pub gaps: u64,
 }
@@ -100,6 +103,25 @@ fn quoted(text: &str) -> String {
     let shown: String = text.chars().take(16).collect();
     let more = if text.chars().count() > 16 { "…" } else { "" };
     format!("{shown:?}{more}")
+}
+
+/// Refusals kept with their text per pull: a peer that sends a million bad heads costs a count,
+/// not a million lines.
+pub const MAX_REJECTIONS_KEPT: usize = 64;
+
+impl PeerSync {
+    /// Counts a refusal, and keeps its text while fewer than [`MAX_REJECTIONS_KEPT`] are kept.
+    pub fn reject(&mut self, rejection: Rejection) {
+        *self.rejected_by_reason.entry(rejection.reason).or_default() += 1;
+        if self.rejected.len() < MAX_REJECTIONS_KEPT {
+            self.rejected.push(rejection);
+        }
+    }
+
+    /// All refusals of the pull, kept or only counted.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected_by_reason.values().sum()
+    }
 }
 
 /// A gRPC client for a peer over mutual TLS that insists the server is `peer.country`.
@@ -175,7 +197,7 @@ async fn pull_inner(
     let mut report = PeerSync::default();
     for head in heads {
         let Some(publisher) = Country::parse(&head.publisher).filter(|c| feeds.is_member(*c)) else {
-            report.rejected.push(Rejection {
+            report.reject(Rejection {
                 reason: RejectReason::UnknownPublisher,
                 detail: format!("head for unknown publisher {}", quoted(&head.publisher)),
             });
@@ -289,7 +311,7 @@ async fn fetch_range(
     let mut expected = from;
     while let Some(entry) = stream.message().await.map_err(|s| rpc_error(peer.country, s))? {
         if expected > to {
-            report.rejected.push(Rejection {
+            report.reject(Rejection {
                 reason: RejectReason::UnrequestedEntry,
                 detail: format!(
                     "{publisher}: peer {} sent more entries than seq {from}..={to}",
@@ -305,7 +327,7 @@ async fn fetch_range(
                 peer.country
             );
             tracing::warn!(peer = %peer.country, %publisher, seq = expected, outcome = "rejected", %reason);
-            report.rejected.push(Rejection {
+            report.reject(Rejection {
                 reason: RejectReason::UnrequestedEntry,
                 detail: reason,
             });
@@ -332,7 +354,7 @@ async fn fetch_range(
                         return Ok(Fetched::Stopped);
                     }
                     Placement::BrokenChain => {
-                        report.rejected.push(Rejection {
+                        report.reject(Rejection {
                             reason: RejectReason::BrokenChain,
                             detail: format!("{} seq {seq}: prev does not match the held feed", v.publisher),
                         });
@@ -343,7 +365,7 @@ async fn fetch_range(
             }
             Err(AcceptError::Invalid(e)) => {
                 tracing::warn!(peer = %peer.country, %publisher, seq = expected, outcome = "rejected", reason = %e);
-                report.rejected.push(Rejection {
+                report.reject(Rejection {
                     reason: RejectReason::Invalid(e.label()),
                     detail: format!("{publisher} seq {expected}: {e}"),
                 });
@@ -492,6 +514,10 @@ pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String,
                 for r in &s.rejected {
                     text.push_str(&format!("\n  rejected: {r}"));
                 }
+                let unlisted = s.rejected_total() - s.rejected.len() as u64;
+                if unlisted > 0 {
+                    text.push_str(&format!("\n  rejected: {unlisted} more, not listed"));
+                }
             }
             Err(e) => {
                 let detail = e.detail();
@@ -514,4 +540,32 @@ pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String,
         )
     });
     (text, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_refusals_is_counted_not_kept() {
+        let mut sync = PeerSync::default();
+        for i in 0..10_000 {
+            sync.reject(Rejection {
+                reason: RejectReason::UnknownPublisher,
+                detail: format!("head for unknown publisher {}", quoted(&format!("Z{i:0>40}"))),
+            });
+        }
+        assert_eq!(sync.rejected.len(), MAX_REJECTIONS_KEPT);
+        assert_eq!(sync.rejected_total(), 10_000);
+        assert!(
+            sync.rejected.iter().all(|r| r.detail.len() < 64),
+            "{:?}",
+            sync.rejected[0]
+        );
+        let peer = Country::parse("FRA").unwrap();
+        let (text, failure) = summarize(&[(peer, Ok(sync))]);
+        assert!(failure.is_none());
+        assert_eq!(text.lines().count(), 2 + MAX_REJECTIONS_KEPT, "{text}");
+        assert!(text.contains("rejected: 9936 more, not listed"), "{text}");
+    }
 }

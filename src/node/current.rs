@@ -81,9 +81,9 @@ impl Index {
         Ok(guard)
     }
 
-    /// Builds the index now (the daemon does this at start, so the first `status` is quick and
-    /// entries left out are logged once).
-    pub fn warm(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Vec<LeftOut>, NodeError> {
+    /// The entries left out, building the index first if it is not yet (the daemon asks at
+    /// start, so the first `status` is quick and entries left out are logged once).
+    pub fn left_out(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Vec<LeftOut>, NodeError> {
         Ok(state(&self.built(store, consortium, limits)?).left_out.clone())
     }
 
@@ -123,10 +123,6 @@ impl Index {
                 state.digest = Some((generation, digest));
             }
         }
-    }
-
-    pub fn left_out(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Vec<LeftOut>, NodeError> {
-        self.warm(store, consortium, limits)
     }
 }
 

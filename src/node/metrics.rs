@@ -34,8 +34,8 @@ impl Metrics {
             Ok(s) => {
                 self.accepted.fetch_add(s.appended, Ordering::Relaxed);
                 let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-                for reason in &s.rejected {
-                    *rejected.entry(reason.reason.label()).or_default() += 1;
+                for (reason, n) in &s.rejected_by_reason {
+                    *rejected.entry(reason.label()).or_default() += n;
                 }
             }
             Err(_) => {
@@ -100,25 +100,27 @@ mod tests {
     #[test]
     fn rejections_are_counted_by_kind_and_peers_tracked() {
         let m = Metrics::default();
-        let sync = PeerSync {
+        let mut sync = PeerSync {
             appended: 3,
-            rejected: vec![
-                rejection(
-                    RejectReason::Invalid("bad_signature"),
-                    "DEU seq 4: signature does not verify",
-                ),
-                rejection(
-                    RejectReason::Invalid("payload_digest"),
-                    "FRA seq 1: payload digest does not match",
-                ),
-                rejection(
-                    RejectReason::Invalid("bad_signature"),
-                    "DEU seq 5: signature does not verify",
-                ),
-                rejection(RejectReason::UnknownPublisher, "head for unknown publisher \"ZZZ{}\""),
-            ],
             ..PeerSync::default()
         };
+        for r in [
+            rejection(
+                RejectReason::Invalid("bad_signature"),
+                "DEU seq 4: signature does not verify",
+            ),
+            rejection(
+                RejectReason::Invalid("payload_digest"),
+                "FRA seq 1: payload digest does not match",
+            ),
+            rejection(
+                RejectReason::Invalid("bad_signature"),
+                "DEU seq 5: signature does not verify",
+            ),
+            rejection(RejectReason::UnknownPublisher, "head for unknown publisher \"ZZZ{}\""),
+        ] {
+            sync.reject(r);
+        }
         m.record_round(Country::parse("FRA").unwrap(), Duration::from_millis(1500), &Ok(sync));
         m.record_round(
             Country::parse("ITA").unwrap(),

@@ -265,13 +265,9 @@ impl Node {
         Ok(digest)
     }
 
-    /// Verifies every stored entry now, once, rather than at the first `view` or `status`.
-    pub fn warm(&self) -> Result<Vec<LeftOut>, NodeError> {
-        self.current.warm(&self.store, &self.config.consortium, &self.limits)
-    }
-
     /// Stored entries that no longer verify under the consortium in force (a key removed, a
-    /// member gone): named, and left out of the view.
+    /// member gone): named, and left out of the view. The first call verifies every stored
+    /// entry once (the daemon makes it at start).
     pub fn left_out(&self) -> Result<Vec<LeftOut>, NodeError> {
         self.current
             .left_out(&self.store, &self.config.consortium, &self.limits)
