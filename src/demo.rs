@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use crate::cluster::{full_mesh, ClusterError, ClusterOptions, LocalCluster};
 use crate::date::Date;
-use crate::exchange::summarize;
 use crate::hex;
 use crate::ingest::{ingest_file, IngestError};
 use crate::model::Country;
 use crate::model::{Cube, Period};
+use crate::node::PeerPull;
 use crate::reconcile::Reported;
 use crate::record::validate::ValidationContext;
+use crate::report::sync_text;
 use crate::synth::{synthesize, SynthOptions};
 
 /// Demo failures.
@@ -169,7 +170,8 @@ async fn run_in(
         for (i, n) in cluster.nodes.iter().enumerate() {
             let Some(node) = cluster.node(i).cloned() else { continue };
             let results = node.syncer().pull_all().await;
-            let (text, failure) = summarize(&results);
+            let pulls: Vec<PeerPull> = results.iter().map(|(peer, r)| PeerPull::of(*peer, r)).collect();
+            let (text, failure) = sync_text(&pulls);
             if round == 1 || failure.is_some() {
                 for line in text.lines() {
                     writeln!(out, "  sync {} <- {line}", n.country)?;

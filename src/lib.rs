@@ -15,7 +15,8 @@
 //!   trait), [`reconcile`] (the common view, a pure function of the accepted datasets),
 //!   [`export`], [`ingest`] (file ingest with progress), [`synth`] (synthetic records).
 //! - [`node`]: the operations over one member's store.
-//! - Shells: [`admin`] (the local admin socket), [`daemon`], [`cluster`], [`demo`].
+//! - Shells: [`admin`] (the local admin socket, server and client), [`report`] (the text of
+//!   command results), [`daemon`], [`cluster`], [`demo`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -35,6 +36,7 @@ pub mod model;
 pub mod node;
 pub mod reconcile;
 pub mod record;
+pub mod report;
 pub mod store;
 pub mod synth;
 pub mod tls;

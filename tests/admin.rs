@@ -1,13 +1,17 @@
 //! The admin socket of a running node (in-process daemon, real Unix socket): a file's records
 //! are stored only once the CLI marks the file complete, so a CLI that dies mid-file leaves the
-//! store as it was; and a view larger than one gRPC message arrives whole, in chunks.
+//! store as it was; a view arrives whole, in chunks; and the typed operations through the
+//! socket (`admin::Remote`) give what the node gives in process.
 
 mod common;
 
 use accord::admin;
 use accord::cluster::full_mesh;
 use accord::model::{Country, Cube, Period};
+use accord::node::Operations;
 use accord::proto;
+use accord::reconcile::{Format, ViewFilter};
+use accord::report;
 use common::{countries, last_year, start_cluster, synthetic_records};
 
 fn batches(records: &[accord::record::Record], end_after_last: bool) -> Vec<proto::IngestBatch> {
@@ -83,13 +87,31 @@ async fn a_file_cut_off_mid_stream_stores_nothing_and_a_complete_one_stores_all(
         text.extend_from_slice(&chunk.text);
         count += 1;
     }
-    let expected = accord::reconcile::render(
-        &node.view().expect("view"),
-        &accord::reconcile::ViewFilter::default(),
-        accord::reconcile::Format::Csv,
-    );
+    let expected = accord::reconcile::render(&node.view().expect("view"), &ViewFilter::default(), Format::Csv);
     assert!(count >= 1);
     assert_eq!(String::from_utf8(text).expect("UTF-8"), expected);
+
+    // The typed operations through the socket give what the node gives in process.
+    let (remote_status, remote_view) = tokio::task::spawn_blocking(move || {
+        let remote = admin::Remote::connect(&socket)
+            .expect("runtime")
+            .expect("a node runs there");
+        assert!(remote.through_daemon());
+        let status = remote.status().expect("status through the socket");
+        let mut csv = Vec::new();
+        let left_out = remote
+            .view(ViewFilter::default(), Format::Csv, &mut |bytes| {
+                csv.extend_from_slice(bytes)
+            })
+            .expect("view through the socket");
+        assert!(left_out.is_empty());
+        (status, csv)
+    })
+    .await
+    .expect("remote operations");
+    let local_status = node.status().expect("status");
+    assert_eq!(report::status_json(&remote_status), report::status_json(&local_status));
+    assert_eq!(String::from_utf8(remote_view).expect("UTF-8"), expected);
     drop(node);
     cluster.shutdown().await;
 }

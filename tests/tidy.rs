@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     // the node's operations
     &["node"],
     // shells
-    &["admin"],
+    &["admin", "report"],
     &["daemon"],
     &["cluster"],
     &["demo"],

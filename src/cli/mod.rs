@@ -1,6 +1,6 @@
 //! Command-line arguments and dispatch. Admin commands (`ingest`, `publish`, `sync`, `view`,
-//! `status`, `export`, `check`) go through the node's admin socket when a node is running and
-//! open the store directly otherwise.
+//! `status`, `export`, `check`) run the node's `Operations`: through its admin socket when a
+//! node is running, on the store directly otherwise ([`commands`]).
 
 /// `print!` for command output: a reader that goes away early (`accord view | head`) ends the
 /// process quietly instead of with a panic.
@@ -14,7 +14,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-mod local;
+mod commands;
 mod progress;
 
 use std::path::PathBuf;
@@ -131,8 +131,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// The member whose feed holds the entry.
-        #[arg(long)]
-        publisher: String,
+        #[arg(long, value_parser = member_arg)]
+        publisher: Country,
         /// The entry's sequence number in that feed.
         #[arg(long)]
         seq: u64,
@@ -282,19 +282,19 @@ pub fn run(args: Args) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Serve { config } => local::serve(&config),
+        Command::Serve { config } => commands::serve(&config),
         Command::Ingest {
             config,
             files,
             skip_invalid,
-        } => local::ingest(&config, &files, skip_invalid),
+        } => commands::ingest(&config, &files, skip_invalid),
         Command::Publish {
             config,
             cube,
             period,
             audience,
-        } => local::publish(&config, cube, period, &audience),
-        Command::Sync { config } => local::sync(&config),
+        } => commands::publish(&config, cube, period, &audience),
+        Command::Sync { config } => commands::sync(&config),
         Command::View {
             config,
             cube,
@@ -302,7 +302,7 @@ pub fn run(args: Args) -> Result<i32> {
             origin,
             destination,
             format,
-        } => local::view(
+        } => commands::view(
             &config,
             accord::reconcile::ViewFilter {
                 cube,
@@ -312,14 +312,14 @@ pub fn run(args: Args) -> Result<i32> {
             },
             format,
         ),
-        Command::Status { config, format } => local::status(&config, format == StatusFormat::Json),
+        Command::Status { config, format } => commands::status(&config, format == StatusFormat::Json),
         Command::Export {
             config,
             publisher,
             seq,
             out,
-        } => local::export(&config, &publisher, seq, &out),
-        Command::Check { config, rebuild } => local::check(&config, rebuild),
+        } => commands::export(&config, publisher, seq, &out),
+        Command::Check { config, rebuild } => commands::check(&config, rebuild),
         Command::Verify { consortium, file } => {
             let c = accord::model::Consortium::load(&consortium)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -18,7 +18,7 @@ use crate::model::Country;
 use crate::proto;
 use crate::store::StoreError;
 
-pub use sync::{summarize, PeerSync, RejectReason, Rejection, SyncError, Syncer};
+pub use sync::{PeerSync, RejectReason, Rejection, SyncError, Syncer};
 
 /// Most entries one Fetch may return; clients ask in chunks of this size.
 pub const MAX_FETCH_ENTRIES: u64 = 256;

@@ -497,51 +497,6 @@ impl Syncer {
     }
 }
 
-/// A human summary of a sync round, one line per peer, and the one-line reason when a peer failed.
-pub fn summarize(results: &[(Country, Result<PeerSync, SyncError>)]) -> (String, Option<String>) {
-    let mut text = String::new();
-    let mut failures = Vec::new();
-    for (peer, r) in results {
-        match r {
-            Ok(s) => {
-                text.push_str(&format!("{peer}: {} new entries", s.appended));
-                if s.forks > 0 {
-                    text.push_str(&format!(", {} FORKS detected", s.forks));
-                }
-                if s.gaps > 0 {
-                    text.push_str(&format!(", {} feeds with gaps", s.gaps));
-                }
-                for r in &s.rejected {
-                    text.push_str(&format!("\n  rejected: {r}"));
-                }
-                let unlisted = s.rejected_total() - s.rejected.len() as u64;
-                if unlisted > 0 {
-                    text.push_str(&format!("\n  rejected: {unlisted} more, not listed"));
-                }
-            }
-            Err(e) => {
-                let detail = e.detail();
-                failures.push(format!("{peer}: {detail}"));
-                text.push_str(&format!("{peer}: failed: {detail}"));
-            }
-        }
-        text.push('\n');
-    }
-    if results.is_empty() {
-        text.push_str("no peers configured\n");
-    }
-    // One line for stderr: how many peers failed, and the first one's error.
-    let reason = failures.first().map(|first| {
-        format!(
-            "sync failed with {} of {} peers; {}",
-            failures.len(),
-            results.len(),
-            first.replace('\n', " ")
-        )
-    });
-    (text, reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,10 +517,5 @@ mod tests {
             "{:?}",
             sync.rejected[0]
         );
-        let peer = Country::parse("FRA").unwrap();
-        let (text, failure) = summarize(&[(peer, Ok(sync))]);
-        assert!(failure.is_none());
-        assert_eq!(text.lines().count(), 2 + MAX_REJECTIONS_KEPT, "{text}");
-        assert!(text.contains("rejected: 9936 more, not listed"), "{text}");
     }
 }

@@ -7,9 +7,11 @@
 mod current;
 mod feeds;
 pub mod metrics;
+mod ops;
 mod status;
 
 pub use current::LeftOut;
+pub use ops::{Local, OpError, Operations, PeerPull};
 pub use status::{FeedStatus, ForkReport, PeerReport, Status};
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! `accord status`: what an operator needs to see at a glance, as text or JSON (SPEC §6: at
-//! least `country`, `records`, `feeds`, `peers`, `forks`, `view_digest`).
+//! `accord status`: what an operator needs to see at a glance (SPEC §6: at least `country`,
+//! `records`, `feeds`, `peers`, `forks`, `view_digest`). Typed; `report` renders it.
 
 use std::collections::BTreeMap;
 
@@ -109,66 +109,5 @@ impl Node {
             left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),
         })
-    }
-}
-
-impl Status {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    pub fn to_text(&self) -> String {
-        let mut s = format!("country      {}\nconsortium   {}", self.country, self.consortium);
-        if self.test_only {
-            s.push_str("  (TEST ONLY: not for real data)");
-        }
-        s.push_str(&format!("\ndisclosure   {}\nrecords     ", self.disclosure));
-        for (t, n) in &self.records {
-            s.push_str(&format!(" {t}={n}"));
-        }
-        s.push_str(&format!(
-            "\nstore        {} bytes\nview digest  {}\nfeeds",
-            self.store_bytes, self.view_digest
-        ));
-        if self.feeds.is_empty() {
-            s.push_str("        (none)");
-        }
-        for f in &self.feeds {
-            s.push_str(&format!("\n  {} seq {} digest {}", f.publisher, f.seq, f.digest));
-        }
-        s.push_str("\npeers");
-        if self.peers.is_empty() {
-            s.push_str("        (none)");
-        }
-        for p in &self.peers {
-            s.push_str(&format!(
-                "\n  {} {} last success {} entries {}",
-                p.country,
-                p.endpoint,
-                p.last_success.as_deref().unwrap_or("never"),
-                p.entries_received
-            ));
-            if let Some(e) = &p.last_error {
-                s.push_str(&format!("\n    last error: {e}"));
-            }
-        }
-        if !self.left_out.is_empty() {
-            s.push_str("\nleft out of the view (no longer verify under the consortium in force)");
-            for l in &self.left_out {
-                s.push_str(&format!("\n  {l}"));
-            }
-        }
-        s.push_str("\nforks");
-        if self.forks.is_empty() {
-            s.push_str("        (none)");
-        }
-        for f in &self.forks {
-            s.push_str(&format!(
-                "\n  EQUIVOCATION: {} seq {}: held {} conflicting {}",
-                f.publisher, f.seq, f.held, f.conflicting
-            ));
-        }
-        s.push('\n');
-        s
     }
 }

@@ -2,24 +2,25 @@
 //! drives a running node — the store is held by the daemon, so commands cannot open it
 //! themselves. gRPC (`accord.v1.Admin`) over the socket; no file path crosses it (ingest streams
 //! the validated records). A shell over [`Node`]: it converts messages to typed requests,
-//! runs the operation off the async workers, and converts the result back.
+//! runs the operation off the async workers, and converts the result back. [`Remote`] is the
+//! client side: the same operations, through the socket.
 
-use std::path::Path;
+mod client;
+
+pub use client::{connect, Remote};
+
 use std::pin::Pin;
 use std::sync::Arc;
 
-use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tokio_util::task::TaskTracker;
-use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::exchange::{summarize, Syncer};
+use crate::exchange::Syncer;
 use crate::model::{Country, Cube, Period};
-use crate::node::{Node, NodeError};
+use crate::node::{Node, NodeError, PeerPull};
 use crate::proto;
-use crate::proto::admin_client::AdminClient;
 use crate::proto::admin_server::Admin;
 use crate::reconcile::{render, Format, ViewFilter};
 use crate::record::validate::{validate_fields, RawRecord, ValidationContext};
@@ -71,23 +72,6 @@ async fn run<T: Send + 'static>(
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(to_status)
-}
-
-fn text(t: String) -> Response<proto::TextReply> {
-    Response::new(proto::TextReply {
-        text: t,
-        failed: false,
-        reason: String::new(),
-    })
-}
-
-/// A reply that may report a failure with its one-line reason.
-fn text_or_failure(t: String, reason: Option<String>) -> Response<proto::TextReply> {
-    Response::new(proto::TextReply {
-        text: t,
-        failed: reason.is_some(),
-        reason: reason.unwrap_or_default(),
-    })
 }
 
 fn country_arg(field: &str, text: &str) -> Result<Country, Status> {
@@ -168,7 +152,7 @@ impl Admin for AdminService {
         Ok(Response::new(reply))
     }
 
-    async fn publish(&self, request: Request<proto::PublishRequest>) -> Result<Response<proto::TextReply>, Status> {
+    async fn publish(&self, request: Request<proto::PublishRequest>) -> Result<Response<proto::PublishReply>, Status> {
         let r = request.into_inner();
         let cube =
             Cube::parse(&r.cube).ok_or_else(|| Status::invalid_argument(format!("cube: unknown cube {:?}", r.cube)))?;
@@ -179,15 +163,40 @@ impl Admin for AdminService {
             .iter()
             .map(|a| country_arg("audience", a))
             .collect::<Result<Vec<_>, _>>()?;
-        let published = run(&self.node, move |node| node.publish(cube, period, audience)).await?;
+        let p = run(&self.node, move |node| node.publish(cube, period, audience)).await?;
         self.syncer.announce_on(&self.tasks, &self.stop);
-        Ok(text(describe_published(&published)))
+        Ok(Response::new(proto::PublishReply {
+            publisher: p.publisher.to_string(),
+            cube: p.cube.to_string(),
+            period: p.period.to_string(),
+            seq: p.seq,
+            digest: p.digest.to_vec(),
+            cells: p.cells as u64,
+            confidential: p.confidential as u64,
+        }))
     }
 
-    async fn sync(&self, _: Request<proto::SyncRequest>) -> Result<Response<proto::TextReply>, Status> {
-        let results = self.syncer.pull_all().await;
-        let (t, reason) = summarize(&results);
-        Ok(text_or_failure(t, reason))
+    async fn sync(&self, _: Request<proto::SyncRequest>) -> Result<Response<proto::SyncReply>, Status> {
+        let pulls = self
+            .syncer
+            .pull_all()
+            .await
+            .iter()
+            .map(|(peer, result)| {
+                let p = PeerPull::of(*peer, result);
+                proto::PeerPull {
+                    peer: p.peer.to_string(),
+                    appended: p.appended,
+                    forks: p.forks,
+                    gaps: p.gaps,
+                    rejected: p.rejected,
+                    rejected_total: p.rejected_total,
+                    failed: p.error.is_some(),
+                    error: p.error.unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(Response::new(proto::SyncReply { pulls }))
     }
 
     type ViewStream = Pin<Box<dyn Stream<Item = Result<proto::ViewChunk, Status>> + Send>>;
@@ -228,10 +237,50 @@ impl Admin for AdminService {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn status(&self, request: Request<proto::StatusRequest>) -> Result<Response<proto::TextReply>, Status> {
-        let json = request.into_inner().format == "json";
-        let status = run(&self.node, |node| node.status()).await?;
-        Ok(text(if json { status.to_json() } else { status.to_text() }))
+    async fn status(&self, _: Request<proto::StatusRequest>) -> Result<Response<proto::StatusReply>, Status> {
+        let s = run(&self.node, |node| node.status()).await?;
+        Ok(Response::new(proto::StatusReply {
+            country: s.country,
+            consortium: s.consortium,
+            test_only: s.test_only,
+            disclosure: s.disclosure,
+            records: s.records.into_iter().collect(),
+            feeds: s
+                .feeds
+                .into_iter()
+                .map(|f| proto::FeedStatus {
+                    publisher: f.publisher,
+                    seq: f.seq,
+                    digest: f.digest,
+                })
+                .collect(),
+            peers: s
+                .peers
+                .into_iter()
+                .map(|p| proto::PeerReport {
+                    country: p.country,
+                    endpoint: p.endpoint,
+                    last_attempt: p.last_attempt,
+                    last_success: p.last_success,
+                    last_error: p.last_error,
+                    entries_received: p.entries_received,
+                })
+                .collect(),
+            forks: s
+                .forks
+                .into_iter()
+                .map(|f| proto::ForkReport {
+                    publisher: f.publisher,
+                    seq: f.seq,
+                    held: f.held,
+                    conflicting: f.conflicting,
+                })
+                .collect(),
+            equivocating: s.equivocating,
+            view_digest: s.view_digest,
+            left_out: s.left_out,
+            store_bytes: s.store_bytes,
+        }))
     }
 
     async fn export(&self, request: Request<proto::ExportRequest>) -> Result<Response<proto::ExportReply>, Status> {
@@ -241,51 +290,14 @@ impl Admin for AdminService {
         Ok(Response::new(proto::ExportReply { file }))
     }
 
-    async fn check(&self, _: Request<proto::CheckRequest>) -> Result<Response<proto::TextReply>, Status> {
+    async fn check(&self, _: Request<proto::CheckRequest>) -> Result<Response<proto::CheckReply>, Status> {
         let report = run(&self.node, |node| node.check(&mut |_| {})).await?;
-        let (t, reason) = describe_check(&report);
-        Ok(text_or_failure(t, reason))
+        Ok(Response::new(proto::CheckReply {
+            records: report.records,
+            cells: report.cells,
+            differences: report.differences,
+        }))
     }
-}
-
-/// One line on a publish.
-pub fn describe_published(p: &crate::node::Published) -> String {
-    format!(
-        "published {} {} {} as seq {} ({} cells, {} confidential), digest {}\n",
-        p.publisher,
-        p.cube,
-        p.period,
-        p.seq,
-        p.cells,
-        p.confidential,
-        crate::hex::encode(&p.digest)
-    )
-}
-
-/// The check report as text, and whether it found differences.
-pub fn describe_check(report: &crate::store::CheckReport) -> (String, Option<String>) {
-    if report.differences.is_empty() {
-        return (
-            format!(
-                "aggregates agree with {} records ({} cells)\n",
-                report.records, report.cells
-            ),
-            None,
-        );
-    }
-    let mut t = format!(
-        "{} differences between records and aggregates:\n",
-        report.differences.len()
-    );
-    for d in &report.differences {
-        t.push_str(d);
-        t.push('\n');
-    }
-    let reason = format!(
-        "check found {} differences between the records and the aggregates (listed on stdout)",
-        report.differences.len()
-    );
-    (t, Some(reason))
 }
 
 /// A record as it crosses the admin socket.
@@ -330,21 +342,4 @@ fn from_message(m: proto::RecordMessage, ctx: &ValidationContext) -> Result<Reco
         },
     };
     validate_fields(&raw, ctx)
-}
-
-/// Connects to a running node's admin socket; `None` when no node is listening there.
-pub async fn connect(socket: &Path) -> Option<AdminClient<Channel>> {
-    if !socket.exists() {
-        return None;
-    }
-    let path = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://admin.sock")
-        .ok()?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .ok()?;
-    Some(AdminClient::new(channel).max_decoding_message_size(crate::exchange::MAX_MESSAGE_BYTES))
 }

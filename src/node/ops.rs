@@ -1,0 +1,166 @@
+//! The node's operations as one interface with typed requests and results. The CLI drives a
+//! node through [`Operations`] and nothing else: [`Local`] runs them in this process on the
+//! store, the admin client (`admin::Remote`) runs them in a running daemon through its admin
+//! socket. Neither renders text: that is the CLI's job alone.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Node, NodeError, Published, Status};
+use crate::config::NodeConfig;
+use crate::exchange::SyncError;
+use crate::ingest::{ingest_file, FileReport, IngestError, Progress};
+use crate::model::{Country, Cube, Period};
+use crate::reconcile::{render, Format, ViewFilter};
+use crate::record::validate::ValidationContext;
+use crate::store::CheckReport;
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The node refused or failed the operation.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A record file was refused (unreadable, invalid rows) or could not be stored.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The running node reported a failure through its admin socket.
+    #[error("node: {0}")]
+    Remote(String),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What one pull from one peer brought, as `accord sync` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPull {
+    pub peer: Country,
+    pub appended: u64,
+    pub forks: u64,
+    pub gaps: u64,
+    /// The refusals kept with their text (at most `exchange::sync::MAX_REJECTIONS_KEPT`).
+    pub rejected: Vec<String>,
+    /// Every refusal of the pull, listed or not.
+    pub rejected_total: u64,
+    /// Why the pull failed, when it did.
+    pub error: Option<String>,
+}
+
+impl PeerPull {
+    /// A pull from `peer` that brought nothing and failed nowhere.
+    pub fn new(peer: Country) -> PeerPull {
+        PeerPull {
+            peer,
+            appended: 0,
+            forks: 0,
+            gaps: 0,
+            rejected: Vec::new(),
+            rejected_total: 0,
+            error: None,
+        }
+    }
+
+    /// The report of one pull.
+    pub fn of(peer: Country, result: &Result<crate::exchange::PeerSync, SyncError>) -> PeerPull {
+        match result {
+            Ok(s) => PeerPull {
+                peer,
+                appended: s.appended,
+                forks: s.forks,
+                gaps: s.gaps,
+                rejected: s.rejected.iter().map(|r| r.detail.clone()).collect(),
+                rejected_total: s.rejected_total(),
+                error: None,
+            },
+            Err(e) => PeerPull {
+                error: Some(e.detail()),
+                ..PeerPull::new(peer)
+            },
+        }
+    }
+}
+
+/// The operations an operator runs on a node (SPEC §6), wherever the node runs.
+pub trait Operations {
+    /// Whether a running daemon carries these out (rather than this process on the store).
+    fn through_daemon(&self) -> bool;
+    /// Ingests one record file; each file is all or nothing.
+    fn ingest(
+        &self,
+        file: &Path,
+        ctx: ValidationContext,
+        skip_invalid: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<FileReport, OpError>;
+    fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, OpError>;
+    /// Pulls from every configured peer now.
+    fn sync(&self) -> Result<Vec<PeerPull>, OpError>;
+    /// Writes the rendered view to `out` piece by piece; returns the stored entries it leaves out.
+    fn view(&self, filter: ViewFilter, format: Format, out: &mut dyn FnMut(&[u8])) -> Result<Vec<String>, OpError>;
+    fn status(&self) -> Result<Status, OpError>;
+    /// One stored entry as an export file.
+    fn export(&self, publisher: Country, seq: u64) -> Result<Vec<u8>, OpError>;
+    /// Recomputes the aggregates from the records and compares.
+    fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError>;
+}
+
+/// The operations in this process, on the node's store (no daemon running).
+pub struct Local {
+    node: Arc<Node>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Local {
+    pub fn open(config: NodeConfig) -> Result<Local, OpError> {
+        let node = Node::open(config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(OpError::Runtime)?;
+        Ok(Local { node, runtime })
+    }
+}
+
+impl Operations for Local {
+    fn through_daemon(&self) -> bool {
+        false
+    }
+
+    fn ingest(
+        &self,
+        file: &Path,
+        ctx: ValidationContext,
+        skip_invalid: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<FileReport, OpError> {
+        Ok(ingest_file(file, ctx, skip_invalid, &mut &*self.node, progress)?)
+    }
+
+    fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, OpError> {
+        Ok(self.node.publish(cube, period, audience)?)
+    }
+
+    fn sync(&self) -> Result<Vec<PeerPull>, OpError> {
+        let results = self.runtime.block_on(self.node.syncer().pull_all());
+        Ok(results.iter().map(|(peer, r)| PeerPull::of(*peer, r)).collect())
+    }
+
+    fn view(&self, filter: ViewFilter, format: Format, out: &mut dyn FnMut(&[u8])) -> Result<Vec<String>, OpError> {
+        let view = self.node.view()?;
+        out(render(&view, &filter, format).as_bytes());
+        Ok(self.node.left_out()?.iter().map(ToString::to_string).collect())
+    }
+
+    fn status(&self) -> Result<Status, OpError> {
+        Ok(self.node.status()?)
+    }
+
+    fn export(&self, publisher: Country, seq: u64) -> Result<Vec<u8>, OpError> {
+        Ok(self.node.export(publisher, seq)?)
+    }
+
+    fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError> {
+        Ok(self.node.check(progress)?)
+    }
+}
