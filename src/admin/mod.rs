@@ -22,7 +22,7 @@ use crate::model::{Country, Cube, Period};
 use crate::node::{Node, NodeError, PeerPull};
 use crate::proto;
 use crate::proto::admin_server::Admin;
-use crate::reconcile::{render, Format, ViewFilter};
+use crate::reconcile::{render_to, Format, ViewFilter};
 use crate::record::validate::{validate_fields, RawRecord, ValidationContext};
 use crate::record::Record;
 
@@ -205,32 +205,30 @@ impl Admin for AdminService {
         let r = request.into_inner();
         let (filter, format) =
             view_args(&r.cube, &r.period, &r.origin, &r.destination, &r.format).map_err(Status::invalid_argument)?;
-        let (text, left_out) = run(&self.node, move |node| {
-            let text = render(&node.view()?, &filter, format).into_bytes();
+        let (view, left_out) = run(&self.node, |node| {
             let left_out = node.left_out()?.iter().map(ToString::to_string).collect::<Vec<_>>();
-            Ok((text, left_out))
+            Ok((node.view()?, left_out))
         })
         .await?;
-        // Chunks are sent as the client reads them; the channel holds a few at a time.
+        // Rendered on a blocking thread straight into the stream, a chunk at a time: the channel
+        // holds a few chunks, so a view larger than memory allows as text still goes out whole,
+        // at the pace the client reads it.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        self.tasks.spawn(async move {
-            let mut left_out = Some(left_out);
-            let mut chunks = text.chunks(VIEW_CHUNK_BYTES).peekable();
-            if chunks.peek().is_none() {
-                let _ = tx
-                    .send(Ok(proto::ViewChunk {
-                        text: Vec::new(),
-                        left_out: left_out.take().unwrap_or_default(),
-                    }))
-                    .await;
-            }
-            for chunk in chunks {
-                let message = proto::ViewChunk {
-                    text: chunk.to_vec(),
-                    left_out: left_out.take().unwrap_or_default(),
-                };
-                if tx.send(Ok(message)).await.is_err() {
-                    break;
+        let (stop, runtime) = (self.stop.clone(), tokio::runtime::Handle::current());
+        self.tasks.spawn_blocking(move || {
+            let mut chunks = ChunkWriter {
+                tx,
+                buffer: Vec::with_capacity(VIEW_CHUNK_BYTES),
+                left_out: Some(left_out),
+                stop,
+                runtime,
+            };
+            let rendered = render_to(&view, &filter, format, &mut chunks).and_then(|()| chunks.send());
+            if let Err(e) = rendered {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    let _ = chunks
+                        .tx
+                        .try_send(Err(Status::internal(format!("rendering the view: {e}"))));
                 }
             }
         });
@@ -300,6 +298,58 @@ impl Admin for AdminService {
     }
 }
 
+/// Cuts rendered text into [`VIEW_CHUNK_BYTES`] messages; the first also carries the entries
+/// left out of the view. A client gone away is a broken pipe.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<proto::ViewChunk, Status>>,
+    buffer: Vec<u8>,
+    left_out: Option<Vec<String>>,
+    /// The daemon's stop signal: a reader that never reads does not hold up shutdown.
+    stop: watch::Receiver<bool>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ChunkWriter {
+    /// Sends what is buffered (and, once, the left-out entries even with no text).
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() && self.left_out.is_none() {
+            return Ok(());
+        }
+        let chunk = proto::ViewChunk {
+            text: std::mem::replace(&mut self.buffer, Vec::with_capacity(VIEW_CHUNK_BYTES)),
+            left_out: self.left_out.take().unwrap_or_default(),
+        };
+        let (tx, mut stop) = (&self.tx, self.stop.clone());
+        let sent = self.runtime.block_on(async move {
+            tokio::select! {
+                sent = tx.send(Ok(chunk)) => sent.is_ok(),
+                _ = stop.wait_for(|stopping| *stopping) => false,
+            }
+        });
+        if sent {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = VIEW_CHUNK_BYTES - self.buffer.len();
+        let taken = bytes.len().min(room);
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        if self.buffer.len() == VIEW_CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A record as it crosses the admin socket.
 pub fn to_message(r: &Record) -> proto::RecordMessage {
     let raw = RawRecord::from_record(r);
@@ -342,4 +392,72 @@ fn from_message(m: proto::RecordMessage, ctx: &ValidationContext) -> Result<Reco
         },
     };
     validate_fields(&raw, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_large_view_goes_out_in_bounded_chunks_left_out_on_the_first() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (_stop_tx, stop) = watch::channel(false);
+        let handle = runtime.handle().clone();
+        let writer = std::thread::spawn(move || {
+            let mut chunks = ChunkWriter {
+                tx,
+                buffer: Vec::new(),
+                left_out: Some(vec!["FRA seq 1: signature does not verify".into()]),
+                stop,
+                runtime: handle,
+            };
+            let line = vec![b'x'; 1000];
+            for _ in 0..2_600 {
+                chunks.write_all(&line).unwrap();
+            }
+            chunks.send().unwrap();
+        });
+        let mut sizes = Vec::new();
+        let mut left_out = Vec::new();
+        while let Some(chunk) = runtime.block_on(rx.recv()) {
+            let chunk = chunk.unwrap();
+            sizes.push(chunk.text.len());
+            left_out.push(chunk.left_out.len());
+        }
+        writer.join().unwrap();
+        assert_eq!(
+            sizes,
+            vec![VIEW_CHUNK_BYTES, VIEW_CHUNK_BYTES, 2_600_000 - 2 * VIEW_CHUNK_BYTES]
+        );
+        assert_eq!(left_out, vec![1, 0, 0]);
+    }
+
+    #[test]
+    fn a_reader_that_never_reads_does_not_hold_up_shutdown() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let (stop_tx, stop) = watch::channel(false);
+        let handle = runtime.handle().clone();
+        let writer = std::thread::spawn(move || {
+            let mut chunks = ChunkWriter {
+                tx,
+                buffer: Vec::new(),
+                left_out: None,
+                stop,
+                runtime: handle,
+            };
+            let block = vec![b'x'; VIEW_CHUNK_BYTES];
+            loop {
+                if let Err(e) = chunks.write_all(&block) {
+                    return e.kind();
+                }
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stop_tx.send(true).unwrap();
+        assert_eq!(writer.join().unwrap(), std::io::ErrorKind::BrokenPipe);
+    }
 }

@@ -1,6 +1,6 @@
 //! The node's index of current datasets: for every (publisher, cube, period), the latest
-//! accepted revision that verifies under the consortium in force, plus the view digest over
-//! them, kept until an accepted entry changes them. Every stored entry is verified once, when
+//! accepted revision that verifies under the consortium in force, plus the view over them and
+//! its digest, kept until an accepted entry changes them. Every stored entry is verified once, when
 //! the index is first needed (a daemon builds it at start); after that, entries placed by
 //! [`Node::accept`](super::Node::accept) and `publish` update it, so `status` does not
 //! re-verify or recompute the view when nothing arrived.
@@ -9,11 +9,12 @@
 //! in [`LeftOut`] and left out of the view: it is the consortium's decision, never a failure.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::NodeError;
 use crate::dataset::{verify, AcceptedDataset, Dataset, EntryHeader, Limits, Placement, VerifiedEntry};
 use crate::model::{Consortium, Country, Cube, Period};
+use crate::reconcile::View;
 use crate::store::{Store, StoreError};
 
 /// A stored entry left out of the view because it no longer verifies.
@@ -45,13 +46,15 @@ struct State {
     /// Grows with every change to `latest`, so a digest computed from an older snapshot is
     /// never kept as current.
     generation: u64,
-    digest: Option<(u64, [u8; 32])>,
+    /// The view of `latest` and its digest, as of a generation.
+    view: Option<(u64, Arc<View>, [u8; 32])>,
 }
 
 /// What the view is computed from at one moment.
 pub(super) struct Snapshot {
     pub generation: u64,
-    pub cached_digest: Option<[u8; 32]>,
+    /// The view of this generation, when it was computed already.
+    pub cached: Option<(Arc<View>, [u8; 32])>,
     latest: Vec<(Key, Revision)>,
 }
 
@@ -112,15 +115,20 @@ impl Index {
         let s = state(&guard);
         Ok(Snapshot {
             generation: s.generation,
-            cached_digest: s.digest.filter(|(g, _)| *g == s.generation).map(|(_, d)| d),
+            cached: s
+                .view
+                .as_ref()
+                .filter(|(g, _, _)| *g == s.generation)
+                .map(|(_, view, digest)| (view.clone(), *digest)),
             latest: s.latest.iter().map(|(k, r)| (*k, *r)).collect(),
         })
     }
 
-    pub fn cache_digest(&self, generation: u64, digest: [u8; 32]) {
+    /// Keeps `view` as the view of `generation`, unless an entry has changed the index since.
+    pub fn cache_view(&self, generation: u64, view: Arc<View>, digest: [u8; 32]) {
         if let Some(state) = self.lock().as_mut() {
             if state.generation == generation {
-                state.digest = Some((generation, digest));
+                state.view = Some((generation, view, digest));
             }
         }
     }
@@ -194,6 +202,6 @@ fn build(store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Stat
         latest,
         left_out,
         generation: 0,
-        digest: None,
+        view: None,
     })
 }

@@ -237,12 +237,10 @@ impl Node {
     }
 
     /// The common view of everything accepted: the current revision of every dataset, read
-    /// from the store as verified on acceptance (never verified again here).
-    pub fn view(&self) -> Result<View, NodeError> {
-        Ok(crate::reconcile::compute(
-            &self.current_datasets()?,
-            &self.config.consortium.reconcile,
-        ))
+    /// from the store as verified on acceptance (never verified again here). Kept, with its
+    /// digest, until an accepted entry changes the current datasets.
+    pub fn view(&self) -> Result<Arc<View>, NodeError> {
+        Ok(self.view_and_digest()?.0)
     }
 
     /// The current revision of every dataset held with its payload: what the view is built from.
@@ -253,18 +251,24 @@ impl Node {
         current::datasets(&self.store, &snapshot, &self.limits)
     }
 
-    /// The view digest, kept until the next accepted entry changes the current datasets.
+    /// The view digest.
     pub fn view_digest(&self) -> Result<[u8; 32], NodeError> {
+        Ok(self.view_and_digest()?.1)
+    }
+
+    fn view_and_digest(&self) -> Result<(Arc<View>, [u8; 32]), NodeError> {
         let snapshot = self
             .current
             .snapshot(&self.store, &self.config.consortium, &self.limits)?;
-        if let Some(digest) = snapshot.cached_digest {
-            return Ok(digest);
+        if let Some(cached) = snapshot.cached.clone() {
+            return Ok(cached);
         }
         let accepted = current::datasets(&self.store, &snapshot, &self.limits)?;
-        let digest = crate::reconcile::compute(&accepted, &self.config.consortium.reconcile).digest();
-        self.current.cache_digest(snapshot.generation, digest);
-        Ok(digest)
+        let view = Arc::new(crate::reconcile::compute(&accepted, &self.config.consortium.reconcile));
+        drop(accepted);
+        let digest = view.digest();
+        self.current.cache_view(snapshot.generation, view.clone(), digest);
+        Ok((view, digest))
     }
 
     /// Stored entries that no longer verify under the consortium in force (a key removed, a

@@ -11,7 +11,7 @@ use crate::config::NodeConfig;
 use crate::exchange::SyncError;
 use crate::ingest::{ingest_file, FileReport, IngestError, Progress};
 use crate::model::{Country, Cube, Period};
-use crate::reconcile::{render, Format, ViewFilter};
+use crate::reconcile::{render_to, Format, ViewFilter};
 use crate::record::validate::ValidationContext;
 use crate::store::CheckReport;
 
@@ -27,6 +27,9 @@ pub enum OpError {
     /// The running node reported a failure through its admin socket.
     #[error("node: {0}")]
     Remote(String),
+    /// The output could not be written.
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -148,7 +151,7 @@ impl Operations for Local {
 
     fn view(&self, filter: ViewFilter, format: Format, out: &mut dyn FnMut(&[u8])) -> Result<Vec<String>, OpError> {
         let view = self.node.view()?;
-        out(render(&view, &filter, format).as_bytes());
+        render_to(&view, &filter, format, &mut Sink(out)).map_err(OpError::Output)?;
         Ok(self.node.left_out()?.iter().map(ToString::to_string).collect())
     }
 
@@ -162,5 +165,19 @@ impl Operations for Local {
 
     fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError> {
         Ok(self.node.check(progress)?)
+    }
+}
+
+/// A writer over a callback, for rendering straight to the caller.
+struct Sink<'a>(&'a mut dyn FnMut(&[u8]));
+
+impl std::io::Write for Sink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        (self.0)(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -28,6 +28,8 @@
 
 use crate::model::Cube;
 
+use std::io::{self, Write};
+
 use super::lines::{asymmetry_text, flow_lines, side_by_side_rows, value_text, LineSide};
 use super::{hex, Reported, View, ViewFilter};
 
@@ -62,14 +64,14 @@ const FLOWS_EXTRA_COLUMNS: [&str; 10] = [
     "reconciled_withheld",
 ];
 
-pub(super) fn flows_csv(view: &View, filter: &ViewFilter) -> String {
-    let mut out = Records::new();
+pub(super) fn flows_csv(view: &View, filter: &ViewFilter, to: &mut dyn Write) -> io::Result<()> {
+    let mut out = Records::new(to);
     let header: Vec<&str> = FLOWS_COLUMNS
         .iter()
         .chain(FLOWS_EXTRA_COLUMNS.iter())
         .copied()
         .collect();
-    out.push(&header);
+    out.push(&header)?;
     for line in flow_lines(view, filter) {
         let [citizenship, sex, age_band] = line.breakdown_fields();
         let mut fields = vec![
@@ -94,7 +96,7 @@ pub(super) fn flows_csv(view: &View, filter: &ViewFilter) -> String {
         fields.push(withheld_text(&line.sender));
         fields.push(withheld_text(&line.receiver));
         fields.push(line.reconciled_withheld.map(|n| n.to_string()).unwrap_or_default());
-        out.push(&fields);
+        out.push(&fields)?;
     }
     out.finish()
 }
@@ -110,12 +112,12 @@ fn withheld_text(side: &LineSide) -> String {
     side.withheld.map(|n| n.to_string()).unwrap_or_default()
 }
 
-pub(super) fn side_by_side_csv(view: &View, filter: &ViewFilter, cube: Cube) -> String {
-    let mut out = Records::new();
+pub(super) fn side_by_side_csv(view: &View, filter: &ViewFilter, cube: Cube, to: &mut dyn Write) -> io::Result<()> {
+    let mut out = Records::new(to);
     let mut header = vec!["cube", "period"];
     header.extend(cube.dimensions());
     header.extend(["publisher", "reported", "status", "seq", "digest"]);
-    out.push(&header);
+    out.push(&header)?;
     for (key, entries) in side_by_side_rows(view, filter).filter(|(key, _)| key.cube == cube) {
         for (publisher, entry) in entries {
             let mut fields = vec![cube.as_str().to_string(), key.period.to_string()];
@@ -127,7 +129,7 @@ pub(super) fn side_by_side_csv(view: &View, filter: &ViewFilter, cube: Cube) -> 
                 entry.source.seq.to_string(),
                 hex(&entry.source.digest),
             ]);
-            out.push(&fields);
+            out.push(&fields)?;
         }
     }
     out.finish()
@@ -137,7 +139,7 @@ pub(super) fn side_by_side_csv(view: &View, filter: &ViewFilter, cube: Cube) -> 
 const SDMX_LEAD: [&str; 3] = ["STRUCTURE", "STRUCTURE_ID", "ACTION"];
 const SDMX_TAIL: [&str; 3] = ["OBS_VALUE", "OBS_STATUS", "CONF_STATUS"];
 
-pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter) -> String {
+pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter, to: &mut dyn Write) -> io::Result<()> {
     let dimensions = [
         "REF_AREA",
         "COUNTERPART_AREA",
@@ -147,7 +149,7 @@ pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter) -> String {
         "SEX",
         "AGE",
     ];
-    let mut out = sdmx_header(&dimensions);
+    let mut out = sdmx_header(&dimensions, to)?;
     for line in flow_lines(view, filter) {
         let Some(key) = line.breakdown else {
             continue;
@@ -166,13 +168,13 @@ pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter) -> String {
                 key.sex.to_string(),
                 key.age_band.to_string(),
             ];
-            push_observation(&mut out, "ACCORD:MIGR_FLOWS(1.0)", &dims, side.reported);
+            push_observation(&mut out, "ACCORD:MIGR_FLOWS(1.0)", &dims, side.reported)?;
         }
     }
     out.finish()
 }
 
-pub(super) fn side_by_side_sdmx(view: &View, filter: &ViewFilter, cube: Cube) -> String {
+pub(super) fn side_by_side_sdmx(view: &View, filter: &ViewFilter, cube: Cube, to: &mut dyn Write) -> io::Result<()> {
     let (structure, dimensions): (&str, &[&str]) = match cube {
         Cube::Asylum => (
             "ACCORD:MIGR_ASYLUM(1.0)",
@@ -182,68 +184,71 @@ pub(super) fn side_by_side_sdmx(view: &View, filter: &ViewFilter, cube: Cube) ->
             "ACCORD:MIGR_PERMITS(1.0)",
             &["REF_AREA", "TIME_PERIOD", "CITIZENSHIP", "REASON"],
         ),
-        Cube::Flows => return flows_sdmx(view, filter),
+        Cube::Flows => return flows_sdmx(view, filter, to),
     };
-    let mut out = sdmx_header(dimensions);
+    let mut out = sdmx_header(dimensions, to)?;
     for (key, entries) in side_by_side_rows(view, filter).filter(|(key, _)| key.cube == cube) {
         for (publisher, entry) in entries {
             let mut dims = vec![publisher.to_string(), key.period.to_string()];
             dims.extend(key.dimensions.iter().cloned());
-            push_observation(&mut out, structure, &dims, entry.reported);
+            push_observation(&mut out, structure, &dims, entry.reported)?;
         }
     }
     out.finish()
 }
 
-fn sdmx_header(dimensions: &[&str]) -> Records {
-    let mut out = Records::new();
+fn sdmx_header<'w>(dimensions: &[&str], to: &'w mut dyn Write) -> io::Result<Records<&'w mut dyn Write>> {
+    let mut out = Records::new(to);
     let header: Vec<&str> = SDMX_LEAD
         .iter()
         .chain(dimensions)
         .chain(SDMX_TAIL.iter())
         .copied()
         .collect();
-    out.push(&header);
-    out
+    out.push(&header)?;
+    Ok(out)
 }
 
 /// One SDMX observation; a missing side has none.
-fn push_observation(out: &mut Records, structure: &str, dimensions: &[String], reported: Reported) {
+fn push_observation(
+    out: &mut Records<impl Write>,
+    structure: &str,
+    dimensions: &[String],
+    reported: Reported,
+) -> io::Result<()> {
     let (value, obs_status, conf_status) = match reported {
         Reported::Value(v) => (v.to_string(), "A", "F"),
         Reported::Confidential => (String::new(), "A", "C"),
-        Reported::Missing => return,
+        Reported::Missing => return Ok(()),
     };
     let mut fields = vec!["dataflow".to_string(), structure.to_string(), "I".to_string()];
     fields.extend(dimensions.iter().cloned());
     fields.extend([value, obs_status.to_string(), conf_status.to_string()]);
-    out.push(&fields);
+    out.push(&fields)
 }
 
-/// CSV output built in memory by the `csv` writer (RFC 4180 quoting where a field needs it,
-/// `\n` line ends).
-struct Records(csv::Writer<Vec<u8>>);
+/// CSV output through the `csv` writer (RFC 4180 quoting where a field needs it, `\n` line
+/// ends), written as it is produced.
+struct Records<W: Write>(csv::Writer<W>);
 
-impl Records {
-    fn new() -> Records {
+impl<W: Write> Records<W> {
+    fn new(out: W) -> Records<W> {
         Records(
             csv::WriterBuilder::new()
                 .flexible(true)
                 .terminator(csv::Terminator::Any(b'\n'))
-                .from_writer(Vec::new()),
+                .from_writer(out),
         )
     }
 
-    fn push<S: AsRef<str>>(&mut self, fields: &[S]) {
-        // Writing to a Vec cannot fail, and `flexible` accepts any record length.
-        let _ = self.0.write_record(fields.iter().map(|f| f.as_ref()));
+    fn push<S: AsRef<str>>(&mut self, fields: &[S]) -> io::Result<()> {
+        self.0
+            .write_record(fields.iter().map(|f| f.as_ref()))
+            .map_err(io::Error::other)
     }
 
-    fn finish(self) -> String {
-        // Flushing into a Vec cannot fail; were it to, what reached the Vec is kept.
-        let bytes = self.0.into_inner().unwrap_or_else(|e| e.into_inner().get_ref().clone());
-        // Every field pushed was a `str`, and the writer adds only ASCII.
-        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    fn finish(mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -418,8 +423,13 @@ mod tests {
 
     #[test]
     fn fields_that_need_quotes_get_them() {
-        let mut out = Records::new();
-        out.push(&["a,b", "say \"hi\"", "plain", "two\nlines", ""]);
-        assert_eq!(out.finish(), "\"a,b\",\"say \"\"hi\"\"\",plain,\"two\nlines\",\n");
+        let mut bytes = Vec::new();
+        let mut out = Records::new(&mut bytes);
+        out.push(&["a,b", "say \"hi\"", "plain", "two\nlines", ""]).unwrap();
+        out.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "\"a,b\",\"say \"\"hi\"\"\",plain,\"two\nlines\",\n"
+        );
     }
 }

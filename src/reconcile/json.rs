@@ -79,7 +79,7 @@ pub(super) fn render(view: &View, filter: &ViewFilter) -> String {
         digest: hex(&view.digest()),
         rule,
         asymmetry_flag: view.asymmetry_flag,
-        rows: flow_lines(view, filter).iter().map(|line| row(line, rule)).collect(),
+        rows: flow_lines(view, filter).map(|line| row(&line, rule)).collect(),
         side_by_side: side_by_side_rows(view, filter)
             .map(|(key, entries)| SideBySideRow {
                 cube: key.cube.as_str(),

@@ -69,59 +69,66 @@ impl<'a> FlowLine<'a> {
     }
 }
 
-/// The selected `flows` lines: for each pair in order, its total and then its rows.
-pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> Vec<FlowLine<'a>> {
-    let mut lines = Vec::new();
-    for (pair, total) in view.pairs.iter().filter(|(pair, _)| filter.admits_pair(pair)) {
-        lines.push(FlowLine {
-            pair: *pair,
-            breakdown: None,
-            sender: LineSide {
-                reported: total.sender.reported,
-                withheld: withheld(total.sender.reported, total.sender.withheld),
-                source: total.sender.source.as_ref(),
-            },
-            receiver: LineSide {
-                reported: total.receiver.reported,
-                withheld: withheld(total.receiver.reported, total.receiver.withheld),
-                source: total.receiver.source.as_ref(),
-            },
-            reconciled: total.reconciled,
-            reconciled_status: total.reconciled_status(),
-            reconciled_withheld: Some(total.reconciled_withheld),
-            asymmetry: total.asymmetry,
-            flag: total.flag,
-        });
-        // Empty strings sort first, so this is the smallest key of the pair.
-        let first = MirrorKey {
-            pair: *pair,
-            citizenship: Code::EMPTY,
-            sex: Code::EMPTY,
-            age_band: Code::EMPTY,
-        };
-        for (key, row) in view.rows.range(first..).take_while(|(key, _)| key.pair == *pair) {
-            lines.push(FlowLine {
-                pair: *pair,
-                breakdown: Some(key),
+/// The selected `flows` lines: for each pair in order, its total and then its rows. Lazy, so
+/// a renderer writing a large view holds one line at a time.
+pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> impl Iterator<Item = FlowLine<'a>> + 'a {
+    let filter = *filter;
+    view.pairs
+        .iter()
+        .filter(move |(pair, _)| filter.admits_pair(pair))
+        .flat_map(move |(pair, total)| {
+            let pair = *pair;
+            let total_line = FlowLine {
+                pair,
+                breakdown: None,
                 sender: LineSide {
-                    reported: row.sender.reported,
-                    withheld: None,
-                    source: row.sender.source.as_deref(),
+                    reported: total.sender.reported,
+                    withheld: withheld(total.sender.reported, total.sender.withheld),
+                    source: total.sender.source.as_ref(),
                 },
                 receiver: LineSide {
-                    reported: row.receiver.reported,
-                    withheld: None,
-                    source: row.receiver.source.as_deref(),
+                    reported: total.receiver.reported,
+                    withheld: withheld(total.receiver.reported, total.receiver.withheld),
+                    source: total.receiver.source.as_ref(),
                 },
-                reconciled: row.reconciled,
-                reconciled_status: row.reconciled_status(),
-                reconciled_withheld: None,
-                asymmetry: row.asymmetry,
-                flag: row.flag,
-            });
-        }
-    }
-    lines
+                reconciled: total.reconciled,
+                reconciled_status: total.reconciled_status(),
+                reconciled_withheld: Some(total.reconciled_withheld),
+                asymmetry: total.asymmetry,
+                flag: total.flag,
+            };
+            // Empty strings sort first, so this is the smallest key of the pair.
+            let first = MirrorKey {
+                pair,
+                citizenship: Code::EMPTY,
+                sex: Code::EMPTY,
+                age_band: Code::EMPTY,
+            };
+            let rows = view
+                .rows
+                .range(first..)
+                .take_while(move |(key, _)| key.pair == pair)
+                .map(move |(key, row)| FlowLine {
+                    pair,
+                    breakdown: Some(key),
+                    sender: LineSide {
+                        reported: row.sender.reported,
+                        withheld: None,
+                        source: row.sender.source.as_deref(),
+                    },
+                    receiver: LineSide {
+                        reported: row.receiver.reported,
+                        withheld: None,
+                        source: row.receiver.source.as_deref(),
+                    },
+                    reconciled: row.reconciled,
+                    reconciled_status: row.reconciled_status(),
+                    reconciled_withheld: None,
+                    asymmetry: row.asymmetry,
+                    flag: row.flag,
+                });
+            std::iter::once(total_line).chain(rows)
+        })
 }
 
 /// Confidential cells a side's total leaves out; none for a side that published nothing.

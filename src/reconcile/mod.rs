@@ -38,7 +38,7 @@ use crate::model::{Reconcile, Rule};
 
 pub use fidelity::{pair_total_mape, read_truth, TruthError};
 pub use lines::ViewFilter;
-pub use render::{render, Format};
+pub use render::{render, render_to, Format};
 
 /// What one side reported for one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,6 +1,8 @@
 //! Printing the common view: the output formats, each rendered by its own module from the
 //! lines in [`super::lines`].
 
+use std::io::{self, Write};
+
 use super::lines::ViewFilter;
 use super::{delimited, json, table, View};
 use crate::model::Cube;
@@ -44,16 +46,25 @@ impl Format {
 ///   always the digest of the whole view, whatever the filter.
 /// - `sdmx-csv`: like `csv`, one dataflow per output (see `delimited` for the mapping).
 pub fn render(view: &View, filter: &ViewFilter, format: Format) -> String {
+    let mut bytes = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = render_to(view, filter, format, &mut bytes);
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// [`render`] into a writer, as it is produced: CSV and SDMX-CSV a line at a time, so a view
+/// far larger than memory allows as text goes out without being held whole.
+pub fn render_to(view: &View, filter: &ViewFilter, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
-        Format::Table => table::render(view, filter),
-        Format::Json => json::render(view, filter),
+        Format::Table => out.write_all(table::render(view, filter).as_bytes()),
+        Format::Json => out.write_all(json::render(view, filter).as_bytes()),
         Format::Csv => match filter.cube {
-            Some(cube @ (Cube::Asylum | Cube::Permits)) => delimited::side_by_side_csv(view, filter, cube),
-            Some(Cube::Flows) | None => delimited::flows_csv(view, filter),
+            Some(cube @ (Cube::Asylum | Cube::Permits)) => delimited::side_by_side_csv(view, filter, cube, out),
+            Some(Cube::Flows) | None => delimited::flows_csv(view, filter, out),
         },
         Format::SdmxCsv => match filter.cube {
-            Some(cube @ (Cube::Asylum | Cube::Permits)) => delimited::side_by_side_sdmx(view, filter, cube),
-            Some(Cube::Flows) | None => delimited::flows_sdmx(view, filter),
+            Some(cube @ (Cube::Asylum | Cube::Permits)) => delimited::side_by_side_sdmx(view, filter, cube, out),
+            Some(Cube::Flows) | None => delimited::flows_sdmx(view, filter, out),
         },
     }
 }

@@ -26,7 +26,7 @@ pub(super) fn render(view: &View, filter: &ViewFilter) -> String {
     );
 
     if filter.shows_flows() {
-        let lines = flow_lines(view, filter);
+        let lines = flow_lines(view, filter).collect::<Vec<_>>();
         let _ = writeln!(
             out,
             "\nflows: {} pairs, sender = origin's OUT, receiver = destination's IN",
