@@ -4,6 +4,7 @@
 //! `std::time::Instant`; every figure is printed as it is measured.
 
 mod convergence;
+mod daemon_view;
 mod fidelity;
 mod ingest;
 mod publish;
@@ -28,7 +29,8 @@ pub const RECORDS: u64 = 1_000_000;
 /// Seed of every synthetic file, so runs are comparable.
 pub const SEED: u64 = 2024;
 
-const USAGE: &str = "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|convergence|fidelity|all]";
+const USAGE: &str =
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|convergence|fidelity|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -47,6 +49,7 @@ pub fn main() {
         "verify" => publish::run_verify(&mut fx),
         "view" => view::run(&mut fx),
         "status" => status::run(&mut fx),
+        "daemon-view" => daemon_view::run(&mut fx),
         "convergence" => convergence::run(&mut fx),
         "fidelity" => fidelity::run(&mut fx),
         "all" => {
@@ -55,6 +58,7 @@ pub fn main() {
             publish::run_verify(&mut fx);
             view::run(&mut fx);
             status::run(&mut fx);
+            daemon_view::run(&mut fx);
             convergence::run(&mut fx);
             fidelity::run(&mut fx);
         }
