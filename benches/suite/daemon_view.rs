@@ -178,14 +178,6 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn accord(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run accord")
-}
-
 /// `accord serve` as a child process, killed when dropped.
 struct Daemon(Child);
 
