@@ -173,7 +173,7 @@ async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::
             let node = node.clone();
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(axum::http::header::CONTENT_TYPE, crate::node::metrics::CONTENT_TYPE)],
                     node.metrics().render(),
                 )
             }

@@ -1,87 +1,114 @@
-//! The node's counters, rendered as Prometheus text: datasets accepted and rejected by reason,
-//! sync rounds and their duration, peers up. Label values come only from the consortium
-//! (peer codes) and the fixed [`RejectReason`] set, never from a peer's bytes. The daemon
-//! serves them on `metrics_listen` `/metrics`.
+//! The node's counters, in a `prometheus-client` registry rendered as OpenMetrics text:
+//! datasets accepted and rejected by reason, sync rounds and their duration, peers up. Label
+//! values come only from the fixed [`RejectReason`](crate::exchange::RejectReason) set, never
+//! from a peer's bytes. The daemon serves them on `metrics_listen` `/metrics`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::exchange::{PeerSync, SyncError};
 use crate::model::Country;
 
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    /// One of the fixed rejection labels.
+    reason: &'static str,
+}
+
 /// Counters kept by a running node.
-#[derive(Default)]
 pub struct Metrics {
-    accepted: AtomicU64,
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
-    sync_rounds: AtomicU64,
-    sync_failures: AtomicU64,
-    sync_micros: AtomicU64,
-    peers_up: Mutex<BTreeMap<Country, bool>>,
+    registry: Registry,
+    accepted: Counter,
+    rejected: Family<ReasonLabel, Counter>,
+    sync_rounds: Counter,
+    sync_failures: Counter,
+    sync_seconds: Counter<f64, AtomicU64>,
+    peers_up: Gauge,
+    /// Each configured peer's state at its last pull, for `peers_up`.
+    peer_states: Mutex<BTreeMap<Country, bool>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::default();
+        let accepted = Counter::default();
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        let sync_rounds = Counter::default();
+        let sync_failures = Counter::default();
+        let sync_seconds = Counter::<f64, AtomicU64>::default();
+        let peers_up = Gauge::default();
+        registry.register(
+            "accord_datasets_accepted",
+            "Entries accepted from peers",
+            accepted.clone(),
+        );
+        registry.register(
+            "accord_datasets_rejected",
+            "Entries and heads refused, by reason",
+            rejected.clone(),
+        );
+        registry.register("accord_sync_rounds", "Pulls from peers", sync_rounds.clone());
+        registry.register("accord_sync_failures", "Pulls that failed", sync_failures.clone());
+        registry.register("accord_sync_seconds", "Time spent pulling", sync_seconds.clone());
+        registry.register("accord_peers_up", "Peers whose last pull succeeded", peers_up.clone());
+        Metrics {
+            registry,
+            accepted,
+            rejected,
+            sync_rounds,
+            sync_failures,
+            sync_seconds,
+            peers_up,
+            peer_states: Mutex::new(BTreeMap::new()),
+        }
+    }
 }
 
 impl Metrics {
     /// Records one pull from `peer`: its duration, entries accepted, rejections by reason, and
     /// whether the peer is up.
     pub fn record_round(&self, peer: Country, took: Duration, result: &Result<PeerSync, SyncError>) {
-        self.sync_rounds.fetch_add(1, Ordering::Relaxed);
-        self.sync_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.sync_rounds.inc();
+        self.sync_seconds.inc_by(took.as_secs_f64());
         self.set_peer_up(peer, result.is_ok());
         match result {
             Ok(s) => {
-                self.accepted.fetch_add(s.appended, Ordering::Relaxed);
-                let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+                self.accepted.inc_by(s.appended);
                 for (reason, n) in &s.rejected_by_reason {
-                    *rejected.entry(reason.label()).or_default() += n;
+                    self.rejected
+                        .get_or_create(&ReasonLabel { reason: reason.label() })
+                        .inc_by(*n);
                 }
             }
             Err(_) => {
-                self.sync_failures.fetch_add(1, Ordering::Relaxed);
+                self.sync_failures.inc();
             }
         }
     }
 
     pub fn set_peer_up(&self, peer: Country, up: bool) {
-        self.peers_up.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, up);
+        let mut states = self.peer_states.lock().unwrap_or_else(|p| p.into_inner());
+        states.insert(peer, up);
+        self.peers_up.set(states.values().filter(|u| **u).count() as i64);
     }
 
+    /// The OpenMetrics text of every counter.
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "# TYPE accord_datasets_accepted_total counter");
-        let _ = writeln!(
-            s,
-            "accord_datasets_accepted_total {}",
-            self.accepted.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(s, "# TYPE accord_datasets_rejected_total counter");
-        for (reason, n) in self.rejected.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(s, "accord_datasets_rejected_total{{reason=\"{reason}\"}} {n}");
-        }
-        let _ = writeln!(s, "# TYPE accord_sync_rounds_total counter");
-        let _ = writeln!(
-            s,
-            "accord_sync_rounds_total {}",
-            self.sync_rounds.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(s, "# TYPE accord_sync_failures_total counter");
-        let _ = writeln!(
-            s,
-            "accord_sync_failures_total {}",
-            self.sync_failures.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(s, "# TYPE accord_sync_seconds_total counter");
-        let _ = writeln!(
-            s,
-            "accord_sync_seconds_total {:.6}",
-            self.sync_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let peers = self.peers_up.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(s, "# TYPE accord_peers_up gauge");
-        let _ = writeln!(s, "accord_peers_up {}", peers.values().filter(|u| **u).count());
-        s
+        let mut text = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
     }
 }
 
@@ -147,7 +174,8 @@ mod tests {
         assert!(!text.contains("ZZZ"), "a peer's text became a label: {text}");
         assert!(text.contains("accord_sync_rounds_total 2\n"), "{text}");
         assert!(text.contains("accord_sync_failures_total 1\n"), "{text}");
-        assert!(text.contains("accord_sync_seconds_total 2.000000\n"), "{text}");
+        assert!(text.contains("accord_sync_seconds_total 2.0\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with EOF: {text}");
         assert!(text.contains("accord_peers_up 1\n"), "{text}");
     }
 }
