@@ -6,255 +6,24 @@
 //! with everything persisted, `/metrics` counts what came, and the demo's nodes agree. On failure a test prints the command,
 //! its exit status, stdout and stderr, and the daemons' logs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod cli_support;
 
-use tempfile::TempDir;
+use std::path::Path;
 
-const BIN: &str = env!("CARGO_BIN_EXE_accord");
-
-/// How long anything that should happen "soon" may take on a loaded 2-core machine.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------- running the binary
-
-/// One finished run of the binary, kept whole so a failing assertion can show everything.
-struct Run {
-    command: String,
-    output: Output,
-}
-
-impl Run {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-
-    fn details(&self) -> String {
-        format!(
-            "command: {}\nstatus: {}\n--- stdout\n{}\n--- stderr\n{}\n---",
-            self.command,
-            self.output.status,
-            self.stdout(),
-            String::from_utf8_lossy(&self.output.stderr)
-        )
-    }
-}
-
-/// Runs `accord` in `dir` with the arguments in `line` (split on whitespace).
-fn accord(dir: &Path, line: &str) -> Run {
-    let output = Command::new(BIN)
-        .args(line.split_whitespace())
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
-    Run {
-        command: format!("accord {line}"),
-        output,
-    }
-}
-
-/// Polls `probe` every 100 ms until it returns `Ok`, or fails after `DEADLINE` showing the last
-/// observed state.
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let started = Instant::now();
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(last) if started.elapsed() > DEADLINE => {
-                panic!("{what}: not within {DEADLINE:?}; last observed:\n{last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// `count` ports free a moment ago on 127.0.0.1, distinct from each other.
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
-
-fn last_year() -> i32 {
-    accord::date::Date::today().year - 1
-}
-
-fn is_hex_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-// ---------------------------------------------------------------- daemons
-
-/// One member's files in the site: `<code>.toml` and its store in `<code>/`.
-struct Member {
-    code: &'static str,
-    config: String,
-    data_dir: PathBuf,
-    metrics_port: u16,
-}
-
-impl Member {
-    fn socket(&self) -> PathBuf {
-        self.data_dir.join("admin.sock")
-    }
-
-    /// The HTTP status line and body of a GET on the member's metrics port.
-    fn http_get(&self, path: &str) -> (String, String) {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
-            .unwrap_or_else(|e| panic!("connect to {} metrics: {e}", self.code));
-        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        // HTTP/1.1 keeps a connection open unless asked not to; this reader reads to the end.
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read response");
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
-    }
-
-    /// The value of an unlabelled metric on `/metrics`.
-    fn metric(&self, name: &str) -> f64 {
-        let (status, body) = self.http_get("/metrics");
-        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
-        body.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
-    }
-}
-
-/// An `accord serve` child process. Dropping it kills the daemon, so a failing test leaves no
-/// process behind; its stdout and stderr go to files shown by `log`.
-struct Daemon {
-    code: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, member: &Member) -> Daemon {
-        let log = dir.join(format!("{}.log", member.code));
-        let out = std::fs::File::create(&log).expect("daemon log");
-        let err = out.try_clone().expect("daemon log");
-        let child = Command::new(BIN)
-            .args(["serve", "--config", &member.config])
-            .current_dir(dir)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn accord serve");
-        Daemon {
-            code: member.code,
-            child,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        format!("--- {} daemon log\n{text}---", self.code)
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
-        assert!(kill.success(), "kill -TERM {pid} failed");
-        eventually(&format!("{} exits after SIGTERM", self.code), || {
-            match self.child.try_wait().expect("try_wait") {
-                Some(status) => Ok(status),
-                None => Err(self.log()),
-            }
-        })
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use cli_support::{eventually, free_ports, is_hex_digest, last_year, Daemon, Member, Run, Site};
 
 /// A site with an example PKI for DEU and FRA, synthetic records, and a node config for each
 /// member naming the other as its peer.
-struct Site {
-    dir: TempDir,
-}
-
-impl Site {
-    fn new() -> (Site, [Member; 2]) {
-        let site = Site {
-            dir: TempDir::new().expect("temp dir"),
-        };
-        let year = last_year();
-        site.ok("certs --out pki --countries DEU,FRA");
-        site.ok(&format!(
-            "synth --countries DEU,FRA --year {year} --records 2000 --seed 5 --out records"
-        ));
-        let ports = free_ports(4);
-        let codes = ["DEU", "FRA"];
-        let members = [0, 1].map(|i| site.member(codes[i], (ports[i], ports[2 + i]), codes[1 - i], ports[1 - i]));
-        (site, members)
-    }
-
-    /// `ports`: the exchange port and the metrics port.
-    fn member(&self, code: &'static str, (port, metrics_port): (u16, u16), peer: &str, peer_port: u16) -> Member {
-        let lower = code.to_lowercase();
-        let peer_lower = peer.to_lowercase();
-        let config = format!("{lower}.toml");
-        let text = format!(
-            "country = \"{code}\"\ndata_dir = \"{lower}\"\nlisten = \"127.0.0.1:{port}\"\n\
-             metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
-             consortium = \"pki/consortium.toml\"\n\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{lower}.pem\"\n\
-             key = \"pki/{lower}.key\"\ncrls = []\n\n[signing]\nkey = \"pki/{lower}.sign.pk8\"\n\n\
-             [sync]\ninterval_secs = 2\n\n[[peers]]\ncountry = \"{peer}\"\n\
-             endpoint = \"https://127.0.0.1:{peer_port}\"\ntls_name = \"{peer_lower}.accord\"\n"
-        );
-        std::fs::write(self.dir.path().join(&config), text).expect("write node config");
-        Member {
-            code,
-            config,
-            data_dir: self.dir.path().join(&lower),
-            metrics_port,
-        }
-    }
-
-    fn run(&self, line: &str) -> Run {
-        accord(self.dir.path(), line)
-    }
-
-    fn ok(&self, line: &str) -> Run {
-        let run = self.run(line);
-        assert!(run.output.status.success(), "expected success\n{}", run.details());
-        run
-    }
-
-    fn start(&self, member: &Member) -> Daemon {
-        Daemon::start(self.dir.path(), member)
-    }
-
-    /// `status --format json` of `member`, parsed.
-    fn status(&self, member: &Member) -> serde_json::Value {
-        let run = self.ok(&format!("status --config {} --format json", member.config));
-        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("status is not JSON: {e}\n{}", run.details()))
-    }
+fn two_members() -> (Site, [Member; 2]) {
+    let site = Site::new("DEU,FRA");
+    let year = last_year();
+    site.ok(&format!(
+        "synth --countries DEU,FRA --year {year} --records 2000 --seed 5 --out records"
+    ));
+    let ports = free_ports(4);
+    let codes = ["DEU", "FRA"];
+    let members = [0, 1].map(|i| site.member(codes[i], (ports[i], ports[2 + i]), codes[1 - i], ports[1 - i]));
+    (site, members)
 }
 
 /// The feeds of a `status --format json` as (publisher, seq, digest).
@@ -279,7 +48,7 @@ fn total_records(status: &serde_json::Value) -> u64 {
 }
 
 #[cfg(unix)]
-fn mode(path: &Path) -> u32 {
+fn socket_mode(path: &Path) -> u32 {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(meta.file_type().is_socket(), "{} is a Unix socket", path.display());
@@ -290,7 +59,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
-    let (site, [deu, fra]) = Site::new();
+    let (site, [deu, fra]) = two_members();
     let mut deu_daemon = site.start(&deu);
     let mut fra_daemon = site.start(&fra);
     let logs = |d: &Daemon, f: &Daemon| format!("{}\n{}", d.log(), f.log());
@@ -311,7 +80,12 @@ fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
             status.details()
         );
         #[cfg(unix)]
-        assert_eq!(mode(&member.socket()), 0o600, "mode of {}", member.socket().display());
+        assert_eq!(
+            socket_mode(&member.socket()),
+            0o600,
+            "mode of {}",
+            member.socket().display()
+        );
     }
 
     let rows = std::fs::read_to_string(site.dir.path().join("records/deu.csv"))
@@ -339,14 +113,14 @@ fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
         publish.details()
     );
 
-    let deu_status = site.status(&deu);
+    let deu_status = site.status(&deu.config);
     assert_eq!(total_records(&deu_status), rows, "records by type: {deu_status}");
     let expected_feed = vec![("DEU".to_string(), 1, digest.clone())];
     assert_eq!(feeds(&deu_status), expected_feed, "DEU's feed after publishing");
 
     // The announcement (or the sync loop) brings DEU's entry to FRA.
     let fra_status = eventually("FRA holds DEU's feed", || {
-        let status = site.status(&fra);
+        let status = site.status(&fra.config);
         if feeds(&status) == expected_feed {
             Ok(status)
         } else {
@@ -411,20 +185,20 @@ fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
         "status opened the store directly\n{}",
         direct.details()
     );
-    let after = site.status(&deu);
+    let after = site.status(&deu.config);
     assert_eq!(total_records(&after), rows, "records persisted: {after}");
     assert_eq!(feeds(&after), expected_feed, "DEU's feed persisted");
     assert_eq!(
         after["view_digest"], deu_status["view_digest"],
         "same view after restart"
     );
-    assert_eq!(feeds(&site.status(&fra)), expected_feed, "FRA kept DEU's entry");
+    assert_eq!(feeds(&site.status(&fra.config)), expected_feed, "FRA kept DEU's entry");
 }
 
 #[test]
 fn demo_runs_three_nodes_that_agree_on_the_view() {
-    let dir = TempDir::new().expect("temp dir");
-    let run = accord(dir.path(), "demo --records 3000");
+    let site = Site::empty();
+    let run = site.run("demo --records 3000");
     assert!(run.output.status.success(), "demo exits 0\n{}", run.details());
     let out = run.stdout();
     assert!(
@@ -456,7 +230,7 @@ fn demo_runs_three_nodes_that_agree_on_the_view() {
 /// under one lock, so all succeed with consecutive seqs and the node never forks its own feed.
 #[test]
 fn parallel_publishes_through_a_running_node_get_consecutive_seqs() {
-    let (site, [deu, _fra]) = Site::new();
+    let (site, [deu, _fra]) = two_members();
     let daemon = site.start(&deu);
     eventually("DEU admin socket appears", || {
         if deu.socket().exists() {
@@ -497,7 +271,7 @@ fn parallel_publishes_through_a_running_node_get_consecutive_seqs() {
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=8).collect::<Vec<u64>>(), "consecutive seqs, none repeated");
-    let status = site.status(&deu);
+    let status = site.status(&deu.config);
     assert_eq!(
         feeds(&status)
             .iter()

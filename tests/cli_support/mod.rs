@@ -1,12 +1,14 @@
 //! What the `accord` CLI tests share: running the binary and keeping its output whole for
-//! failure messages (`Run`), a temporary site with an example PKI and node configs (`Site`), and
-//! small file helpers. Each test file that says `mod cli_support;` compiles its own copy, so not
+//! failure messages (`Run`), a temporary site with an example PKI and node configs (`Site`),
+//! `accord serve` daemons of its members (`Member`, `Daemon`), `eventually`, and small file
+//! helpers. Each test file that says `mod cli_support;` compiles its own copy, so not
 //! every helper is used by every file.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -196,6 +198,33 @@ impl Site {
         file
     }
 
+    /// `ports`: the exchange port and the metrics port.
+    pub fn member(&self, code: &'static str, (port, metrics_port): (u16, u16), peer: &str, peer_port: u16) -> Member {
+        let lower = code.to_lowercase();
+        let peer_lower = peer.to_lowercase();
+        let config = format!("{lower}.toml");
+        let text = format!(
+            "country = \"{code}\"\ndata_dir = \"{lower}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+             consortium = \"pki/consortium.toml\"\n\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{lower}.pem\"\n\
+             key = \"pki/{lower}.key\"\ncrls = []\n\n[signing]\nkey = \"pki/{lower}.sign.pk8\"\n\n\
+             [sync]\ninterval_secs = 2\n\n[[peers]]\ncountry = \"{peer}\"\n\
+             endpoint = \"https://127.0.0.1:{peer_port}\"\ntls_name = \"{peer_lower}.accord\"\n"
+        );
+        self.write(&config, &text);
+        Member {
+            code,
+            config,
+            data_dir: self.dir.path().join(&lower),
+            metrics_port,
+        }
+    }
+
+    /// Starts `accord serve` for `member` in this site.
+    pub fn start(&self, member: &Member) -> Daemon {
+        Daemon::start(self.dir.path(), member)
+    }
+
     /// `accord synth` for DEU, FRA and ITA into `out`.
     pub fn synth(&self, records: u64, seed: u64, out: &str) {
         let year = last_year().to_string();
@@ -237,6 +266,137 @@ impl Site {
         self.ok(&format!("publish --config {config} --cube flows --period {period}"));
         config
     }
+}
+
+// ---------------------------------------------------------------- daemons
+
+/// How long anything that should happen "soon" may take on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `probe` every 100 ms until it returns `Ok`, or fails after [`DEADLINE`] showing the
+/// last observed state.
+pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let started = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if started.elapsed() > DEADLINE => {
+                panic!("{what}: not within {DEADLINE:?}; last observed:\n{last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// One member's files in the site: `<code>.toml` and its store in `<code>/`.
+pub struct Member {
+    pub code: &'static str,
+    pub config: String,
+    pub data_dir: PathBuf,
+    pub metrics_port: u16,
+}
+
+impl Member {
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+
+    /// The HTTP status line and body of a GET on the member's metrics port.
+    pub fn http_get(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .unwrap_or_else(|e| panic!("connect to {} metrics: {e}", self.code));
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        // HTTP/1.1 keeps a connection open unless asked not to; this reader reads to the end.
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    }
+
+    /// The value of an unlabelled metric on `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (status, body) = self.http_get("/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+    }
+}
+
+/// An `accord serve` child process. Dropping it kills the daemon, so a failing test leaves no
+/// process behind; its stdout and stderr go to files shown by `log`.
+pub struct Daemon {
+    pub code: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(dir: &Path, member: &Member) -> Daemon {
+        let log = dir.join(format!("{}.log", member.code));
+        let out = std::fs::File::create(&log).expect("daemon log");
+        let err = out.try_clone().expect("daemon log");
+        let child = Command::new(BIN)
+            .args(["serve", "--config", &member.config])
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn accord serve");
+        Daemon {
+            code: member.code,
+            child,
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("--- {} daemon log\n{text}---", self.code)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(kill.success(), "kill -TERM {pid} failed");
+        eventually(&format!("{} exits after SIGTERM", self.code), || {
+            match self.child.try_wait().expect("try_wait") {
+                Some(status) => Ok(status),
+                None => Err(self.log()),
+            }
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `count` ports free a moment ago on 127.0.0.1, distinct from each other (all are held until
+/// every one is chosen).
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
 }
 
 /// A port free a moment ago on 127.0.0.1 (the CLI never binds it without a daemon).
