@@ -141,25 +141,28 @@ fn state<'a>(guard: &'a MutexGuard<'_, Option<State>>) -> &'a State {
         .expect("Index::built fills the state before returning the guard")
 }
 
-/// Reads the datasets of a snapshot from the store. They were verified when accepted (or when
-/// the index was built); the store is this node's own, so they are only decoded here.
-pub(super) fn datasets(store: &Store, snapshot: &Snapshot, limits: &Limits) -> Result<Vec<AcceptedDataset>, NodeError> {
-    let mut out = Vec::with_capacity(snapshot.latest.len());
-    for ((publisher, _, _), revision) in &snapshot.latest {
+/// Reads the datasets of a snapshot from the store, one at a time as the iterator is driven.
+/// They were verified when accepted (or when the index was built); the store is this node's
+/// own, so they are only decoded here.
+pub(super) fn datasets<'a>(
+    store: &'a Store,
+    snapshot: &'a Snapshot,
+    limits: &'a Limits,
+) -> impl Iterator<Item = Result<AcceptedDataset, NodeError>> + 'a {
+    snapshot.latest.iter().map(move |((publisher, _, _), revision)| {
         let corrupt = || StoreError::Corrupt {
             path: store.path().to_path_buf(),
             key: format!("f:{publisher}/{}", revision.seq),
         };
         let entry = store.entry(*publisher, revision.seq)?.ok_or_else(corrupt)?;
         let dataset = Dataset::decode(&entry.payload, limits.max_cells).map_err(|_| corrupt())?;
-        out.push(AcceptedDataset {
+        Ok(AcceptedDataset {
             publisher: *publisher,
             seq: revision.seq,
             digest: revision.digest,
             dataset,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 /// Verifies every stored entry once under the consortium in force.

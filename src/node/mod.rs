@@ -248,7 +248,7 @@ impl Node {
         let snapshot = self
             .current
             .snapshot(&self.store, &self.config.consortium, &self.limits)?;
-        current::datasets(&self.store, &snapshot, &self.limits)
+        current::datasets(&self.store, &snapshot, &self.limits).collect()
     }
 
     /// The view digest.
@@ -263,9 +263,16 @@ impl Node {
         if let Some(cached) = snapshot.cached.clone() {
             return Ok(cached);
         }
-        let accepted = current::datasets(&self.store, &snapshot, &self.limits)?;
-        let view = Arc::new(crate::reconcile::compute(&accepted, &self.config.consortium.reconcile));
-        drop(accepted);
+        // Each dataset is decoded, read into the view and dropped before the next: the view
+        // never needs every decoded dataset at once.
+        let mut failure = None;
+        let datasets = current::datasets(&self.store, &snapshot, &self.limits)
+            .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
+        let view = crate::reconcile::compute_current(datasets, &self.config.consortium.reconcile);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let view = Arc::new(view);
         let digest = view.digest();
         self.current.cache_view(snapshot.generation, view.clone(), digest);
         Ok((view, digest))

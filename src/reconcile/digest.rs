@@ -412,6 +412,26 @@ mod tests {
         }
 
         #[test]
+        fn the_view_read_one_current_dataset_at_a_time_is_the_same_view(
+            inputs in arbitrary_inputs().prop_shuffle()
+        ) {
+            // What a node does: keep only the latest revision of each (publisher, cube, period)
+            // and hand the datasets over one by one, owned, in any order.
+            let whole = compute(&inputs, &settings());
+            let current: Vec<_> = inputs
+                .iter()
+                .filter(|a| {
+                    whole.inputs.get(&(a.publisher, a.dataset.cube, a.dataset.period)).map(|s| s.digest)
+                        == Some(a.digest)
+                })
+                .cloned()
+                .collect();
+            let streamed = super::super::compute_current(current.into_iter().rev(), &settings());
+            prop_assert_eq!(&streamed, &whole);
+            prop_assert_eq!(streamed.digest(), whole.digest());
+        }
+
+        #[test]
         fn changing_one_value_changes_the_digest(inputs in arbitrary_inputs(), bump in 1u64..5) {
             // Raise the first published value of the latest revision of the first dataset.
             let view = compute(&inputs, &settings());

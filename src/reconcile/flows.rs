@@ -11,48 +11,49 @@ use crate::model::{CellValue, Cube, Period};
 use crate::model::{Definition, Disclosure, Reconcile};
 
 use super::{
-    asymmetry, flagged, reconcile_figure, Latest, MirrorKey, MirrorRow, Note, PairKey, PairTotal, Reported, Side,
+    asymmetry, flagged, reconcile_figure, Latest, Meta, MirrorKey, MirrorRow, Note, PairKey, PairTotal, Reported, Side,
     SideTotal, Source,
 };
 
 /// The cells found for one key: (sender's OUT cell, receiver's IN cell).
 type Meeting = (Option<CellValue>, Option<CellValue>);
 
-/// Builds mirror rows and pair totals, adding notes on unreadable cells and on pairs whose two
-/// sides cannot be compared like for like.
-pub(super) fn mirror(
-    latest: &Latest<'_>,
-    settings: &Reconcile,
-    notes: &mut BTreeSet<Note>,
-) -> (BTreeMap<MirrorKey, MirrorRow>, BTreeMap<PairKey, PairTotal>) {
-    let mut meetings: BTreeMap<MirrorKey, Meeting> = BTreeMap::new();
-    for (&(publisher, cube, period), accepted) in latest {
-        if cube != Cube::Flows {
-            continue;
-        }
-        for cell in &accepted.dataset.cells {
-            let placed = place(publisher, period, &cell.key);
-            match placed {
-                Ok((key, Direction::Out)) => meetings.entry(key).or_default().0 = Some(cell.value),
-                Ok((key, Direction::In)) => meetings.entry(key).or_default().1 = Some(cell.value),
-                Err(reason) => {
-                    notes.insert(Note {
-                        pair: None,
-                        text: format!(
-                            "{publisher} flows {period} (seq {}): cell {:?} left out: {reason}",
-                            accepted.seq, cell.key
-                        ),
-                    });
-                }
+/// Cells met so far, by row key.
+pub(super) type Meetings = BTreeMap<MirrorKey, Meeting>;
+
+/// Places one `flows` dataset's cells on their rows, noting cells it cannot place.
+pub(super) fn read(meetings: &mut Meetings, accepted: &AcceptedDataset, notes: &mut BTreeSet<Note>) {
+    let (publisher, period) = (accepted.publisher, accepted.dataset.period);
+    for cell in &accepted.dataset.cells {
+        match place(publisher, period, &cell.key) {
+            Ok((key, Direction::Out)) => meetings.entry(key).or_default().0 = Some(cell.value),
+            Ok((key, Direction::In)) => meetings.entry(key).or_default().1 = Some(cell.value),
+            Err(reason) => {
+                notes.insert(Note {
+                    pair: None,
+                    text: format!(
+                        "{publisher} flows {period} (seq {}): cell {:?} left out: {reason}",
+                        accepted.seq, cell.key
+                    ),
+                });
             }
         }
     }
+}
 
+/// Turns the cells met into mirror rows and pair totals, adding notes on pairs whose two sides
+/// cannot be compared like for like.
+pub(super) fn mirror(
+    meetings: Meetings,
+    latest: &Latest,
+    settings: &Reconcile,
+    notes: &mut BTreeSet<Note>,
+) -> (BTreeMap<MirrorKey, MirrorRow>, BTreeMap<PairKey, PairTotal>) {
     // One shared source per flows dataset; every row of that dataset points at it.
     let sources: BTreeMap<(Country, Period), Arc<Source>> = latest
         .iter()
         .filter(|((_, cube, _), _)| *cube == Cube::Flows)
-        .map(|(&(publisher, _, period), accepted)| ((publisher, period), Arc::new(Source::of(accepted))))
+        .map(|(&(publisher, _, period), meta)| ((publisher, period), Arc::new(meta.source)))
         .collect();
     // Collected from a sorted iterator, the map is bulk-built with full nodes.
     let rows: BTreeMap<MirrorKey, MirrorRow> = meetings
@@ -210,7 +211,7 @@ fn totals(rows: &BTreeMap<MirrorKey, MirrorRow>, settings: &Reconcile) -> BTreeM
 }
 
 /// Notes on what makes a pair's two sides differ beyond the figures themselves.
-fn pair_notes(latest: &Latest<'_>, pair: PairKey, notes: &mut BTreeSet<Note>) {
+fn pair_notes(latest: &Latest, pair: PairKey, notes: &mut BTreeSet<Note>) {
     let sender = latest.get(&(pair.origin, Cube::Flows, pair.period));
     let receiver = latest.get(&(pair.destination, Cube::Flows, pair.period));
     let mut add = |text: String| {
@@ -227,11 +228,11 @@ fn pair_notes(latest: &Latest<'_>, pair: PairKey, notes: &mut BTreeSet<Note>) {
             ));
         }
     }
-    for accepted in [sender, receiver].into_iter().flatten() {
-        if let Disclosure::CellKey { .. } = accepted.dataset.disclosure {
+    for meta in [sender, receiver].into_iter().flatten() {
+        if let Disclosure::CellKey { .. } = meta.disclosure {
             add(format!(
                 "{} figures are perturbed (cell-key method)",
-                accepted.publisher
+                meta.source.publisher
             ));
         }
     }
@@ -246,8 +247,8 @@ fn pair_notes(latest: &Latest<'_>, pair: PairKey, notes: &mut BTreeSet<Note>) {
     }
 }
 
-fn definition_difference(sender: &AcceptedDataset, receiver: &AcceptedDataset) -> Option<String> {
-    let (a, b): (Definition, Definition) = (sender.dataset.definition, receiver.dataset.definition);
+fn definition_difference(sender: &Meta, receiver: &Meta) -> Option<String> {
+    let (a, b): (Definition, Definition) = (sender.definition, receiver.definition);
     let mut parts = Vec::new();
     if a.min_duration_months != b.min_duration_months {
         parts.push(format!(
@@ -265,15 +266,15 @@ fn definition_difference(sender: &AcceptedDataset, receiver: &AcceptedDataset) -
     (!parts.is_empty()).then(|| {
         format!(
             "{} and {} use different definitions: {}",
-            sender.publisher,
-            receiver.publisher,
+            sender.source.publisher,
+            receiver.source.publisher,
             parts.join("; ")
         )
     })
 }
 
-fn disclosure_difference(sender: &AcceptedDataset, receiver: &AcceptedDataset) -> Option<String> {
-    let (a, b) = (sender.dataset.disclosure, receiver.dataset.disclosure);
+fn disclosure_difference(sender: &Meta, receiver: &Meta) -> Option<String> {
+    let (a, b) = (sender.disclosure, receiver.disclosure);
     if a == b {
         return None;
     }
@@ -284,8 +285,8 @@ fn disclosure_difference(sender: &AcceptedDataset, receiver: &AcceptedDataset) -
     };
     Some(format!(
         "{} and {} use different {what}: {} vs {}",
-        sender.publisher,
-        receiver.publisher,
+        sender.source.publisher,
+        receiver.source.publisher,
         describe(a),
         describe(b)
     ))

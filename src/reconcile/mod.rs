@@ -34,7 +34,7 @@ use std::sync::Arc;
 use crate::dataset::{AcceptedDataset, Code};
 use crate::model::Country;
 use crate::model::{Cube, Period};
-use crate::model::{Reconcile, Rule};
+use crate::model::{Definition, Disclosure, Reconcile, Rule};
 
 pub use fidelity::{pair_total_mape, read_truth, TruthError};
 pub use lines::ViewFilter;
@@ -214,23 +214,63 @@ pub struct View {
     pub notes: BTreeSet<Note>,
 }
 
-/// The latest revision of every (publisher, cube, period).
-type Latest<'a> = BTreeMap<(Country, Cube, Period), &'a AcceptedDataset>;
+/// What the view keeps of a dataset once its cells are read: where it came from and how it was
+/// made (for the notes on pairs whose sides differ).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Meta {
+    source: Source,
+    definition: Definition,
+    disclosure: Disclosure,
+}
+
+/// The current dataset of every (publisher, cube, period), as metadata.
+type Latest = BTreeMap<(Country, Cube, Period), Meta>;
 
 /// Builds the common view from the accepted datasets. The result depends only on the set of
 /// datasets, never on their order in the slice.
 pub fn compute(accepted: &[AcceptedDataset], settings: &Reconcile) -> View {
-    let latest = latest_revisions(accepted);
+    compute_current(latest_revisions(accepted).into_values(), settings)
+}
+
+/// Builds the common view from the current revision of each (publisher, cube, period), read one
+/// at a time: each dataset may be dropped as soon as the next is asked for, so a caller that
+/// loads them from storage holds one decoded dataset, never all of them. A second dataset for a
+/// (publisher, cube, period) already read is ignored (callers pass the latest revisions only).
+/// The result depends only on the set of datasets, never on their order.
+pub fn compute_current<D: std::borrow::Borrow<AcceptedDataset>>(
+    current: impl IntoIterator<Item = D>,
+    settings: &Reconcile,
+) -> View {
+    let mut latest = Latest::new();
     let mut notes = BTreeSet::new();
-    let (rows, pairs) = flows::mirror(&latest, settings, &mut notes);
-    let side_by_side = side_by_side::merge(&latest, &mut notes);
+    let mut meetings = flows::Meetings::new();
+    let mut side_cells = side_by_side::Cells::new();
+    for accepted in current {
+        let accepted = accepted.borrow();
+        let d = &accepted.dataset;
+        let key = (accepted.publisher, d.cube, d.period);
+        if latest.contains_key(&key) {
+            continue;
+        }
+        latest.insert(
+            key,
+            Meta {
+                source: Source::of(accepted),
+                definition: d.definition,
+                disclosure: d.disclosure,
+            },
+        );
+        match d.cube {
+            Cube::Flows => flows::read(&mut meetings, accepted, &mut notes),
+            Cube::Asylum | Cube::Permits => side_by_side::read(&mut side_cells, accepted, &mut notes),
+        }
+    }
+    let (rows, pairs) = flows::mirror(meetings, &latest, settings, &mut notes);
+    let side_by_side = side_by_side::merge(side_cells, &latest);
     View {
         rule: settings.rule,
         asymmetry_flag: settings.asymmetry_flag,
-        inputs: latest
-            .iter()
-            .map(|(key, accepted)| (*key, Source::of(accepted)))
-            .collect(),
+        inputs: latest.iter().map(|(key, meta)| (*key, meta.source)).collect(),
         pairs,
         rows,
         side_by_side,
@@ -241,8 +281,8 @@ pub fn compute(accepted: &[AcceptedDataset], settings: &Reconcile) -> View {
 /// For each (publisher, cube, period) the highest `seq`. Two entries with the same seq cannot
 /// both be accepted unless a fork slipped through; then the smaller digest wins, so every node
 /// still picks the same one.
-fn latest_revisions(accepted: &[AcceptedDataset]) -> Latest<'_> {
-    let mut latest: Latest<'_> = BTreeMap::new();
+fn latest_revisions(accepted: &[AcceptedDataset]) -> BTreeMap<(Country, Cube, Period), &AcceptedDataset> {
+    let mut latest: BTreeMap<(Country, Cube, Period), &AcceptedDataset> = BTreeMap::new();
     for candidate in accepted {
         let key = (candidate.publisher, candidate.dataset.cube, candidate.dataset.period);
         let newer = match latest.get(&key) {

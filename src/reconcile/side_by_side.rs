@@ -8,46 +8,52 @@ use crate::model::Country;
 use crate::model::{CellValue, Cube, Period};
 
 use super::{Latest, Note, Reported, SideBySideEntry, SideBySideKey, Source};
+use crate::dataset::AcceptedDataset;
 
 type Table = BTreeMap<SideBySideKey, BTreeMap<Country, SideBySideEntry>>;
 
-/// Merges the non-`flows` datasets. A publisher that published a cube and period but has no cell
-/// for a key reported zero there.
-pub(super) fn merge(latest: &Latest<'_>, notes: &mut BTreeSet<Note>) -> Table {
-    // Publishers of each (cube, period), and the cells each published.
-    let mut publishers: BTreeMap<(Cube, Period), BTreeMap<Country, Source>> = BTreeMap::new();
-    let mut cells: BTreeMap<SideBySideKey, BTreeMap<Country, CellValue>> = BTreeMap::new();
-    for (&(publisher, cube, period), accepted) in latest {
-        if cube == Cube::Flows {
+/// The cells read so far, by key and publisher.
+pub(super) type Cells = BTreeMap<SideBySideKey, BTreeMap<Country, CellValue>>;
+
+/// Reads one `asylum` or `permits` dataset's cells, noting cells of the wrong shape.
+pub(super) fn read(cells: &mut Cells, accepted: &AcceptedDataset, notes: &mut BTreeSet<Note>) {
+    let (publisher, cube, period) = (accepted.publisher, accepted.dataset.cube, accepted.dataset.period);
+    let expected = cube.dimensions().len();
+    for cell in &accepted.dataset.cells {
+        if cell.key.len() != expected {
+            notes.insert(Note {
+                pair: None,
+                text: format!(
+                    "{publisher} {cube} {period} (seq {}): cell {:?} left out: expected {expected} dimensions, found {}",
+                    accepted.seq,
+                    cell.key,
+                    cell.key.len()
+                ),
+            });
             continue;
         }
-        publishers
-            .entry((cube, period))
-            .or_default()
-            .insert(publisher, Source::of(accepted));
-        let expected = cube.dimensions().len();
-        for cell in &accepted.dataset.cells {
-            if cell.key.len() != expected {
-                notes.insert(Note {
-                    pair: None,
-                    text: format!(
-                        "{publisher} {cube} {period} (seq {}): cell {:?} left out: expected {expected} dimensions, found {}",
-                        accepted.seq,
-                        cell.key,
-                        cell.key.len()
-                    ),
-                });
-                continue;
-            }
-            let key = SideBySideKey {
-                cube,
-                period,
-                dimensions: cell.key.clone(),
-            };
-            cells.entry(key).or_default().insert(publisher, cell.value);
+        let key = SideBySideKey {
+            cube,
+            period,
+            dimensions: cell.key.clone(),
+        };
+        cells.entry(key).or_default().insert(publisher, cell.value);
+    }
+}
+
+/// Puts every publisher of a key's cube and period beside each other. A publisher that
+/// published a cube and period but has no cell for a key reported zero there.
+pub(super) fn merge(cells: Cells, latest: &Latest) -> Table {
+    // Publishers of each (cube, period).
+    let mut publishers: BTreeMap<(Cube, Period), BTreeMap<Country, Source>> = BTreeMap::new();
+    for (&(publisher, cube, period), meta) in latest {
+        if cube != Cube::Flows {
+            publishers
+                .entry((cube, period))
+                .or_default()
+                .insert(publisher, meta.source);
         }
     }
-
     let mut table = Table::new();
     for (key, published) in cells {
         let Some(group) = publishers.get(&(key.cube, key.period)) else {
