@@ -18,16 +18,18 @@ use super::{
 /// The cells found for one key: (sender's OUT cell, receiver's IN cell).
 type Meeting = (Option<CellValue>, Option<CellValue>);
 
-/// Cells met so far, by row key.
-pub(super) type Meetings = BTreeMap<MirrorKey, Meeting>;
+/// Cells read so far, each with its row key and the side it reports. A flat list (sorted once
+/// every dataset is read) costs about half of a map keyed by row, which matters at the peak of
+/// building a large view.
+pub(super) type Meetings = Vec<(MirrorKey, Direction, CellValue)>;
 
 /// Places one `flows` dataset's cells on their rows, noting cells it cannot place.
 pub(super) fn read(meetings: &mut Meetings, accepted: &AcceptedDataset, notes: &mut BTreeSet<Note>) {
     let (publisher, period) = (accepted.publisher, accepted.dataset.period);
+    meetings.reserve(accepted.dataset.cells.len());
     for cell in &accepted.dataset.cells {
         match place(publisher, period, &cell.key) {
-            Ok((key, Direction::Out)) => meetings.entry(key).or_default().0 = Some(cell.value),
-            Ok((key, Direction::In)) => meetings.entry(key).or_default().1 = Some(cell.value),
+            Ok((key, direction)) => meetings.push((key, direction, cell.value)),
             Err(reason) => {
                 notes.insert(Note {
                     pair: None,
@@ -56,8 +58,7 @@ pub(super) fn mirror(
         .map(|(&(publisher, _, period), meta)| ((publisher, period), Arc::new(meta.source)))
         .collect();
     // Collected from a sorted iterator, the map is bulk-built with full nodes.
-    let rows: BTreeMap<MirrorKey, MirrorRow> = meetings
-        .into_iter()
+    let rows: BTreeMap<MirrorKey, MirrorRow> = meet(meetings)
         .map(|(key, (out_cell, in_cell))| {
             let sender = side(&sources, key.pair.origin, key.pair.period, out_cell);
             let receiver = side(&sources, key.pair.destination, key.pair.period, in_cell);
@@ -80,8 +81,28 @@ pub(super) fn mirror(
     (rows, pairs)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
+/// The cells of each row key, in key order: (sender's OUT cell, receiver's IN cell).
+fn meet(mut cells: Meetings) -> impl Iterator<Item = (MirrorKey, Meeting)> {
+    cells.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut cells = cells.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let (key, direction, value) = cells.next()?;
+        let mut meeting: Meeting = (None, None);
+        let mut put = |direction: Direction, value: CellValue| match direction {
+            Direction::Out => meeting.0 = Some(value),
+            Direction::In => meeting.1 = Some(value),
+        };
+        put(direction, value);
+        // One dataset per (publisher, cube, period) is read, so a key has at most one cell a side.
+        while let Some((_, direction, value)) = cells.next_if(|(next, _, _)| *next == key) {
+            put(direction, value);
+        }
+        Some((key, meeting))
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Direction {
     In,
     Out,
 }
