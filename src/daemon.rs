@@ -102,9 +102,14 @@ pub async fn run(
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ExchangeServer<ExchangeService>>().await;
-    let exchange = ExchangeServer::new(ExchangeService::new(node.clone(), announced_tx))
-        .max_decoding_message_size(MAX_REQUEST_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let exchange = ExchangeServer::new(ExchangeService::new(
+        node.clone(),
+        announced_tx,
+        tasks.clone(),
+        stop_rx.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut stop = stop_rx.clone();
     let peer_server = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_STREAMS_PER_PEER))

@@ -4,8 +4,9 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, store_status, Feeds, MAX_FETCH_ENTRIES};
@@ -20,11 +21,27 @@ pub struct ExchangeService {
     feeds: Arc<dyn Feeds>,
     /// Pull requests for the sync loop (from Announce).
     announced: mpsc::Sender<Country>,
+    /// The daemon's tracker and stop signal: Fetch streams run on them.
+    tasks: TaskTracker,
+    stop: watch::Receiver<bool>,
 }
 
+/// The longest one Fetch stream may take, however slowly the caller reads.
+pub const FETCH_STREAM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl ExchangeService {
-    pub fn new(feeds: Arc<dyn Feeds>, announced: mpsc::Sender<Country>) -> ExchangeService {
-        ExchangeService { feeds, announced }
+    pub fn new(
+        feeds: Arc<dyn Feeds>,
+        announced: mpsc::Sender<Country>,
+        tasks: TaskTracker,
+        stop: watch::Receiver<bool>,
+    ) -> ExchangeService {
+        ExchangeService {
+            feeds,
+            announced,
+            tasks,
+            stop,
+        }
     }
 
     /// The caller's member code from its certificate; it must be a consortium member.
@@ -92,17 +109,27 @@ impl Exchange for ExchangeService {
                 "range of {count} entries exceeds the limit max_fetch_entries ({MAX_FETCH_ENTRIES})"
             )));
         }
+        // Entries are read off the async workers one at a time and handed over as the caller
+        // reads them: a slow reader holds at most the channel's few entries and no thread, the
+        // whole stream has a deadline, and the task stops with the daemon.
         let (tx, rx) = mpsc::channel(4);
-        let feeds = self.feeds.clone();
-        tokio::task::spawn_blocking(move || {
+        let (feeds, mut stop) = (self.feeds.clone(), self.stop.clone());
+        let deadline = tokio::time::Instant::now() + FETCH_STREAM_DEADLINE;
+        self.tasks.spawn(async move {
             for seq in req.from_seq..=req.to_seq {
-                let item = match feeds.entry(publisher, seq) {
+                let f = feeds.clone();
+                let item = match blocking(move || f.entry(publisher, seq)).await {
                     Ok(Some(entry)) => Ok(for_caller(entry, caller)),
                     Ok(None) => break,
                     Err(e) => Err(store_status(e)),
                 };
-                if tx.blocking_send(item).is_err() {
-                    break;
+                tokio::select! {
+                    sent = tx.send(item) => if sent.is_err() { break },
+                    _ = tokio::time::sleep_until(deadline) => {
+                        tracing::warn!(peer = %caller, "fetch stream past its deadline: closed");
+                        break;
+                    }
+                    _ = stop.wait_for(|stopping| *stopping) => break,
                 }
             }
         });
