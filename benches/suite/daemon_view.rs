@@ -1,7 +1,8 @@
 //! Issue 12: `accord view --format csv` through a running daemon, for a view of more than
 //! 100 MB. One node holds 10 members x 12 monthly `flows` datasets of 6,000 cells each
 //! (signed with each member's key and accepted before the daemon starts); `accord serve` runs as
-//! a child process; `accord view` runs against it twice (the first computes the view, the second
+//! a child process (waited for until its log says it started, its entries indexed); `accord
+//! view` runs against it twice (the first computes the view, the second
 //! is served from the view the daemon keeps) while the daemon's resident memory is sampled
 //! every 10 ms. Target: the view arrives whole (it once failed past the 40 MiB message limit)
 //! and the daemon grows by less than 200 MB while serving it.
@@ -77,7 +78,7 @@ pub fn run(fx: &mut Fixture) {
         ),
     );
     line(
-        "daemon RSS: at start / peak in first view / after",
+        "daemon RSS: started / peak in first view / after",
         format!(
             "{:.0} / {:.0} / {:.0} MB",
             mb(started),
@@ -85,18 +86,15 @@ pub fn run(fx: &mut Fixture) {
             mb(holding_view)
         ),
     );
+    let first_growth = mb(first_peak - started);
     let growth = mb(peak - holding_view);
     line(
-        "daemon RSS growth serving the view it holds",
-        format!("{growth:.0} MB (peak {:.0} MB)", mb(peak)),
+        "daemon RSS growth: first view (computes it) / second",
+        format!("{first_growth:.0} MB / {growth:.0} MB"),
     );
     line(
         "TARGET view >= 100 MB, daemon growth < 200 MB",
-        format!(
-            "{} serving a view it holds; the first view after start grows it by {:.0} MB (computing it)",
-            verdict(out_bytes >= 100_000_000 && growth < 200.0),
-            mb(first_peak - started)
-        ),
+        verdict(out_bytes >= 100_000_000 && first_growth < 200.0 && growth < 200.0),
     );
     daemon.stop();
 }
@@ -182,19 +180,26 @@ fn rss_mib(pid: u32) -> f64 {
 struct Daemon(Child);
 
 impl Daemon {
+    /// Starts the daemon and waits until it has started (its stored entries verified and
+    /// indexed, its log says "node started"), so what follows measures the view alone.
     fn start(dir: &Path, config: &Path) -> Daemon {
+        let log = dir.join("serve.log");
+        let out = std::fs::File::create(&log).expect("daemon log");
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
             .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stdout(out.try_clone().expect("daemon log"))
+            .stderr(out)
             .spawn()
             .expect("accord serve");
-        let socket = dir.join("data").join("admin.sock");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "the daemon's admin socket never appeared");
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("node started")
+        {
+            assert!(Instant::now() < deadline, "the daemon never said it started");
             std::thread::sleep(Duration::from_millis(20));
         }
         Daemon(child)

@@ -11,8 +11,8 @@ use crate::model::{CellValue, Cube, Period};
 use crate::model::{Definition, Disclosure, Reconcile};
 
 use super::{
-    asymmetry, flagged, reconcile_figure, Latest, Meta, MirrorKey, MirrorRow, Note, PairKey, PairTotal, Reported, Side,
-    SideTotal, Source,
+    asymmetry, flagged, reconcile_figure, Latest, Meta, MirrorKey, MirrorRow, Note, PairKey, PairTotal, Reported, Rows,
+    Side, SideTotal, Source,
 };
 
 /// The cells found for one key: (sender's OUT cell, receiver's IN cell).
@@ -50,29 +50,30 @@ pub(super) fn mirror(
     latest: &Latest,
     settings: &Reconcile,
     notes: &mut BTreeSet<Note>,
-) -> (BTreeMap<MirrorKey, MirrorRow>, BTreeMap<PairKey, PairTotal>) {
+) -> (Rows, BTreeMap<PairKey, PairTotal>) {
     // One shared source per flows dataset; every row of that dataset points at it.
     let sources: BTreeMap<(Country, Period), Arc<Source>> = latest
         .iter()
         .filter(|((_, cube, _), _)| *cube == Cube::Flows)
         .map(|(&(publisher, _, period), meta)| ((publisher, period), Arc::new(meta.source)))
         .collect();
-    // Collected from a sorted iterator, the map is bulk-built with full nodes.
-    let rows: BTreeMap<MirrorKey, MirrorRow> = meet(meetings)
-        .map(|(key, (out_cell, in_cell))| {
-            let sender = side(&sources, key.pair.origin, key.pair.period, out_cell);
-            let receiver = side(&sources, key.pair.destination, key.pair.period, in_cell);
-            let asym = asymmetry(sender.reported, receiver.reported);
-            let row = MirrorRow {
-                reconciled: reconcile_figure(settings.rule, sender.reported, receiver.reported),
-                sender,
-                receiver,
-                asymmetry: asym,
-                flag: flagged(asym, settings.asymmetry_flag),
-            };
-            (key, row)
-        })
-        .collect();
+    // The cells come out of `meet` in key order, so the rows are pushed in order. The vector
+    // is reserved for a row per cell: pages never written are never resident.
+    let mut sorted = Vec::with_capacity(meetings.len());
+    sorted.extend(meet(meetings).map(|(key, (out_cell, in_cell))| {
+        let sender = side(&sources, key.pair.origin, key.pair.period, out_cell);
+        let receiver = side(&sources, key.pair.destination, key.pair.period, in_cell);
+        let asym = asymmetry(sender.reported, receiver.reported);
+        let row = MirrorRow {
+            reconciled: reconcile_figure(settings.rule, sender.reported, receiver.reported),
+            sender,
+            receiver,
+            asymmetry: asym,
+            flag: flagged(asym, settings.asymmetry_flag),
+        };
+        (key, row)
+    }));
+    let rows = Rows::from_sorted(sorted);
 
     let pairs = totals(&rows, settings);
     for pair in pairs.keys() {
@@ -202,7 +203,7 @@ impl Tally {
 }
 
 /// Sums rows into pair totals. Rows arrive grouped by pair because the pair leads the key.
-fn totals(rows: &BTreeMap<MirrorKey, MirrorRow>, settings: &Reconcile) -> BTreeMap<PairKey, PairTotal> {
+fn totals(rows: &Rows, settings: &Reconcile) -> BTreeMap<PairKey, PairTotal> {
     let mut tallies: BTreeMap<PairKey, (Tally, Tally, Option<u64>, u64)> = BTreeMap::new();
     for (key, row) in rows {
         let (sender, receiver, reconciled, withheld) = tallies.entry(key.pair).or_default();

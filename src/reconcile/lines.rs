@@ -106,7 +106,7 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> impl Iterat
             };
             let rows = view
                 .rows
-                .range(first..)
+                .range_from(&first)
                 .take_while(move |(key, _)| key.pair == pair)
                 .map(move |(key, row)| FlowLine {
                     pair,

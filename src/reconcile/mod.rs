@@ -22,6 +22,7 @@ mod flows;
 mod json;
 mod lines;
 mod render;
+mod rows;
 mod side_by_side;
 mod table;
 
@@ -39,6 +40,7 @@ use crate::model::{Definition, Disclosure, Reconcile, Rule};
 pub use fidelity::{pair_total_mape, read_truth, TruthError};
 pub use lines::ViewFilter;
 pub use render::{render, render_to, Format};
+pub use rows::Rows;
 
 /// What one side reported for one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -208,7 +210,7 @@ pub struct View {
     /// The latest revision used for every (publisher, cube, period).
     pub inputs: BTreeMap<(Country, Cube, Period), Source>,
     pub pairs: BTreeMap<PairKey, PairTotal>,
-    pub rows: BTreeMap<MirrorKey, MirrorRow>,
+    pub rows: Rows,
     /// One entry per publisher that published the row's cube and period.
     pub side_by_side: BTreeMap<SideBySideKey, BTreeMap<Country, SideBySideEntry>>,
     pub notes: BTreeSet<Note>,
