@@ -530,3 +530,66 @@ async fn member_answering_for_another_member_is_refused() {
     drop(node);
     cluster.shutdown().await.unwrap();
 }
+
+/// A member replays conflicting seq-1 headers of another publisher, each with a large payload:
+/// the first conflict is kept as evidence (the signed header alone) and still shown; the others
+/// are reported as forks but add nothing to the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_forks_with_large_payloads_do_not_grow_the_store() {
+    let dir = TempDir::new().unwrap();
+    let mut cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    let ita = running(&cluster, 2);
+    let held = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    let syncer = node.syncer();
+    syncer.pull_from(member(ITA)).await.expect("pull from ITA");
+    let key = signing_key(&cluster.pki, member(ITA));
+    let partners: Vec<String> = accord::model::Country::all_iso()
+        .filter(|c| c.as_str() != ITA)
+        .take(40)
+        .map(|c| c.to_string())
+        .collect();
+    let mut cells = Vec::new();
+    for partner in &partners {
+        for citizenship in &partners {
+            for sex in ["F", "M"] {
+                for band in [
+                    "Y20-24", "Y25-29", "Y30-34", "Y35-39", "Y40-44", "Y45-49", "Y50-54", "Y55-59", "Y60-64",
+                ] {
+                    cells.push(accord::model::Cell {
+                        key: ["OUT", partner, citizenship, sex, band].map(String::from).to_vec(),
+                        value: accord::model::CellValue::Value(7),
+                    });
+                }
+            }
+        }
+    }
+    cells.sort_by(|a, b| a.key.cmp(&b.key));
+    let before = node.status().unwrap().store_bytes;
+    let (rounds, mut sent) = (20u64, 0usize);
+    let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
+    for round in 0..rounds {
+        let mut big = dataset(&node, member(ITA), 1);
+        big.cells = cells.clone();
+        big.cells[0].value = accord::model::CellValue::Value(100 + round);
+        let conflicting = signed(&big, &key, None, now());
+        sent += conflicting.payload.len();
+        evil.serve(vec![head_at(&conflicting)], vec![conflicting]);
+        let sync = syncer.pull_from(member(FRA)).await.expect("pull completes");
+        assert_eq!((sync.forks, sync.appended), (1, 0), "round {round}: {sync:?}");
+    }
+    node.flush().unwrap();
+    let status = node.status().unwrap();
+    let growth = status.store_bytes.saturating_sub(before);
+    assert!(sent > 15 << 20, "the attack sent {sent} bytes of payload");
+    assert!(
+        growth < (sent / 8) as u64,
+        "store grew by {growth} bytes for {sent} bytes of conflicting payloads"
+    );
+    assert_eq!(status.equivocating, vec![ITA.to_string()]);
+    assert_eq!(status.forks.len(), 1, "one piece of evidence: {:?}", status.forks);
+    assert_eq!(status.forks[0].held, accord::hex::encode(&held.digest));
+    evil.stop().await;
+    drop((node, ita, syncer));
+    cluster.shutdown().await.unwrap();
+}

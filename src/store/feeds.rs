@@ -154,12 +154,20 @@ impl Store {
                 self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
             }
             Placement::Fork { .. } => {
-                self.tree
-                    .insert(
-                        fork_key(publisher, v.header().seq, &v.digest()),
-                        v.entry().encode_to_vec(),
-                    )
-                    .map_err(|e| self.sled(e))?;
+                // The first conflicting header proves the equivocation; more add nothing, so a
+                // member replaying forks cannot grow the store. The evidence is the signed
+                // header alone: the payload proves nothing about who signed what.
+                if !self.holds_fork_evidence(publisher)? {
+                    let mut evidence = v.entry().clone();
+                    evidence.payload.clear();
+                    evidence.has_payload = false;
+                    self.tree
+                        .insert(
+                            fork_key(publisher, v.header().seq, &v.digest()),
+                            evidence.encode_to_vec(),
+                        )
+                        .map_err(|e| self.sled(e))?;
+                }
             }
             Placement::Replay => {
                 // The same header may now arrive with the payload this node lacked (it joined
@@ -178,6 +186,16 @@ impl Store {
             Placement::Gap { .. } | Placement::BrokenChain => {}
         }
         Ok(placement)
+    }
+
+    /// Whether fork evidence against `publisher` is held already.
+    fn holds_fork_evidence(&self, publisher: Country) -> Result<bool, StoreError> {
+        let mut prefix = b"x:".to_vec();
+        prefix.extend_from_slice(&publisher.bytes());
+        match self.tree.scan_prefix(&prefix).next() {
+            Some(item) => item.map(|_| true).map_err(|e| self.sled(e)),
+            None => Ok(false),
+        }
     }
 
     /// Seqs of `publisher`'s feed held as header only, oldest first. Sync asks peers for

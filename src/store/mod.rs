@@ -10,7 +10,7 @@
 //! | `t:` | event type code | record count, i64 BE |
 //! | `f:` | publisher (3) + seq (u64 BE) | feed entry, protobuf `Entry` |
 //! | `h:` | publisher (3) | head: seq (u64 BE) + digest (32) |
-//! | `x:` | publisher (3) + seq (u64 BE) + digest (32) | fork evidence, protobuf `Entry` |
+//! | `x:` | publisher (3) + seq (u64 BE) + digest (32) | fork evidence: the first conflicting signed header per publisher, protobuf `Entry` without payload |
 //! | `p:` | peer (3) | peer sync status, JSON |
 //!
 //! The node secret (HMAC key for pseudonyms and cell keys) lives beside the database in
