@@ -593,3 +593,56 @@ async fn repeated_forks_with_large_payloads_do_not_grow_the_store() {
     drop((node, ita, syncer));
     cluster.shutdown().await.unwrap();
 }
+
+/// A member answers Heads with feeds of publishers that do not exist: a few thousand are counted
+/// (a handful kept with their text, none stored); half a million do not even get read, the
+/// answer being over the limit for Heads. Either way the node keeps nothing of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_publisher_heads_are_counted_not_kept() {
+    let dir = TempDir::new().unwrap();
+    let mut cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    let syncer = node.syncer();
+    let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
+    let junk = |n: usize| -> Vec<proto::Head> {
+        (0..n)
+            .map(|i| proto::Head {
+                publisher: format!("Z{i:07}"),
+                seq: 1,
+                digest: vec![7; 32],
+            })
+            .collect()
+    };
+
+    evil.serve(junk(5_000), Vec::new());
+    let sync = syncer.pull_from(member(FRA)).await.expect("pull completes");
+    assert_eq!(sync.rejected_total(), 5_000, "every one counted");
+    assert_eq!(sync.rejected.len(), accord::exchange::sync::MAX_REJECTIONS_KEPT);
+    assert!(
+        sync.rejected.iter().all(|r| r.detail.len() < 64),
+        "{:?}",
+        sync.rejected[0]
+    );
+    let metrics = node.metrics().render();
+    assert!(
+        metrics.contains("accord_datasets_rejected_total{reason=\"unknown_publisher\"} 5000"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("Z000"), "a peer's text became a label");
+
+    evil.serve(junk(500_000), Vec::new());
+    let refused = syncer
+        .pull_from(member(FRA))
+        .await
+        .expect_err("an oversized Heads answer is refused");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("peer FRA") && refused.contains("the limit is: 1048576 bytes"),
+        "the refusal names the peer and the limit: {refused}"
+    );
+    assert!(node.metrics().render().len() < 4096, "metrics stay small");
+    assert_eq!(heads(&node), Vec::new(), "nothing stored");
+    evil.stop().await;
+    drop((node, syncer));
+    cluster.shutdown().await.unwrap();
+}

@@ -27,6 +27,9 @@ pub const MAX_MESSAGE_BYTES: usize = 40 * 1024 * 1024;
 /// Largest request a peer may send: Heads, Fetch and Announce requests are small by nature
 /// (an Announce of every feed in a large consortium is a few kilobytes).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// Largest Heads answer this node reads from a peer: a head is about 50 bytes, so this allows
+/// some 20,000 feeds, far more than any consortium has members.
+pub const MAX_HEADS_BYTES: usize = 1024 * 1024;
 /// Concurrent HTTP/2 streams per peer connection.
 pub const MAX_STREAMS_PER_PEER: u32 = 16;
 

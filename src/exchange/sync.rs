@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tonic::transport::Channel;
 
-use super::{blocking, AcceptError, Feeds, MAX_FETCH_ENTRIES, MAX_MESSAGE_BYTES};
+use super::{blocking, AcceptError, Feeds, MAX_FETCH_ENTRIES, MAX_HEADS_BYTES, MAX_MESSAGE_BYTES};
 use crate::config::Peer;
 use crate::dataset::{EntryHeader, Placement};
 use crate::date::unix_now;
@@ -188,7 +188,10 @@ async fn pull_inner(
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
 ) -> Result<PeerSync, SyncError> {
+    // A Heads answer names one feed per member: it is small, and bounded far below a Fetch.
     let heads = client
+        .clone()
+        .max_decoding_message_size(MAX_HEADS_BYTES)
         .heads(proto::HeadsRequest {})
         .await
         .map_err(|s| rpc_error(peer.country, s))?
