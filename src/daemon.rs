@@ -6,18 +6,19 @@
 //! [`TaskTracker`]; at shutdown the stop signal goes out, the tracker is closed and awaited,
 //! then the store is flushed. Nothing is left running and nothing is polled for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::admin::AdminService;
 use crate::exchange::server::ExchangeService;
-use crate::exchange::{Syncer, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STREAMS_PER_PEER};
+use crate::exchange::sync::MAX_CONCURRENT_PULLS;
+use crate::exchange::{PeerSync, SyncError, Syncer, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STREAMS_PER_PEER};
 use crate::model::Country;
 use crate::node::Node;
 use crate::proto::admin_server::AdminServer;
@@ -201,7 +202,9 @@ fn jitter(base: Duration) -> Duration {
 }
 
 /// Pulls from each peer on a jittered interval, backing off exponentially from failing peers,
-/// and at once from a peer that announces.
+/// and at once from a peer that announces. Each pull is a task of its own (at most
+/// [`MAX_CONCURRENT_PULLS`] at a time, one per peer), so a slow or stuck peer never delays the
+/// others; the pull's own deadline bounds it.
 async fn sync_loop(
     node: Arc<Node>,
     syncer: Arc<Syncer>,
@@ -210,51 +213,80 @@ async fn sync_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let interval = node.config().sync_interval;
-    let mut due: HashMap<Country, Instant> = node
-        .config()
-        .peers
-        .iter()
-        .map(|p| (p.country, Instant::now()))
-        .collect();
+    let peers: Vec<Country> = node.config().peers.iter().map(|p| p.country).collect();
+    let mut due: HashMap<Country, Instant> = peers.iter().map(|p| (*p, Instant::now())).collect();
     let mut failures: HashMap<Country, u32> = HashMap::new();
+    let mut in_flight: HashSet<Country> = HashSet::new();
+    // Peers that announced while a pull from them ran: pulled again when it ends.
+    let mut again: HashSet<Country> = HashSet::new();
+    let (done_tx, mut done) = mpsc::channel::<(Country, Result<PeerSync, SyncError>)>(peers.len().max(1));
+    let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_PULLS));
+    let task_stop = stop.clone();
+    let start = |peer: Country, in_flight: &mut HashSet<Country>| {
+        in_flight.insert(peer);
+        let (syncer, done_tx, slots, mut stop) = (syncer.clone(), done_tx.clone(), slots.clone(), task_stop.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                result = async {
+                    let _slot = slots.acquire().await;
+                    syncer.pull_from(peer).await
+                } => {
+                    let _ = done_tx.send((peer, result)).await;
+                }
+                _ = stop.changed() => {}
+            }
+        });
+    };
     loop {
         let next = due
-            .values()
+            .iter()
+            .filter(|(p, _)| !in_flight.contains(*p))
+            .map(|(_, t)| *t)
             .min()
-            .copied()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        let peer = tokio::select! {
+        tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep_until(next.into()) => {
                 let now = Instant::now();
-                due.iter().find(|(_, t)| **t <= now).map(|(p, _)| *p)
-            }
-            Some(p) = announced.recv() => due.contains_key(&p).then_some(p),
-        };
-        let Some(peer) = peer else { continue };
-        // A slow peer never holds up shutdown.
-        let result = tokio::select! {
-            r = syncer.pull_from(peer) => r,
-            _ = stop.changed() => return,
-        };
-        let wait = match &result {
-            Ok(s) => {
-                failures.remove(&peer);
-                if s.appended > 0 {
-                    tracing::info!(%peer, appended = s.appended, "sync round brought new entries");
-                    // Relay onwards at once: peers of ours may be waiting for these.
-                    syncer.announce_on(&tasks, &stop);
+                let ready: Vec<Country> = due
+                    .iter()
+                    .filter(|(p, t)| **t <= now && !in_flight.contains(*p))
+                    .map(|(p, _)| *p)
+                    .collect();
+                for peer in ready {
+                    start(peer, &mut in_flight);
                 }
-                jitter(interval)
             }
-            Err(e) => {
-                let f = failures.entry(peer).or_insert(0);
-                *f += 1;
-                tracing::warn!(%peer, error = %e, failures = *f, "sync failed");
-                jitter(interval.saturating_mul(1 << (*f).min(6)).min(MAX_BACKOFF))
+            Some(peer) = announced.recv() => {
+                if in_flight.contains(&peer) {
+                    again.insert(peer);
+                } else if due.contains_key(&peer) {
+                    start(peer, &mut in_flight);
+                }
             }
-        };
-        due.insert(peer, Instant::now() + wait);
+            Some((peer, result)) = done.recv() => {
+                in_flight.remove(&peer);
+                let wait = match &result {
+                    Ok(s) => {
+                        failures.remove(&peer);
+                        if s.appended > 0 {
+                            tracing::info!(%peer, appended = s.appended, "sync round brought new entries");
+                            // Relay onwards at once: peers of ours may be waiting for these.
+                            syncer.announce_on(&tasks, &stop);
+                        }
+                        jitter(interval)
+                    }
+                    Err(e) => {
+                        let f = failures.entry(peer).or_insert(0);
+                        *f += 1;
+                        tracing::warn!(%peer, error = %e, failures = *f, "sync failed");
+                        jitter(interval.saturating_mul(1 << (*f).min(6)).min(MAX_BACKOFF))
+                    }
+                };
+                let wait = if again.remove(&peer) { Duration::ZERO } else { wait };
+                due.insert(peer, Instant::now() + wait);
+            }
+        }
     }
 }
 

@@ -646,3 +646,41 @@ async fn unknown_publisher_heads_are_counted_not_kept() {
     drop((node, syncer));
     cluster.shutdown().await.unwrap();
 }
+
+/// A member that never answers (its Heads hangs) while the victim pulls from it: the victim's
+/// daemon still pulls from everyone else at once (pulls run side by side, each with a deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_peer_does_not_hold_up_the_others() {
+    let dir = TempDir::new().unwrap();
+    let mut cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    let ita = running(&cluster, 2);
+    let deu_addr = cluster.nodes[VICTIM].addr;
+    let pki = cluster.pki.clone();
+    let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
+    evil.stall();
+    // FRA announces: DEU's daemon starts a pull from FRA that will not end before its deadline.
+    let config = tls::client_config(&member_files(&pki, member(FRA)), member(DEU)).expect("client config");
+    let mut fra_to_deu = dial(config, deu_addr, member(DEU));
+    fra_to_deu
+        .announce(proto::AnnounceRequest { heads: Vec::new() })
+        .await
+        .expect("announce accepted");
+
+    // ITA publishes and announces: DEU's daemon pulls from ITA meanwhile.
+    let published = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    ita.syncer().announce_all().await;
+    eventually("DEU holds ITA's new entry while the pull from FRA hangs", || match node
+        .head(member(ITA))
+        .map_err(|e| e.to_string())?
+    {
+        Some(h) if h.digest == published.digest => Ok(()),
+        other => Err(format!("DEU holds ITA at {other:?}")),
+    })
+    .await;
+    assert_serves_honest_peer(&cluster, VICTIM, 2).await;
+    drop((node, ita, fra_to_deu));
+    // The victim first: its daemon drops the hanging pull at once, which frees the stalled server.
+    cluster.shutdown().await.unwrap();
+    evil.stop().await;
+}

@@ -105,6 +105,11 @@ fn quoted(text: &str) -> String {
     format!("{shown:?}{more}")
 }
 
+/// The longest one pull from one peer may take, start to end.
+pub const PULL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+/// Peers pulled at once.
+pub const MAX_CONCURRENT_PULLS: usize = 4;
+
 /// Refusals kept with their text per pull: a peer that sends a million bad heads costs a count,
 /// not a million lines.
 pub const MAX_REJECTIONS_KEPT: usize = 64;
@@ -173,7 +178,18 @@ pub async fn pull(
 ) -> Result<PeerSync, SyncError> {
     let started_at = unix_now();
     let started = std::time::Instant::now();
-    let result = pull_inner(feeds, peer, client).await;
+    // The whole pull has a deadline: a peer that answers slowly (or not at all, after a start)
+    // costs at most this, however it paces its answers.
+    let result = match tokio::time::timeout(PULL_DEADLINE, pull_inner(feeds, peer, client)).await {
+        Ok(result) => result,
+        Err(_) => Err(SyncError::Rpc {
+            peer: peer.country,
+            message: format!(
+                "the pull did not finish within {} s (pull_deadline)",
+                PULL_DEADLINE.as_secs()
+            ),
+        }),
+    };
     let f = feeds.clone();
     let (country, took) = (peer.country, started.elapsed());
     blocking(move || {
@@ -458,14 +474,21 @@ impl Syncer {
         }
     }
 
-    /// Pulls from every configured peer, one after another (a small consortium; ordering
-    /// keeps load on each peer low), and returns each outcome.
+    /// Pulls from every configured peer, [`MAX_CONCURRENT_PULLS`] at a time, and returns each
+    /// outcome in the configured order.
     pub async fn pull_all(&self) -> Vec<(Country, Result<PeerSync, SyncError>)> {
-        let mut out = Vec::new();
-        for p in self.peers.clone() {
-            out.push((p.country, self.pull_from(p.country).await));
-        }
-        out
+        use futures_util::stream::{self, StreamExt};
+        // Several peers at once, so one slow peer does not hold up the others; the results in
+        // the configured order.
+        let countries: Vec<Country> = self.peers.iter().map(|p| p.country).collect();
+        let mut out: Vec<(usize, Country, Result<PeerSync, SyncError>)> =
+            stream::iter(countries.into_iter().enumerate())
+                .map(|(i, peer)| async move { (i, peer, self.pull_from(peer).await) })
+                .buffer_unordered(MAX_CONCURRENT_PULLS)
+                .collect()
+                .await;
+        out.sort_by_key(|(i, _, _)| *i);
+        out.into_iter().map(|(_, peer, result)| (peer, result)).collect()
     }
 
     /// Announces our heads to every peer in a task on `tasks`, which gives up when `stop`

@@ -322,6 +322,8 @@ pub fn now() -> i64 {
 pub struct Script {
     heads: Vec<proto::Head>,
     entries: Vec<proto::Entry>,
+    /// Heads never answers: every pull from this member hangs.
+    stalled: bool,
 }
 
 pub struct MaliciousExchange {
@@ -333,7 +335,13 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<proto::Entry, Status>> + Sen
 #[tonic::async_trait]
 impl Exchange for MaliciousExchange {
     async fn heads(&self, _: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
-        let heads = self.script.lock().unwrap_or_else(|p| p.into_inner()).heads.clone();
+        let (heads, stalled) = {
+            let script = self.script.lock().unwrap_or_else(|p| p.into_inner());
+            (script.heads.clone(), script.stalled)
+        };
+        if stalled {
+            std::future::pending::<()>().await;
+        }
         Ok(Response::new(proto::HeadsResponse { heads }))
     }
 
@@ -381,7 +389,16 @@ impl MaliciousMember {
     }
 
     pub fn serve(&self, heads: Vec<proto::Head>, entries: Vec<proto::Entry>) {
-        *self.script.lock().unwrap_or_else(|p| p.into_inner()) = Script { heads, entries };
+        *self.script.lock().unwrap_or_else(|p| p.into_inner()) = Script {
+            heads,
+            entries,
+            stalled: false,
+        };
+    }
+
+    /// From now on, never answer Heads.
+    pub fn stall(&self) {
+        self.script.lock().unwrap_or_else(|p| p.into_inner()).stalled = true;
     }
 
     pub async fn stop(self) {
