@@ -1,6 +1,8 @@
 //! What the hostile-peer tests share: a cluster with a victim and a member that turns hostile,
 //! clients that misbehave at the TLS layer, entries signed by hand, log capture, and a malicious
-//! member's `Exchange` server that serves whatever a test scripts.
+//! member's `Exchange` server that serves whatever a test scripts. Each test file that says
+//! `mod hostile_support;` compiles its own copy, so not every helper is used by every file.
+#![allow(dead_code)]
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,0 +1,169 @@
+//! Attacks on a node's resources by a member holding a real certificate, against real nodes
+//! over mutual TLS on 127.0.0.1: forks replayed with large payloads, Heads answers naming
+//! publishers that do not exist, and a peer that never answers. Each test asserts the node keeps
+//! what it must (the evidence, the counts) and nothing more, and goes on serving and syncing with
+//! honest members. Attacks on authenticity (forged, tampered, replayed entries) are in
+//! `tests/hostile.rs`.
+
+use accord::model::{Cube, Period};
+use accord::proto;
+use accord::tls;
+use tempfile::TempDir;
+
+mod hostile_support;
+
+use hostile_support::*;
+
+/// A member replays conflicting seq-1 headers of another publisher, each with a large payload:
+/// the first conflict is kept as evidence (the signed header alone) and still shown; the others
+/// are reported as forks but add nothing to the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_forks_with_large_payloads_do_not_grow_the_store() {
+    let dir = TempDir::new().unwrap();
+    let mut cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    let ita = running(&cluster, 2);
+    let held = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    let syncer = node.syncer();
+    syncer.pull_from(member(ITA)).await.expect("pull from ITA");
+    let key = signing_key(&cluster.pki, member(ITA));
+    let partners: Vec<String> = accord::model::Country::all_iso()
+        .filter(|c| c.as_str() != ITA)
+        .take(40)
+        .map(|c| c.to_string())
+        .collect();
+    let mut cells = Vec::new();
+    for partner in &partners {
+        for citizenship in &partners {
+            for sex in ["F", "M"] {
+                for band in [
+                    "Y20-24", "Y25-29", "Y30-34", "Y35-39", "Y40-44", "Y45-49", "Y50-54", "Y55-59", "Y60-64",
+                ] {
+                    cells.push(accord::model::Cell {
+                        key: ["OUT", partner, citizenship, sex, band].map(String::from).to_vec(),
+                        value: accord::model::CellValue::Value(7),
+                    });
+                }
+            }
+        }
+    }
+    cells.sort_by(|a, b| a.key.cmp(&b.key));
+    let before = node.status().unwrap().store_bytes;
+    let (rounds, mut sent) = (20u64, 0usize);
+    let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
+    for round in 0..rounds {
+        let mut big = dataset(&node, member(ITA), 1);
+        big.cells = cells.clone();
+        big.cells[0].value = accord::model::CellValue::Value(100 + round);
+        let conflicting = signed(&big, &key, None, now());
+        sent += conflicting.payload.len();
+        evil.serve(vec![head_at(&conflicting)], vec![conflicting]);
+        let sync = syncer.pull_from(member(FRA)).await.expect("pull completes");
+        assert_eq!((sync.forks, sync.appended), (1, 0), "round {round}: {sync:?}");
+    }
+    node.flush().unwrap();
+    let status = node.status().unwrap();
+    let growth = status.store_bytes.saturating_sub(before);
+    assert!(sent > 15 << 20, "the attack sent {sent} bytes of payload");
+    assert!(
+        growth < (sent / 8) as u64,
+        "store grew by {growth} bytes for {sent} bytes of conflicting payloads"
+    );
+    assert_eq!(status.equivocating, vec![ITA.to_string()]);
+    assert_eq!(status.forks.len(), 1, "one piece of evidence: {:?}", status.forks);
+    assert_eq!(status.forks[0].held, accord::hex::encode(&held.digest));
+    evil.stop().await;
+    drop((node, ita, syncer));
+    cluster.shutdown().await.unwrap();
+}
+
+/// A member answers Heads with feeds of publishers that do not exist: a few thousand are counted
+/// (a handful kept with their text, none stored); half a million do not even get read, the
+/// answer being over the limit for Heads. Either way the node keeps nothing of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_publisher_heads_are_counted_not_kept() {
+    let dir = TempDir::new().unwrap();
+    let mut cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    let syncer = node.syncer();
+    let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
+    let junk = |n: usize| -> Vec<proto::Head> {
+        (0..n)
+            .map(|i| proto::Head {
+                publisher: format!("Z{i:07}"),
+                seq: 1,
+                digest: vec![7; 32],
+            })
+            .collect()
+    };
+
+    evil.serve(junk(5_000), Vec::new());
+    let sync = syncer.pull_from(member(FRA)).await.expect("pull completes");
+    assert_eq!(sync.rejected_total(), 5_000, "every one counted");
+    assert_eq!(sync.rejected.len(), accord::exchange::sync::MAX_REJECTIONS_KEPT);
+    assert!(
+        sync.rejected.iter().all(|r| r.detail.len() < 64),
+        "{:?}",
+        sync.rejected[0]
+    );
+    let metrics = node.metrics().render();
+    assert!(
+        metrics.contains("accord_datasets_rejected_total{reason=\"unknown_publisher\"} 5000"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("Z000"), "a peer's text became a label");
+
+    evil.serve(junk(500_000), Vec::new());
+    let refused = syncer
+        .pull_from(member(FRA))
+        .await
+        .expect_err("an oversized Heads answer is refused");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("peer FRA") && refused.contains("the limit is: 1048576 bytes"),
+        "the refusal names the peer and the limit: {refused}"
+    );
+    assert!(node.metrics().render().len() < 4096, "metrics stay small");
+    assert_eq!(heads(&node), Vec::new(), "nothing stored");
+    evil.stop().await;
+    drop((node, syncer));
+    cluster.shutdown().await.unwrap();
+}
+
+/// A member that never answers (its Heads hangs) while the victim pulls from it: the victim's
+/// daemon still pulls from everyone else at once (pulls run side by side, each with a deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_peer_does_not_hold_up_the_others() {
+    let dir = TempDir::new().unwrap();
+    let mut cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    let ita = running(&cluster, 2);
+    let deu_addr = cluster.nodes[VICTIM].addr;
+    let pki = cluster.pki.clone();
+    let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
+    evil.stall();
+    // FRA announces: DEU's daemon starts a pull from FRA that will not end before its deadline.
+    let config = tls::client_config(&member_files(&pki, member(FRA)), member(DEU)).expect("client config");
+    let mut fra_to_deu = dial(config, deu_addr, member(DEU));
+    fra_to_deu
+        .announce(proto::AnnounceRequest { heads: Vec::new() })
+        .await
+        .expect("announce accepted");
+
+    // ITA publishes and announces: DEU's daemon pulls from ITA meanwhile.
+    let published = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    ita.syncer().announce_all().await;
+    eventually("DEU holds ITA's new entry while the pull from FRA hangs", || match node
+        .head(member(ITA))
+        .map_err(|e| e.to_string())?
+    {
+        Some(h) if h.digest == published.digest => Ok(()),
+        other => Err(format!("DEU holds ITA at {other:?}")),
+    })
+    .await;
+    assert_serves_honest_peer(&cluster, VICTIM, 2).await;
+    drop((node, ita, fra_to_deu));
+    // The victim first: its daemon drops the hanging pull at once, which frees the stalled server.
+    cluster.shutdown().await.unwrap();
+    evil.stop().await;
+}
