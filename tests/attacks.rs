@@ -167,3 +167,31 @@ async fn a_stalled_peer_does_not_hold_up_the_others() {
     cluster.shutdown().await.unwrap();
     evil.stop().await;
 }
+
+/// Strangers open hundreds of TCP connections to the victim from 16 loopback addresses and never
+/// start TLS. Accepting never waits for them: a member still connects, gets answers and pulls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_holding_sockets_do_not_lock_members_out() {
+    let dir = TempDir::new().unwrap();
+    let cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    let ita = running(&cluster, 2);
+    let addr = cluster.nodes[VICTIM].addr;
+    let mut strangers = Vec::new();
+    for i in 0..600u32 {
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % 16) as u8);
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind((source, 0).into()).expect("bind a loopback source address");
+        strangers.push(socket.connect(addr).await.expect("the node accepts the connection"));
+    }
+
+    // A member's Heads still answers, and a member still pulls a new entry from the victim.
+    assert_serves_honest_peer(&cluster, VICTIM, 2).await;
+    let published = node.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    let pulled = ita.syncer().pull_from(member(DEU)).await.expect("ITA pulls from DEU");
+    assert_eq!(pulled.appended, 1, "{pulled:?}");
+    assert_eq!(ita.head(member(DEU)).unwrap().map(|h| h.digest), Some(published.digest));
+    drop(strangers);
+    drop((node, ita));
+    cluster.shutdown().await.unwrap();
+}

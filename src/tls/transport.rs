@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -23,10 +23,14 @@ use super::{member_of, TlsError};
 use crate::model::Country;
 
 /// A client has this long to finish its handshake before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; beyond this, accepting waits. Each costs a task and a
-/// socket, so a flood of clients that never finish cannot exhaust the node.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshakes in progress at once. Accepting never waits for a slot: a new connection evicts
+/// the oldest pending handshake instead, so strangers holding sockets open cannot keep a member
+/// out, they only shorten each other's time.
 const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Handshakes in progress from one source address; beyond this its own oldest is evicted, so
+/// one address cannot take every slot.
+const MAX_PENDING_PER_SOURCE: usize = 16;
 /// Finished handshakes waiting for tonic to pick them up.
 const READY_QUEUE: usize = 32;
 /// Pause after a failed `accept` (e.g. out of file descriptors), which would otherwise repeat
@@ -65,21 +69,63 @@ pub fn incoming(listener: TcpListener, config: Arc<ServerConfig>) -> Incoming {
     }
 }
 
+/// The handshakes in progress, oldest first, with a way to cancel each.
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    order: std::collections::VecDeque<(u64, std::net::IpAddr)>,
+    cancels: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+    per_source: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+impl Pending {
+    /// Registers a handshake from `source`, evicting the oldest from the same source or the
+    /// oldest of all when a bound is reached. Returns its id and its cancel signal.
+    fn admit(&mut self, source: std::net::IpAddr) -> (u64, tokio::sync::oneshot::Receiver<()>) {
+        if self.per_source.get(&source).copied().unwrap_or(0) >= MAX_PENDING_PER_SOURCE {
+            if let Some(id) = self.order.iter().find(|(_, ip)| *ip == source).map(|(id, _)| *id) {
+                self.evict(id);
+            }
+        }
+        if self.order.len() >= MAX_PENDING_HANDSHAKES {
+            if let Some(&(id, _)) = self.order.front() {
+                self.evict(id);
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let (cancel, cancelled) = tokio::sync::oneshot::channel();
+        self.order.push_back((id, source));
+        self.cancels.insert(id, cancel);
+        *self.per_source.entry(source).or_default() += 1;
+        (id, cancelled)
+    }
+
+    /// Forgets handshake `id` (finished, failed or evicted), cancelling it if it still runs.
+    fn evict(&mut self, id: u64) {
+        if let Some(at) = self.order.iter().position(|(i, _)| *i == id) {
+            if let Some((_, source)) = self.order.remove(at) {
+                if let Some(n) = self.per_source.get_mut(&source) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_source.remove(&source);
+                    }
+                }
+            }
+        }
+        if let Some(cancel) = self.cancels.remove(&id) {
+            let _ = cancel.send(());
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     ready: mpsc::Sender<Result<ServerStream, io::Error>>,
 ) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let pending = Arc::new(std::sync::Mutex::new(Pending::default()));
     loop {
-        let permit = tokio::select! {
-            _ = ready.closed() => return,
-            permit = pending.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                // Only a closed semaphore fails, and nothing closes this one.
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             _ = ready.closed() => return,
             accepted = listener.accept() => accepted,
@@ -98,20 +144,24 @@ async fn accept_loop(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
-        let acceptor = acceptor.clone();
-        let ready = ready.clone();
+        let (id, cancelled) = pending.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip());
+        let (acceptor, ready, pending) = (acceptor.clone(), ready.clone(), pending.clone());
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-            drop(permit);
+            let handshake = tokio::select! {
+                done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => Some(done),
+                _ = cancelled => None,
+            };
+            pending.lock().unwrap_or_else(|p| p.into_inner()).evict(id);
             match handshake {
                 // A send fails only when the server has gone; the connection just closes.
-                Ok(Ok(tls)) => drop(ready.send(Ok(tls)).await),
-                Ok(Err(error)) => tracing::warn!(%peer, %error, "TLS handshake failed"),
-                Err(_) => tracing::warn!(
+                Some(Ok(Ok(tls))) => drop(ready.send(Ok(tls)).await),
+                Some(Ok(Err(error))) => tracing::warn!(%peer, %error, "TLS handshake failed"),
+                Some(Err(_)) => tracing::debug!(
                     %peer,
                     "TLS handshake not finished after {} s, dropped",
                     HANDSHAKE_TIMEOUT.as_secs()
                 ),
+                None => tracing::debug!(%peer, "pending TLS handshake evicted by newer connections"),
             }
         });
     }
@@ -196,4 +246,44 @@ impl Dial {
 
 fn refused(error: TlsError) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+    }
+
+    #[test]
+    fn one_source_never_holds_more_than_its_share_and_its_oldest_goes_first() {
+        let mut pending = Pending::default();
+        let mut signals: Vec<_> = (0..MAX_PENDING_PER_SOURCE + 3).map(|_| pending.admit(ip(2))).collect();
+        assert_eq!(pending.order.len(), MAX_PENDING_PER_SOURCE);
+        assert_eq!(pending.per_source[&ip(2)], MAX_PENDING_PER_SOURCE);
+        // The three oldest were cancelled, the rest still run.
+        for (i, (_, cancelled)) in signals.iter_mut().enumerate() {
+            let evicted = cancelled.try_recv().is_ok();
+            assert_eq!(evicted, i < 3, "handshake {i}");
+        }
+    }
+
+    #[test]
+    fn a_new_connection_evicts_the_oldest_when_every_slot_is_taken() {
+        let mut pending = Pending::default();
+        let mut signals = Vec::new();
+        for i in 0..MAX_PENDING_HANDSHAKES {
+            signals.push(pending.admit(ip(2 + (i % 200) as u8)));
+        }
+        let (member, _) = pending.admit(ip(250));
+        assert_eq!(pending.order.len(), MAX_PENDING_HANDSHAKES);
+        assert!(signals[0].1.try_recv().is_ok(), "the oldest handshake was evicted");
+        assert!(signals[1].1.try_recv().is_err(), "the next one still runs");
+        pending.evict(member);
+        assert_eq!(pending.order.len(), MAX_PENDING_HANDSHAKES - 1);
+        assert!(!pending.per_source.contains_key(&ip(250)));
+    }
 }
