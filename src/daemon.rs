@@ -58,7 +58,7 @@ pub async fn run(
     let config = node.config();
     let tls = crate::tls::server_config(&config.tls)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (announced_tx, announced_rx) = mpsc::channel(64);
+    let (announced_tx, announced_rx) = crate::exchange::announce::queue(config.consortium.members.len());
     let tasks = TaskTracker::new();
     let syncer = Arc::new(node.syncer());
 
@@ -209,7 +209,7 @@ async fn sync_loop(
     node: Arc<Node>,
     syncer: Arc<Syncer>,
     tasks: TaskTracker,
-    mut announced: mpsc::Receiver<Country>,
+    mut announced: crate::exchange::announce::AnnounceReceiver,
     mut stop: watch::Receiver<bool>,
 ) {
     let interval = node.config().sync_interval;

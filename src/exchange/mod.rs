@@ -8,6 +8,7 @@
 //! from a message; every entry received is verified against its publisher's keys by
 //! [`Feeds::accept`] before anything is stored. Every bound is an error naming the bound.
 
+pub mod announce;
 pub mod server;
 pub mod sync;
 

@@ -9,6 +9,7 @@ use tokio_stream::Stream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
+use super::announce::AnnounceSender;
 use super::{blocking, store_status, Feeds, MAX_FETCH_ENTRIES};
 use crate::dataset::EntryHeader;
 use crate::model::Country;
@@ -20,7 +21,7 @@ use crate::tls::peer_member;
 pub struct ExchangeService {
     feeds: Arc<dyn Feeds>,
     /// Pull requests for the sync loop (from Announce).
-    announced: mpsc::Sender<Country>,
+    announced: AnnounceSender,
     /// The daemon's tracker and stop signal: Fetch streams run on them.
     tasks: TaskTracker,
     stop: watch::Receiver<bool>,
@@ -32,7 +33,7 @@ pub const FETCH_STREAM_DEADLINE: std::time::Duration = std::time::Duration::from
 impl ExchangeService {
     pub fn new(
         feeds: Arc<dyn Feeds>,
-        announced: mpsc::Sender<Country>,
+        announced: AnnounceSender,
         tasks: TaskTracker,
         stop: watch::Receiver<bool>,
     ) -> ExchangeService {
@@ -142,8 +143,8 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<proto::AnnounceResponse>, Status> {
         let caller = self.caller(&request)?;
         tracing::debug!(peer = %caller, heads = request.get_ref().heads.len(), "announce received");
-        // A full queue already holds a pull; dropping the extra request loses nothing.
-        let _ = self.announced.try_send(caller);
+        // Queued once per member until the sync loop takes it: announcing in a loop gains nothing.
+        self.announced.announce(caller);
         Ok(Response::new(proto::AnnounceResponse {}))
     }
 }
