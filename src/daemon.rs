@@ -37,6 +37,9 @@ pub enum DaemonError {
     Server(#[from] tonic::transport::Error),
 }
 
+/// How long shutdown waits for in-flight work before it closes every connection.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// The longest a failing peer waits between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
@@ -115,6 +118,10 @@ pub async fn run(
     let peer_server = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_STREAMS_PER_PEER))
         .timeout(Duration::from_secs(60))
+        // A connection whose peer stops answering pings is closed, not kept for ever.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
         .add_service(health_service)
         .add_service(exchange)
         .serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), async move {
@@ -148,12 +155,22 @@ pub async fn run(
     syncer.announce_on(&tasks, &stop_rx);
 
     let peer_handle = tasks.spawn(peer_server);
-    tasks.spawn(admin_server);
+    let admin_handle = tasks.spawn(admin_server);
     shutdown.await;
     tracing::info!("shutting down: no new connections, finishing in-flight work");
     let _ = stop_tx.send(true);
     tasks.close();
-    tasks.wait().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+        // A peer that never reads keeps its connection's last responses from finishing; the
+        // daemon stops anyway, closing every connection.
+        tracing::warn!(
+            "in-flight work not finished after {} s: closing every connection",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        peer_handle.abort();
+        admin_handle.abort();
+        tasks.wait().await;
+    }
     let _ = std::fs::remove_file(&socket);
     let n = node.clone();
     match tokio::task::spawn_blocking(move || n.flush()).await {
@@ -164,6 +181,7 @@ pub async fn run(
     tracing::info!("node stopped");
     match peer_handle.await {
         Ok(r) => r.map_err(DaemonError::from),
+        Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => {
             tracing::error!(error = %e, "server task failed");
             Ok(())

@@ -27,27 +27,7 @@ async fn repeated_forks_with_large_payloads_do_not_grow_the_store() {
     let syncer = node.syncer();
     syncer.pull_from(member(ITA)).await.expect("pull from ITA");
     let key = signing_key(&cluster.pki, member(ITA));
-    let partners: Vec<String> = accord::model::Country::all_iso()
-        .filter(|c| c.as_str() != ITA)
-        .take(40)
-        .map(|c| c.to_string())
-        .collect();
-    let mut cells = Vec::new();
-    for partner in &partners {
-        for citizenship in &partners {
-            for sex in ["F", "M"] {
-                for band in [
-                    "Y20-24", "Y25-29", "Y30-34", "Y35-39", "Y40-44", "Y45-49", "Y50-54", "Y55-59", "Y60-64",
-                ] {
-                    cells.push(accord::model::Cell {
-                        key: ["OUT", partner, citizenship, sex, band].map(String::from).to_vec(),
-                        value: accord::model::CellValue::Value(7),
-                    });
-                }
-            }
-        }
-    }
-    cells.sort_by(|a, b| a.key.cmp(&b.key));
+    let cells = large_cells(ITA);
     let before = node.status().unwrap().store_bytes;
     let (rounds, mut sent) = (20u64, 0usize);
     let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
@@ -194,4 +174,97 @@ async fn strangers_holding_sockets_do_not_lock_members_out() {
     drop(strangers);
     drop((node, ita));
     cluster.shutdown().await.unwrap();
+}
+
+/// A member opens 50 connections of 16 Fetch streams each over a feed of large entries and never
+/// reads them. It gets at most its share of streams (the rest are refused, naming the limit),
+/// each holding at most two entries and no thread (the streams are async tasks); the victim
+/// answers another member, still publishes, and stops (closing what it cannot finish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_streams_that_are_never_read_cost_a_bounded_buffer() {
+    let dir = TempDir::new().unwrap();
+    let cluster = start_cluster(dir.path(), &[DEU, FRA, ITA]).await;
+    let node = running(&cluster, VICTIM);
+    // DEU holds 12 of ITA's entries of about 0.9 MB each, so a stream never read fills its window.
+    let key = signing_key(&cluster.pki, member(ITA));
+    let mut head = None;
+    for month in 1..=12u8 {
+        let mut big = dataset(&node, member(ITA), 1);
+        big.period = Period::Month(2023, month);
+        big.cells = large_cells(ITA);
+        let entry = signed(&big, &key, head, now());
+        let (verified, _) = node.accept(entry).expect("ITA's entry accepted");
+        head = Some(accord::dataset::Head {
+            seq: verified.header().seq,
+            digest: verified.digest(),
+        });
+    }
+
+    let config = tls::client_config(&member_files(&cluster.pki, member(FRA)), member(DEU)).expect("client config");
+    let addr = cluster.nodes[VICTIM].addr;
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..50 {
+        let client = dial(config.clone(), addr, member(DEU));
+        for _ in 0..16 {
+            let mut c = client.clone();
+            let request = proto::FetchRequest {
+                publisher: ITA.to_string(),
+                from_seq: 1,
+                to_seq: 12,
+            };
+            match c.fetch(request).await {
+                Ok(stream) => open.push((c, stream)),
+                Err(status) => refused.push(status),
+            }
+        }
+    }
+    assert!(
+        !open.is_empty() && open.len() <= accord::exchange::server::MAX_FETCH_STREAMS_PER_MEMBER,
+        "{} streams open",
+        open.len()
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|s| s.message().contains("max_fetch_streams_per_member")),
+        "{:?}",
+        refused.first()
+    );
+    // Another member is served, and the node's own work goes on.
+    assert_serves_honest_peer(&cluster, VICTIM, 2).await;
+    let own = node
+        .publish(Cube::Flows, Period::Year(2022), Vec::new())
+        .expect("publish");
+    assert_eq!(own.seq, 1);
+    assert!(node.status().is_ok());
+    drop(node);
+    cluster.shutdown().await.unwrap();
+    drop(open);
+}
+
+/// About 30,000 distinct `flows` cells (about 0.9 MB encoded), sorted.
+fn large_cells(publisher: &str) -> Vec<accord::model::Cell> {
+    let partners: Vec<String> = accord::model::Country::all_iso()
+        .filter(|c| c.as_str() != publisher)
+        .take(40)
+        .map(|c| c.to_string())
+        .collect();
+    let mut cells = Vec::new();
+    for partner in &partners {
+        for citizenship in &partners {
+            for sex in ["F", "M"] {
+                for band in [
+                    "Y20-24", "Y25-29", "Y30-34", "Y35-39", "Y40-44", "Y45-49", "Y50-54", "Y55-59", "Y60-64",
+                ] {
+                    cells.push(accord::model::Cell {
+                        key: ["OUT", partner, citizenship, sex, band].map(String::from).to_vec(),
+                        value: accord::model::CellValue::Value(7),
+                    });
+                }
+            }
+        }
+    }
+    cells.sort_by(|a, b| a.key.cmp(&b.key));
+    cells
 }

@@ -1,10 +1,11 @@
 //! The Exchange service: Heads, Fetch and Announce for authenticated peers. Audiences are
 //! enforced here: a caller outside an entry's audience gets the signed header without payload.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_stream::Stream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
@@ -25,7 +26,14 @@ pub struct ExchangeService {
     /// The daemon's tracker and stop signal: Fetch streams run on them.
     tasks: TaskTracker,
     stop: watch::Receiver<bool>,
+    /// Fetch streams each member may have open at once, across all its connections. Keys are
+    /// authenticated members only, so the map is bounded by the consortium.
+    fetch_slots: std::sync::Mutex<HashMap<Country, Arc<Semaphore>>>,
 }
+
+/// Fetch streams one member may have open at once, across all its connections: each holds at
+/// most two entries in memory, so a member reading slowly (or not at all) costs a bounded buffer.
+pub const MAX_FETCH_STREAMS_PER_MEMBER: usize = 16;
 
 /// The longest one Fetch stream may take, however slowly the caller reads.
 pub const FETCH_STREAM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -42,6 +50,7 @@ impl ExchangeService {
             announced,
             tasks,
             stop,
+            fetch_slots: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -110,13 +119,25 @@ impl Exchange for ExchangeService {
                 "range of {count} entries exceeds the limit max_fetch_entries ({MAX_FETCH_ENTRIES})"
             )));
         }
+        let slot = {
+            let mut slots = self.fetch_slots.lock().unwrap_or_else(|p| p.into_inner());
+            let member = slots
+                .entry(caller)
+                .or_insert_with(|| Arc::new(Semaphore::new(MAX_FETCH_STREAMS_PER_MEMBER)));
+            member.clone().try_acquire_owned().map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "{caller} has {MAX_FETCH_STREAMS_PER_MEMBER} Fetch streams open, the limit max_fetch_streams_per_member"
+                ))
+            })?
+        };
         // Entries are read off the async workers one at a time and handed over as the caller
-        // reads them: a slow reader holds at most the channel's few entries and no thread, the
-        // whole stream has a deadline, and the task stops with the daemon.
-        let (tx, rx) = mpsc::channel(4);
+        // reads them: a slow reader holds at most one entry queued (and one in flight) and no
+        // thread, the whole stream has a deadline, and the task stops with the daemon.
+        let (tx, rx) = mpsc::channel(1);
         let (feeds, mut stop) = (self.feeds.clone(), self.stop.clone());
         let deadline = tokio::time::Instant::now() + FETCH_STREAM_DEADLINE;
         self.tasks.spawn(async move {
+            let _slot = slot;
             for seq in req.from_seq..=req.to_seq {
                 let f = feeds.clone();
                 let item = match blocking(move || f.entry(publisher, seq)).await {
