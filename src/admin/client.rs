@@ -11,7 +11,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use super::to_message;
 use crate::ingest::{ingest_file, FileReport, IngestError, Progress, RecordSink};
 use crate::model::{Country, Cube, Period};
-use crate::node::{FeedStatus, ForkReport, OpError, Operations, PeerPull, PeerReport, Published, Status};
+use crate::node::{OpError, Operations, PeerPull, Published, Status};
 use crate::proto;
 use crate::proto::admin_client::AdminClient;
 use crate::reconcile::{Format, ViewFilter};
@@ -136,21 +136,7 @@ impl Operations for Remote {
     fn sync(&self) -> Result<Vec<PeerPull>, OpError> {
         let mut client = self.client.clone();
         let reply = self.call(client.sync(proto::SyncRequest {}))?;
-        reply
-            .pulls
-            .into_iter()
-            .map(|p| {
-                Ok(PeerPull {
-                    peer: reply_field("peer", Country::parse(&p.peer))?,
-                    appended: p.appended,
-                    forks: p.forks,
-                    gaps: p.gaps,
-                    rejected: p.rejected,
-                    rejected_total: p.rejected_total,
-                    error: p.failed.then_some(p.error),
-                })
-            })
-            .collect()
+        reply.pulls.into_iter().map(PeerPull::try_from).collect()
     }
 
     fn view(&self, filter: ViewFilter, format: Format, out: &mut dyn FnMut(&[u8])) -> Result<Vec<String>, OpError> {
@@ -174,48 +160,7 @@ impl Operations for Remote {
     fn status(&self) -> Result<Status, OpError> {
         let mut client = self.client.clone();
         let s = self.call(client.status(proto::StatusRequest {}))?;
-        Ok(Status {
-            country: s.country,
-            consortium: s.consortium,
-            test_only: s.test_only,
-            disclosure: s.disclosure,
-            records: s.records.into_iter().collect(),
-            feeds: s
-                .feeds
-                .into_iter()
-                .map(|f| FeedStatus {
-                    publisher: f.publisher,
-                    seq: f.seq,
-                    digest: f.digest,
-                })
-                .collect(),
-            peers: s
-                .peers
-                .into_iter()
-                .map(|p| PeerReport {
-                    country: p.country,
-                    endpoint: p.endpoint,
-                    last_attempt: p.last_attempt,
-                    last_success: p.last_success,
-                    last_error: p.last_error,
-                    entries_received: p.entries_received,
-                })
-                .collect(),
-            forks: s
-                .forks
-                .into_iter()
-                .map(|f| ForkReport {
-                    publisher: f.publisher,
-                    seq: f.seq,
-                    held: f.held,
-                    conflicting: f.conflicting,
-                })
-                .collect(),
-            equivocating: s.equivocating,
-            view_digest: s.view_digest,
-            left_out: s.left_out,
-            store_bytes: s.store_bytes,
-        })
+        Ok(s.into())
     }
 
     fn export(&self, publisher: Country, seq: u64) -> Result<Vec<u8>, OpError> {

@@ -6,6 +6,7 @@
 //! client side: the same operations, through the socket.
 
 mod client;
+mod convert;
 
 pub use client::{connect, Remote};
 
@@ -182,19 +183,7 @@ impl Admin for AdminService {
             .pull_all()
             .await
             .iter()
-            .map(|(peer, result)| {
-                let p = PeerPull::of(*peer, result);
-                proto::PeerPull {
-                    peer: p.peer.to_string(),
-                    appended: p.appended,
-                    forks: p.forks,
-                    gaps: p.gaps,
-                    rejected: p.rejected,
-                    rejected_total: p.rejected_total,
-                    failed: p.error.is_some(),
-                    error: p.error.unwrap_or_default(),
-                }
-            })
+            .map(|(peer, result)| PeerPull::of(*peer, result).into())
             .collect();
         Ok(Response::new(proto::SyncReply { pulls }))
     }
@@ -237,48 +226,7 @@ impl Admin for AdminService {
 
     async fn status(&self, _: Request<proto::StatusRequest>) -> Result<Response<proto::StatusReply>, Status> {
         let s = run(&self.node, |node| node.status()).await?;
-        Ok(Response::new(proto::StatusReply {
-            country: s.country,
-            consortium: s.consortium,
-            test_only: s.test_only,
-            disclosure: s.disclosure,
-            records: s.records.into_iter().collect(),
-            feeds: s
-                .feeds
-                .into_iter()
-                .map(|f| proto::FeedStatus {
-                    publisher: f.publisher,
-                    seq: f.seq,
-                    digest: f.digest,
-                })
-                .collect(),
-            peers: s
-                .peers
-                .into_iter()
-                .map(|p| proto::PeerReport {
-                    country: p.country,
-                    endpoint: p.endpoint,
-                    last_attempt: p.last_attempt,
-                    last_success: p.last_success,
-                    last_error: p.last_error,
-                    entries_received: p.entries_received,
-                })
-                .collect(),
-            forks: s
-                .forks
-                .into_iter()
-                .map(|f| proto::ForkReport {
-                    publisher: f.publisher,
-                    seq: f.seq,
-                    held: f.held,
-                    conflicting: f.conflicting,
-                })
-                .collect(),
-            equivocating: s.equivocating,
-            view_digest: s.view_digest,
-            left_out: s.left_out,
-            store_bytes: s.store_bytes,
-        }))
+        Ok(Response::new(s.into()))
     }
 
     async fn export(&self, request: Request<proto::ExportRequest>) -> Result<Response<proto::ExportReply>, Status> {
