@@ -30,26 +30,7 @@ pub fn run(fx: &mut Fixture) {
     section("view through a running daemon (issue 12): a view of more than 100 MB");
     let dir = fx.dir.path().join("daemon-view");
     let members: Vec<Country> = Country::all_iso().take(MEMBERS).collect();
-    accord::certs::generate(&accord::certs::CertsOptions {
-        out: dir.join("pki"),
-        countries: members.clone(),
-        days: 30,
-        force: true,
-    })
-    .expect("generate PKI");
-    let me = members[0];
-    let lower = me.lower();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let toml = format!(
-        "country = \"{me}\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:{port}\"\nconsortium = \"pki/consortium.toml\"\n\n\
-         [tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{lower}.pem\"\nkey = \"pki/{lower}.key\"\ncrls = []\n\n\
-         [signing]\nkey = \"pki/{lower}.sign.pk8\"\n"
-    );
-    let config_path = dir.join("node.toml");
-    std::fs::write(&config_path, toml).expect("node.toml");
+    let (config_path, _) = site(&dir, &members);
 
     let (_, fill_secs) = super::timed(|| fill(&config_path, &dir, &members, fx.year));
     line(
@@ -99,8 +80,34 @@ pub fn run(fx: &mut Fixture) {
     daemon.stop();
 }
 
+/// A PKI for `members` under `dir/pki` and `dir/node.toml` for the first of them, listening on
+/// a free port of 127.0.0.1. Returns the config path and the port.
+pub(super) fn site(dir: &Path, members: &[Country]) -> (std::path::PathBuf, u16) {
+    accord::certs::generate(&accord::certs::CertsOptions {
+        out: dir.join("pki"),
+        countries: members.to_vec(),
+        days: 30,
+        force: true,
+    })
+    .expect("generate PKI");
+    let me = members[0];
+    let lower = me.lower();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let toml = format!(
+        "country = \"{me}\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:{port}\"\nconsortium = \"pki/consortium.toml\"\n\n\
+         [tls]\nca = \"pki/ca.pem\"\ncert = \"pki/{lower}.pem\"\nkey = \"pki/{lower}.key\"\ncrls = []\n\n\
+         [signing]\nkey = \"pki/{lower}.sign.pk8\"\n"
+    );
+    let config_path = dir.join("node.toml");
+    std::fs::write(&config_path, toml).expect("node.toml");
+    (config_path, port)
+}
+
 /// Signs every member's datasets with its key and accepts them in `me`'s store.
-fn fill(config_path: &Path, dir: &Path, members: &[Country], year: i32) {
+pub(super) fn fill(config_path: &Path, dir: &Path, members: &[Country], year: i32) {
     let config = NodeConfig::load(config_path).expect("node.toml");
     let node = Node::open(config).expect("open node");
     for (i, member) in members.iter().enumerate() {
@@ -165,7 +172,7 @@ fn view_while_sampling(dir: &Path, pid: u32) -> (u64, f64, f64) {
     (bytes, peak.max(rss_mib(pid)), started.elapsed().as_secs_f64())
 }
 
-fn rss_mib(pid: u32) -> f64 {
+pub(super) fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -177,12 +184,12 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 /// `accord serve` as a child process, killed when dropped.
-struct Daemon(Child);
+pub(super) struct Daemon(Child);
 
 impl Daemon {
     /// Starts the daemon and waits until it has started (its stored entries verified and
     /// indexed, its log says "node started"), so what follows measures the view alone.
-    fn start(dir: &Path, config: &Path) -> Daemon {
+    pub(super) fn start(dir: &Path, config: &Path) -> Daemon {
         let log = dir.join("serve.log");
         let out = std::fs::File::create(&log).expect("daemon log");
         let child = Command::new(BIN)
@@ -205,11 +212,11 @@ impl Daemon {
         Daemon(child)
     }
 
-    fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.0.id()
     }
 
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let _ = self.0.wait();
     }

@@ -7,6 +7,7 @@ mod convergence;
 mod daemon_view;
 mod fidelity;
 mod ingest;
+mod load;
 mod publish;
 mod status;
 mod view;
@@ -30,7 +31,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|convergence|fidelity|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|convergence|fidelity|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -50,6 +51,7 @@ pub fn main() {
         "view" => view::run(&mut fx),
         "status" => status::run(&mut fx),
         "daemon-view" => daemon_view::run(&mut fx),
+        "load" => load::run(&mut fx),
         "convergence" => convergence::run(&mut fx),
         "fidelity" => fidelity::run(&mut fx),
         "all" => {
@@ -59,6 +61,7 @@ pub fn main() {
             view::run(&mut fx);
             status::run(&mut fx);
             daemon_view::run(&mut fx);
+            load::run(&mut fx);
             convergence::run(&mut fx);
             fidelity::run(&mut fx);
         }
