@@ -376,6 +376,12 @@ impl Daemon {
             }
         })
     }
+
+    /// SIGKILL, as a crash or a power cut would stop it: no shutdown, no final flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Daemon {
