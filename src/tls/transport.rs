@@ -31,6 +31,9 @@ const MAX_PENDING_HANDSHAKES: usize = 256;
 /// Handshakes in progress from one source address; beyond this its own oldest is evicted, so
 /// one address cannot take every slot.
 const MAX_PENDING_PER_SOURCE: usize = 16;
+/// Authenticated connections one member may hold at once; more are closed after the handshake.
+/// A node needs one to a peer; the rest of the share covers reconnects and tools.
+pub const MAX_CONNECTIONS_PER_MEMBER: usize = 32;
 /// Finished handshakes waiting for tonic to pick them up.
 const READY_QUEUE: usize = 32;
 /// Pause after a failed `accept` (e.g. out of file descriptors), which would otherwise repeat
@@ -48,11 +51,95 @@ type ServerStream = server::TlsStream<TcpStream>;
 /// dropped, since tonic stops serving at the first error. Dropping it stops accepting and
 /// closes the listener.
 pub struct Incoming {
-    ready: ReceiverStream<Result<ServerStream, io::Error>>,
+    ready: ReceiverStream<Result<MemberConnection, io::Error>>,
+}
+
+/// One authenticated connection, counted against its member's share of connections while it
+/// lives. Reads, writes and connection info (the peer's certificates) are the TLS stream's.
+pub struct MemberConnection {
+    inner: ServerStream,
+    _share: Option<Share>,
+}
+
+/// A member's place among [`MAX_CONNECTIONS_PER_MEMBER`]; given back when dropped.
+struct Share {
+    member: Country,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<Country, usize>>>,
+}
+
+impl Share {
+    /// A place for `member`, unless it holds all its share already.
+    fn take(
+        counts: &Arc<std::sync::Mutex<std::collections::HashMap<Country, usize>>>,
+        member: Country,
+    ) -> Option<Share> {
+        let mut held = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(member).or_default();
+        if *n >= MAX_CONNECTIONS_PER_MEMBER {
+            return None;
+        }
+        *n += 1;
+        Some(Share {
+            member,
+            counts: counts.clone(),
+        })
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut held = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.member) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.member);
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for MemberConnection {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for MemberConnection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+impl tonic::transport::server::Connected for MemberConnection {
+    type ConnectInfo = <ServerStream as tonic::transport::server::Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
 }
 
 impl Stream for Incoming {
-    type Item = Result<ServerStream, io::Error>;
+    type Item = Result<MemberConnection, io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.ready).poll_next(cx)
@@ -122,9 +209,10 @@ impl Pending {
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    ready: mpsc::Sender<Result<ServerStream, io::Error>>,
+    ready: mpsc::Sender<Result<MemberConnection, io::Error>>,
 ) {
     let pending = Arc::new(std::sync::Mutex::new(Pending::default()));
+    let shares = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     loop {
         let accepted = tokio::select! {
             _ = ready.closed() => return,
@@ -145,7 +233,7 @@ async fn accept_loop(
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let (id, cancelled) = pending.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip());
-        let (acceptor, ready, pending) = (acceptor.clone(), ready.clone(), pending.clone());
+        let (acceptor, ready, pending, shares) = (acceptor.clone(), ready.clone(), pending.clone(), shares.clone());
         tokio::spawn(async move {
             let handshake = tokio::select! {
                 done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => Some(done),
@@ -153,8 +241,35 @@ async fn accept_loop(
             };
             pending.lock().unwrap_or_else(|p| p.into_inner()).evict(id);
             match handshake {
-                // A send fails only when the server has gone; the connection just closes.
-                Some(Ok(Ok(tls))) => drop(ready.send(Ok(tls)).await),
+                Some(Ok(Ok(tls))) => {
+                    // The member comes from the verified certificate; a certificate naming
+                    // none is let through to be refused, with its reason, by the service.
+                    let member = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .and_then(|cert| member_of(cert.as_ref()).ok());
+                    let share = match member {
+                        Some(member) => match Share::take(&shares, member) {
+                            Some(share) => Some(share),
+                            None => {
+                                tracing::warn!(%peer, %member, "connection refused: the member holds {MAX_CONNECTIONS_PER_MEMBER} connections, the limit max_connections_per_member");
+                                return;
+                            }
+                        },
+                        None => None,
+                    };
+                    // A send fails only when the server has gone; the connection just closes.
+                    drop(
+                        ready
+                            .send(Ok(MemberConnection {
+                                inner: tls,
+                                _share: share,
+                            }))
+                            .await,
+                    );
+                }
                 Some(Ok(Err(error))) => tracing::warn!(%peer, %error, "TLS handshake failed"),
                 Some(Err(_)) => tracing::debug!(
                     %peer,
