@@ -10,21 +10,7 @@ mod cli_support;
 
 use std::path::Path;
 
-use cli_support::{eventually, free_ports, is_hex_digest, last_year, Daemon, Member, Run, Site};
-
-/// A site with an example PKI for DEU and FRA, synthetic records, and a node config for each
-/// member naming the other as its peer.
-fn two_members() -> (Site, [Member; 2]) {
-    let site = Site::new("DEU,FRA");
-    let year = last_year();
-    site.ok(&format!(
-        "synth --countries DEU,FRA --year {year} --records 2000 --seed 5 --out records"
-    ));
-    let ports = free_ports(4);
-    let codes = ["DEU", "FRA"];
-    let members = [0, 1].map(|i| site.member(codes[i], (ports[i], ports[2 + i]), codes[1 - i], ports[1 - i]));
-    (site, members)
-}
+use cli_support::{eventually, is_hex_digest, last_year, Daemon, Run, Site};
 
 /// The feeds of a `status --format json` as (publisher, seq, digest).
 fn feeds(status: &serde_json::Value) -> Vec<(String, u64, String)> {
@@ -59,7 +45,7 @@ fn socket_mode(path: &Path) -> u32 {
 
 #[test]
 fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
-    let (site, [deu, fra]) = two_members();
+    let (site, [deu, fra]) = Site::two_members(5);
     let mut deu_daemon = site.start(&deu);
     let mut fra_daemon = site.start(&fra);
     let logs = |d: &Daemon, f: &Daemon| format!("{}\n{}", d.log(), f.log());
@@ -230,7 +216,7 @@ fn demo_runs_three_nodes_that_agree_on_the_view() {
 /// under one lock, so all succeed with consecutive seqs and the node never forks its own feed.
 #[test]
 fn parallel_publishes_through_a_running_node_get_consecutive_seqs() {
-    let (site, [deu, _fra]) = two_members();
+    let (site, [deu, _fra]) = Site::two_members(5);
     let daemon = site.start(&deu);
     eventually("DEU admin socket appears", || {
         if deu.socket().exists() {

@@ -8,19 +8,7 @@ mod cli_support;
 
 use std::time::Duration;
 
-use cli_support::{eventually, free_ports, last_year, Daemon, Member, Site};
-
-fn two_members() -> (Site, [Member; 2]) {
-    let site = Site::new("DEU,FRA");
-    let year = last_year();
-    site.ok(&format!(
-        "synth --countries DEU,FRA --year {year} --records 2000 --seed 9 --out records"
-    ));
-    let ports = free_ports(4);
-    let codes = ["DEU", "FRA"];
-    let members = [0, 1].map(|i| site.member(codes[i], (ports[i], ports[2 + i]), codes[1 - i], ports[1 - i]));
-    (site, members)
-}
+use cli_support::{eventually, last_year, Daemon, Member, Site};
 
 /// Waits until the daemon says it started (a killed daemon leaves its old socket file behind,
 /// so the file alone proves nothing).
@@ -57,7 +45,7 @@ fn feeds(status: &serde_json::Value) -> Vec<(String, u64, String)> {
 
 #[test]
 fn nodes_killed_while_publishing_and_syncing_restart_whole_and_converge() {
-    let (site, [deu, fra]) = two_members();
+    let (site, [deu, fra]) = Site::two_members(9);
     site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
     site.ok(&format!("ingest --config {} records/fra.csv", fra.config));
     let year = last_year();

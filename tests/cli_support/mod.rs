@@ -220,6 +220,20 @@ impl Site {
         }
     }
 
+    /// A site with an example PKI for DEU and FRA, their synthetic records (2,000 each, from
+    /// `seed`) in `records/`, and a node config for each naming the other as its peer.
+    pub fn two_members(seed: u64) -> (Site, [Member; 2]) {
+        let site = Site::new("DEU,FRA");
+        let year = last_year();
+        site.ok(&format!(
+            "synth --countries DEU,FRA --year {year} --records 2000 --seed {seed} --out records"
+        ));
+        let ports = free_ports(4);
+        let codes = ["DEU", "FRA"];
+        let members = [0, 1].map(|i| site.member(codes[i], (ports[i], ports[2 + i]), codes[1 - i], ports[1 - i]));
+        (site, members)
+    }
+
     /// Starts `accord serve` for `member` in this site.
     pub fn start(&self, member: &Member) -> Daemon {
         Daemon::start(self.dir.path(), member)
