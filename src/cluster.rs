@@ -95,7 +95,7 @@ impl LocalCluster {
         }
         let mut listeners = Vec::new();
         for _ in &options.countries {
-            let l = TcpListener::bind("127.0.0.1:0").await.map_err(io("bind 127.0.0.1:0"))?;
+            let l = crate::tls::listen(([127, 0, 0, 1], 0).into()).map_err(io("bind 127.0.0.1:0"))?;
             listeners.push(l);
         }
         let addrs: Vec<_> = listeners
@@ -189,9 +189,7 @@ impl LocalCluster {
 
     /// Restarts a stopped node on its old address.
     pub async fn restart(&mut self, i: usize) -> Result<(), ClusterError> {
-        let listener = TcpListener::bind(self.nodes[i].addr)
-            .await
-            .map_err(io(format!("rebind {}", self.nodes[i].addr)))?;
+        let listener = crate::tls::listen(self.nodes[i].addr).map_err(io(format!("rebind {}", self.nodes[i].addr)))?;
         self.launch(i, listener)
     }
 

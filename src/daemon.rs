@@ -46,7 +46,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// Binds the configured listen address.
 pub async fn bind(node: &Node) -> Result<TcpListener, DaemonError> {
     let listen = node.config().listen;
-    TcpListener::bind(listen).await.map_err(|source| DaemonError::Bind {
+    crate::tls::listen(listen).map_err(|source| DaemonError::Bind {
         what: listen.to_string(),
         source,
     })

@@ -3,6 +3,7 @@
 //! memory-sensitive measurements, peak-RSS readings, and hand-built datasets. Timing is plain
 //! `std::time::Instant`; every figure is printed as it is measured.
 
+mod attack;
 mod convergence;
 mod daemon_view;
 mod fidelity;
@@ -31,7 +32,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|convergence|fidelity|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -52,6 +53,7 @@ pub fn main() {
         "status" => status::run(&mut fx),
         "daemon-view" => daemon_view::run(&mut fx),
         "load" => load::run(&mut fx),
+        "attack" => attack::run(&mut fx),
         "convergence" => convergence::run(&mut fx),
         "fidelity" => fidelity::run(&mut fx),
         "all" => {
@@ -62,6 +64,7 @@ pub fn main() {
             status::run(&mut fx);
             daemon_view::run(&mut fx);
             load::run(&mut fx);
+            attack::run(&mut fx);
             convergence::run(&mut fx);
             fidelity::run(&mut fx);
         }

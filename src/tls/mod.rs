@@ -25,7 +25,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 use crate::model::Country;
 
 pub use identity::{member_of, peer_member, MEMBER_URN_PREFIX};
-pub use transport::{channel, incoming, Incoming, MemberConnection, MAX_CONNECTIONS_PER_MEMBER};
+pub use transport::{channel, incoming, listen, Incoming, MemberConnection, MAX_CONNECTIONS_PER_MEMBER};
 
 /// Where a node's TLS material lives (SPEC §7 `[tls]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,8 +25,9 @@ use crate::model::Country;
 /// A client has this long to finish its handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes in progress at once. Accepting never waits for a slot: a new connection evicts
-/// the oldest pending handshake instead, so strangers holding sockets open cannot keep a member
-/// out, they only shorten each other's time.
+/// the oldest pending handshake of the source address holding the most instead, so strangers
+/// holding and reopening sockets from a few addresses only evict each other, however fast they
+/// reconnect, and a member's handshake from its own address runs to its end.
 const MAX_PENDING_HANDSHAKES: usize = 256;
 /// Handshakes in progress from one source address; beyond this its own oldest is evicted, so
 /// one address cannot take every slot.
@@ -146,6 +147,23 @@ impl Stream for Incoming {
     }
 }
 
+/// Connections the kernel queues for `accept` (the kernel caps it at `net.core.somaxconn`).
+/// Every connection a source holds waits here until accepted, so a queue larger than the
+/// sockets a flood holds never drops a member's SYN (a dropped SYN costs the member a one-second
+/// retransmission); tokio's default is 1,024.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` for [`incoming`], with a deep accept queue.
+pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Accepts connections on `listener` and completes mutual TLS with `config` (see
 /// [`super::server_config`]). Must be called inside a tokio runtime.
 pub fn incoming(listener: TcpListener, config: Arc<ServerConfig>) -> Incoming {
@@ -166,16 +184,30 @@ struct Pending {
 }
 
 impl Pending {
-    /// Registers a handshake from `source`, evicting the oldest from the same source or the
-    /// oldest of all when a bound is reached. Returns its id and its cancel signal.
+    /// Registers a handshake from `source`, evicting the oldest from the same source when it
+    /// holds its share, or the oldest of the busiest source when every slot is taken. Returns
+    /// its id and its cancel signal.
     fn admit(&mut self, source: std::net::IpAddr) -> (u64, tokio::sync::oneshot::Receiver<()>) {
         if self.per_source.get(&source).copied().unwrap_or(0) >= MAX_PENDING_PER_SOURCE {
-            if let Some(id) = self.order.iter().find(|(_, ip)| *ip == source).map(|(id, _)| *id) {
-                self.evict(id);
-            }
+            self.evict_oldest_of(source);
         }
         if self.order.len() >= MAX_PENDING_HANDSHAKES {
-            if let Some(&(id, _)) = self.order.front() {
+            // Evicting the oldest of all would let a fast enough flood age out every other
+            // handshake; the busiest source pays instead (the newcomer's own, on a tie).
+            let own = self.per_source.get(&source).copied().unwrap_or(0);
+            let most = self.per_source.values().copied().max().unwrap_or(0);
+            let victim = self
+                .order
+                .iter()
+                .find(|(_, ip)| {
+                    if most > own {
+                        self.per_source.get(ip) == Some(&most)
+                    } else {
+                        *ip == source
+                    }
+                })
+                .map(|(id, _)| *id);
+            if let Some(id) = victim {
                 self.evict(id);
             }
         }
@@ -186,6 +218,12 @@ impl Pending {
         self.cancels.insert(id, cancel);
         *self.per_source.entry(source).or_default() += 1;
         (id, cancelled)
+    }
+
+    fn evict_oldest_of(&mut self, source: std::net::IpAddr) {
+        if let Some(id) = self.order.iter().find(|(_, ip)| *ip == source).map(|(id, _)| *id) {
+            self.evict(id);
+        }
     }
 
     /// Forgets handshake `id` (finished, failed or evicted), cancelling it if it still runs.
@@ -387,18 +425,52 @@ mod tests {
     }
 
     #[test]
-    fn a_new_connection_evicts_the_oldest_when_every_slot_is_taken() {
+    fn a_new_connection_evicts_the_oldest_of_the_busiest_source_when_every_slot_is_taken() {
+        let mut pending = Pending::default();
+        let mut signals = Vec::new();
+        // A member's handshake first, then strangers from 16 addresses fill every other slot.
+        let (member, _) = pending.admit(ip(1));
+        for i in 0..MAX_PENDING_HANDSHAKES - 1 {
+            signals.push(pending.admit(ip(2 + (i % 16) as u8)));
+        }
+        assert_eq!(pending.order.len(), MAX_PENDING_HANDSHAKES);
+        // However many more strangers come, only strangers are evicted, the oldest first.
+        for i in 0..10_000 {
+            signals.push(pending.admit(ip(2 + (i % 16) as u8)));
+            assert_eq!(pending.order.len(), MAX_PENDING_HANDSHAKES);
+            assert_eq!(
+                pending.order.front().map(|p| p.0),
+                Some(member),
+                "the member's handshake is kept"
+            );
+        }
+        assert!(signals[0].1.try_recv().is_ok(), "the oldest stranger was evicted");
+        assert!(
+            signals.last_mut().unwrap().1.try_recv().is_err(),
+            "the newest still runs"
+        );
+        // A second member from its own address takes a stranger's slot, not the first member's.
+        let (second, _) = pending.admit(ip(250));
+        assert_eq!(pending.per_source[&ip(1)], 1);
+        assert_eq!(pending.per_source[&ip(250)], 1);
+        pending.evict(member);
+        pending.evict(second);
+        assert_eq!(pending.order.len(), MAX_PENDING_HANDSHAKES - 2);
+        assert!(!pending.per_source.contains_key(&ip(250)));
+    }
+
+    #[test]
+    fn a_newcomer_from_a_quiet_source_evicts_the_oldest_of_the_busiest() {
         let mut pending = Pending::default();
         let mut signals = Vec::new();
         for i in 0..MAX_PENDING_HANDSHAKES {
-            signals.push(pending.admit(ip(2 + (i % 200) as u8)));
+            signals.push(pending.admit(ip((i % 250) as u8 + 1)));
         }
-        let (member, _) = pending.admit(ip(250));
+        // Sources 1..=6 hold two, the rest one: a newcomer from a source of one evicts the
+        // oldest of the busiest, source 1's first handshake.
+        pending.admit(ip(251));
+        assert!(signals[0].1.try_recv().is_ok());
+        assert_eq!(pending.per_source[&ip(1)], 1);
         assert_eq!(pending.order.len(), MAX_PENDING_HANDSHAKES);
-        assert!(signals[0].1.try_recv().is_ok(), "the oldest handshake was evicted");
-        assert!(signals[1].1.try_recv().is_err(), "the next one still runs");
-        pending.evict(member);
-        assert_eq!(pending.order.len(), MAX_PENDING_HANDSHAKES - 1);
-        assert!(!pending.per_source.contains_key(&ip(250)));
     }
 }
