@@ -6,6 +6,7 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    treat_file_size_limit_as_full_disk();
     let args = match cli::Args::try_parse() {
         Ok(args) => args,
         Err(e) => usage_error(e),
@@ -27,6 +28,17 @@ fn main() {
             eprintln!("{line}");
             std::process::exit(1);
         }
+    }
+}
+
+/// A write past the file-size limit (`ulimit -f`, `RLIMIT_FSIZE`) kills the process with
+/// SIGXFSZ by default, in the middle of a store write and with no message. Ignored, the write
+/// fails with `EFBIG` instead, which reaches the command as an I/O error like a full disk's
+/// `ENOSPC`: the command stops with a clear message and the store keeps its last flushed state.
+fn treat_file_size_limit_as_full_disk() {
+    // SAFETY: called first in `main`, before any thread exists; SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

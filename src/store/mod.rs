@@ -65,6 +65,9 @@ pub enum StoreError {
     /// A stored value does not decode: the store is damaged.
     #[error("store {path}: damaged value under key {key}")]
     Corrupt { path: PathBuf, key: String },
+    /// A write failed for lack of space: a full disk or the process's file-size limit.
+    #[error("store {path}: no space to write ({reason}); what was committed before is kept and the rest was not written: free space (or raise the file-size limit) and run the command again: records already stored are replaced, never counted twice")]
+    Full { path: PathBuf, reason: String },
     /// Another process holds the store (a running node).
     #[error("store {path} is in use by another process (is `accord serve` running? its admin socket is {path}/../admin.sock)")]
     Locked { path: PathBuf },
@@ -165,10 +168,7 @@ impl Store {
                     {
                         StoreError::Locked { path: path.clone() }
                     }
-                    e => StoreError::Sled {
-                        path: path.clone(),
-                        source: e,
-                    },
+                    e => classify(path.clone(), e),
                 })
         };
         // A store this process just closed stays locked until sled's flusher thread wakes (up
@@ -182,10 +182,7 @@ impl Store {
                 other => break other?,
             }
         };
-        let tree = db.open_tree("accord").map_err(|e| StoreError::Sled {
-            path: path.clone(),
-            source: e,
-        })?;
+        let tree = db.open_tree("accord").map_err(|e| classify(path.clone(), e))?;
         let store = Store {
             db,
             tree,
@@ -258,10 +255,7 @@ impl Store {
     }
 
     fn sled(&self, source: sled::Error) -> StoreError {
-        StoreError::Sled {
-            path: self.path.clone(),
-            source,
-        }
+        classify(self.path.clone(), source)
     }
 
     fn corrupt(&self, key: &[u8]) -> StoreError {
@@ -297,4 +291,25 @@ fn load_or_create_secret(path: &Path) -> Result<hmac::Key, StoreError> {
         }
         Err(e) => Err(err(e.to_string())),
     }
+}
+
+/// A sled error as the operator should read it: running out of space (a full disk, or the
+/// file-size limit) is told apart, since the remedy is the operator's and nothing is damaged.
+fn classify(path: PathBuf, source: sled::Error) -> StoreError {
+    if let sled::Error::Io(io) = &source {
+        if matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+        ) {
+            let reason = match io.kind() {
+                std::io::ErrorKind::StorageFull => "the disk is full",
+                _ => "the file-size limit is reached",
+            };
+            return StoreError::Full {
+                path,
+                reason: reason.to_string(),
+            };
+        }
+    }
+    StoreError::Sled { path, source }
 }
