@@ -38,6 +38,25 @@ fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> C
     }
 }
 
+/// The weakest disclosure settings a consortium for real data may choose (SPEC §10): below
+/// them a published figure pins a person down (a threshold of 1 or 2 hides nothing an analyst
+/// cannot subtract; noise of at most 1 makes a published 1 an exact 2).
+pub const MIN_THRESHOLD: u32 = 3;
+pub const MIN_MAX_NOISE: u32 = 2;
+pub const MIN_SMALL_COUNT: u32 = 3;
+
+/// Refuses a disclosure setting below its floor unless the consortium is for tests only.
+fn floor(file: &Path, test_only: bool, key: &str, value: u32, min: u32) -> Result<(), ConfigError> {
+    if value < min && !test_only {
+        return Err(invalid(
+            file,
+            key,
+            format!("{value} is below the floor of {min} for real data (allowed only with test_only = true)"),
+        ));
+    }
+    Ok(())
+}
+
 fn read_toml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_path_buf(),
@@ -345,6 +364,7 @@ impl Consortium {
                 if k < 1 {
                     return Err(invalid(file, "disclosure.threshold", "must be at least 1"));
                 }
+                floor(file, raw.test_only, "disclosure.threshold", k, MIN_THRESHOLD)?;
                 Disclosure::Threshold { k }
             }
             "cell-key" => {
@@ -361,6 +381,14 @@ impl Consortium {
                 if small_count > 100 {
                     return Err(invalid(file, "disclosure.small_count", "must be at most 100"));
                 }
+                floor(file, raw.test_only, "disclosure.max_noise", max_noise, MIN_MAX_NOISE)?;
+                floor(
+                    file,
+                    raw.test_only,
+                    "disclosure.small_count",
+                    small_count,
+                    MIN_SMALL_COUNT,
+                )?;
                 Disclosure::CellKey {
                     max_noise,
                     variance,
@@ -532,6 +560,15 @@ mod tests {
             (format!("name = \"t\"\n{}{}", member("DEU", KEY_A), member("FRA", KEY_A)), "listed twice"),
             (format!("name = \"t\"\n{}", member("FRX", KEY_A)), "members[0].country"),
             (format!("name = \"t\"\n[disclosure]\nmethod = \"none\"\n{}", member("DEU", KEY_A)), "test_only"),
+            (format!("name = \"t\"\n[disclosure]\nthreshold = 2\n{}", member("DEU", KEY_A)), "disclosure.threshold: 2 is below the floor of 3"),
+            (
+                format!("name = \"t\"\n[disclosure]\nmethod = \"cell-key\"\nmax_noise = 1\n{}", member("DEU", KEY_A)),
+                "disclosure.max_noise: 1 is below the floor of 2",
+            ),
+            (
+                format!("name = \"t\"\n[disclosure]\nmethod = \"cell-key\"\nsmall_count = 0\n{}", member("DEU", KEY_A)),
+                "disclosure.small_count: 0 is below the floor of 3",
+            ),
             (format!("name = \"t\"\n[reconcile]\nrule = \"median\"\n{}", member("DEU", KEY_A)), "reconcile.rule"),
             (format!("name = \"t\"\nbogus = 1\n{}", member("DEU", KEY_A)), "bogus"),
             ("name = \"t\"\n".to_string(), "at least one member"),

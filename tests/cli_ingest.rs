@@ -360,3 +360,158 @@ fn an_ingest_killed_mid_file_leaves_whole_batches_and_a_rerun_completes_it() {
         "same records and aggregate cells as a clean ingest"
     );
 }
+
+// ---------------------------------------------------------------- raw identifiers
+
+/// SPEC §10: a bad `person_id` is named, never quoted. Every shape of bad identifier, in CSV
+/// and in JSON Lines, through `ingest` with and without `--skip-invalid` at trace level, and
+/// through a running daemon: no output and no log carries any of them, and each rejection names
+/// the field. (The `.rejected.csv` file beside the input holds the operator's own rows verbatim
+/// by design, with the input's mode, so it is not output.)
+#[test]
+fn bad_identifiers_of_every_shape_are_named_never_quoted() {
+    let (site, [deu, _fra]) = Site::two_members(21);
+    let mut reader = csv::Reader::from_path(site.path("records/deu.csv")).expect("records");
+    let header: Vec<String> = reader.headers().expect("header").iter().map(String::from).collect();
+    let good: Vec<String> = reader
+        .records()
+        .next()
+        .expect("a row")
+        .expect("row")
+        .iter()
+        .map(String::from)
+        .collect();
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (event, person, citizenship) = (column("event_id"), column("person_id"), column("citizenship"));
+
+    // Each identifier carries a token no other output could contain by chance.
+    let long = format!("PIDLONG05{}", "x".repeat(300));
+    let csv_ids: Vec<(&str, Vec<u8>)> = vec![
+        ("PIDLEAD01", b" PIDLEAD01".to_vec()),
+        ("PIDTRAIL02", b"PIDTRAIL02 ".to_vec()),
+        ("TAB03", b"PID\tTAB03".to_vec()),
+        ("ZW04", "PID\u{200B}ZW04".as_bytes().to_vec()),
+        ("PIDLONG05", long.clone().into_bytes()),
+        ("PIDUTF", b"PIDUTF\xff06".to_vec()),
+        ("CTRL08", b"PID\x01CTRL08".to_vec()),
+    ];
+    let mut csv_file = header.join(",").into_bytes();
+    csv_file.push(b'\n');
+    let row = |id: &[u8], event_id: &str, bad_citizenship: bool| {
+        let mut out = Vec::new();
+        for (i, value) in good.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match i {
+                _ if i == person => out.extend_from_slice(id),
+                _ if i == event => out.extend_from_slice(event_id.as_bytes()),
+                _ if i == citizenship && bad_citizenship => out.extend_from_slice(b"FRX"),
+                _ => out.extend_from_slice(value.as_bytes()),
+            }
+        }
+        out.push(b'\n');
+        out
+    };
+    csv_file.extend(row(good[person].as_bytes(), "GOOD-1", false));
+    for (i, (_, id)) in csv_ids.iter().enumerate() {
+        csv_file.extend(row(id, &format!("BAD-{i}"), false));
+    }
+    // A valid identifier on a row rejected for another field is not quoted either.
+    csv_file.extend(row(b"PIDVALID09", "BAD-OTHER", true));
+    std::fs::write(site.path("ids.csv"), &csv_file).expect("ids.csv");
+
+    let json_ids: Vec<(&str, String)> = vec![
+        ("19850312345", "19850312345".into()),
+        ("1985031", "1985031.25".into()),
+        ("PIDARR10", r#"["PIDARR10"]"#.into()),
+        ("PIDOBJ11", r#"{"id":"PIDOBJ11"}"#.into()),
+        ("PIDJLEAD12", r#"" PIDJLEAD12""#.into()),
+        ("PIDJCTRL", r#""PIDJCTRL\u000113""#.into()),
+        ("PIDJLONG14", format!("\"PIDJLONG14{}\"", "y".repeat(300))),
+        ("PIDJUTF", "\"PIDJUTF\u{fffd}15\"".into()),
+    ];
+    let json_row = |id: &str, event_id: &str| {
+        let fields: Vec<String> = header
+            .iter()
+            .zip(&good)
+            .map(|(h, v)| {
+                let value = if h == "person_id" {
+                    id.to_string()
+                } else if h == "event_id" {
+                    format!("{event_id:?}")
+                } else {
+                    format!("{v:?}")
+                };
+                format!("{h:?}:{value}")
+            })
+            .collect();
+        format!("{{{}}}\n", fields.join(","))
+    };
+    let mut jsonl = json_row(&format!("{:?}", good[person]), "GOOD-1").into_bytes();
+    for (i, (_, id)) in json_ids.iter().enumerate() {
+        jsonl.extend(json_row(id, &format!("JBAD-{i}")).into_bytes());
+    }
+    // An identifier in bytes that are not UTF-8 at all.
+    jsonl.extend(
+        json_row("\"PIDJRAW16\u{1}\"", "JBAD-RAW")
+            .replace('\u{1}', "\u{80}")
+            .into_bytes(),
+    );
+    std::fs::write(site.path("ids.jsonl"), &jsonl).expect("ids.jsonl");
+
+    let tokens: Vec<&str> = csv_ids
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(json_ids.iter().map(|(t, _)| *t))
+        .chain(["PIDVALID09", "PIDJRAW16"])
+        .collect();
+    let mut outputs = Vec::new();
+    let mut run = |line: String| {
+        let output = site
+            .command(&line)
+            .env("RUST_LOG", "trace")
+            .output()
+            .expect("run accord");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        outputs.push((line, output.status.success(), text));
+    };
+    for file in ["ids.csv", "ids.jsonl"] {
+        run(format!("ingest --config {} {file}", deu.config));
+        run(format!("ingest --config {} {file} --skip-invalid", deu.config));
+    }
+    // The same through a running daemon, whose log is output too.
+    let daemon = site.start(&deu);
+    eventually("DEU daemon started", || {
+        if deu.socket().exists() {
+            Ok(())
+        } else {
+            Err(daemon.log())
+        }
+    });
+    for file in ["ids.csv", "ids.jsonl"] {
+        run(format!("ingest --config {} {file}", deu.config));
+        run(format!("ingest --config {} {file} --skip-invalid", deu.config));
+    }
+    outputs.push(("daemon log".into(), true, daemon.log()));
+
+    for (line, success, text) in &outputs {
+        for token in &tokens {
+            assert!(
+                !text.contains(token),
+                "{line}: output quotes the identifier {token:?}:\n{text}"
+            );
+        }
+        if !line.contains("--skip-invalid") && line != "daemon log" {
+            assert!(!success, "{line} rejects the file:\n{text}");
+            assert!(text.contains("person_id"), "{line}: the field is named:\n{text}");
+        }
+    }
+    // The rows set aside are the bad ones, all of them: nothing was lost by hiding them.
+    let rejected = site.read("ids.csv.rejected.csv");
+    assert_eq!(rejected.lines().count() - 1, csv_ids.len() + 1, "{rejected}");
+}

@@ -27,6 +27,9 @@ pub const COLUMNS: [&str; 11] = [
     "duration_months",
 ];
 
+/// Fields whose values identify a person: named in errors and logs, never quoted (SPEC §10).
+pub const SENSITIVE_FIELDS: [&str; 1] = ["person_id"];
+
 /// One validated migration event. `person_id` is still the raw identifier here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

@@ -17,6 +17,7 @@
 //! `node.secret`, mode 0600, created on first use; it is never logged or exported.
 
 mod feeds;
+mod host;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -24,7 +25,6 @@ mod tests;
 pub use feeds::{ForkEvidence, PeerStatus};
 pub use records::{CheckReport, IngestOutcome, StoredRecord};
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -152,11 +152,11 @@ impl Store {
 
     fn open_any_definition(data_dir: &Path, country: Country, definition: Definition) -> Result<Store, StoreError> {
         let path = data_dir.join("store");
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Sled {
+        host::private_dir(data_dir).map_err(|e| StoreError::Sled {
             path: path.clone(),
             source: e.into(),
         })?;
-        let secret = load_or_create_secret(&data_dir.join("node.secret"))?;
+        let secret = host::load_or_create_secret(&data_dir.join("node.secret"))?;
         let open = || {
             sled::Config::new()
                 .path(&path)
@@ -183,6 +183,12 @@ impl Store {
             }
         };
         let tree = db.open_tree("accord").map_err(|e| classify(path.clone(), e))?;
+        // sled creates its files with the process umask; the store holds pseudonymised
+        // microdata, so they are made private whatever the umask.
+        host::tighten(&path).map_err(|e| StoreError::Sled {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         let store = Store {
             db,
             tree,
@@ -263,33 +269,6 @@ impl Store {
             path: self.path.clone(),
             key: String::from_utf8_lossy(key).into_owned(),
         }
-    }
-}
-
-/// Reads the node secret, or creates 32 random bytes with mode 0600 on first use.
-fn load_or_create_secret(path: &Path) -> Result<hmac::Key, StoreError> {
-    let err = |message: String| StoreError::Secret {
-        path: path.to_path_buf(),
-        message,
-    };
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.len() == 32 => Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
-        Ok(bytes) => Err(err(format!("expected 32 bytes, found {}", bytes.len()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 32];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-                .map_err(|_| err("no system randomness".into()))?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).map_err(|e| err(e.to_string()))?;
-            file.write_all(&bytes)
-                .and_then(|_| file.sync_all())
-                .map_err(|e| err(e.to_string()))?;
-            Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
-        }
-        Err(e) => Err(err(e.to_string())),
     }
 }
 

@@ -175,19 +175,90 @@ fn a_second_open_while_held_is_refused() {
     assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
 }
 
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(unix)]
 #[test]
-fn secret_file_is_private() {
+fn data_dir_and_everything_in_it_are_private_to_the_node_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("nested").join("deu");
+    let store = open(&data_dir);
+    store.ingest(&[record(1, 0), record(2, 1)]).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    assert_eq!(mode(&data_dir), 0o700);
+    let files = walk(&data_dir);
+    assert!(files.iter().any(|f| f.ends_with("node.secret")), "{files:?}");
+    assert!(files.iter().any(|f| f.starts_with(data_dir.join("store"))), "{files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+        assert!(
+            !f.to_string_lossy().ends_with(".tmp"),
+            "staged secret left behind: {}",
+            f.display()
+        );
+    }
+    assert_eq!(mode(&data_dir.join("store")), 0o700);
+    assert_eq!(std::fs::read(data_dir.join("node.secret")).unwrap().len(), 32);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_loosened_data_dir_and_store_are_tightened_on_open() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("node.secret"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+    set_mode(dir.path(), 0o755);
+    set_mode(&dir.path().join("store"), 0o755);
+    let loosened: Vec<_> = walk(&dir.path().join("store"));
+    for f in &loosened {
+        set_mode(f, 0o644);
     }
+    drop(open(dir.path()));
+    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(&dir.path().join("store")), 0o700);
+    for f in &loosened {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_node_secret_readable_by_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path()).pseudonym("x");
+    let secret = dir.path().join("node.secret");
+    set_mode(&secret, 0o644);
+    let err = Store::open(dir.path(), deu(), Definition::default())
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Secret { .. }), "{err:?}");
+    assert!(text.contains("mode is 644") && text.contains("chmod 600"), "{text}");
+    set_mode(&secret, 0o600);
+    assert_eq!(open(dir.path()).pseudonym("x"), a, "the same secret after the fix");
+}
+
+#[test]
+fn a_leftover_staged_secret_from_a_crash_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    // A crash between creating the staged file and renaming it leaves it, empty, behind.
+    std::fs::write(dir.path().join("node.secret.tmp"), b"").unwrap();
+    let store = open(dir.path());
+    let p = store.pseudonym("x");
+    drop(store);
+    assert!(!dir.path().join("node.secret.tmp").exists());
+    assert_eq!(std::fs::read(dir.path().join("node.secret")).unwrap().len(), 32);
+    assert_eq!(open(dir.path()).pseudonym("x"), p);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{RawRow, ReadError, MAX_RECORD_BYTES};
 use crate::record::validate::RawRecord;
-use crate::record::COLUMNS;
+use crate::record::{COLUMNS, SENSITIVE_FIELDS};
 
 const BUFFER_BYTES: usize = 64 * 1024;
 
@@ -209,6 +209,18 @@ impl<'de> Visitor<'de> for LineVisitor {
     }
 }
 
+/// What sort of JSON value `value` is, without its contents.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        Value::String(_) => "a string",
+        Value::Null => "null",
+    }
+}
+
 /// The text of one JSON value for `field`, or why that kind of value is not accepted there.
 fn field_text(field: &str, value: Value) -> Result<String, String> {
     let integers = INTEGER_FIELDS.contains(&field);
@@ -216,6 +228,9 @@ fn field_text(field: &str, value: Value) -> Result<String, String> {
         Value::String(text) => Ok(text),
         Value::Null => Ok(String::new()),
         Value::Number(number) if integers && (number.is_i64() || number.is_u64()) => Ok(number.to_string()),
+        // A raw identifier exported as a number (national numbers often are) is named by its
+        // kind only: its digits would be the identifier itself.
+        other if SENSITIVE_FIELDS.contains(&field) => Err(format!("expected a string, found {}", kind(&other))),
         other => {
             let found = match &other {
                 Value::Number(number) => format!("the number {number}"),
