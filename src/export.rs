@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{verify, Limits, VerifiedEntry, VerifyError};
+use crate::dataset::{verify_at, Limits, VerifiedEntry, VerifyError};
 use crate::model::Consortium;
 use crate::proto;
 
@@ -113,7 +113,12 @@ pub fn decode(bytes: &[u8]) -> Result<proto::Entry, ExportError> {
     })
 }
 
-/// Offline verification of an export file against a consortium.
+/// Offline verification of an export file against a consortium, now.
 pub fn verify_file(bytes: &[u8], consortium: &Consortium) -> Result<VerifiedEntry, ExportError> {
-    Ok(verify(decode(bytes)?, consortium, &Limits::default())?)
+    Ok(verify_at(
+        decode(bytes)?,
+        consortium,
+        &Limits::default(),
+        crate::date::unix_now(),
+    )?)
 }

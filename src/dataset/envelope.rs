@@ -90,6 +90,14 @@ pub enum VerifyError {
         key: String,
         created_at: String,
     },
+    /// The entry claims to be made before its period began: statistics of a period cannot
+    /// exist before it starts, so the date is false (a backdated entry, perhaps under a key
+    /// that was valid only then).
+    #[error("created at {created_at}, before its period {period} began")]
+    CreatedBeforePeriod { period: String, created_at: String },
+    /// The entry claims a time further ahead of this node's clock than clocks drift.
+    #[error("created at {created_at}, more than {} minutes ahead of this node's clock ({now})", MAX_CLOCK_AHEAD_SECS / 60)]
+    CreatedInFuture { created_at: String, now: String },
     /// The payload length differs from the header's.
     #[error("payload is {actual} bytes, header says {expected}")]
     PayloadSize { expected: u64, actual: u64 },
@@ -159,6 +167,8 @@ impl VerifyError {
             VerifyError::DuplicateSignature(_) => "duplicate_signature",
             VerifyError::BadSignature { .. } => "bad_signature",
             VerifyError::KeyOutsideWindow { .. } => "key_outside_window",
+            VerifyError::CreatedBeforePeriod { .. } => "created_before_period",
+            VerifyError::CreatedInFuture { .. } => "created_in_future",
             VerifyError::PayloadSize { .. } => "payload_size",
             VerifyError::PayloadDigest => "payload_digest",
             VerifyError::PayloadMismatch { .. } => "payload_mismatch",
@@ -214,6 +224,11 @@ pub fn sign(header_bytes: Vec<u8>, key: &Ed25519KeyPair) -> proto::Envelope {
 ///    key of the publisher is tried;
 /// 6. where a payload is present: its size and SHA-256 match the header, it decodes to a sane
 ///    dataset, and the dataset's publisher, cube and period match the header.
+///
+/// The period starts before `created_at` (SPEC §10 entry sanity), checked before the signature
+/// so that a backdated entry is refused as such. The other sanity rules need more than the
+/// entry: `created_at` against the clock is [`verify_at`]'s, against the previous entry the
+/// feed's ([`super::feed::place`]).
 pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> Result<VerifiedEntry, VerifyError> {
     let env = entry.envelope.as_ref().ok_or(VerifyError::MissingEnvelope)?;
     if env.payload.len() > limits.max_header_bytes {
@@ -244,6 +259,12 @@ pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> 
         .ok_or(VerifyError::UnknownPublisher(header.publisher))?;
     if let Some(a) = header.audience.iter().find(|a| consortium.member(**a).is_none()) {
         return Err(VerifyError::UnknownAudience(*a));
+    }
+    if header.created_at <= header.period.start_unix() {
+        return Err(VerifyError::CreatedBeforePeriod {
+            period: header.period.to_string(),
+            created_at: crate::date::format_timestamp(header.created_at),
+        });
     }
     check_signatures(env, &header, member)?;
     let digest = sha256(&env.payload);
@@ -297,6 +318,29 @@ pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> 
         dataset,
         entry,
     })
+}
+
+/// How far ahead of the verifier's clock an entry's `created_at` may be (SPEC §10).
+pub const MAX_CLOCK_AHEAD_SECS: i64 = 300;
+
+/// [`verify`] for an entry arriving now (from a peer, a file or this node's own publish): also
+/// refuses a `created_at` more than [`MAX_CLOCK_AHEAD_SECS`] ahead of `now`. Entries already
+/// accepted are re-verified with [`verify`] alone, so the view never depends on the clock.
+pub fn verify_at(
+    entry: proto::Entry,
+    consortium: &Consortium,
+    limits: &Limits,
+    now: i64,
+) -> Result<VerifiedEntry, VerifyError> {
+    let verified = verify(entry, consortium, limits)?;
+    let created_at = verified.header.created_at;
+    if created_at > now.saturating_add(MAX_CLOCK_AHEAD_SECS) {
+        return Err(VerifyError::CreatedInFuture {
+            created_at: crate::date::format_timestamp(created_at),
+            now: crate::date::format_timestamp(now),
+        });
+    }
+    Ok(verified)
 }
 
 fn check_signatures(

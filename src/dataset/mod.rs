@@ -11,7 +11,7 @@ mod tests;
 
 pub use code::Code;
 pub use codec::{DecodeError, EntryHeader};
-pub use envelope::{verify, Limits, VerifiedEntry, VerifyError};
+pub use envelope::{verify, verify_at, Limits, VerifiedEntry, VerifyError};
 pub use feed::{Head, Placement};
 
 use crate::model::Country;

@@ -387,13 +387,22 @@ fn key_ids_are_hints_only() {
 fn chain_placement() {
     let f = fixture();
     let first = check(&f, entry(&f)).unwrap();
-    assert_eq!(place(None, None, first.header(), first.digest()), Placement::Append);
+    assert_eq!(
+        place(None, Some(NOW), None, first.header(), first.digest()),
+        Placement::Append
+    );
     let head = Head {
         seq: 1,
         digest: first.digest(),
     };
     assert_eq!(
-        place(Some(head), Some(first.digest()), first.header(), first.digest()),
+        place(
+            Some(head),
+            Some(NOW),
+            Some(first.digest()),
+            first.header(),
+            first.digest()
+        ),
         Placement::Replay
     );
     // A different seq-1 header: a fork.
@@ -408,7 +417,13 @@ fn chain_placement() {
     );
     let other = check(&f, other).unwrap();
     assert_eq!(
-        place(Some(head), Some(first.digest()), other.header(), other.digest()),
+        place(
+            Some(head),
+            Some(NOW),
+            Some(first.digest()),
+            other.header(),
+            other.digest()
+        ),
         Placement::Fork { held: first.digest() }
     );
     // seq 2 chained to seq 1: appended; chained to the other history: broken.
@@ -424,7 +439,7 @@ fn chain_placement() {
     let second = check(&f, second).unwrap();
     assert_eq!(second.header().seq, 2);
     assert_eq!(
-        place(Some(head), None, second.header(), second.digest()),
+        place(Some(head), Some(NOW), None, second.header(), second.digest()),
         Placement::Append
     );
     let wrong = Head {
@@ -432,12 +447,81 @@ fn chain_placement() {
         digest: other.digest(),
     };
     assert_eq!(
-        place(Some(wrong), None, second.header(), second.digest()),
+        place(Some(wrong), Some(NOW), None, second.header(), second.digest()),
         Placement::BrokenChain
+    );
+    // seq 2 claiming a time before seq 1's: refused, however well it chains and is signed.
+    assert_eq!(
+        place(Some(head), Some(NOW + 1), None, second.header(), second.digest()),
+        Placement::Backdated { previous: NOW + 1 }
     );
     // seq 2 onto an empty feed: a gap.
     assert_eq!(
-        place(None, None, second.header(), second.digest()),
+        place(None, Some(NOW), None, second.header(), second.digest()),
         Placement::Gap { expected: 1 }
     );
+}
+
+/// SPEC §10 entry sanity, hostile: a key valid only in an old window signs today an entry for
+/// a recent period, dated inside the window. The signature is good and the key was valid at
+/// the claimed time; the date is impossible, and that alone refuses it.
+#[test]
+fn an_entry_dated_before_its_period_began_is_refused() {
+    let f = fixture();
+    let mut d = dataset("DEU");
+    d.period = Period::Month(2025, 5);
+    let may = Period::Month(2025, 5).start_unix();
+    for created_at in [may - 1, may, may - 400 * 86_400] {
+        let e = sign_entry(
+            &d,
+            EntryParams {
+                head: None,
+                created_at,
+                audience: vec![],
+                key: &f.deu,
+            },
+        );
+        let err = check(&f, e).unwrap_err();
+        assert!(matches!(err, VerifyError::CreatedBeforePeriod { .. }), "{err:?}");
+        assert_eq!(err.label(), "created_before_period");
+        assert!(err.to_string().contains("before its period 2025-05 began"), "{err}");
+    }
+    let e = sign_entry(
+        &d,
+        EntryParams {
+            head: None,
+            created_at: NOW,
+            audience: vec![],
+            key: &f.deu,
+        },
+    );
+    assert!(check(&f, e).is_ok(), "made during the period, under a key valid then");
+    assert_eq!(Period::Year(1970).start_unix(), 0);
+    assert_eq!(
+        Period::Quarter(2024, 2).start_unix(),
+        Period::Month(2024, 4).start_unix()
+    );
+}
+
+#[test]
+fn an_entry_from_more_than_five_minutes_ahead_is_refused_on_arrival() {
+    let f = fixture();
+    let signed = |created_at| {
+        sign_entry(
+            &dataset("DEU"),
+            EntryParams {
+                head: None,
+                created_at,
+                audience: vec![],
+                key: &f.deu,
+            },
+        )
+    };
+    let now = NOW - 1_000;
+    let err = verify_at(signed(now + 301), &f.consortium, &Limits::default(), now).unwrap_err();
+    assert!(matches!(err, VerifyError::CreatedInFuture { .. }), "{err:?}");
+    assert_eq!(err.label(), "created_in_future");
+    assert!(verify_at(signed(now + 300), &f.consortium, &Limits::default(), now).is_ok());
+    // Once accepted, the entry is re-verified without the clock: the view never depends on it.
+    assert!(check(&f, signed(now + 301)).is_ok());
 }

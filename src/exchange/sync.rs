@@ -372,6 +372,18 @@ async fn fetch_range(
                         tracing::warn!(peer = %peer.country, publisher = %v.publisher, seq, expected, outcome = "gap");
                         return Ok(Fetched::Stopped);
                     }
+                    Placement::Backdated { previous } => {
+                        report.reject(Rejection {
+                            reason: RejectReason::Invalid("created_before_previous"),
+                            detail: format!(
+                                "{} seq {seq}: created before the entry it follows ({})",
+                                v.publisher,
+                                crate::date::format_timestamp(previous)
+                            ),
+                        });
+                        tracing::warn!(peer = %peer.country, publisher = %v.publisher, seq, outcome = "rejected", reason = "created before the entry it follows");
+                        return Ok(Fetched::Stopped);
+                    }
                     Placement::BrokenChain => {
                         report.reject(Rejection {
                             reason: RejectReason::BrokenChain,

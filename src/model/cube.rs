@@ -86,6 +86,18 @@ impl Period {
         }
     }
 
+    /// The first day of the period (UTC), as Unix seconds.
+    pub fn start_unix(self) -> i64 {
+        let month = *self.months().start();
+        crate::date::Date {
+            year: self.year(),
+            month,
+            day: 1,
+        }
+        .day_number()
+            * 86_400
+    }
+
     /// The months (1–12) of `year()` this period covers.
     pub fn months(self) -> std::ops::RangeInclusive<u8> {
         match self {

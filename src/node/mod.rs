@@ -21,7 +21,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use crate::aggregate::disclosure;
 use crate::config::NodeConfig;
 use crate::dataset::publish::{sign_entry, EntryParams};
-use crate::dataset::{verify, AcceptedDataset, Dataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
+use crate::dataset::{verify_at, AcceptedDataset, Dataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
 use crate::date::unix_now;
 use crate::exchange::{AcceptError, Syncer};
 use crate::ingest::{IngestError, RecordSink};
@@ -201,8 +201,15 @@ impl Node {
             );
             // Our own entry goes through the same verification as any other: what we store is
             // what every peer will accept.
-            Ok::<_, NodeError>(verify(entry, consortium, &self.limits)?)
+            Ok::<_, NodeError>(verify_at(entry, consortium, &self.limits, unix_now())?)
         })?;
+        if let Placement::Backdated { previous } = placement {
+            return Err(NodeError::Request(format!(
+                "this node's clock ({}) is behind its own last entry ({}): a feed's time only moves forward; correct the clock and publish again",
+                crate::date::format_timestamp(verified.header().created_at),
+                crate::date::format_timestamp(previous)
+            )));
+        }
         if placement != Placement::Append {
             return Err(NodeError::Request(format!("own feed refused the entry: {placement:?}")));
         }
@@ -230,7 +237,7 @@ impl Node {
     }
 
     fn place(&self, entry: crate::proto::Entry) -> Result<(VerifiedEntry, Placement), AcceptError> {
-        let verified = verify(entry, &self.config.consortium, &self.limits)?;
+        let verified = verify_at(entry, &self.config.consortium, &self.limits, unix_now())?;
         let placement = self.store.accept(&verified)?;
         self.current.placed(&verified, placement);
         Ok((verified, placement))

@@ -72,12 +72,30 @@ impl Store {
         let key = head_key(publisher);
         match self.get(&key)? {
             None => Ok(None),
-            Some(v) if v.len() == 40 => Ok(Some(Head {
+            // 48 bytes: seq, digest, the head header's created_at; 40 before created_at was kept.
+            Some(v) if v.len() == 40 || v.len() == 48 => Ok(Some(Head {
                 seq: u64::from_be_bytes(v[..8].try_into().map_err(|_| self.corrupt(&key))?),
-                digest: v[8..].try_into().map_err(|_| self.corrupt(&key))?,
+                digest: v[8..40].try_into().map_err(|_| self.corrupt(&key))?,
             })),
             Some(_) => Err(self.corrupt(&key)),
         }
+    }
+
+    /// The `created_at` of `publisher`'s head entry (at `seq`): kept in the head value; for a
+    /// head stored before it was kept, read from the entry's header.
+    fn head_created_at(&self, publisher: Country, seq: u64) -> Result<Option<i64>, StoreError> {
+        let key = head_key(publisher);
+        if let Some(v) = self.get(&key)? {
+            if v.len() == 48 {
+                let bytes: [u8; 8] = v[40..].try_into().map_err(|_| self.corrupt(&key))?;
+                return Ok(Some(i64::from_be_bytes(bytes)));
+            }
+        }
+        Ok(self
+            .entry(publisher, seq)?
+            .and_then(|e| e.envelope)
+            .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok())
+            .map(|h| h.created_at))
     }
 
     /// Every feed's head, by publisher.
@@ -140,13 +158,18 @@ impl Store {
         } else {
             None
         };
-        let placement = feed::place(head, held, v.header(), v.digest());
+        let head_created_at = match head {
+            Some(h) if v.header().seq == h.seq + 1 => self.head_created_at(publisher, h.seq)?,
+            _ => None,
+        };
+        let placement = feed::place(head, head_created_at, held, v.header(), v.digest());
         match placement {
             Placement::Append => {
                 let mut batch = sled::Batch::default();
                 batch.insert(entry_key(publisher, v.header().seq), v.entry().encode_to_vec());
                 let mut h = v.header().seq.to_be_bytes().to_vec();
                 h.extend_from_slice(&v.digest());
+                h.extend_from_slice(&v.header().created_at.to_be_bytes());
                 batch.insert(head_key(publisher), h);
                 if !v.entry().has_payload {
                     batch.insert(lacking_key(publisher, v.header().seq), &[]);
@@ -183,7 +206,7 @@ impl Store {
                     }
                 }
             }
-            Placement::Gap { .. } | Placement::BrokenChain => {}
+            Placement::Gap { .. } | Placement::BrokenChain | Placement::Backdated { .. } => {}
         }
         Ok(placement)
     }
