@@ -7,8 +7,12 @@ use crate::store::CheckReport;
 
 /// One line on a publish.
 pub fn published_line(p: &Published) -> String {
+    let suppressed = match p.suppressed {
+        0 => String::new(),
+        n => format!(", {n} of them to protect earlier publications"),
+    };
     format!(
-        "published {} {} {} as seq {} ({} cells, {} confidential), digest {}\n",
+        "published {} {} {} as seq {} ({} cells, {} confidential{suppressed}), digest {}\n",
         p.publisher,
         p.cube,
         p.period,

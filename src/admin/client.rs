@@ -130,6 +130,7 @@ impl Operations for Remote {
             digest: reply_field("digest", r.digest.try_into().ok())?,
             cells: r.cells as usize,
             confidential: r.confidential as usize,
+            suppressed: r.suppressed as usize,
         })
     }
 

@@ -174,6 +174,7 @@ impl Admin for AdminService {
             digest: p.digest.to_vec(),
             cells: p.cells as u64,
             confidential: p.confidential as u64,
+            suppressed: p.suppressed as u64,
         }))
     }
 

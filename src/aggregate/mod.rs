@@ -5,6 +5,7 @@
 //! (the store keeps live counts under it) and carries the count and the sum of its records'
 //! cell keys. Pure: this module never touches the store.
 
+pub mod audit;
 pub mod disclosure;
 
 use crate::model::Country;

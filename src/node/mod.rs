@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
+use crate::aggregate::audit::{self, Earlier};
 use crate::aggregate::disclosure;
 use crate::config::NodeConfig;
 use crate::dataset::publish::{sign_entry, EntryParams};
@@ -25,7 +26,7 @@ use crate::dataset::{verify_at, AcceptedDataset, Dataset, Head, Limits, Placemen
 use crate::date::unix_now;
 use crate::exchange::{AcceptError, Syncer};
 use crate::ingest::{IngestError, RecordSink};
-use crate::model::{CellValue, Consortium, Country, Cube, Period};
+use crate::model::{Cell, CellValue, Consortium, Country, Cube, Disclosure, Period};
 use crate::reconcile::View;
 use crate::record::Record;
 use crate::store::{CheckReport, ForkEvidence, IngestOutcome, PeerStatus, Store, StoreError};
@@ -75,6 +76,9 @@ pub struct Published {
     pub digest: [u8; 32],
     pub cells: usize,
     pub confidential: usize,
+    /// Of the confidential cells, those flagged because an exact figure would have disclosed a
+    /// small count together with earlier publications (SPEC §10).
+    pub suppressed: usize,
 }
 
 impl Node {
@@ -181,15 +185,39 @@ impl Node {
                 self.limits.max_cells
             )));
         }
-        let dataset = Dataset {
-            publisher: self.country(),
-            cube,
-            period,
-            definition: consortium.definition,
-            disclosure: consortium.disclosure,
-            cells,
-        };
+        let mut suppressed = 0;
         let (verified, placement) = self.store.append_next(self.country(), |head| {
+            // Audited under the store's write lock: a concurrent publish of an overlapping
+            // period is either in the history or waits for this one.
+            let cells = match consortium.disclosure {
+                Disclosure::Threshold { k } => {
+                    let history = self.own_history(cube, period.year())?;
+                    let earlier: Vec<Earlier<'_>> = history
+                        .iter()
+                        .map(|(seq, period, cells)| Earlier {
+                            seq: *seq,
+                            period: *period,
+                            cells,
+                        })
+                        .collect();
+                    let audited = audit::audit(k, &earlier, period, cells).map_err(|refusal| {
+                        NodeError::Request(format!(
+                            "publish {cube} {period} refused: {refusal}; an exact figure here would disclose a count below {k} with what this node already published (cell-key protects flexible periods; see the README)"
+                        ))
+                    })?;
+                    suppressed = audited.suppressed.len();
+                    audited.cells
+                }
+                _ => cells,
+            };
+            let dataset = Dataset {
+                publisher: self.country(),
+                cube,
+                period,
+                definition: consortium.definition,
+                disclosure: consortium.disclosure,
+                cells,
+            };
             let entry = sign_entry(
                 &dataset,
                 EntryParams {
@@ -215,20 +243,52 @@ impl Node {
         }
         self.current.placed(&verified, placement);
         self.store.flush()?;
+        let dataset = verified.dataset().expect("own entries carry their payload");
         let confidential = dataset
             .cells
             .iter()
             .filter(|c| c.value == CellValue::Confidential)
             .count();
+        let cells = dataset.cells.len();
         Ok(Published {
             publisher: self.country(),
             cube,
             period,
             seq: verified.header().seq,
             digest: verified.digest(),
-            cells: dataset.cells.len(),
+            cells,
             confidential,
+            suppressed,
         })
+    }
+
+    /// This node's own entries of `cube` for periods of `year`, oldest first: what a new
+    /// publication is audited against.
+    fn own_history(&self, cube: Cube, year: i32) -> Result<Vec<(u64, Period, Vec<Cell>)>, NodeError> {
+        let me = self.country();
+        let Some(head) = self.store.head(me)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for seq in 1..=head.seq {
+            let Some(entry) = self.store.entry(me, seq)? else {
+                continue;
+            };
+            let Some(header) = entry
+                .envelope
+                .as_ref()
+                .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok())
+            else {
+                continue;
+            };
+            if header.cube != cube || header.period.year() != year || !entry.has_payload {
+                continue;
+            }
+            let dataset = Dataset::decode(&entry.payload, self.limits.max_cells)
+                .map_err(|e| NodeError::Request(format!("own entry seq {seq} does not decode: {e}")))?;
+            out.push((seq, header.period, dataset.cells));
+        }
+        Ok(out)
     }
 
     /// Verifies an entry from the network and places it in its feed.

@@ -1,0 +1,289 @@
+//! Disclosure across publications (SPEC §10): under `threshold`, a new publication is checked
+//! against everything this node already published of the same cube and year, so that no count
+//! in (0, k) follows exactly by subtraction. Pure: the node hands in its own feed's history.
+//!
+//! What an analyst can subtract. Zero cells are not published, so an absent cell is a published
+//! 0. For one cell key, every exact figure (a value or an absent 0) of a period is the sum of that
+//! key's months over the period, and the periods of one year (the year, its quarters, its
+//! months) form a laminar family: any two are nested or disjoint. The span of a laminar family
+//! is spanned by the disjoint "blocks" `D(S)` = `S` minus its largest published sub-periods, so
+//! the sums an analyst can derive exactly are the unions of blocks, and the smallest positive
+//! one is the smallest positive block: checking every block's value `v(S) − Σ v(children)`
+//! checks every subtraction. Different keys share no months, so sums across keys (a pair's
+//! total) derive nothing smaller than their parts. Revisions are checked against every earlier
+//! figure of the same period and key: a change of 1 to k−1 people is a disclosure. Two further
+//! things are refused because they pin a confidential cell: a block whose confidential parts
+//! can take only one value given the block's total (a year of 12 whose 12 months are all `C`
+//! are 1 each).
+//!
+//! The remedy is secondary suppression of the new figure (flag `C`): one cell per key at most,
+//! which is as few as can be, since what was published stays published. Where that does not
+//! restore safety, the publication is refused, naming the cell and the earlier entries.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Cell, CellValue, Period};
+
+/// One earlier entry of this node's feed for the same cube and year.
+#[derive(Debug, Clone, Copy)]
+pub struct Earlier<'a> {
+    pub seq: u64,
+    pub period: Period,
+    pub cells: &'a [Cell],
+}
+
+/// A publication that passed the audit: its cells (with secondary suppression applied) and the
+/// keys that were suppressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audited {
+    pub cells: Vec<Cell>,
+    pub suppressed: Vec<Vec<String>>,
+}
+
+/// A publication the audit cannot make safe by suppressing its own cells.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cell {key} of {period}: {reason} (with entries seq {entries})", key = .key.join(","), entries = seqs(.entries))]
+pub struct Refusal {
+    pub key: Vec<String>,
+    pub period: Period,
+    pub reason: String,
+    pub entries: Vec<u64>,
+}
+
+fn seqs(entries: &[u64]) -> String {
+    entries.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// What one publication says of one key for its period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fact {
+    /// A published value, or 0 for an absent cell.
+    Exact(i64),
+    /// Flag `C`: 0 < count < k.
+    Confidential,
+}
+
+/// The months of a period, as bits 0..12.
+fn mask(period: Period) -> u16 {
+    period.months().fold(0, |m, month| m | 1 << (month - 1))
+}
+
+/// One publication's cells by key.
+type Figures<'a> = BTreeMap<&'a [String], CellValue>;
+
+fn fact(cells: &Figures<'_>, key: &[String]) -> Fact {
+    match cells.get(key) {
+        None => Fact::Exact(0),
+        Some(CellValue::Value(v)) => Fact::Exact(*v as i64),
+        Some(CellValue::Confidential) => Fact::Confidential,
+    }
+}
+
+/// Checks `cells`, to be published for `period`, against `earlier` (the node's entries of the
+/// same cube and year, in feed order) under threshold `k`.
+pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) -> Result<Audited, Refusal> {
+    let k = i64::from(k);
+    let year = period.year();
+    let earlier: Vec<(u64, u16, Figures<'_>)> = earlier
+        .iter()
+        .filter(|e| e.period.year() == year)
+        .map(|e| {
+            let cells = e.cells.iter().map(|c| (c.key.as_slice(), c.value)).collect();
+            (e.seq, mask(e.period), cells)
+        })
+        .collect();
+    let new: Figures<'_> = cells.iter().map(|c| (c.key.as_slice(), c.value)).collect();
+    let keys: BTreeSet<&[String]> = earlier
+        .iter()
+        .flat_map(|(_, _, cells)| cells.keys().copied())
+        .chain(new.keys().copied())
+        .collect();
+    let this = mask(period);
+    let mut suppressed = Vec::new();
+    for key in keys {
+        // The latest figure of every period, as an analyst holding the feed sees it now.
+        let mut latest: BTreeMap<u16, (Fact, u64)> = BTreeMap::new();
+        let mut revisions = Vec::new();
+        for (seq, m, cells) in &earlier {
+            let f = fact(cells, key);
+            latest.insert(*m, (f, *seq));
+            if *m == this {
+                revisions.push((f, *seq));
+            }
+        }
+        let proposed = fact(&new, key);
+        let changed_by = |v: i64| {
+            revisions.iter().find_map(|(f, seq)| match f {
+                Fact::Exact(u) if v != *u && (v - u).abs() < k => Some((v - u, *seq)),
+                _ => None,
+            })
+        };
+        let mut problem = match proposed {
+            Fact::Exact(v) => changed_by(v).map(|(d, seq)| {
+                (
+                    format!("would differ by {} from the figure in entry seq {seq}", d.abs()),
+                    vec![seq],
+                )
+            }),
+            Fact::Confidential => None,
+        };
+        if problem.is_none() {
+            latest.insert(this, (proposed, 0));
+            problem = exposure(k, &latest);
+        }
+        let Some((reason, entries)) = problem else {
+            continue;
+        };
+        if let Fact::Exact(v) = proposed {
+            if v > 0 {
+                // Suppressed, the new figure adds only a bound; the rest was safe before.
+                latest.insert(this, (Fact::Confidential, 0));
+                if exposure(k, &latest).is_none() {
+                    suppressed.push(key.to_vec());
+                    continue;
+                }
+            }
+        }
+        return Err(Refusal {
+            key: key.to_vec(),
+            period,
+            reason,
+            entries: entries.into_iter().filter(|s| *s != 0).collect(),
+        });
+    }
+    let cells = cells
+        .into_iter()
+        .map(|c| {
+            if suppressed.binary_search(&c.key).is_ok() {
+                Cell {
+                    key: c.key,
+                    value: CellValue::Confidential,
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
+    Ok(Audited { cells, suppressed })
+}
+
+/// The first exact disclosure in one key's figures (period mask → latest fact and its seq,
+/// 0 for the publication under audit): why, and the entries involved.
+///
+/// Each published period `S` gives a block `D(S)` with value `v(S) − Σ v(children)`. When the
+/// figures were published at different times (a period revised, another not), a block can be
+/// negative, and an empty block can have a nonzero value: a dependency among the figures whose
+/// value is a change between two times. Then unions of blocks, plus or minus dependencies, are
+/// what an analyst can form, and every such sum is checked.
+fn exposure(k: i64, latest: &BTreeMap<u16, (Fact, u64)>) -> Option<(String, Vec<u64>)> {
+    let exact: Vec<(u16, i64, u64)> = latest
+        .iter()
+        .filter_map(|(m, (f, seq))| match f {
+            Fact::Exact(v) => Some((*m, *v, *seq)),
+            Fact::Confidential => None,
+        })
+        .collect();
+    let confidential: Vec<u16> = latest
+        .iter()
+        .filter(|(_, (f, _))| *f == Fact::Confidential)
+        .map(|(m, _)| *m)
+        .collect();
+    let inside = |inner: u16, outer: u16| inner != outer && inner & !outer == 0;
+    let mut blocks = Vec::new();
+    let mut dependencies = Vec::new();
+    let mut all_entries = Vec::new();
+    for &(s, v, seq) in &exact {
+        // The largest published periods strictly inside `s`.
+        let children: Vec<&(u16, i64, u64)> = exact
+            .iter()
+            .filter(|(c, _, _)| inside(*c, s))
+            .filter(|(c, _, _)| !exact.iter().any(|(u, _, _)| inside(*c, *u) && inside(*u, s)))
+            .collect();
+        let block = children.iter().fold(s, |b, (c, _, _)| b & !c);
+        let d = v - children.iter().map(|(_, cv, _)| cv).sum::<i64>();
+        let mut entries: Vec<u64> = std::iter::once(seq).chain(children.iter().map(|c| c.2)).collect();
+        entries.sort_unstable();
+        entries.dedup();
+        all_entries.extend_from_slice(&entries);
+        if d != 0 && d.abs() < k {
+            let what = if block == 0 {
+                format!("the figures would show a change of {} people", d.abs())
+            } else {
+                format!("{d} would follow by subtraction")
+            };
+            return Some((what, entries));
+        }
+        if block != 0 && d > 0 {
+            if let Some(pinned) = pinned(k, d, block, &confidential) {
+                return Some((
+                    format!("a confidential cell would be exactly {pinned} given the others"),
+                    entries,
+                ));
+            }
+        }
+        match (block, d) {
+            (_, 0) => {}
+            (0, d) => dependencies.push(d),
+            (_, d) => blocks.push(d),
+        }
+    }
+    if dependencies.is_empty() && blocks.iter().all(|d| *d > 0) {
+        // Consistent figures: the smallest positive union is the smallest block, checked above.
+        return None;
+    }
+    all_entries.sort_unstable();
+    all_entries.dedup();
+    let found = small_combination(k, &blocks, &dependencies)?;
+    let what = if found == 0 {
+        "too many overlapping figures to audit".to_string()
+    } else {
+        format!("{found} would follow from a combination of the figures")
+    };
+    Some((what, all_entries))
+}
+
+/// Sums an analyst can form: any subset of `blocks`, plus or minus any of `dependencies`. The
+/// first with 0 < |sum| < k, if any. Past a bound on the sums tracked, the answer is yes (0):
+/// a figure that cannot be audited is not published.
+fn small_combination(k: i64, blocks: &[i64], dependencies: &[i64]) -> Option<i64> {
+    const MAX_SUMS: usize = 1 << 16;
+    let mut sums: BTreeSet<i64> = BTreeSet::from([0]);
+    let steps = blocks
+        .iter()
+        .map(|b| vec![*b])
+        .chain(dependencies.iter().map(|d| vec![*d, -*d]));
+    for step in steps {
+        let next: Vec<i64> = sums.iter().flat_map(|s| step.iter().map(move |x| s + x)).collect();
+        sums.extend(next);
+        if let Some(small) = sums.iter().find(|s| **s != 0 && s.abs() < k) {
+            return Some(*small);
+        }
+        if sums.len() > MAX_SUMS {
+            return Some(0);
+        }
+    }
+    None
+}
+
+/// Whether the confidential periods inside `block` (each 1..k−1) can take only one value given
+/// that the block's months sum to `total`: the value, if so.
+fn pinned(k: i64, total: i64, block: u16, confidential: &[u16]) -> Option<i64> {
+    let parts: Vec<u16> = confidential
+        .iter()
+        .copied()
+        .filter(|c| c & !block == 0)
+        .filter(|c| !confidential.iter().any(|u| u != c && c & !u == 0 && u & !block == 0))
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let covered = parts.iter().fold(0, |m, p| m | p);
+    let open = block & !covered != 0;
+    let n = parts.len() as i64;
+    let low = if open { 1 } else { (total - (n - 1) * (k - 1)).max(1) };
+    let high = (total - (n - 1)).min(k - 1);
+    (low == high).then_some(low)
+}
+
+#[cfg(test)]
+mod tests;
