@@ -530,3 +530,47 @@ async fn member_answering_for_another_member_is_refused() {
     drop(node);
     cluster.shutdown().await.unwrap();
 }
+
+/// SPEC §10 entry sanity, as a member with its real signing key would try it: a seq 2 dated
+/// before seq 1 (an old key's "old" entry made today), an entry from the future, and one dated
+/// before its period began. Each is signed correctly and chains; each is refused by the node,
+/// with nothing stored and the reason named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_with_impossible_times_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let cluster = start_cluster(dir.path(), &[DEU, FRA]).await;
+    let node = running(&cluster, 0);
+    let fra = member(FRA);
+    let key = signing_key(&cluster.pki, fra);
+    let first = signed(&dataset(&node, fra, 7), &key, None, now());
+    let (_, placement) = node.accept(first.clone()).expect("seq 1 accepted");
+    assert_eq!(placement, accord::dataset::Placement::Append);
+    let head = node.head(fra).unwrap();
+
+    let backdated = signed(&dataset(&node, fra, 8), &key, head, now() - 3_600);
+    let (_, placement) = node.accept(backdated).expect("verifies on its own");
+    assert!(
+        matches!(placement, accord::dataset::Placement::Backdated { .. }),
+        "{placement:?}"
+    );
+    assert_eq!(node.head(fra).unwrap(), head, "nothing appended");
+
+    let future = signed(&dataset(&node, fra, 8), &key, head, now() + 600);
+    let err = node.accept(future).expect_err("from the future");
+    assert!(err.to_string().contains("ahead of this node's clock"), "{err}");
+
+    let mut early = dataset(&node, fra, 8);
+    let next_year = accord::date::Date::today().year + 1;
+    early.period = Period::Year(next_year);
+    let err = node
+        .accept(signed(&early, &key, head, now()))
+        .expect_err("before its period");
+    assert!(
+        err.to_string()
+            .contains(&format!("before its period {next_year} began")),
+        "{err}"
+    );
+    assert_eq!(node.head(fra).unwrap(), head, "nothing appended");
+    drop(node);
+    cluster.shutdown().await.unwrap();
+}
