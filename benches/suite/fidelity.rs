@@ -2,14 +2,19 @@
 //! four members' records and `truth.csv` (fixed seed); every node of a real cluster ingests its
 //! file and publishes `flows` for the year, the nodes sync over mutual TLS, and the common view
 //! (identical at every node, checked) is scored with `reconcile::pair_total_mape` against the
-//! truth. Repeated for each disclosure method, since suppression and noise change the totals.
+//! truth. Repeated for each disclosure method, since suppression and noise change the totals,
+//! and once more for threshold and cell-key with every node publishing its months, then its
+//! quarters, then the year: under threshold the year is audited against the months and
+//! quarters already published (SPEC §10) and loses the cells that would disclose by
+//! subtraction; under cell-key nothing is suppressed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use accord::cluster::{full_mesh, ClusterOptions, LocalCluster};
 use accord::hex;
 use accord::ingest::ingest_file;
-use accord::model::{Cube, Period};
+use accord::model::{CellValue, Cube, Period};
 use accord::node::Node;
 use accord::reconcile::{pair_total_mape, read_truth};
 use accord::record::validate::ValidationContext;
@@ -76,25 +81,37 @@ pub fn run(fx: &mut Fixture) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let methods: [(&str, ConsortiumEdit); 3] = [
-        ("threshold k=5", threshold),
-        ("cell-key", cell_key),
-        ("none (test only)", no_protection),
+    let year = vec![Period::Year(fx.year)];
+    let every: Vec<Period> = (1..=12)
+        .map(|m| Period::Month(fx.year, m))
+        .chain((1..=4).map(|q| Period::Quarter(fx.year, q)))
+        .chain(std::iter::once(Period::Year(fx.year)))
+        .collect();
+    let methods: [(&str, ConsortiumEdit, &[Period]); 6] = [
+        ("threshold k=5", threshold, &year),
+        ("cell-key", cell_key, &year),
+        ("none (test only)", no_protection, &year),
+        ("threshold, 17 per.", threshold, &every),
+        ("cell-key, 17 per.", cell_key, &every),
+        ("none, 17 per.", no_protection, &every),
     ];
+    let mut published = Vec::new();
     println!(
         "  {:<18} {:>10} {:>10} {:>10} {:>10}",
         "disclosure", "receiving", "sending", "max", "mean"
     );
-    for (i, (name, edit)) in methods.into_iter().enumerate() {
+    for (i, (name, edit, periods)) in methods.into_iter().enumerate() {
         let dir = fx.dir.path().join(format!("fidelity-{i}"));
-        let (mape, secs) = timed(|| runtime.block_on(view_mape(&dir, fx.year, &summary, edit, &truth)));
+        let ((mape, suppressed, own), secs) =
+            timed(|| runtime.block_on(view_mape(&dir, &summary, edit, &truth, periods)));
+        published.push(own);
         let cell = |rule: &str| {
             mape.iter()
                 .find(|(r, _)| r.as_str() == rule)
                 .map_or("-".into(), |(_, m)| format!("{m:.1}%"))
         };
         println!(
-            "  {:<18} {:>10} {:>10} {:>10} {:>10}   ({secs:.1} s)",
+            "  {:<18} {:>10} {:>10} {:>10} {:>10}   ({secs:.1} s; {suppressed} cells suppressed to protect earlier publications)",
             name,
             cell("receiving"),
             cell("sending"),
@@ -102,16 +119,98 @@ pub fn run(fx: &mut Fixture) {
             cell("mean")
         );
     }
+    // Differencing by an analyst holding DEU's months, quarters and year: each month as its
+    // quarter minus the other two months, each quarter as the year minus the other three;
+    // scored against the exact counts (the `none` run, same records).
+    let exact = &published[5];
+    println!("  differencing DEU's 17 publications (months as Q minus the other two months, quarters as the year minus the other three):");
+    for (name, own) in [("threshold k=5", &published[3]), ("cell-key", &published[4])] {
+        let d = differencing(own, exact);
+        println!(
+            "  {name:<18} {} derivable of {} small true counts (1-4): {} exact, mean error {:.2}; derived values in 1-4 that are not true: {}",
+            d.derived, d.small, d.exact, d.mean_error, d.misleading
+        );
+    }
 }
 
-/// Ingest, publish, sync and view on a fresh cluster; the MAPE per rule.
+type Published = Vec<(Period, BTreeMap<Vec<String>, CellValue>)>;
+
+#[derive(Default)]
+struct Differencing {
+    /// True counts in 1..=4 among the parts derived.
+    small: usize,
+    /// Of those, how many the published figures let an analyst derive at all.
+    derived: usize,
+    /// Of those, derived exactly.
+    exact: usize,
+    mean_error: f64,
+    /// Derived values in 1..=4 where the true count differs.
+    misleading: usize,
+}
+
+/// Derives each month from its quarter and each quarter from the year, subtracting the
+/// published siblings; scores the derivations of small true counts.
+fn differencing(own: &Published, exact: &Published) -> Differencing {
+    let value = |p: &Published, period: Period, key: &Vec<String>| -> Option<i64> {
+        let (_, cells) = p.iter().find(|(q, _)| *q == period)?;
+        match cells.get(key) {
+            None => Some(0),
+            Some(CellValue::Value(v)) => Some(*v as i64),
+            Some(CellValue::Confidential) => None,
+        }
+    };
+    let year = own[0].0.year();
+    let mut families: Vec<(Period, Vec<Period>)> = (1..=4u8)
+        .map(|q| {
+            (
+                Period::Quarter(year, q),
+                (q * 3 - 2..=q * 3).map(|m| Period::Month(year, m)).collect(),
+            )
+        })
+        .collect();
+    families.push((Period::Year(year), (1..=4).map(|q| Period::Quarter(year, q)).collect()));
+    let keys: std::collections::BTreeSet<&Vec<String>> = exact.iter().flat_map(|(_, c)| c.keys()).collect();
+    let mut d = Differencing::default();
+    let mut error = 0;
+    for key in keys {
+        for (parent, parts) in &families {
+            for part in parts {
+                let truth = value(exact, *part, key).unwrap_or(0);
+                let derived = value(own, *parent, key).and_then(|total| {
+                    parts
+                        .iter()
+                        .filter(|p| *p != part)
+                        .try_fold(total, |acc, p| Some(acc - value(own, *p, key)?))
+                });
+                if let Some(v) = derived {
+                    if (1..=4).contains(&v) && v != truth {
+                        d.misleading += 1;
+                    }
+                }
+                if (1..=4).contains(&truth) {
+                    d.small += 1;
+                    if let Some(v) = derived {
+                        d.derived += 1;
+                        d.exact += usize::from(v == truth);
+                        error += (v - truth).unsigned_abs();
+                    }
+                }
+            }
+        }
+    }
+    d.mean_error = error as f64 / d.derived.max(1) as f64;
+    d
+}
+
+/// Ingest, publish `periods` in order, sync and view on a fresh cluster; the MAPE per rule and
+/// the cells suppressed by the audit across all nodes.
 async fn view_mape(
     dir: &std::path::Path,
-    year: i32,
     summary: &SynthSummary,
     edit: ConsortiumEdit,
     truth: &accord::reconcile::fidelity::Truth,
-) -> Vec<(accord::model::Rule, f64)> {
+    periods: &[Period],
+) -> (Vec<(accord::model::Rule, f64)>, usize, Published) {
     let options = ClusterOptions {
         countries: COUNTRIES.iter().map(|c| country(c)).collect(),
         peered: full_mesh,
@@ -131,15 +230,19 @@ async fn view_mape(
             .find(|f| f.0 == node.country())
             .map(|f| f.1.clone())
             .expect("file per member");
+        let periods = periods.to_vec();
         tasks.push(tokio::task::spawn_blocking(move || {
             let ctx = ValidationContext::for_today(node.country());
             ingest_file(&file, ctx, false, &mut &*node, &mut |_| {}).expect("ingest");
-            node.publish(Cube::Flows, Period::Year(year), Vec::new())
-                .expect("publish");
+            periods
+                .into_iter()
+                .map(|p| node.publish(Cube::Flows, p, Vec::new()).expect("publish").suppressed)
+                .sum::<usize>()
         }));
     }
+    let mut suppressed = 0;
     for t in tasks {
-        t.await.expect("ingest task");
+        suppressed += t.await.expect("ingest task");
     }
     for _ in 0..2 {
         for node in &nodes {
@@ -155,10 +258,25 @@ async fn view_mape(
         "view digests differ between nodes: {digests:?}"
     );
     let inputs = views[0].inputs.len();
-    assert_eq!(inputs, COUNTRIES.len(), "one flows dataset per member in the view");
+    assert_eq!(
+        inputs,
+        COUNTRIES.len() * periods.len(),
+        "each member's flows datasets in the view"
+    );
     let mape = pair_total_mape(&views[0], truth);
+    let mut own: Published = nodes[0]
+        .current_datasets()
+        .expect("datasets")
+        .into_iter()
+        .filter(|a| a.publisher == nodes[0].country())
+        .map(|a| {
+            let cells = a.dataset.cells.into_iter().map(|c| (c.key, c.value)).collect();
+            (a.dataset.period, cells)
+        })
+        .collect();
+    own.sort_by_key(|(p, _)| *p);
     drop(views);
     drop(nodes);
     cluster.shutdown().await.expect("shutdown");
-    mape
+    (mape, suppressed, own)
 }
