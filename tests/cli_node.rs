@@ -273,3 +273,51 @@ fn parallel_publishes_through_a_running_node_get_consecutive_seqs() {
     );
     assert_eq!(status["equivocating"], serde_json::json!([]), "{status}");
 }
+
+/// `accord certs revoke` (SPEC §14) through to the exchange: FRA's certificate revoked in
+/// `pki/crl.pem`, which DEU lists under `[tls] crls`; FRA's pulls from DEU are refused at the
+/// TLS handshake, and FRA's own node refuses to start with the CRL that revokes it.
+#[test]
+fn a_member_revoked_with_certs_revoke_is_refused_by_a_node_that_loads_the_crl() {
+    let (site, [deu, fra]) = Site::two_members(17);
+    site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
+    let year = last_year();
+    site.ok(&format!("publish --config {} --cube flows --period {year}", deu.config));
+    site.ok("certs revoke --dir pki --country FRA")
+        .stdout_has("revoked FRA (pki/fra.pem) in pki/crl.pem");
+    let text = site.read(&deu.config).replace("crls = []", "crls = [\"pki/crl.pem\"]");
+    site.write(&deu.config, &text);
+
+    let d = site.start(&deu);
+    eventually("DEU daemon started", || {
+        if deu.socket().exists() {
+            Ok(())
+        } else {
+            Err(d.log())
+        }
+    });
+    let sync = site.run(&format!("sync --config {}", fra.config));
+    let out = format!("{}{}", sync.stdout(), sync.stderr());
+    assert!(!sync.output.status.success(), "FRA's pull must fail:\n{out}");
+    assert!(out.contains("DEU"), "{out}");
+    eventually("DEU logs the refusal", || {
+        let log = d.log();
+        if log.contains("Revoked") || log.contains("revoked") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    assert!(
+        site.status(&fra.config)["feeds"]
+            .as_array()
+            .is_some_and(|f| f.is_empty()),
+        "nothing reached FRA"
+    );
+
+    // FRA's own node, given the CRL, refuses to start, naming it.
+    let text = site.read(&fra.config).replace("crls = []", "crls = [\"pki/crl.pem\"]");
+    site.write(&fra.config, &text);
+    site.fails(&format!("serve --config {}", fra.config))
+        .reason_has(&["revoked", "pki/crl.pem"]);
+}

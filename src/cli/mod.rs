@@ -40,12 +40,30 @@ pub struct Args {
 }
 
 #[derive(Subcommand)]
+enum CertsAction {
+    /// Revoke a member's TLS certificate: creates or updates DIR/crl.pem, signed by DIR/ca.key
+    /// (earlier revocations in it are kept). Nodes list the file under [tls] crls.
+    Revoke {
+        /// The CA directory (`ca.pem`, `ca.key`, `<code>.pem`), as written by `accord certs`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The member whose certificate `<code>.pem` is revoked.
+        #[arg(long)]
+        country: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
-    /// Example CA, TLS certificates and keys, signing keys and consortium.toml (tests and demos).
+    /// Example CA, TLS certificates and keys, signing keys and consortium.toml (tests and demos);
+    /// `certs revoke` revokes a member's certificate.
+    #[command(args_conflicts_with_subcommands = true)]
     Certs {
+        #[command(subcommand)]
+        action: Option<CertsAction>,
         /// Directory to write into (created if missing).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Member codes, e.g. DEU,FRA,ITA.
         #[arg(long, value_delimiter = ',')]
         countries: Vec<String>,
@@ -261,11 +279,28 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn run(args: Args) -> Result<i32> {
     match args.command {
         Command::Certs {
+            action: Some(CertsAction::Revoke { dir, country }),
+            ..
+        } => {
+            let member = countries(&[country], "--country")?[0];
+            let cert = dir.join(format!("{}.pem", member.lower()));
+            let crl = dir.join("crl.pem");
+            accord::certs::revoke(&dir, &cert, &crl)?;
+            outln!(
+                "revoked {member} ({}) in {}; nodes that list it under [tls] crls refuse it once they load it",
+                cert.display(),
+                crl.display()
+            );
+            Ok(0)
+        }
+        Command::Certs {
+            action: None,
             out,
             countries: list,
             days,
             force,
         } => {
+            let out = out.context("certs: --out DIR is required (or `certs revoke --dir DIR --country CODE`)")?;
             let countries = countries(&list, "--countries")?;
             let summary = accord::certs::generate(&accord::certs::CertsOptions {
                 out: out.clone(),
