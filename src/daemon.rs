@@ -189,20 +189,42 @@ pub async fn run(
     }
 }
 
-/// Serves the node's counters on `/metrics` (Prometheus text) until `stop` changes.
+/// Serves the node's counters on `/metrics` (Prometheus text), liveness on `/healthz` and
+/// readiness on `/ready` (200, or 503 with one reason per line) until `stop` changes.
 async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let node = node.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, crate::node::metrics::CONTENT_TYPE)],
-                    node.metrics().render(),
-                )
-            }
-        }),
-    );
+    let metrics_node = node.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let node = metrics_node.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, crate::node::metrics::CONTENT_TYPE)],
+                        node.metrics().render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "alive\n" }))
+        .route(
+            "/ready",
+            axum::routing::get(move || {
+                let node = node.clone();
+                async move {
+                    // Reads files and the store: off the async threads.
+                    let reasons = tokio::task::spawn_blocking(move || node.unready(crate::date::unix_now()))
+                        .await
+                        .unwrap_or_else(|e| vec![format!("readiness check failed: {e}")]);
+                    if reasons.is_empty() {
+                        (axum::http::StatusCode::OK, "ready\n".to_string())
+                    } else {
+                        let body = reasons.iter().map(|r| format!("not ready: {r}\n")).collect::<String>();
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, body)
+                    }
+                }
+            }),
+        );
     let served = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop.changed().await;
     });

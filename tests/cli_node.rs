@@ -321,3 +321,76 @@ fn a_member_revoked_with_certs_revoke_is_refused_by_a_node_that_loads_the_crl() 
     site.fails(&format!("serve --config {}", fra.config))
         .reason_has(&["revoked", "pki/crl.pem"]);
 }
+
+/// `/healthz` and `/ready` on `metrics_listen` (SPEC §14): ready once the node and a peer are
+/// up; a CRL past its next update makes it 503 with that reason, while `/healthz` still answers.
+#[test]
+fn ready_says_why_not_when_a_crl_is_out_of_date() {
+    let (site, [deu, fra]) = Site::two_members(19);
+    let mut d = site.start(&deu);
+    let f = site.start(&fra);
+    eventually("both daemons started", || {
+        if d.log().contains("node started") && f.log().contains("node started") {
+            Ok(())
+        } else {
+            Err(format!("{}\n{}", d.log(), f.log()))
+        }
+    });
+    assert_eq!(
+        deu.http_get("/healthz"),
+        ("HTTP/1.1 200 OK".to_string(), "alive\n".to_string())
+    );
+    eventually("DEU ready", || match deu.http_get("/ready") {
+        (status, body) if status == "HTTP/1.1 200 OK" && body == "ready\n" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    d.terminate();
+
+    // A CRL from the consortium CA whose next update is one second after it was made.
+    let gen = site.path("crlgen");
+    std::fs::create_dir_all(&gen).expect("crlgen dir");
+    std::fs::write(gen.join("index.txt"), "").expect("index");
+    std::fs::write(gen.join("crlnumber"), "01\n").expect("crlnumber");
+    std::fs::write(
+        gen.join("ca.cnf"),
+        "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = crlgen/index.txt\ncrlnumber = crlgen/crlnumber\ndefault_md = sha256\n",
+    )
+    .expect("ca.cnf");
+    let openssl = std::process::Command::new("openssl")
+        .args(["ca", "-config", "crlgen/ca.cnf", "-gencrl", "-crlsec", "1"])
+        .args([
+            "-keyfile",
+            "pki/ca.key",
+            "-cert",
+            "pki/ca.pem",
+            "-out",
+            "pki/stale-crl.pem",
+        ])
+        .current_dir(site.dir.path())
+        .output()
+        .expect("run openssl");
+    assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let text = site
+        .read(&deu.config)
+        .replace("crls = []", "crls = [\"pki/stale-crl.pem\"]");
+    site.write(&deu.config, &text);
+    let d = site.start(&deu);
+    eventually("DEU started again", || {
+        if deu.socket().exists() {
+            Ok(())
+        } else {
+            Err(d.log())
+        }
+    });
+    eventually("DEU not ready, naming the CRL", || match deu.http_get("/ready") {
+        (status, body)
+            if status == "HTTP/1.1 503 Service Unavailable"
+                && body.contains("not ready: CRL pki/stale-crl.pem is past its next update") =>
+        {
+            Ok(())
+        }
+        other => Err(format!("{other:?}")),
+    });
+    assert_eq!(deu.http_get("/healthz").0, "HTTP/1.1 200 OK");
+}

@@ -6,6 +6,7 @@
 
 mod current;
 mod feeds;
+mod health;
 pub mod metrics;
 mod ops;
 mod status;

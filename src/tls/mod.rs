@@ -6,6 +6,7 @@
 //! rustls both ways. A peer's identity comes only from its verified certificate, never from
 //! anything it says; this module must never offer a way to skip that check.
 
+mod expiry;
 mod identity;
 mod transport;
 mod verify;
@@ -24,6 +25,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use crate::model::Country;
 
+pub use expiry::{expiries, Expiries};
 pub use identity::{member_of, peer_member, MEMBER_URN_PREFIX};
 pub use transport::{channel, incoming, listen, Incoming, MemberConnection, MAX_CONNECTIONS_PER_MEMBER};
 

@@ -1,0 +1,76 @@
+//! Readiness (SPEC §14): whether this node can do its work now, and if not, why — what a load
+//! balancer or an orchestrator asks on `/ready`, and what an operator reads in the 503 body.
+
+use ring::signature::KeyPair;
+
+use super::Node;
+use crate::date::format_timestamp;
+
+impl Node {
+    /// The reasons this node is not ready at `now` (Unix seconds); empty when it is: the store
+    /// answers, its TLS certificate and the CA are in date, no CRL is past its next update,
+    /// its signing key is valid now under the consortium, and, once peers have been tried, at
+    /// least one of them was reachable on its last attempt.
+    pub fn unready(&self, now: i64) -> Vec<String> {
+        let config = self.config();
+        let mut reasons = Vec::new();
+        if let Err(e) = self.store.head(self.country()) {
+            reasons.push(format!("store: {e}"));
+        }
+        match crate::tls::expiries(&config.tls) {
+            Ok(x) => {
+                if x.certificate <= now {
+                    reasons.push(format!(
+                        "TLS certificate {} expired at {}",
+                        config.tls.cert.display(),
+                        format_timestamp(x.certificate)
+                    ));
+                }
+                if x.ca <= now {
+                    reasons.push(format!(
+                        "CA certificate {} expired at {}",
+                        config.tls.ca.display(),
+                        format_timestamp(x.ca)
+                    ));
+                }
+                for (path, next) in x.crls {
+                    if let Some(next) = next.filter(|n| *n <= now) {
+                        reasons.push(format!(
+                            "CRL {} is past its next update ({}): fetch a current one",
+                            path.display(),
+                            format_timestamp(next)
+                        ));
+                    }
+                }
+            }
+            Err(e) => reasons.push(format!("TLS files: {e}")),
+        }
+        let public = self.signing.public_key().as_ref();
+        let valid = config
+            .consortium
+            .member(self.country())
+            .is_some_and(|m| m.keys.iter().any(|k| k.public_key[..] == *public && k.valid_at(now)));
+        if !valid {
+            reasons.push(format!(
+                "signing key {} is not valid now under the consortium",
+                config.signing_key.display()
+            ));
+        }
+        let mut tried = 0;
+        let mut failures = Vec::new();
+        for peer in &config.peers {
+            if let Ok(s) = self.store.peer_status(peer.country) {
+                if s.last_attempt.is_some() {
+                    tried += 1;
+                    if let Some(e) = s.last_error {
+                        failures.push(format!("{}: {e}", peer.country));
+                    }
+                }
+            }
+        }
+        if tried > 0 && failures.len() == tried {
+            reasons.push(format!("no peer reachable ({})", failures.join("; ")));
+        }
+        reasons
+    }
+}
