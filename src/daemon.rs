@@ -199,9 +199,15 @@ async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::
             axum::routing::get(move || {
                 let node = metrics_node.clone();
                 async move {
+                    let text = tokio::task::spawn_blocking(move || {
+                        node.refresh_gauges();
+                        node.metrics().render()
+                    })
+                    .await
+                    .unwrap_or_default();
                     (
                         [(axum::http::header::CONTENT_TYPE, crate::node::metrics::CONTENT_TYPE)],
-                        node.metrics().render(),
+                        text,
                     )
                 }
             }),

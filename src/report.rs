@@ -135,6 +135,9 @@ pub fn status_text(status: &Status) -> String {
             s.push_str(&format!("\n    last error: {e}"));
         }
     }
+    for e in &status.expiring {
+        s.push_str(&format!("\nWARNING: {e}"));
+    }
     if !status.left_out.is_empty() {
         s.push_str("\nleft out of the view (no longer verify under the consortium in force)");
         for l in &status.left_out {

@@ -327,6 +327,12 @@ fn a_member_revoked_with_certs_revoke_is_refused_by_a_node_that_loads_the_crl() 
 #[test]
 fn ready_says_why_not_when_a_crl_is_out_of_date() {
     let (site, [deu, fra]) = Site::two_members(19);
+    site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
+    site.ok(&format!(
+        "publish --config {} --cube flows --period {}",
+        deu.config,
+        last_year()
+    ));
     let mut d = site.start(&deu);
     let f = site.start(&fra);
     eventually("both daemons started", || {
@@ -344,6 +350,20 @@ fn ready_says_why_not_when_a_crl_is_out_of_date() {
         (status, body) if status == "HTTP/1.1 200 OK" && body == "ready\n" => Ok(()),
         other => Err(format!("{other:?}")),
     });
+    // The gauges of SPEC §14, labelled by what the consortium names.
+    let (_, metrics) = deu.http_get("/metrics");
+    let gauge = |line: &str| -> i64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in /metrics:\n{metrics}"))
+    };
+    let now = accord::date::unix_now();
+    assert!(gauge("accord_certificate_expiry_timestamp_seconds{certificate=\"tls\"}") > now);
+    assert!(gauge("accord_certificate_expiry_timestamp_seconds{certificate=\"ca\"}") > now);
+    assert!(gauge("accord_certificate_expiry_timestamp_seconds{certificate=\"signing\"}") > now);
+    assert_eq!(gauge("accord_feed_head_seq{publisher=\"DEU\"}"), 1);
+    assert!(gauge("accord_peer_last_success_timestamp_seconds{peer=\"FRA\"}") > now - 60);
     d.terminate();
 
     // A CRL from the consortium CA whose next update is one second after it was made.
@@ -393,4 +413,31 @@ fn ready_says_why_not_when_a_crl_is_out_of_date() {
         other => Err(format!("{other:?}")),
     });
     assert_eq!(deu.http_get("/healthz").0, "HTTP/1.1 200 OK");
+}
+
+/// SPEC §14: `status` warns 30 days before the TLS certificate or the signing key expires.
+#[test]
+fn status_warns_of_certificates_and_keys_that_expire_within_30_days() {
+    let site = Site::empty();
+    site.ok("certs --out pki --countries DEU,FRA --days 10");
+    let config = site.node_config("DEU", "deu");
+    let text = site.ok(&format!("status --config {config}")).stdout();
+    assert!(
+        text.contains("WARNING: TLS certificate pki/deu.pem expires at"),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING: signing key pki/deu.sign.pk8 expires at"),
+        "{text}"
+    );
+    assert!(text.contains("renew it"), "{text}");
+    let json = site.status(&config);
+    assert!(json["expiring"].as_array().is_some_and(|e| e.len() >= 2), "{json}");
+
+    let site = Site::new("DEU,FRA");
+    let config = site.node_config("DEU", "deu");
+    assert!(!site
+        .ok(&format!("status --config {config}"))
+        .stdout()
+        .contains("WARNING"));
 }

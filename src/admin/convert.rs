@@ -48,6 +48,7 @@ impl From<Status> for proto::StatusReply {
             view_digest: s.view_digest,
             left_out: s.left_out,
             store_bytes: s.store_bytes,
+            expiring: s.expiring,
         }
     }
 }
@@ -95,6 +96,7 @@ impl From<proto::StatusReply> for Status {
             view_digest: s.view_digest,
             left_out: s.left_out,
             store_bytes: s.store_bytes,
+            expiring: s.expiring,
         }
     }
 }
@@ -166,6 +168,7 @@ mod tests {
             }],
             equivocating: vec!["ITA".into()],
             view_digest: "cd".into(),
+            expiring: vec!["TLS certificate pki/deu.pem expires 2027-01-01T00:00:00Z".into()],
             left_out: vec!["FRA seq 1: gone".into()],
             store_bytes: 99,
         };

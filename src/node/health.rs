@@ -6,7 +6,67 @@ use ring::signature::KeyPair;
 use super::Node;
 use crate::date::format_timestamp;
 
+/// How long before an expiry `status` starts to warn (SPEC §14).
+pub const EXPIRY_WARNING_SECS: i64 = 30 * 86_400;
+
 impl Node {
+    /// The TLS certificate, CA and signing key that expire within [`EXPIRY_WARNING_SECS`] of
+    /// `now` (or already have), one line each.
+    pub fn expiring(&self, now: i64) -> Vec<String> {
+        let config = self.config();
+        let mut out = Vec::new();
+        let mut check = |what: String, at: i64| {
+            if at <= now {
+                out.push(format!("{what} expired at {}", format_timestamp(at)));
+            } else if at - now <= EXPIRY_WARNING_SECS {
+                out.push(format!(
+                    "{what} expires at {} (in {} days): renew it",
+                    format_timestamp(at),
+                    (at - now) / 86_400
+                ));
+            }
+        };
+        if let Ok(x) = crate::tls::expiries(&config.tls) {
+            check(format!("TLS certificate {}", config.tls.cert.display()), x.certificate);
+            check(format!("CA certificate {}", config.tls.ca.display()), x.ca);
+        }
+        let public = self.signing.public_key().as_ref();
+        if let Some(until) = config
+            .consortium
+            .member(self.country())
+            .and_then(|m| m.keys.iter().find(|k| k.public_key[..] == *public))
+            .and_then(|k| k.valid_until)
+        {
+            check(format!("signing key {}", config.signing_key.display()), until);
+        }
+        out
+    }
+
+    /// Sets the gauges read from files and the store (certificate expiries, feed heads) just
+    /// before `/metrics` is rendered.
+    pub fn refresh_gauges(&self) {
+        let metrics = self.metrics();
+        if let Ok(x) = crate::tls::expiries(&self.config().tls) {
+            metrics.set_certificate_expiry("tls", x.certificate);
+            metrics.set_certificate_expiry("ca", x.ca);
+        }
+        let public = self.signing.public_key().as_ref();
+        if let Some(until) = self
+            .config()
+            .consortium
+            .member(self.country())
+            .and_then(|m| m.keys.iter().find(|k| k.public_key[..] == *public))
+            .and_then(|k| k.valid_until)
+        {
+            metrics.set_certificate_expiry("signing", until);
+        }
+        if let Ok(heads) = self.store.heads() {
+            for (publisher, head) in heads {
+                metrics.set_head(publisher, head.seq);
+            }
+        }
+    }
+
     /// The reasons this node is not ready at `now` (Unix seconds); empty when it is: the store
     /// answers, its TLS certificate and the CA are in date, no CRL is past its next update,
     /// its signing key is valid now under the consortium, and, once peers have been tried, at

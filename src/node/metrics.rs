@@ -26,8 +26,29 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabel {
+    /// `tls`, `ca` or `signing`.
+    certificate: &'static str,
+}
+
+/// A member's code: the label values come from the consortium (configured peers, publishers
+/// whose entries verified), never from what a peer sends.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabel {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PublisherLabel {
+    publisher: String,
+}
+
 /// Counters kept by a running node.
 pub struct Metrics {
+    certificate_expiry: Family<CertificateLabel, Gauge>,
+    peer_last_success: Family<PeerLabel, Gauge>,
+    feed_head_seq: Family<PublisherLabel, Gauge>,
     registry: Registry,
     accepted: Counter,
     rejected: Family<ReasonLabel, Counter>,
@@ -48,6 +69,24 @@ impl Default for Metrics {
         let sync_failures = Counter::default();
         let sync_seconds = Counter::<f64, AtomicU64>::default();
         let peers_up = Gauge::default();
+        let certificate_expiry = Family::<CertificateLabel, Gauge>::default();
+        let peer_last_success = Family::<PeerLabel, Gauge>::default();
+        let feed_head_seq = Family::<PublisherLabel, Gauge>::default();
+        registry.register(
+            "accord_certificate_expiry_timestamp_seconds",
+            "When the node's TLS certificate, the consortium CA and its signing key expire",
+            certificate_expiry.clone(),
+        );
+        registry.register(
+            "accord_peer_last_success_timestamp_seconds",
+            "When the last pull from each peer succeeded",
+            peer_last_success.clone(),
+        );
+        registry.register(
+            "accord_feed_head_seq",
+            "The head seq held of each publisher's feed",
+            feed_head_seq.clone(),
+        );
         registry.register(
             "accord_datasets_accepted",
             "Entries accepted from peers",
@@ -63,6 +102,9 @@ impl Default for Metrics {
         registry.register("accord_sync_seconds", "Time spent pulling", sync_seconds.clone());
         registry.register("accord_peers_up", "Peers whose last pull succeeded", peers_up.clone());
         Metrics {
+            certificate_expiry,
+            peer_last_success,
+            feed_head_seq,
             registry,
             accepted,
             rejected,
@@ -84,6 +126,9 @@ impl Metrics {
         self.set_peer_up(peer, result.is_ok());
         match result {
             Ok(s) => {
+                self.peer_last_success
+                    .get_or_create(&PeerLabel { peer: peer.to_string() })
+                    .set(crate::date::unix_now());
                 self.accepted.inc_by(s.appended);
                 for (reason, n) in &s.rejected_by_reason {
                     self.rejected
@@ -101,6 +146,22 @@ impl Metrics {
         let mut states = self.peer_states.lock().unwrap_or_else(|p| p.into_inner());
         states.insert(peer, up);
         self.peers_up.set(states.values().filter(|u| **u).count() as i64);
+    }
+
+    /// `which` (`tls`, `ca` or `signing`) expires at `at` (Unix seconds).
+    pub fn set_certificate_expiry(&self, which: &'static str, at: i64) {
+        self.certificate_expiry
+            .get_or_create(&CertificateLabel { certificate: which })
+            .set(at);
+    }
+
+    /// The head seq held of `publisher`'s feed.
+    pub fn set_head(&self, publisher: Country, seq: u64) {
+        self.feed_head_seq
+            .get_or_create(&PublisherLabel {
+                publisher: publisher.to_string(),
+            })
+            .set(i64::try_from(seq).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text of every counter.

@@ -24,6 +24,8 @@ pub struct Status {
     /// Stored entries that no longer verify under the consortium in force, left out of the view.
     pub left_out: Vec<String>,
     pub store_bytes: u64,
+    /// The TLS certificate, the CA or the signing key, where one expires within 30 days.
+    pub expiring: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +110,7 @@ impl Node {
             view_digest: hex::encode(&self.view_digest()?),
             left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),
+            expiring: self.expiring(crate::date::unix_now()),
         })
     }
 }
