@@ -79,6 +79,8 @@ pub async fn run(
         })?;
         tasks.spawn(serve_metrics(node.clone(), l, stop_rx.clone()));
     }
+    let (tls_tx, tls_rx) = watch::channel(tls);
+    tasks.spawn(reload_on_hangup(node.clone(), syncer.clone(), tls_tx, stop_rx.clone()));
 
     // Every stored entry is verified once, now, so the first status is quick and entries the
     // consortium no longer accepts are named in the log at start.
@@ -124,7 +126,7 @@ pub async fn run(
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .add_service(health_service)
         .add_service(exchange)
-        .serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), async move {
+        .serve_with_incoming_shutdown(crate::tls::incoming_reloadable(listener, tls_rx), async move {
             let _ = stop.changed().await;
         });
     let admin = AdminServer::new(AdminService::new(
@@ -236,6 +238,46 @@ async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::
     });
     if let Err(e) = served.await {
         tracing::error!(error = %e, "metrics server failed");
+    }
+}
+
+/// On SIGHUP, rereads the TLS certificate, key, CA and CRLs named in the config: new
+/// connections, in and out, use them; established ones carry on. Files that do not load are
+/// refused with an error in the log and the previous ones stay in use.
+async fn reload_on_hangup(
+    node: Arc<Node>,
+    syncer: Arc<Syncer>,
+    tls: watch::Sender<Arc<rustls::ServerConfig>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS files reload only on restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            got = hangups.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                let files = node.config().tls.clone();
+                match tokio::task::spawn_blocking(move || crate::tls::server_config(&files)).await {
+                    Ok(Ok(config)) => {
+                        let _ = tls.send(config);
+                        syncer.forget_clients().await;
+                        tracing::info!("SIGHUP: reloaded the TLS certificate, key, CA and CRLs");
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the previous ones stay in use")
+                    }
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+                }
+            }
+        }
     }
 }
 

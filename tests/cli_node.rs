@@ -367,29 +367,7 @@ fn ready_says_why_not_when_a_crl_is_out_of_date() {
     d.terminate();
 
     // A CRL from the consortium CA whose next update is one second after it was made.
-    let gen = site.path("crlgen");
-    std::fs::create_dir_all(&gen).expect("crlgen dir");
-    std::fs::write(gen.join("index.txt"), "").expect("index");
-    std::fs::write(gen.join("crlnumber"), "01\n").expect("crlnumber");
-    std::fs::write(
-        gen.join("ca.cnf"),
-        "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = crlgen/index.txt\ncrlnumber = crlgen/crlnumber\ndefault_md = sha256\n",
-    )
-    .expect("ca.cnf");
-    let openssl = std::process::Command::new("openssl")
-        .args(["ca", "-config", "crlgen/ca.cnf", "-gencrl", "-crlsec", "1"])
-        .args([
-            "-keyfile",
-            "pki/ca.key",
-            "-cert",
-            "pki/ca.pem",
-            "-out",
-            "pki/stale-crl.pem",
-        ])
-        .current_dir(site.dir.path())
-        .output()
-        .expect("run openssl");
-    assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+    openssl_crl(&site, "1", "pki/stale-crl.pem");
     std::thread::sleep(std::time::Duration::from_secs(2));
     let text = site
         .read(&deu.config)
@@ -440,4 +418,84 @@ fn status_warns_of_certificates_and_keys_that_expire_within_30_days() {
         .ok(&format!("status --config {config}"))
         .stdout()
         .contains("WARNING"));
+}
+
+/// An empty CRL from the site's CA, written to `out`, valid for `seconds`.
+fn openssl_crl(site: &Site, seconds: &str, out: &str) {
+    let gen = site.path("crlgen");
+    std::fs::create_dir_all(&gen).expect("crlgen dir");
+    std::fs::write(gen.join("index.txt"), "").expect("index");
+    std::fs::write(gen.join("crlnumber"), "01\n").expect("crlnumber");
+    std::fs::write(
+        gen.join("ca.cnf"),
+        "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = crlgen/index.txt\ncrlnumber = crlgen/crlnumber\ndefault_md = sha256\n",
+    )
+    .expect("ca.cnf");
+    let openssl = std::process::Command::new("openssl")
+        .args(["ca", "-config", "crlgen/ca.cnf", "-gencrl", "-crlsec", seconds])
+        .args(["-keyfile", "pki/ca.key", "-cert", "pki/ca.pem", "-out", out])
+        .current_dir(site.dir.path())
+        .output()
+        .expect("run openssl");
+    assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+}
+
+/// SPEC §14 revocation without a restart: DEU runs with a CRL that revokes nobody; FRA pulls
+/// from it; `certs revoke` adds FRA to the CRL and SIGHUP makes the same DEU process reload
+/// it; FRA's next pull is refused.
+#[test]
+fn a_member_revoked_and_sighup_is_refused_without_a_restart() {
+    let (site, [deu, fra]) = Site::two_members(23);
+    site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
+    site.ok(&format!(
+        "publish --config {} --cube flows --period {}",
+        deu.config,
+        last_year()
+    ));
+    openssl_crl(&site, "2592000", "pki/crl.pem");
+    let text = site.read(&deu.config).replace("crls = []", "crls = [\"pki/crl.pem\"]");
+    site.write(&deu.config, &text);
+    let mut d = site.start(&deu);
+    eventually("DEU started", || {
+        let log = d.log();
+        if log.contains("node started") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    site.ok(&format!("sync --config {}", fra.config));
+    assert_eq!(site.status(&fra.config)["feeds"].as_array().map(Vec::len), Some(1));
+
+    site.ok("certs revoke --dir pki --country FRA");
+    d.hangup();
+    eventually("DEU reloads its TLS files", || {
+        let log = d.log();
+        if log.contains("SIGHUP: reloaded") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    let refused = site.run(&format!("sync --config {}", fra.config));
+    assert!(!refused.output.status.success(), "{}", refused.details());
+    assert!(d.running(), "the same DEU process, never restarted");
+    assert_eq!(d.log().matches("node started").count(), 1);
+
+    // A CRL that does not load is refused on SIGHUP; the one in use stays.
+    site.write("pki/crl.pem", "not a CRL\n");
+    d.hangup();
+    eventually("DEU keeps its TLS files", || {
+        let log = d.log();
+        if log.contains("TLS files not reloaded") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    assert!(!site
+        .run(&format!("sync --config {}", fra.config))
+        .output
+        .status
+        .success());
 }

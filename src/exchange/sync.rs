@@ -454,6 +454,12 @@ impl Syncer {
         }
     }
 
+    /// Drops the cached clients, so the next pull from each peer dials with the TLS files as
+    /// they are now (after a certificate, key or CRL was replaced and SIGHUP sent).
+    pub async fn forget_clients(&self) {
+        self.clients.lock().await.clear();
+    }
+
     async fn client_for(&self, peer: &Peer) -> Result<ExchangeClient<Channel>, SyncError> {
         let mut clients = self.clients.lock().await;
         if let Some(c) = clients.get(&peer.country) {

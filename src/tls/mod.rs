@@ -27,7 +27,9 @@ use crate::model::Country;
 
 pub use expiry::{expiries, Expiries};
 pub use identity::{member_of, peer_member, MEMBER_URN_PREFIX};
-pub use transport::{channel, incoming, listen, Incoming, MemberConnection, MAX_CONNECTIONS_PER_MEMBER};
+pub use transport::{
+    channel, incoming, incoming_reloadable, listen, Incoming, MemberConnection, MAX_CONNECTIONS_PER_MEMBER,
+};
 
 /// Where a node's TLS material lives (SPEC §7 `[tls]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

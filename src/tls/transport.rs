@@ -167,8 +167,15 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
 /// Accepts connections on `listener` and completes mutual TLS with `config` (see
 /// [`super::server_config`]). Must be called inside a tokio runtime.
 pub fn incoming(listener: TcpListener, config: Arc<ServerConfig>) -> Incoming {
+    incoming_reloadable(listener, tokio::sync::watch::channel(config).1)
+}
+
+/// [`incoming`] whose TLS configuration can be replaced while it runs: each new connection's
+/// handshake uses the configuration current when it arrives (a reloaded certificate, key or
+/// CRL); connections already established keep theirs.
+pub fn incoming_reloadable(listener: TcpListener, config: tokio::sync::watch::Receiver<Arc<ServerConfig>>) -> Incoming {
     let (sender, receiver) = mpsc::channel(READY_QUEUE);
-    tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), sender));
+    tokio::spawn(accept_loop(listener, config, sender));
     Incoming {
         ready: ReceiverStream::new(receiver),
     }
@@ -246,7 +253,7 @@ impl Pending {
 
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    config: tokio::sync::watch::Receiver<Arc<ServerConfig>>,
     ready: mpsc::Sender<Result<MemberConnection, io::Error>>,
 ) {
     let pending = Arc::new(std::sync::Mutex::new(Pending::default()));
@@ -271,7 +278,8 @@ async fn accept_loop(
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let (id, cancelled) = pending.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip());
-        let (acceptor, ready, pending, shares) = (acceptor.clone(), ready.clone(), pending.clone(), shares.clone());
+        let acceptor = TlsAcceptor::from(config.borrow().clone());
+        let (ready, pending, shares) = (ready.clone(), pending.clone(), shares.clone());
         tokio::spawn(async move {
             let handshake = tokio::select! {
                 done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => Some(done),

@@ -391,6 +391,18 @@ impl Daemon {
         })
     }
 
+    /// SIGHUP: reload the TLS files.
+    pub fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-HUP", &pid]).status().expect("run kill");
+        assert!(kill.success(), "kill -HUP {pid} failed");
+    }
+
+    /// Whether the process still runs (it was not restarted behind the test's back).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL, as a crash or a power cut would stop it: no shutdown, no final flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
