@@ -391,6 +391,9 @@ fn ready_says_why_not_when_a_crl_is_out_of_date() {
         other => Err(format!("{other:?}")),
     });
     assert_eq!(deu.http_get("/healthz").0, "HTTP/1.1 200 OK");
+    // And the stale CRL is enforced: DEU lets no one in under it.
+    let refused = site.run(&format!("sync --config {}", fra.config));
+    assert!(!refused.output.status.success(), "{}", refused.details());
 }
 
 /// SPEC §14: `status` warns 30 days before the TLS certificate or the signing key expires.

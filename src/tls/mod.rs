@@ -116,8 +116,10 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let crls = load_crls(&files.crls)?;
     let (chain, key) = load_identity(files)?;
     not_revoked(files, &chain, &roots, &crls, &provider)?;
+    // A CRL past its next update no longer says who is revoked: nobody is let in under it.
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .with_crls(crls.into_iter().map(|(_, crl)| crl))
+        .enforce_revocation_expiration()
         .build()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -30,6 +30,7 @@ impl MemberServerVerifier {
     ) -> Result<MemberServerVerifier, TlsError> {
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .with_crls(crls)
+            .enforce_revocation_expiration()
             .build()?;
         Ok(MemberServerVerifier { webpki, expected })
     }
