@@ -173,6 +173,17 @@ impl Operations for Remote {
         Ok(reply.file)
     }
 
+    fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError> {
+        let mut client = self.client.clone();
+        let r = self.call(client.backup(proto::BackupRequest {
+            path: out.display().to_string(),
+        }))?;
+        Ok(crate::store::BackupSummary {
+            keys: r.keys,
+            bytes: r.bytes,
+        })
+    }
+
     fn check(&self, _progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError> {
         let mut client = self.client.clone();
         let r = self.call(client.check(proto::CheckRequest {}))?;

@@ -237,6 +237,18 @@ impl Admin for AdminService {
         Ok(Response::new(proto::ExportReply { file }))
     }
 
+    async fn backup(&self, request: Request<proto::BackupRequest>) -> Result<Response<proto::BackupReply>, Status> {
+        let path = std::path::PathBuf::from(request.into_inner().path);
+        if !path.is_absolute() {
+            return Err(Status::invalid_argument("backup: the path must be absolute"));
+        }
+        let s = run(&self.node, move |node| node.backup(&path)).await?;
+        Ok(Response::new(proto::BackupReply {
+            keys: s.keys,
+            bytes: s.bytes,
+        }))
+    }
+
     async fn check(&self, _: Request<proto::CheckRequest>) -> Result<Response<proto::CheckReply>, Status> {
         let report = run(&self.node, |node| node.check(&mut |_| {})).await?;
         Ok(Response::new(proto::CheckReply {

@@ -192,6 +192,37 @@ pub fn export(config: &Path, publisher: Country, seq: u64, out: &Path) -> Result
     Ok(0)
 }
 
+pub fn backup(config: &Path, out: &Path) -> Result<i32> {
+    let ops = operations(&load(config)?)?;
+    // The daemon may run elsewhere in the file system: it gets the path whole.
+    let out = std::path::absolute(out).map_err(|e| anyhow!("backup: {}: {e}", out.display()))?;
+    let s = ops.backup(&out)?;
+    outln!(
+        "backed up {} keys ({} bytes) to {}: mode 0600, it holds the node secret and pseudonymised records; keep it as you keep the signing key",
+        s.keys,
+        s.bytes,
+        out.display()
+    );
+    Ok(0)
+}
+
+pub fn restore(config: &Path, file: &Path) -> Result<i32> {
+    let config = load(config)?;
+    let data_dir = config.data_dir.clone();
+    let r = accord::node::Node::restore(config, file)?;
+    outln!(
+        "restored {} keys ({} bytes) from {} into {}; {} entries verified again ({} left out under the consortium in force)",
+        r.keys,
+        r.bytes,
+        file.display(),
+        data_dir.display(),
+        r.entries,
+        r.left_out
+    );
+    let (text, failure) = report::check_text(&r.check);
+    print_outcome(&text, failure)
+}
+
 pub fn check(config: &Path, rebuild: bool) -> Result<i32> {
     let config = load(config)?;
     if rebuild {

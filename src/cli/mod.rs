@@ -167,6 +167,24 @@ enum Command {
         file: PathBuf,
     },
     /// Recompute aggregates from records and compare with the live ones.
+    /// Write a consistent backup of the node (records, aggregates, feeds, evidence and the node
+    /// secret) to a new file, mode 0600; online through the admin socket while the node runs.
+    Backup {
+        /// The node config (node.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Fill an empty data_dir from a backup, re-verify every entry and check the aggregates.
+    Restore {
+        /// The node config (node.toml) of the node to restore.
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file.
+        file: PathBuf,
+    },
     Check {
         /// The node config (node.toml).
         #[arg(long)]
@@ -355,6 +373,8 @@ pub fn run(args: Args) -> Result<i32> {
             out,
         } => commands::export(&config, publisher, seq, &out),
         Command::Check { config, rebuild } => commands::check(&config, rebuild),
+        Command::Backup { config, out } => commands::backup(&config, &out),
+        Command::Restore { config, file } => commands::restore(&config, &file),
         Command::Verify { consortium, file } => {
             let c = accord::model::Consortium::load(&consortium)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -15,6 +15,7 @@ pub use current::LeftOut;
 pub use ops::{Local, OpError, Operations, PeerPull};
 pub use status::{FeedStatus, ForkReport, PeerReport, Status};
 
+use std::path::Path;
 use std::sync::Arc;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -55,6 +56,19 @@ impl From<AcceptError> for NodeError {
             AcceptError::Store(e) => NodeError::Store(e),
         }
     }
+}
+
+/// What [`Node::restore`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// Store keys and bytes of the backup.
+    pub keys: u64,
+    pub bytes: u64,
+    /// Entries held in all feeds, each verified again.
+    pub entries: u64,
+    /// Of those, entries that no longer verify under the consortium in force.
+    pub left_out: usize,
+    pub check: CheckReport,
 }
 
 /// One member's node: configuration, store, signing key, and what it has accepted.
@@ -290,6 +304,41 @@ impl Node {
             out.push((seq, header.period, dataset.cells));
         }
         Ok(out)
+    }
+
+    /// Fills the empty `data_dir` of `config` from the backup `file`, opens the node (which
+    /// checks the store belongs to this member and definition), re-verifies every stored entry
+    /// and checks the aggregates against the records. Anything failing after the files were
+    /// written empties `data_dir` again.
+    pub fn restore(config: NodeConfig, file: &Path) -> Result<Restored, NodeError> {
+        let data_dir = config.data_dir.clone();
+        let summary = crate::store::restore(&data_dir, file)?;
+        let verified = (|| {
+            let node = Node::open(config)?;
+            let entries = node.heads()?.iter().map(|(_, h)| h.seq).sum();
+            let left_out = node.left_out()?.len();
+            let check = node.check(&mut |_| {})?;
+            Ok::<_, NodeError>((entries, left_out, check))
+        })();
+        match verified {
+            Ok((entries, left_out, check)) => Ok(Restored {
+                keys: summary.keys,
+                bytes: summary.bytes,
+                entries,
+                left_out,
+                check,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(data_dir.join("store"));
+                let _ = std::fs::remove_file(data_dir.join("node.secret"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a consistent backup of the store and the node secret to the new file `out`.
+    pub fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, NodeError> {
+        Ok(self.store.backup(out)?)
     }
 
     /// Verifies an entry from the network and places it in its feed.

@@ -106,6 +106,8 @@ pub trait Operations {
     fn export(&self, publisher: Country, seq: u64) -> Result<Vec<u8>, OpError>;
     /// Recomputes the aggregates from the records and compares.
     fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError>;
+    /// Writes a consistent backup (store and node secret) to the new file `out` (absolute).
+    fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError>;
 }
 
 /// The operations in this process, on the node's store (no daemon running).
@@ -165,6 +167,10 @@ impl Operations for Local {
 
     fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError> {
         Ok(self.node.check(progress)?)
+    }
+
+    fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError> {
+        Ok(self.node.backup(out)?)
     }
 }
 

@@ -75,17 +75,23 @@ pub(super) fn load_or_create_secret(path: &Path) -> Result<hmac::Key, StoreError
             let mut bytes = [0u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
                 .map_err(|_| err("no system randomness".into()))?;
-            let staged = path.with_extension("secret.tmp");
-            write_private(&staged, &bytes).map_err(|e| err(format!("{}: {e}", staged.display())))?;
-            std::fs::rename(&staged, path).map_err(|e| err(e.to_string()))?;
-            if let Some(parent) = path.parent() {
-                // The rename is durable only once the directory is synced.
-                let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
-            }
+            write_secret(path, &bytes).map_err(|e| err(e.to_string()))?;
             Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
         }
         Err(e) => Err(err(e.to_string())),
     }
+}
+
+/// Writes a node secret atomically: under a temporary name, synced, then renamed into place.
+pub(super) fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let staged = path.with_extension("secret.tmp");
+    write_private(&staged, bytes)?;
+    std::fs::rename(&staged, path)?;
+    if let Some(parent) = path.parent() {
+        // The rename is durable only once the directory is synced.
+        let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` (replacing a leftover from a crash) with mode 0600, synced.

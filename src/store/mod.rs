@@ -16,12 +16,14 @@
 //! The node secret (HMAC key for pseudonyms and cell keys) lives beside the database in
 //! `node.secret`, mode 0600, created on first use; it is never logged or exported.
 
+mod backup;
 mod feeds;
 mod host;
 mod records;
 #[cfg(test)]
 mod tests;
 
+pub use backup::{restore, BackupSummary};
 pub use feeds::{ForkEvidence, PeerStatus};
 pub use records::{CheckReport, IngestOutcome, StoredRecord};
 
@@ -68,6 +70,9 @@ pub enum StoreError {
     /// A write failed for lack of space: a full disk or the process's file-size limit.
     #[error("store {path}: no space to write ({reason}); what was committed before is kept and the rest was not written: free space (or raise the file-size limit) and run the command again: records already stored are replaced, never counted twice")]
     Full { path: PathBuf, reason: String },
+    /// A backup could not be written or restored.
+    #[error("backup {path}: {message}")]
+    Backup { path: PathBuf, message: String },
     /// Another process holds the store (a running node).
     #[error("store {path} is in use by another process (is `accord serve` running? its admin socket is {path}/../admin.sock)")]
     Locked { path: PathBuf },

@@ -177,6 +177,10 @@ impl Site {
         std::fs::write(self.path(relative), contents).unwrap_or_else(|e| panic!("cannot write {relative}: {e}"));
     }
 
+    pub fn write_bytes(&self, relative: &str, contents: &[u8]) {
+        std::fs::write(self.path(relative), contents).unwrap_or_else(|e| panic!("cannot write {relative}: {e}"));
+    }
+
     pub fn read(&self, relative: &str) -> String {
         std::fs::read_to_string(self.path(relative)).unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
     }

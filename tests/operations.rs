@@ -1,0 +1,122 @@
+//! Operating a node (SPEC §14), as an operator would: an online backup of a running node while
+//! records are being ingested, restored on a fresh data directory; the restored node holds the
+//! same feeds and view, ingests the same records without counting them twice, and publishes
+//! the same cell-key noise, because the node secret travelled with the backup.
+
+mod cli_support;
+
+use accord::model::Consortium;
+use cli_support::{eventually, last_year, mode, Site};
+
+fn cells(site: &Site, consortium: &Consortium, file: &str) -> Vec<(Vec<String>, accord::model::CellValue)> {
+    let bytes = std::fs::read(site.path(file)).expect("export");
+    let verified = accord::export::verify_file(&bytes, consortium).expect("verifies");
+    let dataset = verified.dataset().expect("payload").clone();
+    dataset.cells.into_iter().map(|c| (c.key, c.value)).collect()
+}
+
+#[test]
+fn a_backup_of_a_running_node_restores_whole_on_a_fresh_directory() {
+    let (site, [deu, fra]) = Site::two_members(29);
+    // Cell-key, so that the secret's part in the published figures shows.
+    let text = site
+        .read("pki/consortium.toml")
+        .replace("method = \"threshold\"\nthreshold = 5", "method = \"cell-key\"");
+    site.write("pki/consortium.toml", &text);
+    let year = last_year();
+    site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
+    site.ok(&format!("ingest --config {} records/fra.csv", fra.config));
+    site.ok(&format!("publish --config {} --cube flows --period {year}", deu.config));
+    site.ok(&format!("publish --config {} --cube flows --period {year}", fra.config));
+    site.ok(&format!(
+        "synth --countries DEU,FRA --year {year} --records 20000 --seed 99 --out more"
+    ));
+
+    let d = site.start(&deu);
+    let f = site.start(&fra);
+    eventually("both daemons started", || {
+        if d.log().contains("node started") && f.log().contains("node started") {
+            Ok(())
+        } else {
+            Err(format!("{}\n{}", d.log(), f.log()))
+        }
+    });
+    site.ok(&format!("sync --config {}", deu.config));
+    let before = site.total_records(&deu.config);
+
+    // The backup is taken while another file is being ingested through the daemon.
+    let backup = std::thread::scope(|scope| {
+        let ingest = scope.spawn(|| site.ok(&format!("ingest --config {} more/deu.csv", deu.config)));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let backup = site.ok(&format!("backup --config {} --out deu.backup", deu.config));
+        ingest.join().expect("ingest thread");
+        backup
+    });
+    assert!(backup.stdout().contains("keys"), "{}", backup.details());
+    assert_eq!(mode(&site.path("deu.backup")), 0o600);
+    let after = site.total_records(&deu.config);
+    let original = site.status(&deu.config);
+    site.fails(&format!("backup --config {} --out deu.backup", deu.config))
+        .reason_has(&["deu.backup"]);
+
+    // A fresh directory for the same member: restore, then the same feeds and view.
+    let text = site
+        .read(&deu.config)
+        .replace("data_dir = \"deu\"", "data_dir = \"deu2\"");
+    site.write("deu2.toml", &text);
+    let restored = site.ok("restore --config deu2.toml deu.backup");
+    assert!(
+        restored.stdout().contains("entries verified again (0 left out"),
+        "{}",
+        restored.details()
+    );
+    assert!(
+        restored.stdout().contains("aggregates agree with"),
+        "{}",
+        restored.details()
+    );
+    let copy = site.status("deu2.toml");
+    assert_eq!(copy["feeds"], original["feeds"], "same heads");
+    assert_eq!(copy["view_digest"], original["view_digest"], "same view");
+    let held = site.total_records("deu2.toml");
+    assert!(
+        held == before || held == after,
+        "{held} records: the backup is before or after the file, never half of it ({before}, {after})"
+    );
+    assert_eq!(mode(&site.path("deu2")), 0o700);
+    site.ok("check --config deu2.toml");
+
+    // The same records again: replaced, never counted twice (the pseudonym secret came along).
+    site.ok("ingest --config deu2.toml records/deu.csv");
+    site.ok("ingest --config deu2.toml more/deu.csv");
+    assert_eq!(site.total_records("deu2.toml"), after);
+
+    // The same cell-key noise: the restored node publishes what the original published.
+    drop(d);
+    site.ok(&format!("publish --config {} --cube flows --period {year}", deu.config));
+    site.ok(&format!("publish --config deu2.toml --cube flows --period {year}"));
+    site.ok(&format!(
+        "export --config {} --publisher DEU --seq 2 --out a.json",
+        deu.config
+    ));
+    site.ok("export --config deu2.toml --publisher DEU --seq 2 --out b.json");
+    let consortium = Consortium::load(&site.path("pki/consortium.toml")).expect("consortium");
+    let (a, b) = (cells(&site, &consortium, "a.json"), cells(&site, &consortium, "b.json"));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "same records, same secret: same noise");
+
+    // Refusals: a data_dir in use, a damaged file.
+    site.fails("restore --config deu2.toml deu.backup")
+        .reason_has(&["not empty"]);
+    let mut bytes = std::fs::read(site.path("deu.backup")).expect("backup");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    site.write_bytes("damaged.backup", &bytes);
+    let text = site
+        .read("deu2.toml")
+        .replace("data_dir = \"deu2\"", "data_dir = \"deu3\"");
+    site.write("deu3.toml", &text);
+    site.fails("restore --config deu3.toml damaged.backup")
+        .reason_has(&["damaged"]);
+    assert!(!site.path("deu3/store").exists() && !site.path("deu3/node.secret").exists());
+}
