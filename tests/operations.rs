@@ -120,3 +120,42 @@ fn a_backup_of_a_running_node_restores_whole_on_a_fresh_directory() {
         .reason_has(&["damaged"]);
     assert!(!site.path("deu3/store").exists() && !site.path("deu3/node.secret").exists());
 }
+
+/// A store of today's format (format 1), kept as a backup in `tests/fixtures/store-v1`: every
+/// later build must restore and read it as it was (or migrate it, when the format changes),
+/// with the same records, feed and view digest. Made with the example PKI in `certs-example/`.
+#[test]
+fn a_store_of_format_1_restores_and_reads_the_same() {
+    let site = Site::empty();
+    let root = env!("CARGO_MANIFEST_DIR");
+    site.write(
+        "deu.toml",
+        &format!(
+            "country = \"DEU\"\ndata_dir = \"deu\"\nlisten = \"127.0.0.1:1\"\nconsortium = \"{root}/certs-example/consortium.toml\"\n\n\
+             [tls]\nca = \"{root}/certs-example/ca.pem\"\ncert = \"{root}/certs-example/deu.pem\"\nkey = \"{root}/certs-example/deu.key\"\ncrls = []\n\n\
+             [signing]\nkey = \"{root}/certs-example/deu.sign.pk8\"\n"
+        ),
+    );
+    let restored = site.ok(&format!(
+        "restore --config deu.toml {root}/tests/fixtures/store-v1/deu.backup"
+    ));
+    assert!(
+        restored.stdout().contains("restored 541 keys")
+            && restored.stdout().contains("3 entries verified again (0 left out"),
+        "{}",
+        restored.details()
+    );
+    let status = site.status("deu.toml");
+    assert_eq!(site.total_records("deu.toml"), 303);
+    assert_eq!(status["feeds"][0]["publisher"], "DEU");
+    assert_eq!(status["feeds"][0]["seq"], 3);
+    assert_eq!(
+        status["feeds"][0]["digest"],
+        "0f8be639a039129d7f64ece9cca2ae688dde54f3794d5dbcff9ba05b3e098546"
+    );
+    assert_eq!(
+        status["view_digest"],
+        "5171b3f493a8ef3fc251b65b791cea588dfbd2fec8130440d753bb4cc0906397"
+    );
+    site.ok("check --config deu.toml").stdout_has("agree with 303 records");
+}
