@@ -121,12 +121,9 @@ fn a_backup_of_a_running_node_restores_whole_on_a_fresh_directory() {
     assert!(!site.path("deu3/store").exists() && !site.path("deu3/node.secret").exists());
 }
 
-/// A store of today's format (format 1), kept as a backup in `tests/fixtures/store-v1`: every
-/// later build must restore and read it as it was (or migrate it, when the format changes),
-/// with the same records, feed and view digest. Made with the example PKI in `certs-example/`.
-#[test]
-fn a_store_of_format_1_restores_and_reads_the_same() {
-    let site = Site::empty();
+/// Writes `deu.toml` for the example PKI's DEU with its data in `deu/`: the configuration the
+/// fixture store was made with.
+fn fixture_config(site: &Site) -> &'static str {
     let root = env!("CARGO_MANIFEST_DIR");
     site.write(
         "deu.toml",
@@ -136,26 +133,111 @@ fn a_store_of_format_1_restores_and_reads_the_same() {
              [signing]\nkey = \"{root}/certs-example/deu.sign.pk8\"\n"
         ),
     );
-    let restored = site.ok(&format!(
-        "restore --config deu.toml {root}/tests/fixtures/store-v1/deu.backup"
-    ));
+    "deu.toml"
+}
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1/deu.backup");
+const FIXTURE_HEAD: &str = "0f8be639a039129d7f64ece9cca2ae688dde54f3794d5dbcff9ba05b3e098546";
+const FIXTURE_VIEW: &str = "5171b3f493a8ef3fc251b65b791cea588dfbd2fec8130440d753bb4cc0906397";
+
+/// The node holds what the fixture store held: records, DEU's feed and the view digest.
+fn holds_the_fixture(site: &Site, config: &str) {
+    let status = site.status(config);
+    assert_eq!(site.total_records(config), 303);
+    assert_eq!(status["feeds"][0]["publisher"], "DEU");
+    assert_eq!(status["feeds"][0]["seq"], 3);
+    assert_eq!(status["feeds"][0]["digest"], FIXTURE_HEAD);
+    assert_eq!(status["view_digest"], FIXTURE_VIEW);
+    site.ok(&format!("check --config {config}"))
+        .stdout_has("agree with 303 records");
+}
+
+/// A store of format 1, kept as a backup in `tests/fixtures/store-v1` (made with the example
+/// PKI in `certs-example/`): every later build must restore it, migrating it to its own format,
+/// with the same records, feed and view digest.
+#[test]
+fn a_store_of_format_1_restores_and_reads_the_same() {
+    let site = Site::empty();
+    let config = fixture_config(&site);
+    let restored = site.ok(&format!("restore --config {config} {FIXTURE}"));
     assert!(
         restored.stdout().contains("restored 541 keys")
+            && restored
+                .stdout()
+                .contains("migrated the restored store from format 1 to format 2")
             && restored.stdout().contains("3 entries verified again (0 left out"),
         "{}",
         restored.details()
     );
-    let status = site.status("deu.toml");
-    assert_eq!(site.total_records("deu.toml"), 303);
-    assert_eq!(status["feeds"][0]["publisher"], "DEU");
-    assert_eq!(status["feeds"][0]["seq"], 3);
-    assert_eq!(
-        status["feeds"][0]["digest"],
-        "0f8be639a039129d7f64ece9cca2ae688dde54f3794d5dbcff9ba05b3e098546"
-    );
-    assert_eq!(
-        status["view_digest"],
-        "5171b3f493a8ef3fc251b65b791cea588dfbd2fec8130440d753bb4cc0906397"
-    );
-    site.ok("check --config deu.toml").stdout_has("agree with 303 records");
+    holds_the_fixture(&site, config);
+}
+
+/// Opens the store with sled itself; a store this process just closed stays locked until sled's
+/// flusher thread stops, so the lock is waited for.
+fn sled_open(site: &Site) -> sled::Db {
+    eventually("the store's lock", || {
+        sled::open(site.path("deu/store")).map_err(|e| e.to_string())
+    })
+}
+
+fn set_raw(site: &Site, key: &[u8], value: &[u8]) {
+    let db = sled_open(site);
+    let tree = db.open_tree("accord").expect("tree");
+    tree.insert(key, value).expect("insert");
+    db.flush().expect("flush");
+}
+
+fn raw(site: &Site, key: &[u8]) -> Vec<u8> {
+    let db = sled_open(site);
+    let tree = db.open_tree("accord").expect("tree");
+    tree.get(key).expect("get").expect("present").to_vec()
+}
+
+/// `accord check --migrate` on a store of format 1 as an earlier Accord left it on disk (its
+/// head without `created_at`): refused by every command until migrated, backed up first, then
+/// migrated with the head rebuilt from its entry; a newer format is refused untouched.
+#[test]
+fn check_migrate_backs_up_and_migrates_a_format_1_store_and_refuses_a_newer_one() {
+    let site = Site::empty();
+    let config = fixture_config(&site);
+    accord::store::restore(&site.path("deu"), std::path::Path::new(FIXTURE)).expect("raw restore");
+    let head = raw(&site, b"h:DEU");
+    assert_eq!(head.len(), 48);
+    set_raw(&site, b"h:DEU", &head[..40]);
+
+    for command in ["status", "check", "view"] {
+        site.fails(&format!("{command} --config {config}")).reason_has(&[
+            "format version 1",
+            "older",
+            "check --migrate",
+        ]);
+    }
+    let migrated = site.ok(&format!("check --migrate --config {config}"));
+    migrated
+        .stdout_has("backed up the format 1 store to")
+        .stdout_has("migrated the store from format 1 to format 2 (1 values rewritten)")
+        .stdout_has("agree with 303 records");
+    assert_eq!(raw(&site, b"h:DEU"), head, "the head regains its entry's created_at");
+    assert_eq!(raw(&site, b"m:format"), 2u32.to_be_bytes());
+    holds_the_fixture(&site, config);
+    site.ok(&format!("check --migrate --config {config}"))
+        .stdout_has("the store already has format 2; nothing to migrate");
+
+    // The backup taken first is the store as it was: restored elsewhere, it migrates the same.
+    let backup = site.path("deu/store-format-1.backup");
+    assert_eq!(mode(&backup), 0o600);
+    let text = site.read(config).replace("data_dir = \"deu\"", "data_dir = \"again\"");
+    site.write("again.toml", &text);
+    site.ok(&format!("restore --config again.toml {}", backup.display()))
+        .stdout_has("migrated the restored store from format 1 to format 2");
+    holds_the_fixture(&site, "again.toml");
+
+    // A store from a later Accord is refused by name and left as it is.
+    set_raw(&site, b"m:format", &3u32.to_be_bytes());
+    for command in ["status", "check --migrate"] {
+        site.fails(&format!("{command} --config {config}"))
+            .reason_has(&["format version 3", "newer"]);
+    }
+    assert_eq!(raw(&site, b"m:format"), 3u32.to_be_bytes());
+    assert_eq!(raw(&site, b"h:DEU"), head);
 }

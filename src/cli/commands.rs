@@ -210,6 +210,12 @@ pub fn restore(config: &Path, file: &Path) -> Result<i32> {
     let config = load(config)?;
     let data_dir = config.data_dir.clone();
     let r = accord::node::Node::restore(config, file)?;
+    if let Some(from) = r.migrated_from {
+        outln!(
+            "migrated the restored store from format {from} to format {}",
+            accord::store::FORMAT_VERSION
+        );
+    }
     outln!(
         "restored {} keys ({} bytes) from {} into {}; {} entries verified again ({} left out under the consortium in force)",
         r.keys,
@@ -223,8 +229,11 @@ pub fn restore(config: &Path, file: &Path) -> Result<i32> {
     print_outcome(&text, failure)
 }
 
-pub fn check(config: &Path, rebuild: bool) -> Result<i32> {
+pub fn check(config: &Path, migrate: bool, rebuild: bool) -> Result<i32> {
     let config = load(config)?;
+    if migrate {
+        migrate_store(&config)?;
+    }
     if rebuild {
         return rebuild_then_check(&config);
     }
@@ -234,6 +243,36 @@ pub fn check(config: &Path, rebuild: bool) -> Result<i32> {
     bar.finish();
     let (text, failure) = report::check_text(&checked);
     print_outcome(&text, failure)
+}
+
+/// `check --migrate`: on the store alone (the node stopped), back it up and bring it to this
+/// build's format; the check that follows reads it as migrated.
+fn migrate_store(config: &NodeConfig) -> Result<()> {
+    if Remote::connect(&config.admin_socket())?.is_some() {
+        bail!("--migrate needs the store to itself: stop the node, then run it again");
+    }
+    match accord::store::migrate(&config.data_dir, true)? {
+        Some(m) => {
+            if let Some(backup) = &m.backup {
+                outln!(
+                    "backed up the format {} store to {} (restore it with `accord restore` into an empty data_dir to undo)",
+                    m.from,
+                    backup.display()
+                );
+            }
+            outln!(
+                "migrated the store from format {} to format {} ({} values rewritten)",
+                m.from,
+                m.to,
+                m.rewritten
+            );
+        }
+        None => outln!(
+            "the store already has format {}; nothing to migrate",
+            accord::store::FORMAT_VERSION
+        ),
+    }
+    Ok(())
 }
 
 /// `check --rebuild`: on the store alone (the node stopped), rebuild the aggregates under the

@@ -166,7 +166,6 @@ enum Command {
         /// A file written by `accord export`.
         file: PathBuf,
     },
-    /// Recompute aggregates from records and compare with the live ones.
     /// Write a consistent backup of the node (records, aggregates, feeds, evidence and the node
     /// secret) to a new file, mode 0600; online through the admin socket while the node runs.
     Backup {
@@ -185,10 +184,15 @@ enum Command {
         /// The backup file.
         file: PathBuf,
     },
+    /// Recompute aggregates from records and compare with the live ones.
     Check {
         /// The node config (node.toml).
         #[arg(long)]
         config: PathBuf,
+        /// First migrate a store written by an earlier Accord to this build's format, after
+        /// backing it up to data_dir/store-format-N.backup (node stopped).
+        #[arg(long)]
+        migrate: bool,
         /// First rebuild the aggregates from the records if the consortium changed its
         /// harmonised definition (node stopped).
         #[arg(long)]
@@ -372,7 +376,11 @@ pub fn run(args: Args) -> Result<i32> {
             seq,
             out,
         } => commands::export(&config, publisher, seq, &out),
-        Command::Check { config, rebuild } => commands::check(&config, rebuild),
+        Command::Check {
+            config,
+            migrate,
+            rebuild,
+        } => commands::check(&config, migrate, rebuild),
         Command::Backup { config, out } => commands::backup(&config, &out),
         Command::Restore { config, file } => commands::restore(&config, &file),
         Command::Verify { consortium, file } => {

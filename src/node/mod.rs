@@ -69,6 +69,8 @@ pub struct Restored {
     /// Of those, entries that no longer verify under the consortium in force.
     pub left_out: usize,
     pub check: CheckReport,
+    /// The store format the backup had, when it was older and the restore migrated it.
+    pub migrated_from: Option<u32>,
 }
 
 /// One member's node: configuration, store, signing key, and what it has accepted.
@@ -314,19 +316,22 @@ impl Node {
         let data_dir = config.data_dir.clone();
         let summary = crate::store::restore(&data_dir, file)?;
         let verified = (|| {
+            // The backup is the snapshot of the old format: no second one is needed.
+            let migrated = crate::store::migrate(&data_dir, false)?;
             let node = Node::open(config)?;
             let entries = node.heads()?.iter().map(|(_, h)| h.seq).sum();
             let left_out = node.left_out()?.len();
             let check = node.check(&mut |_| {})?;
-            Ok::<_, NodeError>((entries, left_out, check))
+            Ok::<_, NodeError>((entries, left_out, check, migrated.map(|m| m.from)))
         })();
         match verified {
-            Ok((entries, left_out, check)) => Ok(Restored {
+            Ok((entries, left_out, check, migrated_from)) => Ok(Restored {
                 keys: summary.keys,
                 bytes: summary.bytes,
                 entries,
                 left_out,
                 check,
+                migrated_from,
             }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(data_dir.join("store"));

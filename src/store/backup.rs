@@ -51,45 +51,51 @@ impl Store {
     /// Writes a consistent backup of this store and its node secret to a new file `out`
     /// (mode 0600; an existing file is refused).
     pub fn backup(&self, out: &Path) -> Result<BackupSummary, StoreError> {
-        let fail = |message: String| StoreError::Backup {
-            path: out.to_path_buf(),
-            message,
-        };
-        let secret_path = self.path.with_file_name("node.secret");
-        let secret = std::fs::read(&secret_path).map_err(|e| fail(format!("{}: {e}", secret_path.display())))?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(out).map_err(|e| fail(e.to_string()))?;
-        let mut w = Hashing {
-            inner: std::io::BufWriter::new(file),
-            hash: Context::new(&SHA256),
-            bytes: 0,
-        };
-        let io = |e: std::io::Error| fail(e.to_string());
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        w.put(MAGIC).map_err(io)?;
-        w.put(&secret).map_err(io)?;
-        let mut keys = 0;
-        for item in self.tree.iter() {
-            let (k, v) = item.map_err(|e| self.sled(e))?;
-            for part in [&k[..], &v[..]] {
-                w.put(&(part.len() as u32).to_be_bytes()).map_err(io)?;
-                w.put(part).map_err(io)?;
-            }
-            keys += 1;
-        }
-        w.put(&END.to_be_bytes()).map_err(io)?;
-        let digest = w.hash.clone().finish();
-        w.inner.write_all(digest.as_ref()).map_err(io)?;
-        let file = w.inner.into_inner().map_err(|e| fail(e.to_string()))?;
-        file.sync_all().map_err(io)?;
-        Ok(BackupSummary {
-            keys,
-            bytes: w.bytes + 32,
-        })
+        write(&self.tree, &self.path, out)
     }
+}
+
+/// Writes the backup of `tree` (the store at `store_path`, its secret beside it) to the new file
+/// `out`. The caller makes sure nothing writes to the tree meanwhile.
+pub(super) fn write(tree: &sled::Tree, store_path: &Path, out: &Path) -> Result<BackupSummary, StoreError> {
+    let fail = |message: String| StoreError::Backup {
+        path: out.to_path_buf(),
+        message,
+    };
+    let secret_path = store_path.with_file_name("node.secret");
+    let secret = std::fs::read(&secret_path).map_err(|e| fail(format!("{}: {e}", secret_path.display())))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(out).map_err(|e| fail(e.to_string()))?;
+    let mut w = Hashing {
+        inner: std::io::BufWriter::new(file),
+        hash: Context::new(&SHA256),
+        bytes: 0,
+    };
+    let io = |e: std::io::Error| fail(e.to_string());
+    w.put(MAGIC).map_err(io)?;
+    w.put(&secret).map_err(io)?;
+    let mut keys = 0;
+    for item in tree.iter() {
+        let (k, v) = item.map_err(|e| super::classify(store_path.to_path_buf(), e))?;
+        for part in [&k[..], &v[..]] {
+            w.put(&(part.len() as u32).to_be_bytes()).map_err(io)?;
+            w.put(part).map_err(io)?;
+        }
+        keys += 1;
+    }
+    w.put(&END.to_be_bytes()).map_err(io)?;
+    let digest = w.hash.clone().finish();
+    w.inner.write_all(digest.as_ref()).map_err(io)?;
+    let file = w.inner.into_inner().map_err(|e| fail(e.to_string()))?;
+    file.sync_all().map_err(io)?;
+    Ok(BackupSummary {
+        keys,
+        bytes: w.bytes + 32,
+    })
 }
 
 /// Fills the empty (or missing) `data_dir` from the backup `file`: the node secret and every

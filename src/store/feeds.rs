@@ -10,14 +10,14 @@ use crate::dataset::{feed, Head, Placement, VerifiedEntry};
 use crate::model::Country;
 use crate::proto;
 
-fn entry_key(publisher: Country, seq: u64) -> Vec<u8> {
+pub(super) fn entry_key(publisher: Country, seq: u64) -> Vec<u8> {
     let mut k = b"f:".to_vec();
     k.extend_from_slice(&publisher.bytes());
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-fn head_key(publisher: Country) -> Vec<u8> {
+pub(super) fn head_key(publisher: Country) -> Vec<u8> {
     let mut k = b"h:".to_vec();
     k.extend_from_slice(&publisher.bytes());
     k
@@ -72,8 +72,8 @@ impl Store {
         let key = head_key(publisher);
         match self.get(&key)? {
             None => Ok(None),
-            // 48 bytes: seq, digest, the head header's created_at; 40 before created_at was kept.
-            Some(v) if v.len() == 40 || v.len() == 48 => Ok(Some(Head {
+            // 48 bytes: seq, digest, the head header's created_at (format 2; see `migrate`).
+            Some(v) if v.len() == 48 => Ok(Some(Head {
                 seq: u64::from_be_bytes(v[..8].try_into().map_err(|_| self.corrupt(&key))?),
                 digest: v[8..40].try_into().map_err(|_| self.corrupt(&key))?,
             })),
@@ -81,21 +81,19 @@ impl Store {
         }
     }
 
-    /// The `created_at` of `publisher`'s head entry (at `seq`): kept in the head value; for a
-    /// head stored before it was kept, read from the entry's header.
-    fn head_created_at(&self, publisher: Country, seq: u64) -> Result<Option<i64>, StoreError> {
+    /// The `created_at` of `publisher`'s head entry, kept in the head value.
+    fn head_created_at(&self, publisher: Country) -> Result<Option<i64>, StoreError> {
         let key = head_key(publisher);
-        if let Some(v) = self.get(&key)? {
-            if v.len() == 48 {
-                let bytes: [u8; 8] = v[40..].try_into().map_err(|_| self.corrupt(&key))?;
-                return Ok(Some(i64::from_be_bytes(bytes)));
+        match self.get(&key)? {
+            None => Ok(None),
+            Some(v) => {
+                let bytes: [u8; 8] = v
+                    .get(40..48)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| self.corrupt(&key))?;
+                Ok(Some(i64::from_be_bytes(bytes)))
             }
         }
-        Ok(self
-            .entry(publisher, seq)?
-            .and_then(|e| e.envelope)
-            .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok())
-            .map(|h| h.created_at))
     }
 
     /// Every feed's head, by publisher.
@@ -159,7 +157,7 @@ impl Store {
             None
         };
         let head_created_at = match head {
-            Some(h) if v.header().seq == h.seq + 1 => self.head_created_at(publisher, h.seq)?,
+            Some(h) if v.header().seq == h.seq + 1 => self.head_created_at(publisher)?,
             _ => None,
         };
         let placement = feed::place(head, head_created_at, held, v.header(), v.digest());

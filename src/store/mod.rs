@@ -9,7 +9,8 @@
 //! | `a:` | [`CellKey`](crate::aggregate::CellKey) | [`Tally`](crate::aggregate::Tally), 16 bytes |
 //! | `t:` | event type code | record count, i64 BE |
 //! | `f:` | publisher (3) + seq (u64 BE) | feed entry, protobuf `Entry` |
-//! | `h:` | publisher (3) | head: seq (u64 BE) + digest (32) |
+//! | `h:` | publisher (3) | head: seq (u64 BE) + digest (32) + the head entry's `created_at` (i64 BE) |
+//! | `w:` | publisher (3) + seq (u64 BE) | marks an entry held without its payload (audience) |
 //! | `x:` | publisher (3) + seq (u64 BE) + digest (32) | fork evidence: the first conflicting signed header per publisher, protobuf `Entry` without payload |
 //! | `p:` | peer (3) | peer sync status, JSON |
 //!
@@ -19,12 +20,14 @@
 mod backup;
 mod feeds;
 mod host;
+mod migrate;
 mod records;
 #[cfg(test)]
 mod tests;
 
 pub use backup::{restore, BackupSummary};
 pub use feeds::{ForkEvidence, PeerStatus};
+pub use migrate::{migrate, Migrated};
 pub use records::{CheckReport, IngestOutcome, StoredRecord};
 
 use std::path::{Path, PathBuf};
@@ -35,8 +38,10 @@ use ring::hmac;
 use crate::model::Country;
 use crate::model::Definition;
 
-/// The store format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The store format this build reads and writes. Format 1 could hold 40-byte heads (without
+/// the head entry's `created_at`); format 2 holds 48-byte heads only. [`migrate`] moves a store
+/// forward one format at a time.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +49,12 @@ pub enum StoreError {
     /// sled reported an error (I/O, corruption, or the store is open in another process).
     #[error("store {path}: {source}")]
     Sled { path: PathBuf, source: sled::Error },
-    /// The store was written by another format version.
-    #[error("store {path} has format version {found}, this build of Accord reads version {expected}")]
+    /// The store was written by a later version of Accord.
+    #[error("store {path} has format version {found}, newer than this build of Accord reads (version {expected}): run the Accord that wrote it, or restore a backup made before the upgrade")]
     Version { path: PathBuf, found: u32, expected: u32 },
+    /// The store has an older format: `accord check --migrate` moves it forward.
+    #[error("store {path} has format version {found}, older than this build of Accord reads (version {expected}): stop the node and run `accord check --migrate --config <node.toml>`, which backs the store up first and migrates it in one atomic step per version")]
+    NeedsMigration { path: PathBuf, found: u32, expected: u32 },
     /// The store belongs to another member.
     #[error("store {path} belongs to {found}, but this node is {expected}")]
     WrongCountry {
@@ -162,31 +170,7 @@ impl Store {
             source: e.into(),
         })?;
         let secret = host::load_or_create_secret(&data_dir.join("node.secret"))?;
-        let open = || {
-            sled::Config::new()
-                .path(&path)
-                .cache_capacity(128 * 1024 * 1024)
-                .open()
-                .map_err(|e| match e {
-                    sled::Error::Io(ref io)
-                        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-                    {
-                        StoreError::Locked { path: path.clone() }
-                    }
-                    e => classify(path.clone(), e),
-                })
-        };
-        // A store this process just closed stays locked until sled's flusher thread wakes (up
-        // to its 500 ms period), so a lock is retried briefly before it means another process.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        let db = loop {
-            match open() {
-                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => break other?,
-            }
-        };
+        let db = open_db(&path)?;
         let tree = db.open_tree("accord").map_err(|e| classify(path.clone(), e))?;
         // sled creates its files with the process umask; the store holds pseudonymised
         // microdata, so they are made private whatever the umask.
@@ -219,8 +203,15 @@ impl Store {
             }
             Some(v) => {
                 let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0);
-                if found != FORMAT_VERSION {
+                if found > FORMAT_VERSION {
                     return Err(StoreError::Version {
+                        path: self.path.clone(),
+                        found,
+                        expected: FORMAT_VERSION,
+                    });
+                }
+                if found < FORMAT_VERSION {
+                    return Err(StoreError::NeedsMigration {
                         path: self.path.clone(),
                         found,
                         expected: FORMAT_VERSION,
@@ -273,6 +264,37 @@ impl Store {
         StoreError::Corrupt {
             path: self.path.clone(),
             key: String::from_utf8_lossy(key).into_owned(),
+        }
+    }
+}
+
+/// Opens the sled database at `path`, telling a store held by another process apart.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let open = || {
+        sled::Config::new()
+            .path(path)
+            .cache_capacity(128 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked {
+                        path: path.to_path_buf(),
+                    }
+                }
+                e => classify(path.to_path_buf(), e),
+            })
+    };
+    // A store this process just closed stays locked until sled's flusher thread wakes (up
+    // to its 500 ms period), so a lock is retried briefly before it means another process.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match open() {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
         }
     }
 }

@@ -159,10 +159,34 @@ fn metadata_mismatches_are_clear_errors() {
             err,
             StoreError::Version {
                 found: 99,
-                expected: 1,
+                expected: super::FORMAT_VERSION,
                 ..
             }
         ),
+        "{err}"
+    );
+    {
+        let store = Store::open_any_definition(dir.path(), deu(), Definition::default());
+        assert!(store.is_err(), "format 99 is refused whatever the definition");
+    }
+    let err = super::migrate(dir.path(), true).err().unwrap();
+    assert!(matches!(err, StoreError::Version { found: 99, .. }), "{err}");
+    assert!(
+        !dir.path().join("store-format-99.backup").exists(),
+        "nothing written for a newer store"
+    );
+    {
+        let db = super::open_db(&dir.path().join("store")).unwrap();
+        db.open_tree("accord")
+            .unwrap()
+            .insert(b"m:format", 1u32.to_be_bytes().as_slice())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), deu(), Definition::default()).err().unwrap();
+    assert!(
+        matches!(err, StoreError::NeedsMigration { found: 1, .. })
+            && err.to_string().contains("accord check --migrate"),
         "{err}"
     );
 }
