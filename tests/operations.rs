@@ -136,6 +136,7 @@ fn fixture_config(site: &Site) -> &'static str {
     "deu.toml"
 }
 
+/// The format-1 fixture: the oldest store every build must take.
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1/deu.backup");
 const FIXTURE_HEAD: &str = "0f8be639a039129d7f64ece9cca2ae688dde54f3794d5dbcff9ba05b3e098546";
 const FIXTURE_VIEW: &str = "5171b3f493a8ef3fc251b65b791cea588dfbd2fec8130440d753bb4cc0906397";
@@ -152,24 +153,33 @@ fn holds_the_fixture(site: &Site, config: &str) {
         .stdout_has("agree with 303 records");
 }
 
-/// A store of format 1, kept as a backup in `tests/fixtures/store-v1` (made with the example
-/// PKI in `certs-example/`): every later build must restore it, migrating it to its own format,
-/// with the same records, feed and view digest.
+/// The stores of every format so far, kept as backups in `tests/fixtures/store-vN` (made with the
+/// example PKI in `certs-example/`, holding the same data): every later build must restore each,
+/// migrating the older ones to its own format, with the same records, feed and view digest.
+/// When the format changes, a backup of the new format joins them.
 #[test]
-fn a_store_of_format_1_restores_and_reads_the_same() {
-    let site = Site::empty();
-    let config = fixture_config(&site);
-    let restored = site.ok(&format!("restore --config {config} {FIXTURE}"));
-    assert!(
-        restored.stdout().contains("restored 541 keys")
-            && restored
-                .stdout()
-                .contains("migrated the restored store from format 1 to format 2")
-            && restored.stdout().contains("3 entries verified again (0 left out"),
-        "{}",
-        restored.details()
-    );
-    holds_the_fixture(&site, config);
+fn a_store_of_every_earlier_format_restores_and_reads_the_same() {
+    for version in 1..=accord::store::FORMAT_VERSION {
+        let site = Site::empty();
+        let config = fixture_config(&site);
+        let fixture = format!(
+            "{}/tests/fixtures/store-v{version}/deu.backup",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let restored = site.ok(&format!("restore --config {config} {fixture}"));
+        let migrated = format!(
+            "migrated the restored store from format {version} to format {}",
+            accord::store::FORMAT_VERSION
+        );
+        assert!(
+            restored.stdout().contains("restored 541 keys")
+                && restored.stdout().contains(&migrated) == (version < accord::store::FORMAT_VERSION)
+                && restored.stdout().contains("3 entries verified again (0 left out"),
+            "format {version}: {}",
+            restored.details()
+        );
+        holds_the_fixture(&site, config);
+    }
 }
 
 /// Opens the store with sled itself; a store this process just closed stays locked until sled's
