@@ -251,3 +251,106 @@ fn check_migrate_backs_up_and_migrates_a_format_1_store_and_refuses_a_newer_one(
     assert_eq!(raw(&site, b"m:format"), 3u32.to_be_bytes());
     assert_eq!(raw(&site, b"h:DEU"), head);
 }
+
+/// Runs a shell command line from OPERATIONS.md in the site, as the operator types it.
+fn shell(site: &Site, line: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", line])
+        .current_dir(site.path(""))
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The signing-key rotation runbook of OPERATIONS.md, step by step, on two running members:
+/// a new key made with openssl joins DEU's keys in the consortium file, the old one gets an end;
+/// both nodes restart, DEU switches its node.toml to the new key; its next entry verifies on FRA,
+/// its earlier entry still verifies (and stays in the view), and once the old key's end has
+/// passed nothing more can be signed with it.
+#[test]
+fn signing_key_rotation_as_the_runbook_gives_it() {
+    let (site, [deu, fra]) = Site::two_members(37);
+    let year = last_year();
+    let (mut deu_node, mut fra_node) = (site.serve(&deu), site.serve(&fra));
+    site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
+    site.ok(&format!("publish --config {} --cube flows --period {year}", deu.config));
+    site.ok(&format!(
+        "export --config {} --publisher DEU --seq 1 --out seq1.json",
+        deu.config
+    ));
+
+    // 1. A new key, and its public key in hex for the consortium file.
+    shell(&site, "openssl genpkey -algorithm ed25519 -out pki/deu.sign-2.pem");
+    let public = shell(
+        &site,
+        "openssl pkey -in pki/deu.sign-2.pem -pubout -outform DER | tail -c 32 | od -An -tx1 | tr -d ' \\n'",
+    );
+    assert!(
+        public.len() == 64 && public.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{public:?}"
+    );
+
+    // 2. Every member's consortium file: the new key from today, the old one until `end`.
+    let end = accord::date::unix_now() + 8;
+    let text = site.read("pki/consortium.toml");
+    let deu_block = text.find("country = \"DEU\"").expect("DEU");
+    let until_at = deu_block + text[deu_block..].find("valid_until = ").expect("valid_until");
+    let line_end = until_at + text[until_at..].find('\n').expect("line");
+    let today = accord::date::Date::today();
+    let rotated = format!(
+        "{}valid_until = \"{}\"\n\n[[members.keys]]\npublic_key = \"{public}\"\nvalid_from = \"{:04}-{:02}-{:02}\"\n{}",
+        &text[..until_at],
+        accord::date::format_timestamp(end),
+        today.year,
+        today.month,
+        today.day,
+        &text[line_end + 1..]
+    );
+    site.write("pki/consortium.toml", &rotated);
+    // ... and a restart of every node, which reads it.
+    deu_node.terminate();
+    fra_node.terminate();
+    fra_node = site.serve(&fra);
+    deu_node = site.serve(&deu);
+
+    // 3. DEU signs with the new key from now on.
+    let config = site.read(&deu.config).replace("pki/deu.sign.pk8", "pki/deu.sign-2.pem");
+    site.write(&deu.config, &config);
+    deu_node.terminate();
+    deu_node = site.serve(&deu);
+    site.ok(&format!(
+        "publish --config {} --cube asylum --period {year}",
+        deu.config
+    ));
+    let on_fra = eventually("FRA holds DEU seq 2", || {
+        // DEU may still be binding its port after the restart: ask FRA to pull until it has.
+        site.run(&format!("sync --config {}", fra.config));
+        let status = site.status(&fra.config);
+        let seq = status["feeds"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["publisher"] == "DEU"))
+            .map(|f| f["seq"].clone());
+        (seq == Some(2.into()))
+            .then_some(status)
+            .ok_or_else(|| format!("DEU at {seq:?}"))
+    });
+    assert_eq!(on_fra["left_out"].as_array().map(Vec::len), Some(0), "{on_fra}");
+    assert_eq!(on_fra["view_digest"], site.status(&deu.config)["view_digest"]);
+    site.ok("verify --consortium pki/consortium.toml seq1.json");
+
+    // 4. Past its end, the old key signs nothing that any member would take.
+    while accord::date::unix_now() <= end {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    deu_node.terminate();
+    let config = site.read(&deu.config).replace("pki/deu.sign-2.pem", "pki/deu.sign.pk8");
+    site.write(&deu.config, &config);
+    site.fails(&format!(
+        "publish --config {} --cube permits --period {year}",
+        deu.config
+    ))
+    .reason_has(&["DEU key", "outside the key's validity window"]);
+    site.ok("verify --consortium pki/consortium.toml seq1.json");
+    fra_node.terminate();
+}

@@ -243,6 +243,23 @@ impl Site {
         Daemon::start(self.dir.path(), member)
     }
 
+    /// Starts `accord serve` for `member` and waits until its admin socket answers, so commands
+    /// that follow go through the node.
+    pub fn serve(&self, member: &Member) -> Daemon {
+        let mut daemon = self.start(member);
+        eventually(&format!("{} listens on its admin socket", member.code), || {
+            if !daemon.running() {
+                panic!("{} exited at start\n{}", member.code, daemon.log());
+            }
+            if member.socket().exists() {
+                Ok(())
+            } else {
+                Err(daemon.log())
+            }
+        });
+        daemon
+    }
+
     /// `accord synth` for DEU, FRA and ITA into `out`.
     pub fn synth(&self, records: u64, seed: u64, out: &str) {
         let year = last_year().to_string();
