@@ -59,7 +59,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let config = node.config();
-    let tls = crate::tls::server_config(&config.tls)?;
+    let tls = crate::tls::server_tls(&config.tls)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (announced_tx, announced_rx) = crate::exchange::announce::queue(config.consortium.members.len());
     let tasks = TaskTracker::new();
@@ -247,7 +247,7 @@ async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::
 async fn reload_on_hangup(
     node: Arc<Node>,
     syncer: Arc<Syncer>,
-    tls: watch::Sender<Arc<rustls::ServerConfig>>,
+    tls: watch::Sender<crate::tls::ServerTls>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -265,11 +265,11 @@ async fn reload_on_hangup(
                     return;
                 }
                 let files = node.config().tls.clone();
-                match tokio::task::spawn_blocking(move || crate::tls::server_config(&files)).await {
+                match tokio::task::spawn_blocking(move || crate::tls::server_tls(&files)).await {
                     Ok(Ok(config)) => {
                         let _ = tls.send(config);
                         syncer.forget_clients().await;
-                        tracing::info!("SIGHUP: reloaded the TLS certificate, key, CA and CRLs");
+                        tracing::info!("SIGHUP: reloaded the TLS certificate, key, CA and CRLs; established connections whose certificate they no longer accept are closed");
                     }
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the previous ones stay in use")

@@ -111,6 +111,26 @@ fn provider() -> Arc<CryptoProvider> {
 /// mandatory and checked against `files.crls`. Fails before any port is bound if the node's
 /// own certificate does not name a member.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    Ok(server_tls(files)?.config)
+}
+
+/// A server configuration with the client verifier inside it, kept apart so that after a reload
+/// the connections already established can be checked again under the new CA and CRLs.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    /// `None`: established connections are never checked again.
+    pub verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+}
+
+impl From<Arc<ServerConfig>> for ServerTls {
+    fn from(config: Arc<ServerConfig>) -> ServerTls {
+        ServerTls { config, verifier: None }
+    }
+}
+
+/// [`server_config`] with its verifier (see [`ServerTls`]).
+pub fn server_tls(files: &TlsFiles) -> Result<ServerTls, TlsError> {
     let provider = provider();
     let roots = Arc::new(load_roots(&files.ca)?);
     let crls = load_crls(&files.crls)?;
@@ -123,10 +143,13 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         .build()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
+    Ok(ServerTls {
+        config: Arc::new(config),
+        verifier: Some(verifier),
+    })
 }
 
 /// A client configuration for dialling the member `expected`: presents the node's certificate,

@@ -53,6 +53,10 @@ struct TestServer {
 
 impl TestServer {
     async fn start(config: Arc<ServerConfig>) -> TestServer {
+        TestServer::start_reloadable(tokio::sync::watch::channel(config.into()).1).await
+    }
+
+    async fn start_reloadable(config: tokio::sync::watch::Receiver<ServerTls>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (_reporter, health) = tonic_health::server::health_reporter();
@@ -68,7 +72,7 @@ impl TestServer {
             Server::builder()
                 .layer(tonic::service::InterceptorLayer::new(identify))
                 .add_service(health)
-                .serve_with_incoming_shutdown(incoming(listener, config), async {
+                .serve_with_incoming_shutdown(incoming_reloadable(listener, config), async {
                     let _ = stopped.await;
                 }),
         );
@@ -240,6 +244,51 @@ fn a_node_whose_own_crl_revokes_its_certificate_says_so_before_connecting() {
     revoke(other.path(), &pki.join("deu.pem"), &foreign_crl).unwrap();
     let error = server_config(&files(pki, "deu", vec![foreign_crl]));
     assert!(error.is_ok(), "{:?}", error.err());
+}
+
+/// A reload that revokes a member closes the connection that member holds already (it must not
+/// keep pulling over a connection opened before the CRL arrived); other members' connections
+/// carry on.
+#[tokio::test]
+async fn a_reload_closes_established_connections_of_a_revoked_member_only() {
+    let dir = consortium();
+    let pki = dir.path();
+    let deu = country("DEU");
+    let (tls, reloads) = tokio::sync::watch::channel(server_tls(&files(pki, "deu", vec![])).unwrap());
+    let server = TestServer::start_reloadable(reloads).await;
+    let dial = |code: &str| {
+        let config = client_config(&files(pki, code, vec![]), deu).unwrap();
+        channel(&server.endpoint(), Some("localhost"), config, deu).unwrap()
+    };
+    let (fra, ita) = (dial("fra"), dial("ita"));
+    for channel in [&fra, &ita] {
+        assert_eq!(health_check(channel.clone()).await.unwrap(), ServingStatus::Serving);
+    }
+    // Connections stay up across calls: same channel, nothing new reaches the accept loop.
+    assert_eq!(health_check(fra.clone()).await.unwrap(), ServingStatus::Serving);
+
+    let crl = pki.join("fra-revoked.crl.pem");
+    revoke(pki, &pki.join("fra.pem"), &crl).unwrap();
+    tls.send(server_tls(&files(pki, "deu", vec![crl])).unwrap()).unwrap();
+
+    // FRA's established connection is closed; its channel redials and the handshake is refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        match health_check(fra.clone()).await {
+            Err(status) => break status,
+            Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Ok(_) => panic!("FRA is still served over its old connection 10 s after the reload"),
+        }
+    };
+    let text = error_text(&refused);
+    assert!(!text.is_empty());
+    for _ in 0..3 {
+        assert!(health_check(fra.clone()).await.is_err(), "FRA is refused from now on");
+        assert_eq!(health_check(ita.clone()).await.unwrap(), ServingStatus::Serving);
+    }
+    let callers = server.callers();
+    assert!(callers.contains(&country("ITA")));
+    server.shutdown().await;
 }
 
 #[tokio::test]

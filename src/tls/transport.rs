@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::{member_of, TlsError};
+use super::{member_of, ServerTls, TlsError};
 use crate::model::Country;
 
 /// A client has this long to finish its handshake before the connection is dropped.
@@ -60,6 +60,67 @@ pub struct Incoming {
 pub struct MemberConnection {
     inner: ServerStream,
     _share: Option<Share>,
+    watch: Arc<Watched>,
+}
+
+/// What an established connection needs to be checked again after a reload: the client's
+/// chain, and a way to close the connection from outside (a revoked member must not keep
+/// the connection it opened before the CRL arrived).
+struct Watched {
+    peer: std::net::SocketAddr,
+    member: Option<Country>,
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    closed: std::sync::atomic::AtomicBool,
+    /// The waker of the last read that waited, woken on close so the server sees the error.
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Watched {
+    fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(waker) = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            waker.wake();
+        }
+    }
+
+    /// An error once closed; otherwise remembers `cx`'s waker.
+    fn check(&self, cx: &Context<'_>) -> io::Result<()> {
+        *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the client's certificate is no longer accepted (reloaded CA or CRL)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Established connections, checked again whenever the TLS configuration is reloaded.
+type Live = std::sync::Mutex<Vec<std::sync::Weak<Watched>>>;
+
+/// Closes every live connection whose client chain `tls` no longer accepts.
+fn recheck(live: &Live, tls: &ServerTls) {
+    let Some(verifier) = &tls.verifier else {
+        return;
+    };
+    let now = rustls_pki_types::UnixTime::now();
+    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+    live.retain(|w| w.strong_count() > 0);
+    for watched in live.iter().filter_map(std::sync::Weak::upgrade) {
+        let Some((end_entity, intermediates)) = watched.chain.split_first() else {
+            continue;
+        };
+        if let Err(error) = verifier.verify_client_cert(end_entity, intermediates, now) {
+            tracing::warn!(
+                peer = %watched.peer,
+                member = ?watched.member,
+                %error,
+                "closing an established connection: its certificate is no longer accepted after the reload"
+            );
+            watched.close();
+        }
+    }
 }
 
 /// A member's place among [`MAX_CONNECTIONS_PER_MEMBER`]; given back when dropped.
@@ -101,13 +162,17 @@ impl Drop for Share {
 
 impl tokio::io::AsyncRead for MemberConnection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        this.watch.check(cx)?;
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
 impl tokio::io::AsyncWrite for MemberConnection {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.watch.check(cx)?;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -123,7 +188,9 @@ impl tokio::io::AsyncWrite for MemberConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.watch.check(cx)?;
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -167,13 +234,15 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
 /// Accepts connections on `listener` and completes mutual TLS with `config` (see
 /// [`super::server_config`]). Must be called inside a tokio runtime.
 pub fn incoming(listener: TcpListener, config: Arc<ServerConfig>) -> Incoming {
-    incoming_reloadable(listener, tokio::sync::watch::channel(config).1)
+    incoming_reloadable(listener, tokio::sync::watch::channel(config.into()).1)
 }
 
 /// [`incoming`] whose TLS configuration can be replaced while it runs: each new connection's
 /// handshake uses the configuration current when it arrives (a reloaded certificate, key or
-/// CRL); connections already established keep theirs.
-pub fn incoming_reloadable(listener: TcpListener, config: tokio::sync::watch::Receiver<Arc<ServerConfig>>) -> Incoming {
+/// CRL); connections already established keep their session, but each is checked again
+/// under the new CA and CRLs (with [`ServerTls::verifier`]) and closed if its client
+/// certificate is no longer accepted.
+pub fn incoming_reloadable(listener: TcpListener, config: tokio::sync::watch::Receiver<ServerTls>) -> Incoming {
     let (sender, receiver) = mpsc::channel(READY_QUEUE);
     tokio::spawn(accept_loop(listener, config, sender));
     Incoming {
@@ -253,14 +322,24 @@ impl Pending {
 
 async fn accept_loop(
     listener: TcpListener,
-    config: tokio::sync::watch::Receiver<Arc<ServerConfig>>,
+    mut config: tokio::sync::watch::Receiver<ServerTls>,
     ready: mpsc::Sender<Result<MemberConnection, io::Error>>,
 ) {
     let pending = Arc::new(std::sync::Mutex::new(Pending::default()));
     let shares = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let live: Arc<Live> = Arc::default();
+    let mut reloads = true;
     loop {
         let accepted = tokio::select! {
             _ = ready.closed() => return,
+            changed = config.changed(), if reloads => {
+                match changed {
+                    Ok(()) => recheck(&live, &config.borrow_and_update()),
+                    // No more reloads: the configuration in hand stays.
+                    Err(_) => reloads = false,
+                }
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (tcp, peer) = match accepted {
@@ -278,8 +357,8 @@ async fn accept_loop(
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let (id, cancelled) = pending.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip());
-        let acceptor = TlsAcceptor::from(config.borrow().clone());
-        let (ready, pending, shares) = (ready.clone(), pending.clone(), shares.clone());
+        let acceptor = TlsAcceptor::from(config.borrow().config.clone());
+        let (ready, pending, shares, live) = (ready.clone(), pending.clone(), shares.clone(), live.clone());
         tokio::spawn(async move {
             let handshake = tokio::select! {
                 done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => Some(done),
@@ -306,12 +385,31 @@ async fn accept_loop(
                         },
                         None => None,
                     };
+                    let chain = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+                        .unwrap_or_default();
+                    let watch = Arc::new(Watched {
+                        peer,
+                        member,
+                        chain,
+                        closed: Default::default(),
+                        waker: Default::default(),
+                    });
+                    {
+                        let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+                        live.retain(|w| w.strong_count() > 0);
+                        live.push(Arc::downgrade(&watch));
+                    }
                     // A send fails only when the server has gone; the connection just closes.
                     drop(
                         ready
                             .send(Ok(MemberConnection {
                                 inner: tls,
                                 _share: share,
+                                watch,
                             }))
                             .await,
                     );
