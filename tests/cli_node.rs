@@ -323,9 +323,10 @@ fn a_member_revoked_with_certs_revoke_is_refused_by_a_node_that_loads_the_crl() 
 }
 
 /// `/healthz` and `/ready` on `metrics_listen` (SPEC §14): ready once the node and a peer are
-/// up; a CRL past its next update makes it 503 with that reason, while `/healthz` still answers.
+/// up; a CRL past its next update makes it 503 with that reason, while `/healthz` still answers;
+/// so does a TLS certificate on disk that has expired.
 #[test]
-fn ready_says_why_not_when_a_crl_is_out_of_date() {
+fn ready_says_why_not_when_a_crl_is_out_of_date_or_the_certificate_has_expired() {
     let (site, [deu, fra]) = Site::two_members(19);
     site.ok(&format!("ingest --config {} records/deu.csv", deu.config));
     site.ok(&format!(
@@ -394,6 +395,59 @@ fn ready_says_why_not_when_a_crl_is_out_of_date() {
     // And the stale CRL is enforced: DEU lets no one in under it.
     let refused = site.run(&format!("sync --config {}", fra.config));
     assert!(!refused.output.status.success(), "{}", refused.details());
+
+    // DEU's certificate, reissued by the CA with the same names and key but already past its
+    // end (openssl: valid for 0 days), replaces the one on disk.
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(site.dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "x509",
+        "-x509toreq",
+        "-in",
+        "pki/deu.pem",
+        "-key",
+        "pki/deu.key",
+        "-copy_extensions",
+        "copy",
+        "-out",
+        "deu.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "deu.csr",
+        "-CA",
+        "pki/ca.pem",
+        "-CAkey",
+        "pki/ca.key",
+        "-copy_extensions",
+        "copy",
+        "-days",
+        "0",
+        "-out",
+        "pki/deu-expired.pem",
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::fs::rename(site.path("pki/deu-expired.pem"), site.path("pki/deu.pem")).expect("replace the certificate");
+    eventually("DEU not ready, naming its expired certificate", || {
+        match deu.http_get("/ready") {
+            (status, body)
+                if status == "HTTP/1.1 503 Service Unavailable"
+                    && body.contains("not ready: TLS certificate pki/deu.pem expired at") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(deu.http_get("/healthz").0, "HTTP/1.1 200 OK");
 }
 
 /// SPEC §14: `status` warns 30 days before the TLS certificate or the signing key expires.
