@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::date;
 use crate::model::Country;
-use crate::model::{Consortium, Definition, Disclosure, Member, Reconcile, Rule, SigningKey, UnknownDuration};
+use crate::model::{Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SigningKey, UnknownDuration};
 use crate::tls::TlsFiles;
 
 /// A configuration problem, naming the file and key.
@@ -278,7 +278,15 @@ struct ConsortiumToml {
     #[serde(default)]
     reconcile: ReconcileToml,
     #[serde(default)]
+    governance: GovernanceToml,
+    #[serde(default)]
     members: Vec<MemberToml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GovernanceToml {
+    quorum: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -430,6 +438,16 @@ impl Consortium {
         if !(reconcile.asymmetry_flag >= 0.0 && reconcile.asymmetry_flag <= 1.0) {
             return Err(invalid(file, "reconcile.asymmetry_flag", "must be between 0 and 1"));
         }
+        let quorum = match raw.governance.quorum.as_deref() {
+            None => Quorum::default(),
+            Some(s) => Quorum::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    "governance.quorum",
+                    format!("must be \"majority\", \"two-thirds\" or \"all\", got {s:?}"),
+                )
+            })?,
+        };
         if raw.members.is_empty() {
             return Err(invalid(file, "members", "at least one member is required"));
         }
@@ -503,6 +521,7 @@ impl Consortium {
             definition,
             disclosure,
             reconcile,
+            quorum,
             members,
         })
     }

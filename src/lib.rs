@@ -30,6 +30,7 @@ pub mod date;
 pub mod demo;
 pub mod exchange;
 pub mod export;
+pub mod governance;
 pub mod hex;
 pub mod ingest;
 pub mod model;

@@ -46,6 +46,7 @@ fn fixture() -> Fixture {
         definition: Definition::default(),
         disclosure: Disclosure::default(),
         reconcile: Reconcile::default(),
+        quorum: crate::model::Quorum::default(),
         members: vec![member("DEU", &deu), member("FRA", &fra), member("ITA", &keypair())],
     };
     Fixture { consortium, deu, fra }

@@ -9,4 +9,4 @@ pub mod policy;
 
 pub use country::Country;
 pub use cube::{Cell, CellValue, Cube, Period, AGE_BANDS};
-pub use policy::{Consortium, Definition, Disclosure, Member, Reconcile, Rule, SigningKey, UnknownDuration};
+pub use policy::{Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SigningKey, UnknownDuration};

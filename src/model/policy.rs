@@ -158,6 +158,44 @@ pub struct Member {
     pub keys: Vec<SigningKey>,
 }
 
+/// How many of a version's members must approve the next version (SPEC §11 `[governance]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    /// More than half.
+    Majority,
+    /// At least two thirds (rounded up).
+    #[default]
+    TwoThirds,
+    /// Every member.
+    All,
+}
+
+impl Quorum {
+    pub const ALL: [Quorum; 3] = [Quorum::Majority, Quorum::TwoThirds, Quorum::All];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quorum::Majority => "majority",
+            Quorum::TwoThirds => "two-thirds",
+            Quorum::All => "all",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Quorum> {
+        Quorum::ALL.into_iter().find(|q| q.as_str() == text)
+    }
+
+    /// Approvals needed among `members` members. Always more than half, so two documents
+    /// can never both reach it for one version unless a member approves both.
+    pub fn needed(self, members: usize) -> usize {
+        match self {
+            Quorum::Majority => members / 2 + 1,
+            Quorum::TwoThirds => (2 * members).div_ceil(3).max(members / 2 + 1),
+            Quorum::All => members,
+        }
+    }
+}
+
 /// A validated `consortium.toml`: identical at every member.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Consortium {
@@ -166,6 +204,8 @@ pub struct Consortium {
     pub definition: Definition,
     pub disclosure: Disclosure,
     pub reconcile: Reconcile,
+    /// Approvals a next version needs (`[governance] quorum`).
+    pub quorum: Quorum,
     pub members: Vec<Member>,
 }
 

@@ -1,0 +1,269 @@
+//! Which consortium version is in force: a pure function of the genesis document and the
+//! proposals and approvals accepted from the members' feeds (SPEC §11), with the rules of TUF's
+//! root rotation, and no central signer:
+//!
+//! - version N+1 is a proposal naming N+1 and the digest of version N as its parent, made by a
+//!   member of version N;
+//! - it is in force once members of version N reach version N's quorum in approving its digest
+//!   (the proposer's proposal counts as its approval), and every member it adds has approved it
+//!   too, with a key the proposed document gives that member;
+//! - a member approves at most one document per version: a member that approved two is an
+//!   equivocator for that version, its votes for it count for nothing, and the pair is kept;
+//! - an approval counts for the version and digest it names only, so replaying it for another
+//!   version does nothing.
+//!
+//! Every quorum is more than half of a version's members, so two documents cannot both reach it
+//! for one version; the outcome does not depend on the order in which entries arrived.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::document::digest;
+use crate::model::{Consortium, Country};
+
+/// A signed proposal: the whole next document, from `proposer`'s feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub proposer: Country,
+    /// The entry's seq in the proposer's feed.
+    pub seq: u64,
+    /// The version the document would become.
+    pub version: u64,
+    /// Digest of the version it replaces.
+    pub parent: [u8; 32],
+    pub document: Consortium,
+    /// The public key whose signature the proposal carries.
+    pub key: [u8; 32],
+    pub created_at: i64,
+}
+
+/// A signed approval of one document for one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub member: Country,
+    pub seq: u64,
+    pub version: u64,
+    pub digest: [u8; 32],
+    /// The public key whose signature the approval carries.
+    pub key: [u8; 32],
+    pub created_at: i64,
+}
+
+/// A governance entry, with its signature checked against `key` by the caller. For a member
+/// of the version it votes on, the caller has also checked that `key` is the member's; for a
+/// member a proposal would add, [`in_force`] checks it against the proposed document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vote {
+    Proposal(Proposal),
+    Approval(Approval),
+}
+
+impl Vote {
+    fn voter(&self) -> Country {
+        match self {
+            Vote::Proposal(p) => p.proposer,
+            Vote::Approval(a) => a.member,
+        }
+    }
+
+    /// (version, digest, key, created_at) this vote approves.
+    fn approves(&self) -> (u64, [u8; 32], [u8; 32], i64) {
+        match self {
+            Vote::Proposal(p) => (p.version, digest(&p.document), p.key, p.created_at),
+            Vote::Approval(a) => (a.version, a.digest, a.key, a.created_at),
+        }
+    }
+}
+
+/// One version of the consortium document and who put it in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub version: u64,
+    pub digest: [u8; 32],
+    pub document: Consortium,
+    /// `None` for genesis.
+    pub proposer: Option<Country>,
+    /// The members whose approvals counted (members of the previous version, then new members).
+    pub approvals: Vec<Country>,
+}
+
+/// A proposal for the next version that is not (yet) in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub version: u64,
+    pub digest: [u8; 32],
+    pub proposer: Country,
+    /// Members who approved it so far (equivocators left out).
+    pub approvals: Vec<Country>,
+    /// Approvals still needed among the current version's members.
+    pub needed: usize,
+    /// Members it adds that have not approved it.
+    pub awaiting_new_members: Vec<Country>,
+}
+
+/// A member that approved two documents for one version: both are evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equivocation {
+    pub member: Country,
+    pub version: u64,
+    /// The digests it approved, sorted.
+    pub digests: Vec<[u8; 32]>,
+}
+
+/// What the accepted governance entries put in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InForce {
+    /// Every version from genesis to the one in force, in order.
+    pub versions: Vec<Version>,
+    /// Proposals for the version after the one in force.
+    pub pending: Vec<Pending>,
+    pub equivocations: Vec<Equivocation>,
+}
+
+impl InForce {
+    /// The version in force.
+    pub fn current(&self) -> &Version {
+        // `in_force` always puts genesis first.
+        &self.versions[self.versions.len() - 1]
+    }
+}
+
+/// The version in force given `genesis` and the accepted `votes` (in any order).
+pub fn in_force(genesis: &Consortium, votes: &[Vote]) -> InForce {
+    let mut versions = vec![Version {
+        version: 1,
+        digest: digest(genesis),
+        document: genesis.clone(),
+        proposer: None,
+        approvals: Vec::new(),
+    }];
+    let mut equivocations = Vec::new();
+    loop {
+        let current = &versions[versions.len() - 1];
+        let next = current.version + 1;
+        let (candidates, equivocators) = candidates(current, next, votes);
+        for (member, digests) in &equivocators {
+            equivocations.push(Equivocation {
+                member: *member,
+                version: next,
+                digests: digests.iter().copied().collect(),
+            });
+        }
+        let needed = current.document.quorum.needed(current.document.members.len());
+        let mut pending = Vec::new();
+        let mut winner = None;
+        for candidate in candidates {
+            let approvals: Vec<Country> = candidate.old.iter().copied().collect();
+            let awaiting: Vec<Country> = candidate
+                .document
+                .members
+                .iter()
+                .map(|m| m.country)
+                .filter(|c| current.document.member(*c).is_none() && !candidate.new.contains(c))
+                .collect();
+            if winner.is_none() && approvals.len() >= needed && awaiting.is_empty() {
+                let mut approvals = approvals;
+                approvals.extend(candidate.new.iter().copied());
+                winner = Some(Version {
+                    version: next,
+                    digest: candidate.digest,
+                    document: candidate.document,
+                    proposer: Some(candidate.proposer),
+                    approvals,
+                });
+            } else {
+                pending.push(Pending {
+                    version: next,
+                    digest: candidate.digest,
+                    proposer: candidate.proposer,
+                    approvals,
+                    needed: needed.saturating_sub(candidate.old.len()),
+                    awaiting_new_members: awaiting,
+                });
+            }
+        }
+        match winner {
+            Some(version) => versions.push(version),
+            None => {
+                return InForce {
+                    versions,
+                    pending,
+                    equivocations,
+                }
+            }
+        }
+    }
+}
+
+/// A proposed document for `next` and the approvals that count for it.
+struct Candidate {
+    digest: [u8; 32],
+    document: Consortium,
+    proposer: Country,
+    /// Approving members of the current version.
+    old: BTreeSet<Country>,
+    /// Approving members the document adds, each with a key the document gives it.
+    new: BTreeSet<Country>,
+}
+
+/// The proposals for `next` that build on `current` (made by a member of it), sorted by digest,
+/// with their approvals; and the members that approved more than one document for `next`.
+fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, BTreeMap<Country, BTreeSet<[u8; 32]>>) {
+    let mut by_digest: BTreeMap<[u8; 32], Candidate> = BTreeMap::new();
+    for vote in votes {
+        let Vote::Proposal(p) = vote else { continue };
+        if p.version != next || p.parent != current.digest || current.document.member(p.proposer).is_none() {
+            continue;
+        }
+        // Two proposers of one document: the smaller (proposer, seq) names it, so every node
+        // names the same one.
+        let d = digest(&p.document);
+        let keep = by_digest.get(&d).is_none_or(|c| p.proposer < c.proposer);
+        if keep {
+            by_digest.insert(
+                d,
+                Candidate {
+                    digest: d,
+                    document: p.document.clone(),
+                    proposer: p.proposer,
+                    old: BTreeSet::new(),
+                    new: BTreeSet::new(),
+                },
+            );
+        }
+    }
+    // Every document each member approved for `next` (proposals count), valid or not: approving
+    // two is equivocation whatever became of the documents.
+    let mut approved: BTreeMap<Country, BTreeSet<[u8; 32]>> = BTreeMap::new();
+    for vote in votes {
+        let (version, d, _, _) = vote.approves();
+        if version == next {
+            approved.entry(vote.voter()).or_default().insert(d);
+        }
+    }
+    let equivocators: BTreeMap<Country, BTreeSet<[u8; 32]>> =
+        approved.into_iter().filter(|(_, digests)| digests.len() > 1).collect();
+    for vote in votes {
+        let voter = vote.voter();
+        if equivocators.contains_key(&voter) {
+            continue;
+        }
+        let (version, d, key, created_at) = vote.approves();
+        let Some(candidate) = by_digest.get_mut(&d) else {
+            continue;
+        };
+        if version != next {
+            continue;
+        }
+        if current.document.member(voter).is_some() {
+            candidate.old.insert(voter);
+        } else if candidate
+            .document
+            .member(voter)
+            .is_some_and(|m| m.keys.iter().any(|k| k.public_key == key && k.valid_at(created_at)))
+        {
+            // A member the document adds, signing with the key the document gives it.
+            candidate.new.insert(voter);
+        }
+    }
+    (by_digest.into_values().collect(), equivocators)
+}
