@@ -92,6 +92,8 @@ struct NodeToml {
     data_dir: String,
     listen: String,
     consortium: String,
+    /// The genesis document's digest the consortium agreed on (SPEC §11), hex.
+    consortium_sha256: Option<String>,
     tls: TlsToml,
     signing: SigningToml,
     #[serde(default)]
@@ -150,6 +152,9 @@ pub struct NodeConfig {
     pub listen: std::net::SocketAddr,
     pub consortium_path: PathBuf,
     pub consortium: Consortium,
+    /// `consortium_sha256`: the node refuses to open unless the consortium file's canonical
+    /// digest is this one.
+    pub consortium_sha256: Option<[u8; 32]>,
     pub tls: TlsFiles,
     pub signing_key: PathBuf,
     pub sync_interval: std::time::Duration,
@@ -242,6 +247,16 @@ impl NodeConfig {
                 .collect::<Result<_, _>>()?,
         };
         let signing_key = readable(file, "signing.key", &raw.signing.key)?;
+        let consortium_sha256 = match &raw.consortium_sha256 {
+            None => None,
+            Some(text) => Some(parse_public_key(text).ok_or_else(|| {
+                invalid(
+                    file,
+                    "consortium_sha256",
+                    "must be 64 hex characters (a SHA-256 digest)",
+                )
+            })?),
+        };
         Ok(NodeConfig {
             file: file.to_path_buf(),
             country: me,
@@ -249,6 +264,7 @@ impl NodeConfig {
             listen,
             consortium_path,
             consortium,
+            consortium_sha256,
             tls,
             signing_key,
             sync_interval: std::time::Duration::from_secs(interval),

@@ -110,6 +110,23 @@ pub fn status_text(status: &Status) -> String {
         s.push_str(&format!(" {t}={n}"));
     }
     s.push_str(&format!(
+        "\nversion      {} (consortium digest {})",
+        status.consortium_version, status.consortium_digest
+    ));
+    for p in &status.proposals {
+        s.push_str(&format!(
+            "\n  proposed   version {} by {} (digest {}), approved by {}",
+            p.version,
+            p.proposer,
+            p.digest,
+            if p.approvals.is_empty() {
+                "nobody yet".to_string()
+            } else {
+                p.approvals.join(", ")
+            }
+        ));
+    }
+    s.push_str(&format!(
         "\nstore        {} bytes\nview digest  {}\nfeeds",
         status.store_bytes, status.view_digest
     ));

@@ -184,6 +184,21 @@ impl Operations for Remote {
         })
     }
 
+    fn consortium(&self, version: Option<u64>) -> Result<crate::node::ConsortiumVersion, OpError> {
+        let mut client = self.client.clone();
+        let r = self.call(client.consortium(proto::ConsortiumRequest {
+            version: version.unwrap_or(0),
+        }))?;
+        Ok(crate::node::ConsortiumVersion {
+            version: r.version,
+            digest: r.digest,
+            document: r.document,
+            proposer: (!r.proposer.is_empty()).then_some(r.proposer),
+            approvals: r.approvals,
+            in_force: r.in_force,
+        })
+    }
+
     fn check(&self, _progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError> {
         let mut client = self.client.clone();
         let r = self.call(client.check(proto::CheckRequest {}))?;

@@ -2,7 +2,7 @@
 //! each conversion live, so a field added to one side is added to the other here.
 
 use crate::model::Country;
-use crate::node::{FeedStatus, ForkReport, OpError, PeerPull, PeerReport, Status};
+use crate::node::{FeedStatus, ForkReport, OpError, PeerPull, PeerReport, ProposalReport, Status};
 use crate::proto;
 
 impl From<Status> for proto::StatusReply {
@@ -49,6 +49,18 @@ impl From<Status> for proto::StatusReply {
             left_out: s.left_out,
             store_bytes: s.store_bytes,
             expiring: s.expiring,
+            consortium_version: s.consortium_version,
+            consortium_digest: s.consortium_digest,
+            proposals: s
+                .proposals
+                .into_iter()
+                .map(|p| proto::ProposalReport {
+                    version: p.version,
+                    digest: p.digest,
+                    proposer: p.proposer,
+                    approvals: p.approvals,
+                })
+                .collect(),
         }
     }
 }
@@ -97,6 +109,18 @@ impl From<proto::StatusReply> for Status {
             left_out: s.left_out,
             store_bytes: s.store_bytes,
             expiring: s.expiring,
+            consortium_version: s.consortium_version,
+            consortium_digest: s.consortium_digest,
+            proposals: s
+                .proposals
+                .into_iter()
+                .map(|p| ProposalReport {
+                    version: p.version,
+                    digest: p.digest,
+                    proposer: p.proposer,
+                    approvals: p.approvals,
+                })
+                .collect(),
         }
     }
 }
@@ -171,6 +195,14 @@ mod tests {
             expiring: vec!["TLS certificate pki/deu.pem expires 2027-01-01T00:00:00Z".into()],
             left_out: vec!["FRA seq 1: gone".into()],
             store_bytes: 99,
+            consortium_version: 2,
+            consortium_digest: "ef".into(),
+            proposals: vec![ProposalReport {
+                version: 3,
+                digest: "01".into(),
+                proposer: "ESP".into(),
+                approvals: vec!["DEU".into(), "ESP".into()],
+            }],
         };
         let back = Status::from(proto::StatusReply::from(status.clone()));
         assert_eq!(format!("{back:?}"), format!("{status:?}"));

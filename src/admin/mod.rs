@@ -59,7 +59,7 @@ fn to_status(error: NodeError) -> Status {
         NodeError::Request(m) => Status::invalid_argument(m),
         NodeError::Verify(e) => Status::invalid_argument(e.to_string()),
         NodeError::Store(e) => Status::internal(e.to_string()),
-        NodeError::SigningKey { .. } => Status::internal(error.to_string()),
+        NodeError::SigningKey { .. } | NodeError::ConsortiumPin { .. } => Status::internal(error.to_string()),
     }
 }
 
@@ -246,6 +246,22 @@ impl Admin for AdminService {
         Ok(Response::new(proto::BackupReply {
             keys: s.keys,
             bytes: s.bytes,
+        }))
+    }
+
+    async fn consortium(
+        &self,
+        request: Request<proto::ConsortiumRequest>,
+    ) -> Result<Response<proto::ConsortiumReply>, Status> {
+        let version = Some(request.into_inner().version).filter(|v| *v > 0);
+        let c = run(&self.node, move |node| node.consortium_version(version)).await?;
+        Ok(Response::new(proto::ConsortiumReply {
+            version: c.version,
+            digest: c.digest,
+            document: c.document,
+            proposer: c.proposer.unwrap_or_default(),
+            approvals: c.approvals,
+            in_force: c.in_force,
         }))
     }
 

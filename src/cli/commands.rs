@@ -184,6 +184,32 @@ pub fn status(config: &Path, json: bool) -> Result<i32> {
     Ok(0)
 }
 
+pub fn consortium(config: &Path, version: Option<u64>, json: bool) -> Result<i32> {
+    let ops = operations(&load(config)?)?;
+    let c = ops.consortium(version)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+    } else {
+        // stdout is the document alone, so that its SHA-256 is the digest; the rest on stderr.
+        eprintln!(
+            "# consortium version {} ({}), digest {}, {}",
+            c.version,
+            if c.version == c.in_force {
+                "in force".to_string()
+            } else {
+                format!("version {} is in force", c.in_force)
+            },
+            c.digest,
+            match &c.proposer {
+                None => "genesis".to_string(),
+                Some(p) => format!("proposed by {p}, approved by {}", c.approvals.join(", ")),
+            }
+        );
+        out!("{}", c.document);
+    }
+    Ok(0)
+}
+
 pub fn export(config: &Path, publisher: Country, seq: u64, out: &Path) -> Result<i32> {
     let ops = operations(&load(config)?)?;
     let bytes = ops.export(publisher, seq)?;

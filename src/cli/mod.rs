@@ -143,6 +143,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
         format: StatusFormat,
     },
+    /// Show a consortium version (default: the one in force): its canonical document, digest
+    /// and the approvals that put it in force. With --format toml, stdout is exactly the
+    /// document whose SHA-256 is the digest.
+    Consortium {
+        /// The node config (node.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The version to show (default: the one in force).
+        #[arg(long)]
+        version: Option<u64>,
+        /// toml or json.
+        #[arg(long, value_enum, default_value_t = ConsortiumFormat::Toml)]
+        format: ConsortiumFormat,
+    },
     /// Write one feed entry (envelope and payload if held) to a file.
     Export {
         /// The node config (node.toml).
@@ -228,6 +242,12 @@ enum Command {
 }
 
 /// `status --format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsortiumFormat {
+    Toml,
+    Json,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatusFormat {
     Text,
@@ -370,6 +390,11 @@ pub fn run(args: Args) -> Result<i32> {
             format,
         ),
         Command::Status { config, format } => commands::status(&config, format == StatusFormat::Json),
+        Command::Consortium {
+            config,
+            version,
+            format,
+        } => commands::consortium(&config, version, format == ConsortiumFormat::Json),
         Command::Export {
             config,
             publisher,

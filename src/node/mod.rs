@@ -13,7 +13,7 @@ mod status;
 
 pub use current::LeftOut;
 pub use ops::{Local, OpError, Operations, PeerPull};
-pub use status::{FeedStatus, ForkReport, PeerReport, Status};
+pub use status::{ConsortiumVersion, FeedStatus, ForkReport, PeerReport, ProposalReport, Status};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +47,14 @@ pub enum NodeError {
     /// A request names something that does not exist or is not allowed.
     #[error("{0}")]
     Request(String),
+    /// The consortium file is not the genesis document `node.toml` pins.
+    #[error("consortium file {file} has digest {found}, but {config} pins consortium_sha256 = {pinned}: it is not the genesis document the consortium agreed on (compare `accord consortium --config ...` with the other members')")]
+    ConsortiumPin {
+        file: String,
+        config: String,
+        found: String,
+        pinned: String,
+    },
 }
 
 impl From<AcceptError> for NodeError {
@@ -81,6 +89,8 @@ pub struct Node {
     limits: Limits,
     metrics: metrics::Metrics,
     current: current::Index,
+    /// The consortium versions in force (SPEC §11), from genesis (the configured file).
+    governance: Arc<crate::governance::InForce>,
 }
 
 /// What a publish did.
@@ -101,8 +111,18 @@ pub struct Published {
 impl Node {
     /// Opens the store and loads the signing key, checking it is one of this member's keys.
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+        let genesis = crate::governance::digest(&config.consortium);
+        if let Some(pinned) = config.consortium_sha256.filter(|p| *p != genesis) {
+            return Err(NodeError::ConsortiumPin {
+                file: config.consortium_path.display().to_string(),
+                config: config.file.display().to_string(),
+                found: crate::hex::encode(&genesis),
+                pinned: crate::hex::encode(&pinned),
+            });
+        }
         let signing = load_signing_key(&config)?;
         let store = Store::open(&config.data_dir, config.country, config.consortium.definition)?;
+        let governance = Arc::new(crate::governance::in_force(&config.consortium, &[]));
         Ok(Arc::new(Node {
             config,
             store,
@@ -110,6 +130,7 @@ impl Node {
             limits: Limits::default(),
             metrics: metrics::Metrics::default(),
             current: current::Index::default(),
+            governance,
         }))
     }
 
@@ -123,6 +144,11 @@ impl Node {
 
     pub fn consortium(&self) -> &Consortium {
         &self.config.consortium
+    }
+
+    /// The consortium versions: the one in force, how it came to be, pending proposals.
+    pub fn governance(&self) -> Arc<crate::governance::InForce> {
+        self.governance.clone()
     }
 
     pub fn limits(&self) -> Limits {
@@ -390,10 +416,15 @@ impl Node {
         let mut failure = None;
         let datasets = current::datasets(&self.store, &snapshot, &self.limits)
             .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
-        let view = crate::reconcile::compute_current(datasets, &self.config.consortium.reconcile);
+        let mut view = crate::reconcile::compute_current(datasets, &self.config.consortium.reconcile);
         if let Some(e) = failure {
             return Err(e);
         }
+        let version = self.governance.current();
+        view.consortium = crate::reconcile::ConsortiumRef {
+            version: version.version,
+            digest: version.digest,
+        };
         let view = Arc::new(view);
         let digest = view.digest();
         self.current.cache_view(snapshot.generation, view.clone(), digest);

@@ -108,6 +108,8 @@ pub trait Operations {
     fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError>;
     /// Writes a consistent backup (store and node secret) to the new file `out` (absolute).
     fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError>;
+    /// One consortium version (`None`: the one in force), its document and approvals.
+    fn consortium(&self, version: Option<u64>) -> Result<super::ConsortiumVersion, OpError>;
 }
 
 /// The operations in this process, on the node's store (no daemon running).
@@ -171,6 +173,10 @@ impl Operations for Local {
 
     fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError> {
         Ok(self.node.backup(out)?)
+    }
+
+    fn consortium(&self, version: Option<u64>) -> Result<super::ConsortiumVersion, OpError> {
+        Ok(self.node.consortium_version(version)?)
     }
 }
 

@@ -26,6 +26,20 @@ pub struct Status {
     pub store_bytes: u64,
     /// The TLS certificate, the CA or the signing key, where one expires within 30 days.
     pub expiring: Vec<String>,
+    /// The consortium version in force, and the SHA-256 of its canonical document.
+    pub consortium_version: u64,
+    pub consortium_digest: String,
+    /// Proposals for the next version, not in force yet.
+    pub proposals: Vec<ProposalReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalReport {
+    pub version: u64,
+    pub digest: String,
+    pub proposer: String,
+    /// Members who approved it so far.
+    pub approvals: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +67,47 @@ pub struct ForkReport {
     pub conflicting: String,
 }
 
+/// One consortium version as `accord consortium` shows it (SPEC §11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsortiumVersion {
+    pub version: u64,
+    /// SHA-256 of `document`, hex.
+    pub digest: String,
+    /// The canonical TOML of the document.
+    pub document: String,
+    /// Who proposed it; `None` for genesis.
+    pub proposer: Option<String>,
+    /// The members whose approvals put it in force.
+    pub approvals: Vec<String>,
+    /// The version in force now.
+    pub in_force: u64,
+}
+
 impl Node {
+    /// Consortium version `version` (`None`: the one in force).
+    pub fn consortium_version(&self, version: Option<u64>) -> Result<ConsortiumVersion, NodeError> {
+        let governance = self.governance();
+        let in_force = governance.current().version;
+        let wanted = version.unwrap_or(in_force);
+        let v = governance
+            .versions
+            .iter()
+            .find(|v| v.version == wanted)
+            .ok_or_else(|| {
+                NodeError::Request(format!(
+                    "consortium version {wanted} is not known here: versions 1 to {in_force} have been in force"
+                ))
+            })?;
+        Ok(ConsortiumVersion {
+            version: v.version,
+            digest: hex::encode(&v.digest),
+            document: crate::governance::canonical_toml(&v.document),
+            proposer: v.proposer.map(|p| p.to_string()),
+            approvals: v.approvals.iter().map(ToString::to_string).collect(),
+            in_force,
+        })
+    }
+
     pub fn status(&self) -> Result<Status, NodeError> {
         let records = self
             .store
@@ -97,6 +151,17 @@ impl Node {
         let mut equivocating: Vec<String> = forks.iter().map(|f| f.publisher.clone()).collect();
         equivocating.dedup();
         let c = &self.config.consortium;
+        let governance = self.governance();
+        let proposals = governance
+            .pending
+            .iter()
+            .map(|p| ProposalReport {
+                version: p.version,
+                digest: hex::encode(&p.digest),
+                proposer: p.proposer.to_string(),
+                approvals: p.approvals.iter().map(ToString::to_string).collect(),
+            })
+            .collect();
         Ok(Status {
             country: self.country().to_string(),
             consortium: c.name.clone(),
@@ -111,6 +176,9 @@ impl Node {
             left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),
             expiring: self.expiring(crate::date::unix_now()),
+            consortium_version: governance.current().version,
+            consortium_digest: hex::encode(&governance.current().digest),
+            proposals,
         })
     }
 }

@@ -2,9 +2,11 @@
 //! datasets must produce the same bytes here, so this encoding never contains a float, a map
 //! whose key order could vary, or anything from the clock or the input order.
 //!
-//! # Encoding `accord-view/1`
+//! # Encoding `accord-view/2`
 //! Compact JSON (no whitespace) of one object whose fields appear in exactly this order:
-//! - `format`: the string `"accord-view/1"`;
+//! - `format`: the string `"accord-view/2"`;
+//! - `consortium`: `{"version": N, "digest": hex}`, the consortium version the view was
+//!   computed under (two members applying different documents get different digests);
 //! - `rule`: the rule name; `asymmetry_flag_ppm`: the threshold in parts per million, rounded;
 //! - `inputs`: `[publisher, cube, period, seq, digest]` arrays, sorted by (publisher, cube,
 //!   period);
@@ -33,7 +35,7 @@ use serde::Serialize;
 use super::{hex, PairTotal, Side, SideTotal, Source, View};
 
 /// The encoding's name, first in the bytes, so a future change cannot collide with this one.
-pub const FORMAT: &str = "accord-view/1";
+pub const FORMAT: &str = "accord-view/2";
 
 impl View {
     /// The canonical encoding described in the module documentation.
@@ -88,6 +90,12 @@ where
     }
 }
 
+#[derive(Serialize)]
+struct CanonicalConsortium {
+    version: u64,
+    digest: String,
+}
+
 /// The view in its canonical form: fields in the documented order, each collection serialised
 /// element by element from the view's sorted maps.
 struct CanonicalView<'a>(&'a View);
@@ -95,8 +103,15 @@ struct CanonicalView<'a>(&'a View);
 impl Serialize for CanonicalView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let view = self.0;
-        let mut out = serializer.serialize_struct("Canonical", 8)?;
+        let mut out = serializer.serialize_struct("Canonical", 9)?;
         out.serialize_field("format", FORMAT)?;
+        out.serialize_field(
+            "consortium",
+            &CanonicalConsortium {
+                version: view.consortium.version,
+                digest: hex(&view.consortium.digest),
+            },
+        )?;
         out.serialize_field("rule", view.rule.as_str())?;
         out.serialize_field("asymmetry_flag_ppm", &ppm(view.asymmetry_flag))?;
         out.serialize_field(
@@ -309,7 +324,7 @@ mod tests {
         let view = compute(&[flows(deu(), 1, &[out(fra(), "FRA", 10)])], &settings());
         let text = String::from_utf8(view.canonical_bytes()).unwrap();
         assert!(
-            text.starts_with(r#"{"format":"accord-view/1","rule":"receiving","asymmetry_flag_ppm":200000,"#),
+            text.starts_with(r#"{"format":"accord-view/2","consortium":{"version":0,"digest":"0000000000000000000000000000000000000000000000000000000000000000"},"rule":"receiving","asymmetry_flag_ppm":200000,"#),
             "{text}"
         );
         assert!(!text.contains('.'), "no floats or decimals expected: {text}");

@@ -1,5 +1,5 @@
 //! `view --format json`: one object with `digest` (of the whole view, whatever the filter),
-//! `rule`, `asymmetry_flag`, `rows` (each pair's total, then its rows, with the CSV column names),
+//! `consortium_version` and `consortium_digest` (the version it was computed under), `rule`, `asymmetry_flag`, `rows` (each pair's total, then its rows, with the CSV column names),
 //! `side_by_side` and `notes`. Field order is fixed by the structs below, never by a map.
 
 use serde::Serialize;
@@ -11,6 +11,8 @@ use super::{hex, View, ViewFilter};
 #[derive(Serialize)]
 struct Document<'a> {
     digest: String,
+    consortium_version: u64,
+    consortium_digest: String,
     rule: &'static str,
     asymmetry_flag: f64,
     rows: Vec<Row<'a>>,
@@ -77,6 +79,8 @@ pub(super) fn render(view: &View, filter: &ViewFilter) -> String {
     let rule = view.rule.as_str();
     let document = Document {
         digest: hex(&view.digest()),
+        consortium_version: view.consortium.version,
+        consortium_digest: hex(&view.consortium.digest),
         rule,
         asymmetry_flag: view.asymmetry_flag,
         rows: flow_lines(view, filter).map(|line| row(&line, rule)).collect(),

@@ -205,6 +205,8 @@ pub struct Note {
 /// The common view. Every collection is ordered by its key, so equal inputs give equal views.
 #[derive(Debug, Clone, PartialEq)]
 pub struct View {
+    /// The consortium version the view was computed under (SPEC §11); part of its digest.
+    pub consortium: ConsortiumRef,
     pub rule: Rule,
     pub asymmetry_flag: f64,
     /// The latest revision used for every (publisher, cube, period).
@@ -214,6 +216,14 @@ pub struct View {
     /// One entry per publisher that published the row's cube and period.
     pub side_by_side: BTreeMap<SideBySideKey, BTreeMap<Country, SideBySideEntry>>,
     pub notes: BTreeSet<Note>,
+}
+
+/// A consortium version by number and document digest. `compute` leaves it zero (no version);
+/// the node sets the version in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConsortiumRef {
+    pub version: u64,
+    pub digest: [u8; 32],
 }
 
 /// What the view keeps of a dataset once its cells are read: where it came from and how it was
@@ -270,6 +280,7 @@ pub fn compute_current<D: std::borrow::Borrow<AcceptedDataset>>(
     let (rows, pairs) = flows::mirror(meetings, &latest, settings, &mut notes);
     let side_by_side = side_by_side::merge(side_cells, &latest);
     View {
+        consortium: ConsortiumRef::default(),
         rule: settings.rule,
         asymmetry_flag: settings.asymmetry_flag,
         inputs: latest.iter().map(|(key, meta)| (*key, meta.source)).collect(),

@@ -1,0 +1,101 @@
+//! Consortium governance (SPEC §11) as members see it from the command line: the version in
+//! force and its digest in `status`, `accord consortium` printing the canonical document whose
+//! SHA-256 is that digest, the view recording the version it was computed under, and a node
+//! refusing a consortium file that is not the pinned genesis document.
+
+mod cli_support;
+
+use cli_support::Site;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    accord::hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+#[test]
+fn status_consortium_and_view_name_the_version_in_force_and_its_digest() {
+    let site = Site::new("DEU,FRA");
+    let config = site.published_deu();
+    let status = site.status(&config);
+    assert_eq!(status["consortium_version"], 1);
+    let digest = status["consortium_digest"].as_str().expect("digest").to_string();
+    assert_eq!(status["proposals"].as_array().map(Vec::len), Some(0));
+
+    // `accord consortium` prints the canonical document: its SHA-256 is the digest, and it
+    // reads back as a consortium file with the same digest.
+    let shown = site.ok(&format!("consortium --config {config}"));
+    assert_eq!(sha256_hex(shown.stdout().as_bytes()), digest);
+    assert!(
+        shown
+            .stderr()
+            .contains(&format!("version 1 (in force), digest {digest}, genesis")),
+        "{}",
+        shown.details()
+    );
+    site.write("canonical.toml", &shown.stdout());
+    let reread = accord::model::Consortium::load(&site.path("canonical.toml")).expect("canonical TOML parses");
+    assert_eq!(accord::hex::encode(&accord::governance::digest(&reread)), digest);
+    let json: serde_json::Value =
+        serde_json::from_str(&site.ok(&format!("consortium --config {config} --format json")).stdout()).expect("json");
+    assert_eq!(
+        (json["version"].clone(), json["digest"].clone()),
+        (1.into(), digest.clone().into())
+    );
+    site.fails(&format!("consortium --config {config} --version 2"))
+        .reason_has(&["consortium version 2 is not known", "versions 1 to 1"]);
+
+    // The view says which version it was computed under; the text status too.
+    let view: serde_json::Value =
+        serde_json::from_str(&site.ok(&format!("view --config {config} --format json")).stdout()).expect("view json");
+    assert_eq!(view["consortium_version"], 1);
+    assert_eq!(view["consortium_digest"], digest.as_str());
+    assert_eq!(view["digest"], status["view_digest"]);
+    site.ok(&format!("status --config {config}"))
+        .stdout_has(&format!("version      1 (consortium digest {digest})"));
+}
+
+/// Two members whose consortium files differ in one setting no longer share a view digest
+/// without knowing why: the consortium digest in `status` shows it, and the view digest differs
+/// even over the same datasets.
+#[test]
+fn a_different_consortium_file_shows_in_the_consortium_digest_and_the_view_digest() {
+    let site = Site::new("DEU,FRA");
+    let config = site.published_deu();
+    let before = site.status(&config);
+    let text = site.read("pki/consortium.toml");
+    site.write(
+        "pki/consortium.toml",
+        &text.replace("asymmetry_flag = 0.2", "asymmetry_flag = 0.25"),
+    );
+    let after = site.status(&config);
+    assert_ne!(before["consortium_digest"], after["consortium_digest"]);
+    assert_ne!(before["view_digest"], after["view_digest"]);
+    // Comments and spacing are not part of the document.
+    site.write("pki/consortium.toml", &format!("# edited by hand\n\n{text}\n"));
+    let again = site.status(&config);
+    assert_eq!(before["consortium_digest"], again["consortium_digest"]);
+    assert_eq!(before["view_digest"], again["view_digest"]);
+}
+
+#[test]
+fn a_node_refuses_a_consortium_file_that_is_not_the_pinned_genesis() {
+    let site = Site::new("DEU,FRA");
+    let config = site.published_deu();
+    let digest = site.status(&config)["consortium_digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let pinned = format!("consortium_sha256 = \"{digest}\"\n{}", site.read(&config));
+    site.write(&config, &pinned);
+    site.ok(&format!("status --config {config}"));
+    let text = site.read("pki/consortium.toml");
+    site.write("pki/consortium.toml", &text.replace("threshold = 5", "threshold = 3"));
+    for command in ["status", "view"] {
+        site.fails(&format!("{command} --config {config}")).reason_has(&[
+            "pki/consortium.toml has digest",
+            &format!("pins consortium_sha256 = {digest}"),
+        ]);
+    }
+    site.write(&config, &pinned.replace(&digest[..8], "zzzzzzzz"));
+    site.fails(&format!("status --config {config}"))
+        .reason_has(&["consortium_sha256", "64 hex characters"]);
+}
