@@ -99,6 +99,21 @@ pub fn status_json(status: &Status) -> String {
     serde_json::to_string_pretty(status).unwrap_or_default()
 }
 
+/// One governance act as `verify` names it.
+pub fn governance_line(g: &crate::dataset::Governance) -> String {
+    match g {
+        crate::dataset::Governance::Proposal { version, parent, .. } => {
+            format!(
+                "proposes version {version} after the version with digest {}",
+                crate::hex::encode(parent)
+            )
+        }
+        crate::dataset::Governance::Approval { version, digest } => {
+            format!("approves version {version} with digest {}", crate::hex::encode(digest))
+        }
+    }
+}
+
 /// `status` as text.
 pub fn status_text(status: &Status) -> String {
     let mut s = format!("country      {}\nconsortium   {}", status.country, status.consortium);

@@ -413,17 +413,20 @@ pub fn run(args: Args) -> Result<i32> {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let v = accord::export::verify_file(&bytes, &c).with_context(|| format!("{}", file.display()))?;
             let h = v.header();
+            let what = match h.dataset() {
+                Some((cube, period)) => format!("{cube} {period}"),
+                None => h.subject.kind().to_string(),
+            };
             outln!(
-                "valid: {} seq {} {} {} created {} digest {}{}",
+                "valid: {} seq {} {what} created {} digest {}{}",
                 h.publisher,
                 h.seq,
-                h.cube,
-                h.period,
                 accord::date::format_timestamp(h.created_at),
                 accord::hex::encode(&v.digest()),
-                match v.dataset() {
-                    Some(d) => format!(", payload verified ({} cells)", d.cells.len()),
-                    None => ", header only (payload not included)".to_string(),
+                match (v.dataset(), v.governance()) {
+                    (Some(d), _) => format!(", payload verified ({} cells)", d.cells.len()),
+                    (None, Some(g)) => format!(", {}", accord::report::governance_line(g)),
+                    (None, None) => ", header only (payload not included)".to_string(),
                 }
             );
             Ok(0)

@@ -37,6 +37,30 @@ pub enum DecodeError {
     BadCell { index: usize, message: String },
 }
 
+/// What an entry carries: a dataset (SPEC §4) or a governance act (SPEC §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Dataset {
+        cube: Cube,
+        period: Period,
+    },
+    /// A proposed next consortium document.
+    Proposal,
+    /// An approval of one consortium document for one version.
+    Approval,
+}
+
+impl Subject {
+    /// The `kind` field of the header.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Subject::Dataset { .. } => "",
+            Subject::Proposal => "proposal",
+            Subject::Approval => "approval",
+        }
+    }
+}
+
 /// The signed part of a feed entry (SPEC §4), decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryHeader {
@@ -44,8 +68,7 @@ pub struct EntryHeader {
     pub seq: u64,
     /// SHA-256 of the previous header's bytes; `None` for seq 1.
     pub prev: Option<[u8; 32]>,
-    pub cube: Cube,
-    pub period: Period,
+    pub subject: Subject,
     pub created_at: i64,
     /// Members allowed the payload; empty = every member.
     pub audience: Vec<Country>,
@@ -54,18 +77,31 @@ pub struct EntryHeader {
 }
 
 impl EntryHeader {
+    /// The dataset's cube and period; `None` for a governance entry.
+    pub fn dataset(&self) -> Option<(Cube, Period)> {
+        match self.subject {
+            Subject::Dataset { cube, period } => Some((cube, period)),
+            _ => None,
+        }
+    }
+
     /// Whether `member` may receive this entry's payload. The publisher always may.
     pub fn admits(&self, member: Country) -> bool {
         self.audience.is_empty() || member == self.publisher || self.audience.contains(&member)
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        let (cube, period) = match self.subject {
+            Subject::Dataset { cube, period } => (cube.as_str().to_string(), period.to_string()),
+            _ => (String::new(), String::new()),
+        };
         proto::EntryHeader {
             publisher: self.publisher.to_string(),
             seq: self.seq,
             prev: self.prev.map(|p| p.to_vec()).unwrap_or_default(),
-            cube: self.cube.as_str().to_string(),
-            period: self.period.to_string(),
+            cube,
+            period,
+            kind: self.subject.kind().to_string(),
             created_at: self.created_at,
             audience: self.audience.iter().map(|c| c.to_string()).collect(),
             payload_sha256: self.payload_sha256.to_vec(),
@@ -97,8 +133,29 @@ impl EntryHeader {
             (_, 32) => Some(h.prev.as_slice().try_into().map_err(|_| bad("prev", "length"))?),
             (_, n) => return Err(bad("prev", &format!("{n} bytes"))),
         };
-        let cube = Cube::parse(&h.cube).ok_or_else(|| bad("cube", &h.cube))?;
-        let period = Period::parse(&h.period).ok_or_else(|| bad("period", &h.period))?;
+        let subject = match h.kind.as_str() {
+            "" => Subject::Dataset {
+                cube: Cube::parse(&h.cube).ok_or_else(|| bad("cube", &h.cube))?,
+                period: Period::parse(&h.period).ok_or_else(|| bad("period", &h.period))?,
+            },
+            kind @ ("proposal" | "approval") => {
+                if !h.cube.is_empty() {
+                    return Err(bad("cube", &h.cube));
+                }
+                if !h.period.is_empty() {
+                    return Err(bad("period", &h.period));
+                }
+                if !h.audience.is_empty() {
+                    return Err(bad("audience", "set on a governance entry: every member receives it"));
+                }
+                if kind == "proposal" {
+                    Subject::Proposal
+                } else {
+                    Subject::Approval
+                }
+            }
+            other => return Err(bad("kind", other)),
+        };
         let mut audience = Vec::with_capacity(h.audience.len());
         for a in &h.audience {
             let c = Country::parse(a)
@@ -118,8 +175,7 @@ impl EntryHeader {
             publisher,
             seq: h.seq,
             prev,
-            cube,
-            period,
+            subject,
             created_at: h.created_at,
             audience,
             payload_sha256,

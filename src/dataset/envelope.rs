@@ -9,7 +9,9 @@
 use ring::digest::{digest, SHA256};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
-use super::codec::{DecodeError, EntryHeader};
+use prost::Message;
+
+use super::codec::{DecodeError, EntryHeader, Subject};
 use super::Dataset;
 use crate::hex;
 use crate::model::Consortium;
@@ -120,8 +122,90 @@ pub enum VerifyError {
 pub struct VerifiedEntry {
     header: EntryHeader,
     digest: [u8; 32],
+    /// The public key whose signature verified.
+    signer: [u8; 32],
     dataset: Option<Dataset>,
+    governance: Option<Governance>,
     entry: proto::Entry,
+}
+
+/// The payload of a governance entry (SPEC §11), decoded but not judged: whether a proposal's
+/// document is a valid consortium and whether a vote counts is `governance`'s to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Governance {
+    Proposal {
+        version: u64,
+        parent: [u8; 32],
+        /// The proposed consortium document (TOML).
+        document: String,
+    },
+    Approval {
+        version: u64,
+        digest: [u8; 32],
+    },
+}
+
+impl Governance {
+    fn decode(subject: Subject, payload: &[u8]) -> Result<Governance, VerifyError> {
+        let malformed =
+            |what: &'static str, message: String| VerifyError::Decode(DecodeError::Malformed { what, message });
+        let digest = |what: &'static str, bytes: Vec<u8>| -> Result<[u8; 32], VerifyError> {
+            bytes
+                .try_into()
+                .map_err(|b: Vec<u8>| malformed(what, format!("a digest of {} bytes", b.len())))
+        };
+        match subject {
+            Subject::Proposal => {
+                let p = proto::Proposal::decode(payload).map_err(|e| malformed("proposal", e.to_string()))?;
+                if p.version < 2 {
+                    return Err(malformed(
+                        "proposal",
+                        format!("version {}: proposals start at version 2", p.version),
+                    ));
+                }
+                Ok(Governance::Proposal {
+                    version: p.version,
+                    parent: digest("proposal parent", p.parent)?,
+                    document: p.document,
+                })
+            }
+            Subject::Approval => {
+                let a = proto::Approval::decode(payload).map_err(|e| malformed("approval", e.to_string()))?;
+                if a.version < 2 {
+                    return Err(malformed(
+                        "approval",
+                        format!("version {}: approvals start at version 2", a.version),
+                    ));
+                }
+                Ok(Governance::Approval {
+                    version: a.version,
+                    digest: digest("approval digest", a.digest)?,
+                })
+            }
+            Subject::Dataset { .. } => Err(malformed("governance entry", "a dataset".into())),
+        }
+    }
+
+    /// The payload bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Governance::Proposal {
+                version,
+                parent,
+                document,
+            } => proto::Proposal {
+                version: *version,
+                parent: parent.to_vec(),
+                document: document.clone(),
+            }
+            .encode_to_vec(),
+            Governance::Approval { version, digest } => proto::Approval {
+                version: *version,
+                digest: digest.to_vec(),
+            }
+            .encode_to_vec(),
+        }
+    }
 }
 
 impl VerifiedEntry {
@@ -138,6 +222,16 @@ impl VerifiedEntry {
     /// The dataset, where the payload was present.
     pub fn dataset(&self) -> Option<&Dataset> {
         self.dataset.as_ref()
+    }
+
+    /// The governance act, for a proposal or approval entry whose payload was present.
+    pub fn governance(&self) -> Option<&Governance> {
+        self.governance.as_ref()
+    }
+
+    /// The public key whose signature verified (one of the publisher's keys).
+    pub fn signer(&self) -> [u8; 32] {
+        self.signer
     }
 
     /// The entry exactly as received, for storing and relaying unchanged.
@@ -260,14 +354,17 @@ pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> 
     if let Some(a) = header.audience.iter().find(|a| consortium.member(**a).is_none()) {
         return Err(VerifyError::UnknownAudience(*a));
     }
-    if header.created_at <= header.period.start_unix() {
-        return Err(VerifyError::CreatedBeforePeriod {
-            period: header.period.to_string(),
-            created_at: crate::date::format_timestamp(header.created_at),
-        });
+    if let Some((_, period)) = header.dataset() {
+        if header.created_at <= period.start_unix() {
+            return Err(VerifyError::CreatedBeforePeriod {
+                period: period.to_string(),
+                created_at: crate::date::format_timestamp(header.created_at),
+            });
+        }
     }
-    check_signatures(env, &header, member)?;
+    let signer = check_signatures(env, &header, member)?;
     let digest = sha256(&env.payload);
+    let mut governance = None;
     let dataset = if entry.has_payload {
         let actual = entry.payload.len() as u64;
         if actual != header.payload_size {
@@ -279,6 +376,17 @@ pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> 
         if sha256(&entry.payload) != header.payload_sha256 {
             return Err(VerifyError::PayloadDigest);
         }
+        let Some((cube, period)) = header.dataset() else {
+            governance = Some(Governance::decode(header.subject, &entry.payload)?);
+            return Ok(VerifiedEntry {
+                header,
+                digest,
+                signer,
+                dataset: None,
+                governance,
+                entry,
+            });
+        };
         let dataset = Dataset::decode(&entry.payload, limits.max_cells)?;
         let mismatch = |field, d: String, h: String| VerifyError::PayloadMismatch {
             field,
@@ -292,15 +400,11 @@ pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> 
                 header.publisher.to_string(),
             ));
         }
-        if dataset.cube != header.cube {
-            return Err(mismatch("cube", dataset.cube.to_string(), header.cube.to_string()));
+        if dataset.cube != cube {
+            return Err(mismatch("cube", dataset.cube.to_string(), cube.to_string()));
         }
-        if dataset.period != header.period {
-            return Err(mismatch(
-                "period",
-                dataset.period.to_string(),
-                header.period.to_string(),
-            ));
+        if dataset.period != period {
+            return Err(mismatch("period", dataset.period.to_string(), period.to_string()));
         }
         Some(dataset)
     } else {
@@ -315,7 +419,9 @@ pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> 
     Ok(VerifiedEntry {
         header,
         digest,
+        signer,
         dataset,
+        governance,
         entry,
     })
 }
@@ -343,11 +449,12 @@ pub fn verify_at(
     Ok(verified)
 }
 
+/// Returns the public key whose signature verified.
 fn check_signatures(
     env: &proto::Envelope,
     header: &EntryHeader,
     member: &crate::model::Member,
-) -> Result<(), VerifyError> {
+) -> Result<[u8; 32], VerifyError> {
     if env.signatures.is_empty() {
         return Err(VerifyError::Unsigned);
     }
@@ -365,7 +472,7 @@ fn check_signatures(
         let public = UnparsedPublicKey::new(&ED25519, &key.public_key);
         if env.signatures.iter().any(|s| public.verify(&message, &s.sig).is_ok()) {
             if key.valid_at(header.created_at) {
-                return Ok(());
+                return Ok(key.public_key);
             }
             outside_window = Some(key_id(&key.public_key));
         }

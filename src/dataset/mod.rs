@@ -10,8 +10,8 @@ pub mod publish;
 mod tests;
 
 pub use code::Code;
-pub use codec::{DecodeError, EntryHeader};
-pub use envelope::{verify, verify_at, Limits, VerifiedEntry, VerifyError};
+pub use codec::{DecodeError, EntryHeader, Subject};
+pub use envelope::{verify, verify_at, Governance, Limits, VerifiedEntry, VerifyError};
 pub use feed::{Head, Placement};
 
 use crate::model::Country;

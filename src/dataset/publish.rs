@@ -29,10 +29,37 @@ pub fn sign_entry(dataset: &Dataset, params: EntryParams<'_>) -> proto::Entry {
         publisher: dataset.publisher,
         seq: params.head.map_or(1, |h| h.seq + 1),
         prev: params.head.map(|h| h.digest),
-        cube: dataset.cube,
-        period: dataset.period,
+        subject: super::Subject::Dataset {
+            cube: dataset.cube,
+            period: dataset.period,
+        },
         created_at: params.created_at,
         audience,
+        payload_sha256: sha256(&payload),
+        payload_size: payload.len() as u64,
+    };
+    proto::Entry {
+        envelope: Some(sign(header.encode(), params.key)),
+        payload,
+        has_payload: true,
+    }
+}
+
+/// Signs a governance act (SPEC §11) as the next entry of `publisher`'s feed. Governance
+/// entries have no audience: every member receives them.
+pub fn sign_governance(publisher: Country, act: &super::Governance, params: EntryParams<'_>) -> proto::Entry {
+    let payload = act.encode();
+    let subject = match act {
+        super::Governance::Proposal { .. } => super::Subject::Proposal,
+        super::Governance::Approval { .. } => super::Subject::Approval,
+    };
+    let header = EntryHeader {
+        publisher,
+        seq: params.head.map_or(1, |h| h.seq + 1),
+        prev: params.head.map(|h| h.digest),
+        subject,
+        created_at: params.created_at,
+        audience: Vec::new(),
         payload_sha256: sha256(&payload),
         payload_size: payload.len() as u64,
     };

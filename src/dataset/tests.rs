@@ -300,8 +300,10 @@ fn with_payload(f: &Fixture, d: proto::Dataset) -> proto::Entry {
         publisher: country("DEU"),
         seq: 1,
         prev: None,
-        cube: Cube::Flows,
-        period: Period::Year(2024),
+        subject: super::Subject::Dataset {
+            cube: Cube::Flows,
+            period: Period::Year(2024),
+        },
         created_at: NOW,
         audience: vec![],
         payload_sha256: super::envelope::sha256(&payload),
@@ -525,4 +527,112 @@ fn an_entry_from_more_than_five_minutes_ahead_is_refused_on_arrival() {
     assert!(verify_at(signed(now + 300), &f.consortium, &Limits::default(), now).is_ok());
     // Once accepted, the entry is re-verified without the clock: the view never depends on it.
     assert!(check(&f, signed(now + 301)).is_ok());
+}
+
+fn governance_entry(f: &Fixture, act: &Governance) -> proto::Entry {
+    super::publish::sign_governance(
+        country("DEU"),
+        act,
+        EntryParams {
+            head: None,
+            created_at: NOW,
+            audience: vec![],
+            key: &f.deu,
+        },
+    )
+}
+
+#[test]
+fn governance_entries_verify_with_their_act_and_the_key_that_signed() {
+    let f = fixture();
+    let proposal = Governance::Proposal {
+        version: 2,
+        parent: [7; 32],
+        document: "name = \"next\"\n".into(),
+    };
+    let approval = Governance::Approval {
+        version: 2,
+        digest: [9; 32],
+    };
+    for (act, subject) in [(&proposal, Subject::Proposal), (&approval, Subject::Approval)] {
+        let v = check(&f, governance_entry(&f, act)).unwrap();
+        assert_eq!(v.header().subject, subject);
+        assert_eq!(v.header().dataset(), None);
+        assert_eq!(v.governance(), Some(act));
+        assert_eq!(v.dataset(), None);
+        assert_eq!(v.signer().as_slice(), f.deu.public_key().as_ref());
+    }
+    // A dataset entry's header has no kind field at all: entries signed before governance
+    // existed keep their exact bytes and digests.
+    use prost::Message;
+    let header = proto::EntryHeader::decode(entry(&f).envelope.unwrap().payload.as_slice()).unwrap();
+    assert_eq!(header.kind, "");
+    assert!(check(&f, entry(&f)).unwrap().governance().is_none());
+}
+
+#[test]
+fn hostile_governance_entries_are_refused_even_when_signed() {
+    use prost::Message;
+    let f = fixture();
+    let approval = Governance::Approval {
+        version: 2,
+        digest: [9; 32],
+    };
+    let good = governance_entry(&f, &approval);
+    let header_bytes = good.envelope.clone().unwrap().payload;
+    let resigned = |edit: &dyn Fn(&mut proto::EntryHeader), payload: Vec<u8>| {
+        let mut h = proto::EntryHeader::decode(header_bytes.as_slice()).unwrap();
+        h.payload_sha256 = super::envelope::sha256(&payload).to_vec();
+        h.payload_size = payload.len() as u64;
+        edit(&mut h);
+        proto::Entry {
+            envelope: Some(sign(h.encode_to_vec(), &f.deu)),
+            payload,
+            has_payload: true,
+        }
+    };
+    let payload = approval.encode();
+    let refused = |e: proto::Entry, field: &str| {
+        let err = check(&f, e).unwrap_err();
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    };
+    refused(resigned(&|h| h.kind = "decree".into(), payload.clone()), "kind");
+    refused(resigned(&|h| h.cube = "flows".into(), payload.clone()), "cube");
+    refused(resigned(&|h| h.period = "2024".into(), payload.clone()), "period");
+    refused(
+        resigned(&|h| h.audience = vec!["FRA".into()], payload.clone()),
+        "audience",
+    );
+    // Versions below 2, digests of the wrong length, payloads of another kind.
+    let low = proto::Approval {
+        version: 1,
+        digest: vec![9; 32],
+    }
+    .encode_to_vec();
+    refused(resigned(&|_| {}, low), "approvals start at version 2");
+    let short = proto::Approval {
+        version: 2,
+        digest: vec![9; 31],
+    }
+    .encode_to_vec();
+    refused(resigned(&|_| {}, short), "31 bytes");
+    let proposal = proto::Proposal {
+        version: 1,
+        parent: vec![0; 32],
+        document: String::new(),
+    }
+    .encode_to_vec();
+    refused(
+        resigned(&|h| h.kind = "proposal".into(), proposal),
+        "proposals start at version 2",
+    );
+    refused(resigned(&|_| {}, b"\xff\xff\xff".to_vec()), "malformed approval");
+    // A governance payload swapped under a good header fails the digest.
+    let mut swapped = good.clone();
+    swapped.payload = Governance::Approval {
+        version: 3,
+        digest: [9; 32],
+    }
+    .encode();
+    assert_eq!(check(&f, swapped).unwrap_err(), VerifyError::PayloadDigest);
 }

@@ -257,6 +257,42 @@ fn a_forged_new_member_approval_does_not_count() {
     assert_eq!(in_force(&g, &votes).current().version, 1);
 }
 
+/// A key counts only where the version voted on gives it to the voter: a member's vote signed
+/// with another member's key, or with its own key outside its window, approves nothing.
+#[test]
+fn votes_count_only_under_the_voters_keys_in_the_version_voted_on() {
+    let (g, v2) = (genesis(), with_pol());
+    let wrong_key = |vote: Vote, key_of: &str| match vote {
+        Vote::Approval(mut a) => {
+            a.key = key(key_of);
+            Vote::Approval(a)
+        }
+        Vote::Proposal(mut p) => {
+            p.key = key(key_of);
+            Vote::Proposal(p)
+        }
+    };
+    let votes = [
+        wrong_key(propose("ESP", 1, 2, &g, &v2), "DEU"),
+        approve("DEU", 1, 2, &v2),
+        approve("FRA", 1, 2, &v2),
+        approve("POL", 1, 2, &v2),
+    ];
+    assert!(
+        in_force(&g, &votes).pending.is_empty(),
+        "a proposal under another member's key is none"
+    );
+    let votes = [
+        propose("ESP", 1, 2, &g, &v2),
+        wrong_key(approve("DEU", 1, 2, &v2), "FRA"),
+        approve("FRA", 1, 2, &v2),
+        approve("POL", 1, 2, &v2),
+    ];
+    let state = in_force(&g, &votes);
+    assert_eq!(state.current().version, 1);
+    assert_eq!(codes(&state.pending[0].approvals), ["ESP", "FRA"]);
+}
+
 #[test]
 fn the_outcome_does_not_depend_on_the_order_of_the_entries() {
     let (g, v2) = (genesis(), with_pol());

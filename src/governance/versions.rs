@@ -48,9 +48,11 @@ pub struct Approval {
     pub created_at: i64,
 }
 
-/// A governance entry, with its signature checked against `key` by the caller. For a member
-/// of the version it votes on, the caller has also checked that `key` is the member's; for a
-/// member a proposal would add, [`in_force`] checks it against the proposed document.
+/// A governance entry, with its signature checked against `key` by the caller. Whether `key`
+/// counts is decided here, per version: for a member of the version voted on, it must be one of
+/// that member's keys in that version, valid at `created_at` (so a key a later version retired
+/// or a member it removed votes no more); for a member a proposal would add, one the proposed
+/// document gives it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Vote {
     Proposal(Proposal),
@@ -205,13 +207,23 @@ struct Candidate {
     new: BTreeSet<Country>,
 }
 
+/// Whether `key` is one of `member`'s keys in `document`, valid at `time`.
+fn holds_key(document: &Consortium, member: Country, key: &[u8; 32], time: i64) -> bool {
+    document
+        .member(member)
+        .is_some_and(|m| m.keys.iter().any(|k| k.public_key == *key && k.valid_at(time)))
+}
+
 /// The proposals for `next` that build on `current` (made by a member of it), sorted by digest,
 /// with their approvals; and the members that approved more than one document for `next`.
 fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, BTreeMap<Country, BTreeSet<[u8; 32]>>) {
     let mut by_digest: BTreeMap<[u8; 32], Candidate> = BTreeMap::new();
     for vote in votes {
         let Vote::Proposal(p) = vote else { continue };
-        if p.version != next || p.parent != current.digest || current.document.member(p.proposer).is_none() {
+        if p.version != next
+            || p.parent != current.digest
+            || !holds_key(&current.document, p.proposer, &p.key, p.created_at)
+        {
             continue;
         }
         // Two proposers of one document: the smaller (proposer, seq) names it, so every node
@@ -255,12 +267,10 @@ fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, 
             continue;
         }
         if current.document.member(voter).is_some() {
-            candidate.old.insert(voter);
-        } else if candidate
-            .document
-            .member(voter)
-            .is_some_and(|m| m.keys.iter().any(|k| k.public_key == key && k.valid_at(created_at)))
-        {
+            if holds_key(&current.document, voter, &key, created_at) {
+                candidate.old.insert(voter);
+            }
+        } else if holds_key(&candidate.document, voter, &key, created_at) {
             // A member the document adds, signing with the key the document gives it.
             candidate.new.insert(voter);
         }

@@ -96,14 +96,15 @@ impl Index {
         if !matches!(placement, Placement::Append | Placement::Replay) || v.dataset().is_none() {
             return;
         }
+        let h = v.header();
+        let Some((cube, period)) = h.dataset() else { return };
         let mut guard = self.lock();
         let Some(state) = guard.as_mut() else { return };
-        let h = v.header();
         let revision = Revision {
             seq: h.seq,
             digest: v.digest(),
         };
-        let slot = state.latest.entry((h.publisher, h.cube, h.period)).or_insert(revision);
+        let slot = state.latest.entry((h.publisher, cube, period)).or_insert(revision);
         if slot.seq <= revision.seq {
             *slot = revision;
             state.generation += 1;
@@ -178,13 +179,13 @@ fn build(store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Stat
             .map(|h| (h.publisher.to_string(), h.seq));
         match verify(entry, consortium, limits) {
             Ok(v) => {
-                if v.dataset().is_some() {
-                    let h = v.header();
+                let h = v.header();
+                if let (Some(_), Some((cube, period))) = (v.dataset(), h.dataset()) {
                     let revision = Revision {
                         seq: h.seq,
                         digest: v.digest(),
                     };
-                    let slot = latest.entry((h.publisher, h.cube, h.period)).or_insert(revision);
+                    let slot = latest.entry((h.publisher, cube, period)).or_insert(revision);
                     if slot.seq < revision.seq {
                         *slot = revision;
                     }

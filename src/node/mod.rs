@@ -324,12 +324,15 @@ impl Node {
             else {
                 continue;
             };
-            if header.cube != cube || header.period.year() != year || !entry.has_payload {
+            let Some((entry_cube, period)) = header.dataset() else {
+                continue;
+            };
+            if entry_cube != cube || period.year() != year || !entry.has_payload {
                 continue;
             }
             let dataset = Dataset::decode(&entry.payload, self.limits.max_cells)
                 .map_err(|e| NodeError::Request(format!("own entry seq {seq} does not decode: {e}")))?;
-            out.push((seq, header.period, dataset.cells));
+            out.push((seq, period, dataset.cells));
         }
         Ok(out)
     }
