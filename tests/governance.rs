@@ -99,3 +99,71 @@ fn a_node_refuses_a_consortium_file_that_is_not_the_pinned_genesis() {
     site.fails(&format!("status --config {config}"))
         .reason_has(&["consortium_sha256", "64 hex characters"]);
 }
+
+/// `accord propose` and `accord approve` from the command line. In a consortium of one, the
+/// proposer's own proposal is a quorum: version 2 is in force at once. Bad documents and
+/// approvals of what nobody proposed are refused with the reason.
+#[test]
+fn propose_and_approve_from_the_command_line() {
+    let site = Site::new("DEU");
+    let config = site.published_deu();
+    let before = site.status(&config);
+    let genesis = site.ok(&format!("consortium --config {config}")).stdout();
+
+    site.write("broken.toml", "name = \"x\"\n[[members]]\ncountry = \"DEU\"\n");
+    site.fails(&format!("propose --config {config} --change broken.toml"))
+        .reason_has(&["proposed consortium document", "members[0].keys", "no signing key"]);
+    site.fails(&format!("propose --config {config} --change missing.toml"))
+        .reason_has(&["cannot read missing.toml"]);
+    site.write("same.toml", &genesis);
+    site.fails(&format!("propose --config {config} --change same.toml"))
+        .reason_has(&["is version 1 itself"]);
+    site.write(
+        "definition.toml",
+        &genesis.replace("min_duration_months = 12", "min_duration_months = 6"),
+    );
+    site.fails(&format!("propose --config {config} --change definition.toml"))
+        .reason_has(&["changes [definitions]"]);
+    site.fails(&format!(
+        "approve --config {config} --version 2 --digest {}",
+        "ab".repeat(32)
+    ))
+    .reason_has(&["no proposal for version 2", "pending: none"]);
+    let usage = site.run(&format!("approve --config {config} --version 2 --digest abc"));
+    assert_eq!(usage.output.status.code(), Some(2), "{}", usage.details());
+
+    site.write(
+        "next.toml",
+        &genesis.replace("asymmetry_flag = 0.2", "asymmetry_flag = 0.1"),
+    );
+    let proposed = site.ok(&format!("propose --config {config} --change next.toml"));
+    proposed
+        .stdout_has("proposed version 2 (digest ")
+        .stdout_has("version 2 is in force");
+    let after = site.status(&config);
+    assert_eq!(after["consortium_version"], 2);
+    assert_eq!(after["proposals"].as_array().map(Vec::len), Some(0));
+    assert_ne!(after["view_digest"], before["view_digest"]);
+    let v2 = site.ok(&format!("consortium --config {config}"));
+    assert!(v2.stdout().contains("asymmetry_flag = 0.1"), "{}", v2.details());
+    assert_eq!(
+        sha256_hex(v2.stdout().as_bytes()),
+        after["consortium_digest"].as_str().unwrap()
+    );
+    assert!(
+        v2.stderr().contains("proposed by DEU, approved by DEU"),
+        "{}",
+        v2.details()
+    );
+    assert_eq!(
+        site.ok(&format!("consortium --config {config} --version 1")).stdout(),
+        genesis
+    );
+    // The DEU feed holds the proposal as seq 2, after its dataset; `verify` reads it offline.
+    site.ok(&format!(
+        "export --config {config} --publisher DEU --seq 2 --out proposal.json"
+    ));
+    site.ok("verify --consortium pki/consortium.toml proposal.json")
+        .stdout_has("valid: DEU seq 2 proposal")
+        .stdout_has("proposes version 2");
+}

@@ -199,6 +199,23 @@ impl Operations for Remote {
         })
     }
 
+    fn propose(&self, document: &str) -> Result<(u64, [u8; 32], u64), OpError> {
+        let mut client = self.client.clone();
+        let r = self.call(client.propose(proto::ProposeRequest {
+            document: document.to_string(),
+        }))?;
+        governance_reply(r)
+    }
+
+    fn approve(&self, version: u64, digest: [u8; 32]) -> Result<(u64, [u8; 32], u64), OpError> {
+        let mut client = self.client.clone();
+        let r = self.call(client.approve(proto::ApproveRequest {
+            version,
+            digest: digest.to_vec(),
+        }))?;
+        governance_reply(r)
+    }
+
     fn check(&self, _progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError> {
         let mut client = self.client.clone();
         let r = self.call(client.check(proto::CheckRequest {}))?;
@@ -225,4 +242,12 @@ pub async fn connect(socket: &Path) -> Option<AdminClient<Channel>> {
         .await
         .ok()?;
     Some(AdminClient::new(channel).max_decoding_message_size(crate::exchange::MAX_MESSAGE_BYTES))
+}
+
+fn governance_reply(r: proto::GovernanceReply) -> Result<(u64, [u8; 32], u64), OpError> {
+    let digest = r
+        .digest
+        .try_into()
+        .map_err(|_| OpError::Remote("the node answered with a digest that is not 32 bytes".into()))?;
+    Ok((r.version, digest, r.in_force))
 }

@@ -265,6 +265,47 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn propose(
+        &self,
+        request: Request<proto::ProposeRequest>,
+    ) -> Result<Response<proto::GovernanceReply>, Status> {
+        let document = request.into_inner().document;
+        let (version, digest, in_force) = run(&self.node, move |node| {
+            let (version, digest) = node.propose(&document)?;
+            Ok((version, digest, node.governance().current().version))
+        })
+        .await?;
+        self.syncer.announce_on(&self.tasks, &self.stop);
+        Ok(Response::new(proto::GovernanceReply {
+            version,
+            digest: digest.to_vec(),
+            in_force,
+        }))
+    }
+
+    async fn approve(
+        &self,
+        request: Request<proto::ApproveRequest>,
+    ) -> Result<Response<proto::GovernanceReply>, Status> {
+        let r = request.into_inner();
+        let digest: [u8; 32] = r
+            .digest
+            .try_into()
+            .map_err(|_| Status::invalid_argument("approve: the digest must be 32 bytes"))?;
+        let version = r.version;
+        let in_force = run(&self.node, move |node| {
+            node.approve(version, digest)?;
+            Ok(node.governance().current().version)
+        })
+        .await?;
+        self.syncer.announce_on(&self.tasks, &self.stop);
+        Ok(Response::new(proto::GovernanceReply {
+            version,
+            digest: digest.to_vec(),
+            in_force,
+        }))
+    }
+
     async fn check(&self, _: Request<proto::CheckRequest>) -> Result<Response<proto::CheckReply>, Status> {
         let report = run(&self.node, |node| node.check(&mut |_| {})).await?;
         Ok(Response::new(proto::CheckReply {

@@ -210,6 +210,29 @@ pub fn consortium(config: &Path, version: Option<u64>, json: bool) -> Result<i32
     Ok(0)
 }
 
+pub fn propose(config: &Path, change: &Path) -> Result<i32> {
+    let ops = operations(&load(config)?)?;
+    let document =
+        std::fs::read_to_string(change).map_err(|e| anyhow!("propose: cannot read {}: {e}", change.display()))?;
+    let (version, digest, in_force) = ops.propose(&document)?;
+    outln!(
+        "proposed version {version} (digest {}); version {in_force} is in force until a quorum of its members approves: accord approve --version {version} --digest {}",
+        accord::hex::encode(&digest),
+        accord::hex::encode(&digest)
+    );
+    Ok(0)
+}
+
+pub fn approve(config: &Path, version: u64, digest: [u8; 32]) -> Result<i32> {
+    let ops = operations(&load(config)?)?;
+    let (version, digest, in_force) = ops.approve(version, digest)?;
+    outln!(
+        "approved version {version} (digest {}); version {in_force} is in force",
+        accord::hex::encode(&digest)
+    );
+    Ok(0)
+}
+
 pub fn export(config: &Path, publisher: Country, seq: u64, out: &Path) -> Result<i32> {
     let ops = operations(&load(config)?)?;
     let bytes = ops.export(publisher, seq)?;

@@ -157,6 +157,27 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ConsortiumFormat::Toml)]
         format: ConsortiumFormat,
     },
+    /// Sign a proposal for the next consortium version: the whole next document (SPEC §11).
+    Propose {
+        /// The node config (node.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The next consortium document (TOML).
+        #[arg(long)]
+        change: PathBuf,
+    },
+    /// Sign this member's approval of a proposed consortium version (SPEC §11).
+    Approve {
+        /// The node config (node.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The version approved (the one after the version in force).
+        #[arg(long)]
+        version: u64,
+        /// The digest of the proposed document, as `status` lists it.
+        #[arg(long, value_parser = digest_arg)]
+        digest: [u8; 32],
+    },
     /// Write one feed entry (envelope and payload if held) to a file.
     Export {
         /// The node config (node.toml).
@@ -256,6 +277,12 @@ pub enum StatusFormat {
 
 // Value parsers: a bad value is a usage mistake (one line, exit code 2), named by clap with
 // the option it was given to.
+fn digest_arg(text: &str) -> Result<[u8; 32], String> {
+    accord::hex::decode(text)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| "not a SHA-256 digest (64 hex characters)".to_string())
+}
+
 fn cube_arg(text: &str) -> Result<Cube, String> {
     Cube::parse(text).ok_or_else(|| "not a cube (flows, asylum, permits)".to_string())
 }
@@ -395,6 +422,12 @@ pub fn run(args: Args) -> Result<i32> {
             version,
             format,
         } => commands::consortium(&config, version, format == ConsortiumFormat::Json),
+        Command::Propose { config, change } => commands::propose(&config, &change),
+        Command::Approve {
+            config,
+            version,
+            digest,
+        } => commands::approve(&config, version, digest),
         Command::Export {
             config,
             publisher,

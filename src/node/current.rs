@@ -90,6 +90,11 @@ impl Index {
         Ok(state(&self.built(store, consortium, limits)?).left_out.clone())
     }
 
+    /// Forgets everything: the next use rebuilds from the store (under a new consortium version).
+    pub fn reset(&self) {
+        *self.lock() = None;
+    }
+
     /// Follows an entry the store just placed. Before the index is built there is nothing to
     /// follow: building reads the store, which already holds the entry.
     pub fn placed(&self, v: &VerifiedEntry, placement: Placement) {

@@ -16,7 +16,7 @@ impl Feeds for Node {
     }
 
     fn is_member(&self, country: Country) -> bool {
-        self.config.consortium.member(country).is_some()
+        self.consortium().member(country).is_some()
     }
 
     fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError> {

@@ -31,8 +31,8 @@ impl Node {
             check(format!("CA certificate {}", config.tls.ca.display()), x.ca);
         }
         let public = self.signing.public_key().as_ref();
-        if let Some(until) = config
-            .consortium
+        if let Some(until) = self
+            .consortium()
             .member(self.country())
             .and_then(|m| m.keys.iter().find(|k| k.public_key[..] == *public))
             .and_then(|k| k.valid_until)
@@ -52,8 +52,7 @@ impl Node {
         }
         let public = self.signing.public_key().as_ref();
         if let Some(until) = self
-            .config()
-            .consortium
+            .consortium()
             .member(self.country())
             .and_then(|m| m.keys.iter().find(|k| k.public_key[..] == *public))
             .and_then(|k| k.valid_until)
@@ -106,8 +105,8 @@ impl Node {
             Err(e) => reasons.push(format!("TLS files: {e}")),
         }
         let public = self.signing.public_key().as_ref();
-        let valid = config
-            .consortium
+        let valid = self
+            .consortium()
             .member(self.country())
             .is_some_and(|m| m.keys.iter().any(|k| k.public_key[..] == *public && k.valid_at(now)));
         if !valid {

@@ -6,6 +6,7 @@
 
 mod current;
 mod feeds;
+mod governance;
 mod health;
 pub mod metrics;
 mod ops;
@@ -89,8 +90,9 @@ pub struct Node {
     limits: Limits,
     metrics: metrics::Metrics,
     current: current::Index,
-    /// The consortium versions in force (SPEC §11), from genesis (the configured file).
-    governance: Arc<crate::governance::InForce>,
+    /// The consortium versions (SPEC §11): genesis (the configured file) and what the
+    /// proposals and approvals held put in force.
+    governance: governance::Governance,
 }
 
 /// What a publish did.
@@ -122,12 +124,13 @@ impl Node {
         }
         let signing = load_signing_key(&config)?;
         let store = Store::open(&config.data_dir, config.country, config.consortium.definition)?;
-        let governance = Arc::new(crate::governance::in_force(&config.consortium, &[]));
+        let limits = Limits::default();
+        let governance = governance::Governance::load(config.consortium.clone(), &store, &limits)?;
         Ok(Arc::new(Node {
             config,
             store,
             signing,
-            limits: Limits::default(),
+            limits,
             metrics: metrics::Metrics::default(),
             current: current::Index::default(),
             governance,
@@ -142,13 +145,142 @@ impl Node {
         &self.config
     }
 
-    pub fn consortium(&self) -> &Consortium {
-        &self.config.consortium
+    /// The document of the consortium version in force: members, keys, definition,
+    /// disclosure and reconciliation as the node applies them now.
+    pub fn consortium(&self) -> Arc<Consortium> {
+        self.governance.consortium()
+    }
+
+    /// Counts a governance entry just appended; when it changes the version in force, the node
+    /// applies the new version from now on and rebuilds its index of current datasets under it.
+    fn count(&self, vote: crate::governance::Vote, document: Option<Consortium>) {
+        if self.governance.count(vote, document) {
+            let in_force = self.governance();
+            let current = in_force.current();
+            tracing::info!(
+                version = current.version,
+                digest = %crate::hex::encode(&current.digest),
+                approvals = ?current.approvals.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "consortium version in force"
+            );
+            self.current.reset();
+        }
+    }
+
+    /// Signs `document` (consortium TOML) as a proposal for the next version, replacing the
+    /// version in force, and appends it to this node's feed. Returns the version and digest.
+    pub fn propose(&self, document: &str) -> Result<(u64, [u8; 32]), NodeError> {
+        let parsed = governance::parse_document(document).map_err(NodeError::Request)?;
+        let in_force = self.governance();
+        let current = in_force.current();
+        if parsed.definition != current.document.definition {
+            return Err(NodeError::Request(
+                "the proposed document changes [definitions]: not supported by this version of Accord yet (every node would have to rebuild its aggregates with `accord check --rebuild`); propose the other changes alone".into(),
+            ));
+        }
+        let digest = crate::governance::digest(&parsed);
+        if digest == current.digest {
+            return Err(NodeError::Request(format!(
+                "the proposed document is version {} itself (digest {}): nothing to propose",
+                current.version,
+                crate::hex::encode(&digest)
+            )));
+        }
+        let version = current.version + 1;
+        if let Some(other) = self.governance.approved_other(self.country(), version, &digest) {
+            return Err(NodeError::Request(format!(
+                "{} already approved another document for version {version} (digest {}): a member approves one document per version",
+                self.country(),
+                crate::hex::encode(&other)
+            )));
+        }
+        let act = crate::dataset::Governance::Proposal {
+            version,
+            parent: current.digest,
+            document: crate::governance::canonical_toml(&parsed),
+        };
+        self.append_governance(&act)?;
+        Ok((version, digest))
+    }
+
+    /// Signs this member's approval of the document with `digest` as `version` and appends it.
+    /// Only a proposal this node holds for the version after the one in force can be approved.
+    pub fn approve(&self, version: u64, digest: [u8; 32]) -> Result<(), NodeError> {
+        let in_force = self.governance();
+        let current = in_force.current();
+        let Some(pending) = in_force
+            .pending
+            .iter()
+            .find(|p| p.version == version && p.digest == digest)
+        else {
+            let known: Vec<String> = in_force
+                .pending
+                .iter()
+                .map(|p| {
+                    format!(
+                        "version {} digest {} by {}",
+                        p.version,
+                        crate::hex::encode(&p.digest),
+                        p.proposer
+                    )
+                })
+                .collect();
+            return Err(NodeError::Request(format!(
+                "no proposal for version {version} with digest {} is held here (version {} is in force; pending: {})",
+                crate::hex::encode(&digest),
+                current.version,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join("; ")
+                }
+            )));
+        };
+        if pending.approvals.contains(&self.country()) {
+            return Err(NodeError::Request(format!(
+                "{} has approved version {version} with digest {} already",
+                self.country(),
+                crate::hex::encode(&digest)
+            )));
+        }
+        if let Some(other) = self.governance.approved_other(self.country(), version, &digest) {
+            return Err(NodeError::Request(format!(
+                "{} already approved another document for version {version} (digest {}): a member approves one document per version",
+                self.country(),
+                crate::hex::encode(&other)
+            )));
+        }
+        self.append_governance(&crate::dataset::Governance::Approval { version, digest })
+    }
+
+    fn append_governance(&self, act: &crate::dataset::Governance) -> Result<(), NodeError> {
+        let widened = self.governance.widened();
+        let (verified, placement) = self.store.append_next(self.country(), |head| {
+            let entry = crate::dataset::publish::sign_governance(
+                self.country(),
+                act,
+                EntryParams {
+                    head,
+                    created_at: unix_now(),
+                    audience: Vec::new(),
+                    key: &self.signing,
+                },
+            );
+            Ok::<_, NodeError>(verify_at(entry, &widened, &self.limits, unix_now())?)
+        })?;
+        if placement != Placement::Append {
+            return Err(NodeError::Request(format!("own feed refused the entry: {placement:?}")));
+        }
+        self.store.flush()?;
+        if let Some((vote, document)) = governance::vote_of(&verified)? {
+            self.count(vote, document);
+        }
+        Ok(())
     }
 
     /// The consortium versions: the one in force, how it came to be, pending proposals.
     pub fn governance(&self) -> Arc<crate::governance::InForce> {
-        self.governance.clone()
+        self.governance.in_force()
     }
 
     pub fn limits(&self) -> Limits {
@@ -213,13 +345,14 @@ impl Node {
     /// it as the next entry of this node's feed and stores it. The head is read, the entry
     /// signed and appended under one store lock, so concurrent publishes get consecutive seqs.
     pub fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, NodeError> {
+        let consortium = self.consortium();
         for a in &audience {
-            if self.config.consortium.member(*a).is_none() {
+            if consortium.member(*a).is_none() {
                 return Err(NodeError::Request(format!("audience: {a} is not a consortium member")));
             }
         }
         let tallies = self.store.period_tallies(cube, period)?;
-        let consortium = &self.config.consortium;
+        let consortium = &*consortium;
         let cells = disclosure::protect(&consortium.disclosure, tallies);
         if cells.len() > self.limits.max_cells {
             return Err(NodeError::Request(format!(
@@ -381,9 +514,20 @@ impl Node {
     }
 
     fn place(&self, entry: crate::proto::Entry) -> Result<(VerifiedEntry, Placement), AcceptError> {
-        let verified = verify_at(entry, &self.config.consortium, &self.limits, unix_now())?;
+        // Governance entries may come from a member a proposal adds: they are checked against
+        // the version in force widened by the proposed documents (see `governance`).
+        let consortium = if governance::is_governance(&entry) {
+            self.governance.widened()
+        } else {
+            self.consortium()
+        };
+        let verified = verify_at(entry, &consortium, &self.limits, unix_now())?;
+        let vote = governance::vote_of(&verified)?;
         let placement = self.store.accept(&verified)?;
         self.current.placed(&verified, placement);
+        if let (Some((vote, document)), Placement::Append) = (vote, placement) {
+            self.count(vote, document);
+        }
         Ok((verified, placement))
     }
 
@@ -396,9 +540,7 @@ impl Node {
 
     /// The current revision of every dataset held with its payload: what the view is built from.
     pub fn current_datasets(&self) -> Result<Vec<AcceptedDataset>, NodeError> {
-        let snapshot = self
-            .current
-            .snapshot(&self.store, &self.config.consortium, &self.limits)?;
+        let snapshot = self.current.snapshot(&self.store, &self.consortium(), &self.limits)?;
         current::datasets(&self.store, &snapshot, &self.limits).collect()
     }
 
@@ -408,9 +550,7 @@ impl Node {
     }
 
     fn view_and_digest(&self) -> Result<(Arc<View>, [u8; 32]), NodeError> {
-        let snapshot = self
-            .current
-            .snapshot(&self.store, &self.config.consortium, &self.limits)?;
+        let snapshot = self.current.snapshot(&self.store, &self.consortium(), &self.limits)?;
         if let Some(cached) = snapshot.cached.clone() {
             return Ok(cached);
         }
@@ -419,11 +559,12 @@ impl Node {
         let mut failure = None;
         let datasets = current::datasets(&self.store, &snapshot, &self.limits)
             .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
-        let mut view = crate::reconcile::compute_current(datasets, &self.config.consortium.reconcile);
+        let mut view = crate::reconcile::compute_current(datasets, &self.consortium().reconcile);
         if let Some(e) = failure {
             return Err(e);
         }
-        let version = self.governance.current();
+        let in_force = self.governance();
+        let version = in_force.current();
         view.consortium = crate::reconcile::ConsortiumRef {
             version: version.version,
             digest: version.digest,
@@ -438,8 +579,7 @@ impl Node {
     /// member gone): named, and left out of the view. The first call verifies every stored
     /// entry once (the daemon makes it at start).
     pub fn left_out(&self) -> Result<Vec<LeftOut>, NodeError> {
-        self.current
-            .left_out(&self.store, &self.config.consortium, &self.limits)
+        self.current.left_out(&self.store, &self.consortium(), &self.limits)
     }
 
     /// One stored entry as an export file.

@@ -110,6 +110,10 @@ pub trait Operations {
     fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError>;
     /// One consortium version (`None`: the one in force), its document and approvals.
     fn consortium(&self, version: Option<u64>) -> Result<super::ConsortiumVersion, OpError>;
+    /// Signs a proposal of `document` as the next version; returns (version, digest, in force).
+    fn propose(&self, document: &str) -> Result<(u64, [u8; 32], u64), OpError>;
+    /// Signs this member's approval of `digest` as `version`; returns (version, digest, in force).
+    fn approve(&self, version: u64, digest: [u8; 32]) -> Result<(u64, [u8; 32], u64), OpError>;
 }
 
 /// The operations in this process, on the node's store (no daemon running).
@@ -177,6 +181,16 @@ impl Operations for Local {
 
     fn consortium(&self, version: Option<u64>) -> Result<super::ConsortiumVersion, OpError> {
         Ok(self.node.consortium_version(version)?)
+    }
+
+    fn propose(&self, document: &str) -> Result<(u64, [u8; 32], u64), OpError> {
+        let (version, digest) = self.node.propose(document)?;
+        Ok((version, digest, self.node.governance().current().version))
+    }
+
+    fn approve(&self, version: u64, digest: [u8; 32]) -> Result<(u64, [u8; 32], u64), OpError> {
+        self.node.approve(version, digest)?;
+        Ok((version, digest, self.node.governance().current().version))
     }
 }
 

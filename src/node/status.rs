@@ -150,7 +150,7 @@ impl Node {
             .collect();
         let mut equivocating: Vec<String> = forks.iter().map(|f| f.publisher.clone()).collect();
         equivocating.dedup();
-        let c = &self.config.consortium;
+        let c = self.consortium();
         let governance = self.governance();
         let proposals = governance
             .pending

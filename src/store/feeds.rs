@@ -39,6 +39,15 @@ fn lacking_key(publisher: Country, seq: u64) -> Vec<u8> {
     k
 }
 
+/// Marks a governance entry (proposal or approval), so the node reads them without reading
+/// every dataset.
+fn governance_key(publisher: Country, seq: u64) -> Vec<u8> {
+    let mut k = b"g:".to_vec();
+    k.extend_from_slice(&publisher.bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn peer_key(peer: Country) -> Vec<u8> {
     let mut k = b"p:".to_vec();
     k.extend_from_slice(&peer.bytes());
@@ -172,6 +181,9 @@ impl Store {
                 if !v.entry().has_payload {
                     batch.insert(lacking_key(publisher, v.header().seq), &[]);
                 }
+                if v.header().dataset().is_none() {
+                    batch.insert(governance_key(publisher, v.header().seq), &[]);
+                }
                 self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
             }
             Placement::Fork { .. } => {
@@ -270,6 +282,22 @@ impl Store {
         self.tree.scan_prefix(b"f:").map(move |item| {
             let (k, v) = item.map_err(|e| self.sled(e))?;
             proto::Entry::decode(v.as_ref()).map_err(|_| self.corrupt(&k))
+        })
+    }
+
+    /// Every governance entry held (proposals and approvals), in key order.
+    pub fn governance_entries(&self) -> impl Iterator<Item = Result<proto::Entry, StoreError>> + '_ {
+        self.tree.scan_prefix(b"g:").map(move |item| {
+            let (k, _) = item.map_err(|e| self.sled(e))?;
+            let publisher = k
+                .get(2..5)
+                .and_then(|b| b.try_into().ok())
+                .and_then(Country::from_bytes);
+            let seq = k.get(5..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            match (publisher, seq) {
+                (Some(publisher), Some(seq)) => self.entry(publisher, seq)?.ok_or_else(|| self.corrupt(&k)),
+                _ => Err(self.corrupt(&k)),
+            }
         })
     }
 

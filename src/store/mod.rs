@@ -12,6 +12,7 @@
 //! | `h:` | publisher (3) | head: seq (u64 BE) + digest (32) + the head entry's `created_at` (i64 BE) |
 //! | `w:` | publisher (3) + seq (u64 BE) | marks an entry held without its payload (audience) |
 //! | `x:` | publisher (3) + seq (u64 BE) + digest (32) | fork evidence: the first conflicting signed header per publisher, protobuf `Entry` without payload |
+//! | `g:` | publisher (3) + seq (u64 BE) | marks a governance entry (proposal or approval) |
 //! | `p:` | peer (3) | peer sync status, JSON |
 //!
 //! The node secret (HMAC key for pseudonyms and cell keys) lives beside the database in

@@ -1,0 +1,233 @@
+//! The node's side of consortium governance (SPEC §11): the proposals and approvals it holds,
+//! the version in force computed from them (`governance::in_force`, pure), and signing its own.
+//!
+//! Everything the node applies (members, keys, disclosure, reconciliation) comes from the
+//! version in force, read through [`Node::consortium`](super::Node::consortium). When an
+//! accepted entry changes that version, the node switches at once: later entries verify under
+//! the new version, and the index of current datasets is rebuilt under it (an entry whose
+//! publisher or key the new version no longer has is left out of the view and named).
+//!
+//! A governance entry by a member that a proposal would add (its approval of the version that
+//! adds it) cannot verify under the version in force; governance entries are therefore checked
+//! against the version in force widened by every proposed document held, and whether the key
+//! that signed counts for the version voted on is `in_force`'s decision.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::dataset::{EntryHeader, Governance as Act, Limits, VerifiedEntry, VerifyError};
+use crate::governance::{in_force, InForce, Vote};
+use crate::model::{Consortium, Country, Member};
+use crate::proto;
+use crate::store::Store;
+
+/// Largest proposed document accepted: a consortium of 200 members with a few keys each is
+/// some 60 KB of TOML.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// What the node holds of governance.
+pub(super) struct Governance {
+    state: Mutex<State>,
+}
+
+struct State {
+    genesis: Consortium,
+    votes: Vec<Vote>,
+    /// Every proposed document held, parsed.
+    documents: Vec<Consortium>,
+    in_force: Arc<InForce>,
+    consortium: Arc<Consortium>,
+    /// The version in force with the members and keys of every proposed document added: what
+    /// governance entries are verified against.
+    widened: Arc<Consortium>,
+}
+
+impl State {
+    fn new(genesis: Consortium) -> State {
+        let in_force = Arc::new(in_force(&genesis, &[]));
+        let consortium = Arc::new(genesis.clone());
+        State {
+            widened: consortium.clone(),
+            genesis,
+            votes: Vec::new(),
+            documents: Vec::new(),
+            in_force,
+            consortium,
+        }
+    }
+
+    /// Recomputes the version in force; true when it changed.
+    fn recompute(&mut self) -> bool {
+        let before = self.in_force.current().digest;
+        self.in_force = Arc::new(in_force(&self.genesis, &self.votes));
+        let current = self.in_force.current();
+        self.consortium = Arc::new(current.document.clone());
+        self.widened = Arc::new(widen(&current.document, &self.documents));
+        current.digest != before
+    }
+}
+
+/// `base` with every member and key of `documents` added (keys a member already has in `base`
+/// keep their window there).
+fn widen(base: &Consortium, documents: &[Consortium]) -> Consortium {
+    let mut out = base.clone();
+    for document in documents {
+        for member in &document.members {
+            match out.members.iter_mut().find(|m| m.country == member.country) {
+                Some(held) => {
+                    for key in &member.keys {
+                        if !held.keys.iter().any(|k| k.public_key == key.public_key) {
+                            held.keys.push(key.clone());
+                        }
+                    }
+                }
+                None => out.members.push(Member {
+                    country: member.country,
+                    keys: member.keys.clone(),
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// A proposal's document, parsed; an error names what is wrong with it.
+pub(super) fn parse_document(text: &str) -> Result<Consortium, String> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "the proposed document is {} bytes, over the limit of {MAX_DOCUMENT_BYTES}",
+            text.len()
+        ));
+    }
+    Consortium::parse(Path::new("proposed consortium document"), text).map_err(|e| e.to_string())
+}
+
+/// The vote a verified governance entry casts, and the document it proposes. `Ok(None)` for a
+/// dataset, or a governance entry held without its payload.
+pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<(Vote, Option<Consortium>)>, VerifyError> {
+    let h = v.header();
+    let Some(act) = v.governance() else {
+        return Ok(None);
+    };
+    Ok(Some(match act {
+        Act::Proposal {
+            version,
+            parent,
+            document,
+        } => {
+            let parsed = parse_document(document).map_err(|message| {
+                VerifyError::Decode(crate::dataset::DecodeError::Malformed {
+                    what: "proposed consortium document",
+                    message,
+                })
+            })?;
+            let vote = Vote::Proposal(crate::governance::Proposal {
+                proposer: h.publisher,
+                seq: h.seq,
+                version: *version,
+                parent: *parent,
+                document: parsed.clone(),
+                key: v.signer(),
+                created_at: h.created_at,
+            });
+            (vote, Some(parsed))
+        }
+        Act::Approval { version, digest } => (
+            Vote::Approval(crate::governance::Approval {
+                member: h.publisher,
+                seq: h.seq,
+                version: *version,
+                digest: *digest,
+                key: v.signer(),
+                created_at: h.created_at,
+            }),
+            None,
+        ),
+    }))
+}
+
+/// Whether an entry from outside is a governance entry (judged by its header alone, before it
+/// is verified, to pick what to verify it against).
+pub(super) fn is_governance(entry: &proto::Entry) -> bool {
+    entry
+        .envelope
+        .as_ref()
+        .and_then(|env| EntryHeader::decode(&env.payload).ok())
+        .is_some_and(|h| h.dataset().is_none())
+}
+
+impl Governance {
+    /// Reads every governance entry in the store. Entries by members a proposal adds verify
+    /// only once that proposal is read, so the store is read until nothing more verifies.
+    pub fn load(genesis: Consortium, store: &Store, limits: &Limits) -> Result<Governance, crate::store::StoreError> {
+        let mut state = State::new(genesis);
+        let mut pending: Vec<proto::Entry> = store.governance_entries().collect::<Result<_, _>>()?;
+        loop {
+            let before = pending.len();
+            let mut rest = Vec::new();
+            for entry in pending {
+                match crate::dataset::verify(entry.clone(), &state.widened, limits) {
+                    Ok(v) => match vote_of(&v) {
+                        Ok(Some((vote, document))) => {
+                            state.votes.push(vote);
+                            state.documents.extend(document);
+                            state.recompute();
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(publisher = %v.header().publisher, seq = v.header().seq, reason = %e, "stored governance entry not counted")
+                        }
+                    },
+                    Err(_) => rest.push(entry),
+                }
+            }
+            pending = rest;
+            if pending.len() == before || pending.is_empty() {
+                break;
+            }
+        }
+        Ok(Governance {
+            state: Mutex::new(state),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The document of the version in force.
+    pub fn consortium(&self) -> Arc<Consortium> {
+        self.lock().consortium.clone()
+    }
+
+    /// What governance entries are verified against.
+    pub fn widened(&self) -> Arc<Consortium> {
+        self.lock().widened.clone()
+    }
+
+    pub fn in_force(&self) -> Arc<InForce> {
+        self.lock().in_force.clone()
+    }
+
+    /// Counts a governance entry the store has just appended; true when the version in force
+    /// changed.
+    pub fn count(&self, vote: Vote, document: Option<Consortium>) -> bool {
+        let mut state = self.lock();
+        state.votes.push(vote);
+        state.documents.extend(document);
+        state.recompute()
+    }
+
+    /// Whether `member` already approved (or proposed) a document other than `digest` for
+    /// `version`: approving `digest` too would make it an equivocator.
+    pub fn approved_other(&self, member: Country, version: u64, digest: &[u8; 32]) -> Option<[u8; 32]> {
+        let state = self.lock();
+        state.votes.iter().find_map(|vote| {
+            let (voter, v, d) = match vote {
+                Vote::Proposal(p) => (p.proposer, p.version, crate::governance::digest(&p.document)),
+                Vote::Approval(a) => (a.member, a.version, a.digest),
+            };
+            (voter == member && v == version && d != *digest).then_some(d)
+        })
+    }
+}
