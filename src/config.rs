@@ -343,6 +343,7 @@ struct KeyToml {
     public_key: String,
     valid_from: String,
     valid_until: Option<String>,
+    retired_after_seq: Option<u64>,
 }
 
 impl Consortium {
@@ -527,6 +528,7 @@ impl Consortium {
                     public_key,
                     valid_from,
                     valid_until,
+                    retired_after_seq: k.retired_after_seq,
                 });
             }
             members.push(Member { country: code, keys });
@@ -625,6 +627,7 @@ mod tests {
             public_key: [0; 32],
             valid_from: 100,
             valid_until: Some(200),
+            retired_after_seq: None,
         };
         assert!(!k.valid_at(99));
         assert!(k.valid_at(100));

@@ -92,6 +92,14 @@ pub enum VerifyError {
         key: String,
         created_at: String,
     },
+    /// The signing key is retired after an earlier seq of the publisher's feed (SPEC §11).
+    #[error("signature by publisher {publisher} key {key} on seq {seq}, but the consortium retired that key after seq {retired_after_seq}")]
+    KeyRetired {
+        publisher: Country,
+        key: String,
+        seq: u64,
+        retired_after_seq: u64,
+    },
     /// The entry claims to be made before its period began: statistics of a period cannot
     /// exist before it starts, so the date is false (a backdated entry, perhaps under a key
     /// that was valid only then).
@@ -261,6 +269,7 @@ impl VerifyError {
             VerifyError::DuplicateSignature(_) => "duplicate_signature",
             VerifyError::BadSignature { .. } => "bad_signature",
             VerifyError::KeyOutsideWindow { .. } => "key_outside_window",
+            VerifyError::KeyRetired { .. } => "key_retired",
             VerifyError::CreatedBeforePeriod { .. } => "created_before_period",
             VerifyError::CreatedInFuture { .. } => "created_in_future",
             VerifyError::PayloadSize { .. } => "payload_size",
@@ -468,14 +477,26 @@ fn check_signatures(
     }
     let message = pae(&env.payload_type, &env.payload);
     let mut outside_window = None;
+    let mut retired = None;
     for key in &member.keys {
         let public = UnparsedPublicKey::new(&ED25519, &key.public_key);
         if env.signatures.iter().any(|s| public.verify(&message, &s.sig).is_ok()) {
-            if key.valid_at(header.created_at) {
+            if !key.signs_seq(header.seq) {
+                retired = key.retired_after_seq.map(|last| (key_id(&key.public_key), last));
+            } else if key.valid_at(header.created_at) {
                 return Ok(key.public_key);
+            } else {
+                outside_window = Some(key_id(&key.public_key));
             }
-            outside_window = Some(key_id(&key.public_key));
         }
+    }
+    if let Some((key, retired_after_seq)) = retired {
+        return Err(VerifyError::KeyRetired {
+            publisher: header.publisher,
+            key,
+            seq: header.seq,
+            retired_after_seq,
+        });
     }
     if let Some(key) = outside_window {
         return Err(VerifyError::KeyOutsideWindow {

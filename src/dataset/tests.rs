@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
             public_key: k.public_key().as_ref().try_into().unwrap(),
             valid_from: NOW - 1000,
             valid_until: Some(NOW + 1000),
+            retired_after_seq: None,
         }],
     };
     let consortium = Consortium {
@@ -211,6 +212,7 @@ fn rotated_keys_verify_history() {
         public_key: new_key.public_key().as_ref().try_into().unwrap(),
         valid_from: NOW,
         valid_until: None,
+        retired_after_seq: None,
     });
     let old = sign_entry(
         &dataset("DEU"),
@@ -635,4 +637,54 @@ fn hostile_governance_entries_are_refused_even_when_signed() {
     }
     .encode();
     assert_eq!(check(&f, swapped).unwrap_err(), VerifyError::PayloadDigest);
+}
+
+#[test]
+fn a_retired_key_signs_nothing_after_its_last_seq_whatever_the_date() {
+    let mut f = fixture();
+    let new_key = keypair();
+    let deu = f
+        .consortium
+        .members
+        .iter_mut()
+        .find(|m| m.country == country("DEU"))
+        .unwrap();
+    deu.keys[0].retired_after_seq = Some(1);
+    deu.keys.push(SigningKey {
+        public_key: new_key.public_key().as_ref().try_into().unwrap(),
+        valid_from: NOW - 1000,
+        valid_until: None,
+        retired_after_seq: None,
+    });
+    let first = entry(&f);
+    let at_seq = |seq: u64, key: &Ed25519KeyPair| {
+        let head = Head {
+            seq: seq - 1,
+            digest: [1; 32],
+        };
+        sign_entry(
+            &dataset("DEU"),
+            EntryParams {
+                head: Some(head),
+                created_at: NOW,
+                audience: vec![],
+                key,
+            },
+        )
+    };
+    assert!(check(&f, first).is_ok(), "seq 1 is within the retired key's range");
+    let err = check(&f, at_seq(2, &f.deu)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::KeyRetired {
+                seq: 2,
+                retired_after_seq: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.label(), "key_retired");
+    assert!(check(&f, at_seq(2, &new_key)).is_ok(), "the new key signs seq 2");
 }

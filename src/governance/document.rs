@@ -69,6 +69,9 @@ pub fn canonical_toml(consortium: &Consortium) -> String {
             if let Some(until) = key.valid_until {
                 let _ = writeln!(out, "valid_until = {}", string(&format_timestamp(until)));
             }
+            if let Some(last) = key.retired_after_seq {
+                let _ = writeln!(out, "retired_after_seq = {last}");
+            }
         }
     }
     out
@@ -113,6 +116,7 @@ valid_from = "2027-01-01"
 public_key = "b405295d4b0df61b32353a582925e7f438861c33a19d1560826b3d3833d9f340"
 valid_from = "2026-11-29"
 valid_until = "2027-01-01"
+retired_after_seq = 41
 "#;
 
     fn parse(text: &str) -> Consortium {
@@ -158,6 +162,7 @@ valid_until = "2027-01-01"
             ("rule = \"mean\"", "rule = \"max\""),
             ("rule = \"mean\"", "rule = \"mean\"\n[governance]\nquorum = \"all\""),
             ("max_noise = 3", "max_noise = 4"),
+            ("retired_after_seq = 41", "retired_after_seq = 42"),
             (
                 "valid_until = \"2036-11-26T12:00:00Z\"",
                 "valid_until = \"2036-11-26T12:00:01Z\"",

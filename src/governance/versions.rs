@@ -67,11 +67,11 @@ impl Vote {
         }
     }
 
-    /// (version, digest, key, created_at) this vote approves.
-    fn approves(&self) -> (u64, [u8; 32], [u8; 32], i64) {
+    /// (version, digest, key, created_at, seq) of what this vote approves.
+    fn approves(&self) -> (u64, [u8; 32], [u8; 32], i64, u64) {
         match self {
-            Vote::Proposal(p) => (p.version, digest(&p.document), p.key, p.created_at),
-            Vote::Approval(a) => (a.version, a.digest, a.key, a.created_at),
+            Vote::Proposal(p) => (p.version, digest(&p.document), p.key, p.created_at, p.seq),
+            Vote::Approval(a) => (a.version, a.digest, a.key, a.created_at, a.seq),
         }
     }
 }
@@ -207,11 +207,13 @@ struct Candidate {
     new: BTreeSet<Country>,
 }
 
-/// Whether `key` is one of `member`'s keys in `document`, valid at `time`.
-fn holds_key(document: &Consortium, member: Country, key: &[u8; 32], time: i64) -> bool {
-    document
-        .member(member)
-        .is_some_and(|m| m.keys.iter().any(|k| k.public_key == *key && k.valid_at(time)))
+/// Whether `key` is one of `member`'s keys in `document`, valid at `time` and for `seq`.
+fn holds_key(document: &Consortium, member: Country, key: &[u8; 32], time: i64, seq: u64) -> bool {
+    document.member(member).is_some_and(|m| {
+        m.keys
+            .iter()
+            .any(|k| k.public_key == *key && k.valid_at(time) && k.signs_seq(seq))
+    })
 }
 
 /// The proposals for `next` that build on `current` (made by a member of it), sorted by digest,
@@ -222,7 +224,7 @@ fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, 
         let Vote::Proposal(p) = vote else { continue };
         if p.version != next
             || p.parent != current.digest
-            || !holds_key(&current.document, p.proposer, &p.key, p.created_at)
+            || !holds_key(&current.document, p.proposer, &p.key, p.created_at, p.seq)
         {
             continue;
         }
@@ -247,7 +249,7 @@ fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, 
     // two is equivocation whatever became of the documents.
     let mut approved: BTreeMap<Country, BTreeSet<[u8; 32]>> = BTreeMap::new();
     for vote in votes {
-        let (version, d, _, _) = vote.approves();
+        let (version, d, ..) = vote.approves();
         if version == next {
             approved.entry(vote.voter()).or_default().insert(d);
         }
@@ -259,7 +261,7 @@ fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, 
         if equivocators.contains_key(&voter) {
             continue;
         }
-        let (version, d, key, created_at) = vote.approves();
+        let (version, d, key, created_at, seq) = vote.approves();
         let Some(candidate) = by_digest.get_mut(&d) else {
             continue;
         };
@@ -267,10 +269,10 @@ fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, 
             continue;
         }
         if current.document.member(voter).is_some() {
-            if holds_key(&current.document, voter, &key, created_at) {
+            if holds_key(&current.document, voter, &key, created_at, seq) {
                 candidate.old.insert(voter);
             }
-        } else if holds_key(&candidate.document, voter, &key, created_at) {
+        } else if holds_key(&candidate.document, voter, &key, created_at, seq) {
             // A member the document adds, signing with the key the document gives it.
             candidate.new.insert(voter);
         }

@@ -142,12 +142,20 @@ pub struct SigningKey {
     pub public_key: [u8; 32],
     pub valid_from: i64,
     pub valid_until: Option<i64>,
+    /// A retired key names the last seq it signed (SPEC §11): an entry of a later seq under it
+    /// is refused whatever its `created_at` says, so a leaked key cannot sign into the past.
+    pub retired_after_seq: Option<u64>,
 }
 
 impl SigningKey {
     /// Whether the key was valid at `time` (Unix seconds).
     pub fn valid_at(&self, time: i64) -> bool {
         time >= self.valid_from && self.valid_until.is_none_or(|u| time < u)
+    }
+
+    /// Whether the key may sign the entry `seq` of its member's feed.
+    pub fn signs_seq(&self, seq: u64) -> bool {
+        self.retired_after_seq.is_none_or(|last| seq <= last)
     }
 }
 
