@@ -8,9 +8,10 @@
 //! publisher or key the new version no longer has is left out of the view and named).
 //!
 //! A governance entry by a member that a proposal would add (its approval of the version that
-//! adds it) cannot verify under the version in force; governance entries are therefore checked
-//! against the version in force widened by every proposed document held, and whether the key
-//! that signed counts for the version voted on is `in_force`'s decision.
+//! adds it) cannot verify under the version in force; governance entries arriving are therefore
+//! checked against the version in force plus the members the proposed documents add (members
+//! in force sign under their keys in force, as for datasets), and whether the key that signed
+//! counts for the version voted on is `in_force`'s decision.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,23 +68,50 @@ impl State {
     }
 }
 
-/// `base` with every member and key of `documents` added (keys a member already has in `base`
-/// keep their window there).
+/// `base` with the members that `documents` add (and only those): a member of `base` signs
+/// governance entries under its keys there, as it signs datasets, so a key `base` retired cannot
+/// take a seq in its feed through a proposal that has not taken effect.
 fn widen(base: &Consortium, documents: &[Consortium]) -> Consortium {
     let mut out = base.clone();
+    for document in documents {
+        for member in &document.members {
+            if out.member(member.country).is_none() {
+                out.members.push(member.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Every key any of `documents` ever gave each member, with no window or retirement: what
+/// entries already in the store are checked against when read back. They were accepted under
+/// the stricter rules on arrival; this only finds the key that signed each, and whether that
+/// key counts for the version voted on is `in_force`'s to judge.
+fn keyring<'a>(documents: impl IntoIterator<Item = &'a Consortium>) -> Consortium {
+    let mut documents = documents.into_iter();
+    let mut out = documents.next().cloned().expect("genesis comes first");
+    let open = |k: &crate::model::SigningKey| crate::model::SigningKey {
+        public_key: k.public_key,
+        valid_from: i64::MIN,
+        valid_until: None,
+        retired_after_seq: None,
+    };
+    for member in &mut out.members {
+        member.keys = member.keys.iter().map(open).collect();
+    }
     for document in documents {
         for member in &document.members {
             match out.members.iter_mut().find(|m| m.country == member.country) {
                 Some(held) => {
                     for key in &member.keys {
                         if !held.keys.iter().any(|k| k.public_key == key.public_key) {
-                            held.keys.push(key.clone());
+                            held.keys.push(open(key));
                         }
                     }
                 }
                 None => out.members.push(Member {
                     country: member.country,
-                    keys: member.keys.clone(),
+                    keys: member.keys.iter().map(open).collect(),
                 }),
             }
         }
@@ -165,8 +193,9 @@ impl Governance {
         loop {
             let before = pending.len();
             let mut rest = Vec::new();
+            let ring = keyring(std::iter::once(&state.genesis).chain(&state.documents));
             for entry in pending {
-                match crate::dataset::verify(entry.clone(), &state.widened, limits) {
+                match crate::dataset::verify(entry.clone(), &ring, limits) {
                     Ok(v) => match vote_of(&v) {
                         Ok(Some((vote, document))) => {
                             state.votes.push(vote);

@@ -126,6 +126,10 @@ impl Node {
         let store = Store::open(&config.data_dir, config.country, config.consortium.definition)?;
         let limits = Limits::default();
         let governance = governance::Governance::load(config.consortium.clone(), &store, &limits)?;
+        // The key must be this member's under the version in force, which the store's
+        // governance entries may have moved past the configured file (a key rotated).
+        let version = governance.in_force().current().version;
+        check_signing_key(&config, &signing, &governance.consortium(), version)?;
         Ok(Arc::new(Node {
             config,
             store,
@@ -623,21 +627,37 @@ fn load_signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {
     };
     let bytes = std::fs::read(&config.signing_key).map_err(|e| err(e.to_string()))?;
     let der = signing_key_der(&bytes).map_err(err)?;
-    let key =
-        Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| err(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| err(format!("not an Ed25519 PKCS#8 key: {e}")))
+}
+
+/// The signing key must be one of this member's keys in consortium version `version`.
+fn check_signing_key(
+    config: &NodeConfig,
+    key: &Ed25519KeyPair,
+    consortium: &Consortium,
+    version: u64,
+) -> Result<(), NodeError> {
+    let err = |message: String| NodeError::SigningKey {
+        path: config.signing_key.display().to_string(),
+        message,
+    };
     let public = key.public_key().as_ref();
-    let member = config
-        .consortium
+    let where_ = if version == 1 {
+        "the consortium file".to_string()
+    } else {
+        format!("consortium version {version} (in force)")
+    };
+    let member = consortium
         .member(config.country)
-        .ok_or_else(|| err("no such member".into()))?;
+        .ok_or_else(|| err(format!("{} is not a member in {where_}", config.country)))?;
     if !member.keys.iter().any(|k| k.public_key == public) {
         return Err(err(format!(
-            "its public key (key id {}) is not one of {}'s keys in the consortium file",
+            "its public key (key id {}) is not one of {}'s keys in {where_}",
             crate::dataset::envelope::key_id(public),
             config.country
         )));
     }
-    Ok(key)
+    Ok(())
 }
 
 #[cfg(test)]
