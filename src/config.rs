@@ -192,13 +192,10 @@ impl NodeConfig {
         };
         let consortium_path = readable(file, "consortium", &raw.consortium)?;
         let consortium = Consortium::load(&consortium_path)?;
-        if consortium.member(me).is_none() {
-            return Err(invalid(
-                file,
-                "country",
-                format!("{me} is not a member of consortium {}", consortium_path.display()),
-            ));
-        }
+        // `country` and the peers need not be members of the consortium file: a member-to-be
+        // runs a node to approve the version that adds it (SPEC §11), and members list it as a
+        // peer before that version is in force. The node judges membership under the version
+        // in force, which later versions may change.
         let interval = raw.sync.interval_secs.unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
         if interval == 0 {
             return Err(invalid(file, "sync.interval_secs", "must be at least 1"));
@@ -213,13 +210,6 @@ impl NodeConfig {
                     file,
                     format!("{key}.country"),
                     "a node cannot peer with itself",
-                ));
-            }
-            if consortium.member(pc).is_none() {
-                return Err(invalid(
-                    file,
-                    format!("{key}.country"),
-                    format!("{pc} is not a consortium member"),
                 ));
             }
             if !seen.insert(pc) {

@@ -280,3 +280,139 @@ async fn a_signing_key_rotated_through_a_version_retires_the_old_key_everywhere(
     }
     cluster.shutdown().await;
 }
+
+/// Genesis without POL: its block cut from the generated consortium file (POL's certificate and
+/// signing key stay in the PKI, as a candidate's would).
+fn without_pol(text: &str) -> String {
+    match text.find("\n[[members]]\ncountry = \"POL\"") {
+        Some(at) => text[..at].to_string() + "\n",
+        None => text.to_string(),
+    }
+}
+
+/// The five-node scenario (SPEC §11): genesis DEU, FRA, ITA, ESP; POL runs a node and
+/// every member lists it as a peer. ESP proposes adding POL with its key; DEU and FRA approve
+/// (three of four: two-thirds); until POL approves too nothing changes, and POL sees headers
+/// only. Once POL approves, every node applies version 2: POL is a member, publishes, and its
+/// entries appear in every view; all five report one consortium digest and one view digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
+    use ring::signature::KeyPair;
+    common::init_logging();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let options = accord::cluster::ClusterOptions {
+        countries: common::countries(&["DEU", "FRA", "ITA", "ESP", "POL"]),
+        peered: full_mesh,
+        sync_interval_secs: 1,
+        consortium_edit: Some(without_pol),
+    };
+    let cluster = accord::cluster::LocalCluster::start(dir.path(), &options)
+        .await
+        .expect("cluster");
+    let cluster = TestCluster { cluster, dir };
+    let period = Period::Year(last_year());
+    for i in 0..4 {
+        let node = cluster.running(i);
+        ingest_synthetic(node, last_year(), 300, 3);
+        publish_and_announce(node, Cube::Flows, period, &[]).await;
+    }
+    let pol = cluster.running(4);
+    assert!(pol
+        .consortium()
+        .member(accord::model::Country::parse("POL").unwrap())
+        .is_none());
+    ingest_synthetic(pol, last_year(), 300, 3);
+    let refused = pol.publish(Cube::Flows, period, Vec::new()).unwrap_err().to_string();
+    assert!(refused.contains("POL"), "a non-member cannot publish: {refused}");
+
+    // ESP proposes version 2 with POL and its signing key.
+    let key_file = std::fs::read(cluster.pki.join("pol.sign.pk8")).expect("POL's key");
+    let key = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key_file).expect("key");
+    let esp = cluster.running(3);
+    let document = format!(
+        "{}\n[[members]]\ncountry = \"POL\"\n\n[[members.keys]]\npublic_key = \"{}\"\nvalid_from = \"2020-01-01\"\n",
+        accord::governance::canonical_toml(&esp.consortium()),
+        hex::encode(key.public_key().as_ref())
+    );
+    let (version, digest) = esp.propose(&document).expect("ESP proposes");
+    assert_eq!(version, 2);
+    esp.syncer().announce_all().await;
+    for i in [0, 1] {
+        let node = cluster.running(i);
+        eventually("the approver holds the proposal", CONVERGENCE, || {
+            let pending = node.governance().pending.len();
+            (pending == 1).then_some(()).ok_or(format!("{pending} pending"))
+        })
+        .await;
+        node.approve(2, digest).expect("approve");
+        node.syncer().announce_all().await;
+    }
+    eventually(
+        "three of four approvals everywhere, POL's still missing",
+        CONVERGENCE,
+        || {
+            let states = states(&cluster);
+            let members_view = &states[0].3;
+            for s in &states {
+                let approvals: Vec<_> = s.4.iter().map(|p| (p.0, p.2.clone())).collect();
+                let wanted = vec![(2, vec!["DEU".to_string(), "ESP".into(), "FRA".into()])];
+                // POL holds headers only: its view is not the members' yet.
+                if s.1 != 1 || s.2 != states[0].2 || approvals != wanted || (s.0 != "POL" && &s.3 != members_view) {
+                    return Err(format!("{states:#?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    // POL, a member-to-be, has the members' feeds as signed headers only.
+    let deu_entry = pol
+        .entry(accord::model::Country::parse("DEU").unwrap(), 1)
+        .expect("read")
+        .expect("POL holds DEU's first entry");
+    assert!(!deu_entry.has_payload, "no data reaches a member-to-be");
+
+    pol.approve(2, digest).expect("POL approves");
+    pol.syncer().announce_all().await;
+    eventually("version 2 in force everywhere", CONVERGENCE, || {
+        all_agree(&cluster, 2, &[])
+    })
+    .await;
+    for i in cluster.running_indices() {
+        let node = cluster.running(i);
+        let v2 = node.consortium_version(Some(2)).expect("version 2");
+        assert_eq!(v2.approvals, ["DEU", "ESP", "FRA", "POL"], "{}", node.country());
+        assert!(node
+            .consortium()
+            .member(accord::model::Country::parse("POL").unwrap())
+            .is_some());
+    }
+
+    // POL publishes as a member; its flows appear in every view.
+    let published = publish_and_announce(pol, Cube::Flows, period, &[]).await;
+    eventually("POL's dataset in every view, one view digest", CONVERGENCE, || {
+        for i in cluster.running_indices() {
+            let node = cluster.running(i);
+            let view = node.view().map_err(|e| e.to_string())?;
+            let from_pol = view.inputs.keys().any(|(p, _, _)| p.as_str() == "POL");
+            if !from_pol {
+                return Err(format!("{} has no POL input yet", node.country()));
+            }
+        }
+        all_agree(&cluster, 2, &[])
+    })
+    .await;
+    assert_eq!(published.seq, 2, "POL's feed: its approval, then its dataset");
+    // POL now holds the others' payloads too.
+    eventually("POL fetched the payloads it lacked", CONVERGENCE, || {
+        let e = pol
+            .entry(accord::model::Country::parse("DEU").unwrap(), 1)
+            .map_err(|e| e.to_string())?
+            .ok_or("missing")?;
+        e.has_payload
+            .then_some(())
+            .ok_or("DEU seq 1 still header only".to_string())
+    })
+    .await;
+    cluster.shutdown().await;
+}

@@ -61,6 +61,9 @@ pub trait Feeds: Send + Sync + 'static {
     fn country(&self) -> Country;
     /// Whether `country` is a member of the consortium in force.
     fn is_member(&self, country: Country) -> bool;
+    /// Whether `country` is not a member yet but a pending proposal would add it (SPEC §11):
+    /// it may fetch feeds, headers only except governance entries, to approve that proposal.
+    fn is_prospective(&self, country: Country) -> bool;
     /// The head of `publisher`'s feed.
     fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError>;
     /// Every feed's head, by publisher.

@@ -54,8 +54,9 @@ impl ExchangeService {
         }
     }
 
-    /// The caller's member code from its certificate; it must be a consortium member.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Country, Status> {
+    /// The caller's member code from its certificate; it must be a consortium member, or a
+    /// member-to-be that a pending proposal adds (`Caller::prospective`).
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         // A refusal is logged: the caller passed TLS with a consortium certificate, so its
         // operator is someone this node's operator may need to talk to.
         let peer = request.remote_addr();
@@ -66,14 +67,31 @@ impl ExchangeService {
                 "caller refused: certificate names no member"
             );
         })?;
-        if !self.feeds.is_member(member) {
-            tracing::warn!(?peer, %member, "caller refused: not a consortium member");
-            return Err(Status::permission_denied(format!(
-                "{member} is not a consortium member"
-            )));
+        if self.feeds.is_member(member) {
+            return Ok(Caller {
+                member,
+                prospective: false,
+            });
         }
-        Ok(member)
+        if self.feeds.is_prospective(member) {
+            return Ok(Caller {
+                member,
+                prospective: true,
+            });
+        }
+        tracing::warn!(?peer, %member, "caller refused: not a consortium member");
+        Err(Status::permission_denied(format!(
+            "{member} is not a consortium member"
+        )))
     }
+}
+
+/// Who calls: a member, or a member-to-be that sees headers only (and governance entries
+/// whole), until the version that adds it is in force.
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    member: Country,
+    prospective: bool,
 }
 
 type EntryStream = Pin<Box<dyn Stream<Item = Result<proto::Entry, Status>> + Send>>;
@@ -122,11 +140,12 @@ impl Exchange for ExchangeService {
         let slot = {
             let mut slots = self.fetch_slots.lock().unwrap_or_else(|p| p.into_inner());
             let member = slots
-                .entry(caller)
+                .entry(caller.member)
                 .or_insert_with(|| Arc::new(Semaphore::new(MAX_FETCH_STREAMS_PER_MEMBER)));
             member.clone().try_acquire_owned().map_err(|_| {
                 Status::resource_exhausted(format!(
-                    "{caller} has {MAX_FETCH_STREAMS_PER_MEMBER} Fetch streams open, the limit max_fetch_streams_per_member"
+                    "{} has {MAX_FETCH_STREAMS_PER_MEMBER} Fetch streams open, the limit max_fetch_streams_per_member",
+                    caller.member
                 ))
             })?
         };
@@ -148,7 +167,7 @@ impl Exchange for ExchangeService {
                 tokio::select! {
                     sent = tx.send(item) => if sent.is_err() { break },
                     _ = tokio::time::sleep_until(deadline) => {
-                        tracing::warn!(peer = %caller, "fetch stream past its deadline: closed");
+                        tracing::warn!(peer = %caller.member, "fetch stream past its deadline: closed");
                         break;
                     }
                     _ = stop.wait_for(|stopping| *stopping) => break,
@@ -163,20 +182,21 @@ impl Exchange for ExchangeService {
         request: Request<proto::AnnounceRequest>,
     ) -> Result<Response<proto::AnnounceResponse>, Status> {
         let caller = self.caller(&request)?;
-        tracing::debug!(peer = %caller, heads = request.get_ref().heads.len(), "announce received");
+        tracing::debug!(peer = %caller.member, heads = request.get_ref().heads.len(), "announce received");
         // Queued once per member until the sync loop takes it: announcing in a loop gains nothing.
-        self.announced.announce(caller);
+        self.announced.announce(caller.member);
         Ok(Response::new(proto::AnnounceResponse {}))
     }
 }
 
-/// The entry as `caller` may see it: the payload only where the caller is in the audience.
-fn for_caller(mut entry: proto::Entry, caller: Country) -> proto::Entry {
+/// The entry as `caller` may see it: the payload only where the caller is in the audience, and
+/// for a member-to-be only on governance entries.
+fn for_caller(mut entry: proto::Entry, caller: Caller) -> proto::Entry {
     let admitted = entry
         .envelope
         .as_ref()
         .and_then(|env| EntryHeader::decode(&env.payload).ok())
-        .is_some_and(|h| h.admits(caller));
+        .is_some_and(|h| h.admits(caller.member) && (!caller.prospective || h.dataset().is_none()));
     if !admitted {
         entry.payload.clear();
         entry.has_payload = false;

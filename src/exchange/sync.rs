@@ -215,7 +215,10 @@ async fn pull_inner(
         .heads;
     let mut report = PeerSync::default();
     for head in heads {
-        let Some(publisher) = Country::parse(&head.publisher).filter(|c| feeds.is_member(*c)) else {
+        // A member-to-be's feed is fetched too: it holds its approval of the version adding it.
+        let Some(publisher) =
+            Country::parse(&head.publisher).filter(|c| feeds.is_member(*c) || feeds.is_prospective(*c))
+        else {
             report.reject(Rejection {
                 reason: RejectReason::UnknownPublisher,
                 detail: format!("head for unknown publisher {}", quoted(&head.publisher)),

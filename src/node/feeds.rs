@@ -19,6 +19,10 @@ impl Feeds for Node {
         self.consortium().member(country).is_some()
     }
 
+    fn is_prospective(&self, country: Country) -> bool {
+        !self.is_member(country) && self.governance.widened().member(country).is_some()
+    }
+
     fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError> {
         self.store.head(publisher)
     }

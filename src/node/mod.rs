@@ -647,9 +647,17 @@ fn check_signing_key(
     } else {
         format!("consortium version {version} (in force)")
     };
-    let member = consortium
-        .member(config.country)
-        .ok_or_else(|| err(format!("{} is not a member in {where_}", config.country)))?;
+    let Some(member) = consortium.member(config.country) else {
+        // A member-to-be (SPEC §11): it runs to fetch the proposal that adds it and approve it;
+        // its approval is checked against that proposal's document, its datasets once the
+        // version is in force.
+        tracing::warn!(
+            country = %config.country,
+            version,
+            "this node's country is not a member of the consortium version in force: it can fetch proposals and approve one that adds it, and publishes once such a version is in force"
+        );
+        return Ok(());
+    };
     if !member.keys.iter().any(|k| k.public_key == public) {
         return Err(err(format!(
             "its public key (key id {}) is not one of {}'s keys in {where_}",
