@@ -8,7 +8,10 @@ use serde::Deserialize;
 
 use super::{country, floor, invalid, read_toml, ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
 use crate::date;
-use crate::model::{Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SigningKey, UnknownDuration};
+use crate::model::{
+    Agreement, Consortium, Cube, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
+    UnknownDuration,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +28,27 @@ struct ConsortiumToml {
     #[serde(default)]
     governance: GovernanceToml,
     #[serde(default)]
+    sharing: SharingToml,
+    #[serde(default)]
+    agreements: Vec<AgreementToml>,
+    #[serde(default)]
     members: Vec<MemberToml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SharingToml {
+    default: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgreementToml {
+    name: String,
+    parties: Vec<String>,
+    cubes: Vec<String>,
+    from: String,
+    until: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -262,6 +285,17 @@ impl Consortium {
             }
             members.push(Member { country: code, keys });
         }
+        let sharing = match raw.sharing.default.as_deref() {
+            None => SharingDefault::All,
+            Some(s) => SharingDefault::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    "sharing.default",
+                    format!("must be \"all\" or \"agreements\", got {s:?}"),
+                )
+            })?,
+        };
+        let agreements = agreements(file, &raw.agreements, &members)?;
         Ok(Consortium {
             name: raw.name,
             test_only: raw.test_only,
@@ -269,9 +303,82 @@ impl Consortium {
             disclosure,
             reconcile,
             quorum,
+            sharing,
+            agreements,
             members,
         })
     }
+}
+
+/// `[[agreements]]`, each checked: a name, two or more parties that are members, known cubes,
+/// and a window that ends after it starts.
+fn agreements(file: &Path, raw: &[AgreementToml], members: &[Member]) -> Result<Vec<Agreement>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let key = format!("agreements[{i}]");
+        if a.name.trim().is_empty() {
+            return Err(invalid(file, format!("{key}.name"), "must not be empty"));
+        }
+        let mut parties = Vec::new();
+        for (j, p) in a.parties.iter().enumerate() {
+            let code = country(file, &format!("{key}.parties[{j}]"), p)?;
+            if !members.iter().any(|m| m.country == code) {
+                return Err(invalid(
+                    file,
+                    format!("{key}.parties[{j}]"),
+                    format!("{code} is not a member"),
+                ));
+            }
+            parties.push(code);
+        }
+        parties.sort();
+        parties.dedup();
+        if parties.len() < 2 {
+            return Err(invalid(
+                file,
+                format!("{key}.parties"),
+                "an agreement needs two or more parties",
+            ));
+        }
+        let mut cubes = Vec::new();
+        for (j, c) in a.cubes.iter().enumerate() {
+            let cube = Cube::parse(c).ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("{key}.cubes[{j}]"),
+                    format!("not a cube (flows, asylum, permits): {c:?}"),
+                )
+            })?;
+            cubes.push(cube);
+        }
+        cubes.sort_by_key(|c| c.as_str());
+        cubes.dedup();
+        if cubes.is_empty() {
+            return Err(invalid(file, format!("{key}.cubes"), "name at least one cube"));
+        }
+        let time = |field: &str, text: &str| {
+            date::parse_timestamp(text).ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("{key}.{field}"),
+                    format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {text:?}"),
+                )
+            })
+        };
+        let (from, until) = (time("from", &a.from)?, time("until", &a.until)?);
+        if until <= from {
+            return Err(invalid(file, format!("{key}.until"), "must be after from"));
+        }
+        out.push(Agreement {
+            name: a.name.clone(),
+            parties,
+            cubes,
+            from,
+            until,
+        });
+    }
+    out.sort_by(|a, b| (&a.name, a.from).cmp(&(&b.name, b.from)));
+    Ok(out)
 }
 
 pub(super) fn parse_public_key(text: &str) -> Option<[u8; 32]> {

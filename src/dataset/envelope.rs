@@ -247,6 +247,16 @@ impl VerifiedEntry {
         &self.entry
     }
 
+    /// The same entry held as its signed header alone (the payload dropped): what a node keeps
+    /// of an entry whose payload it may not hold.
+    pub fn without_payload(mut self) -> VerifiedEntry {
+        self.entry.payload.clear();
+        self.entry.has_payload = false;
+        self.dataset = None;
+        self.governance = None;
+        self
+    }
+
     /// The dataset, taken out (the header stays readable through the digest and the caller's copy).
     pub fn into_dataset(self) -> Option<Dataset> {
         self.dataset

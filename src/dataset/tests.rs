@@ -48,6 +48,8 @@ fn fixture() -> Fixture {
         disclosure: Disclosure::default(),
         reconcile: Reconcile::default(),
         quorum: crate::model::Quorum::default(),
+        sharing: crate::model::SharingDefault::All,
+        agreements: Vec::new(),
         members: vec![member("DEU", &deu), member("FRA", &fra), member("ITA", &keypair())],
     };
     Fixture { consortium, deu, fra }

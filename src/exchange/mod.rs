@@ -72,6 +72,10 @@ pub trait Feeds: Send + Sync + 'static {
     fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, StoreError>;
     /// Seqs of `publisher`'s feed held as header only, oldest first.
     fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError>;
+    /// Whether `member` may hold the payload of the entry with this header: it is in the
+    /// entry's audience and, for a dataset, the sharing rules in force let the publisher's
+    /// cube reach it (SPEC §11 agreements).
+    fn may_receive(&self, header: &crate::dataset::EntryHeader, member: Country) -> bool;
     /// Verifies an entry against its publisher's keys and places it in its feed.
     fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError>;
     /// Makes everything accepted so far durable.

@@ -159,8 +159,9 @@ impl Exchange for ExchangeService {
             let _slot = slot;
             for seq in req.from_seq..=req.to_seq {
                 let f = feeds.clone();
-                let item = match blocking(move || f.entry(publisher, seq)).await {
-                    Ok(Some(entry)) => Ok(for_caller(entry, caller)),
+                let read = move || Ok(f.entry(publisher, seq)?.map(|entry| for_caller(&*f, entry, caller)));
+                let item = match blocking(read).await {
+                    Ok(Some(entry)) => Ok(entry),
                     Ok(None) => break,
                     Err(e) => Err(store_status(e)),
                 };
@@ -191,12 +192,12 @@ impl Exchange for ExchangeService {
 
 /// The entry as `caller` may see it: the payload only where the caller is in the audience, and
 /// for a member-to-be only on governance entries.
-fn for_caller(mut entry: proto::Entry, caller: Caller) -> proto::Entry {
+fn for_caller<F: Feeds + ?Sized>(feeds: &F, mut entry: proto::Entry, caller: Caller) -> proto::Entry {
     let admitted = entry
         .envelope
         .as_ref()
         .and_then(|env| EntryHeader::decode(&env.payload).ok())
-        .is_some_and(|h| h.admits(caller.member) && (!caller.prospective || h.dataset().is_none()));
+        .is_some_and(|h| feeds.may_receive(&h, caller.member) && (!caller.prospective || h.dataset().is_none()));
     if !admitted {
         entry.payload.clear();
         entry.has_payload = false;

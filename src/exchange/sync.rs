@@ -278,7 +278,7 @@ async fn fetch_missing_payloads(
             .await?
             .and_then(|e| e.envelope)
             .and_then(|env| EntryHeader::decode(&env.payload).ok());
-        if header.is_some_and(|h| h.admits(feeds.country()) && h.admits(peer.country)) {
+        if header.is_some_and(|h| feeds.may_receive(&h, feeds.country()) && feeds.may_receive(&h, peer.country)) {
             fetch_range(feeds, peer, client, publisher, seq, seq, report).await?;
         }
     }

@@ -55,6 +55,21 @@ pub fn canonical_toml(consortium: &Consortium) -> String {
     let _ = writeln!(out, "asymmetry_flag = {}", float(r.asymmetry_flag));
     let _ = writeln!(out, "\n[governance]");
     let _ = writeln!(out, "quorum = {}", string(consortium.quorum.as_str()));
+    let _ = writeln!(out, "\n[sharing]");
+    let _ = writeln!(out, "default = {}", string(consortium.sharing.as_str()));
+    for a in &consortium.agreements {
+        let list = |items: Vec<&str>| format!("[{}]", items.into_iter().map(string).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(out, "\n[[agreements]]");
+        let _ = writeln!(out, "name = {}", string(&a.name));
+        let _ = writeln!(
+            out,
+            "parties = {}",
+            list(a.parties.iter().map(|p| p.as_str()).collect())
+        );
+        let _ = writeln!(out, "cubes = {}", list(a.cubes.iter().map(|c| c.as_str()).collect()));
+        let _ = writeln!(out, "from = {}", string(&format_timestamp(a.from)));
+        let _ = writeln!(out, "until = {}", string(&format_timestamp(a.until)));
+    }
     let mut members: Vec<_> = consortium.members.iter().collect();
     members.sort_by_key(|m| m.country);
     for member in members {
@@ -97,6 +112,14 @@ test_only = true
 [reconcile]
 asymmetry_flag = 0.15
 rule = "mean"
+[sharing]
+default = "agreements"
+[[agreements]]
+name = "DEU-FRA flows"
+parties = ["FRA", "DEU", "FRA"]
+cubes = ["flows"]
+from = "2026-01-01"
+until = "2027-01-01"
 [disclosure]
 method = "cell-key"
 variance = 0.3
@@ -163,6 +186,9 @@ retired_after_seq = 41
             ("rule = \"mean\"", "rule = \"mean\"\n[governance]\nquorum = \"all\""),
             ("max_noise = 3", "max_noise = 4"),
             ("retired_after_seq = 41", "retired_after_seq = 42"),
+            ("default = \"agreements\"", "default = \"all\""),
+            ("cubes = [\"flows\"]", "cubes = [\"flows\", \"asylum\"]"),
+            ("until = \"2027-01-01\"", "until = \"2027-01-02\""),
             (
                 "valid_until = \"2036-11-26T12:00:00Z\"",
                 "valid_until = \"2036-11-26T12:00:01Z\"",

@@ -9,4 +9,7 @@ pub mod policy;
 
 pub use country::Country;
 pub use cube::{Cell, CellValue, Cube, Period, AGE_BANDS};
-pub use policy::{Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SigningKey, UnknownDuration};
+pub use policy::{
+    Agreement, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
+    UnknownDuration,
+};

@@ -204,6 +204,54 @@ impl Quorum {
     }
 }
 
+/// Who receives a publisher's payloads when it names no narrower audience (SPEC §11 `[sharing]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SharingDefault {
+    /// Every member (the behaviour before agreements).
+    #[default]
+    All,
+    /// Only the parties of the agreements in force that include the publisher and cover the cube.
+    Agreements,
+}
+
+impl SharingDefault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharingDefault::All => "all",
+            SharingDefault::Agreements => "agreements",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SharingDefault> {
+        [SharingDefault::All, SharingDefault::Agreements]
+            .into_iter()
+            .find(|d| d.as_str() == text)
+    }
+}
+
+/// A sharing agreement (bilateral, regional): its parties see each other's payloads of `cubes`
+/// for entries created from `from` (inclusive) until `until` (exclusive), Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreement {
+    pub name: String,
+    /// Sorted, unique, at least two.
+    pub parties: Vec<Country>,
+    pub cubes: Vec<super::Cube>,
+    pub from: i64,
+    pub until: i64,
+}
+
+impl Agreement {
+    /// Whether it lets `member` receive `publisher`'s `cube` for an entry created at `time`.
+    pub fn shares(&self, publisher: Country, member: Country, cube: super::Cube, time: i64) -> bool {
+        self.from <= time
+            && time < self.until
+            && self.cubes.contains(&cube)
+            && self.parties.contains(&publisher)
+            && self.parties.contains(&member)
+    }
+}
+
 /// A validated `consortium.toml`: identical at every member.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Consortium {
@@ -214,11 +262,41 @@ pub struct Consortium {
     pub reconcile: Reconcile,
     /// Approvals a next version needs (`[governance] quorum`).
     pub quorum: Quorum,
+    /// `[sharing] default`.
+    pub sharing: SharingDefault,
+    pub agreements: Vec<Agreement>,
     pub members: Vec<Member>,
 }
 
 impl Consortium {
     pub fn member(&self, code: Country) -> Option<&Member> {
         self.members.iter().find(|m| m.country == code)
+    }
+
+    /// Whether the sharing rules let `member` receive the payload of `publisher`'s `cube` in an
+    /// entry created at `time` (the entry's own audience is checked apart). A publisher always
+    /// receives its own.
+    pub fn shares(&self, publisher: Country, member: Country, cube: super::Cube, time: i64) -> bool {
+        publisher == member
+            || self.sharing == SharingDefault::All
+            || self.agreements.iter().any(|a| a.shares(publisher, member, cube, time))
+    }
+
+    /// Under `default = "agreements"`, the members `publisher` may send `cube` to at `time`,
+    /// itself excluded; `None` under `default = "all"` (every member).
+    pub fn sharing_audience(&self, publisher: Country, cube: super::Cube, time: i64) -> Option<Vec<Country>> {
+        if self.sharing == SharingDefault::All {
+            return None;
+        }
+        let mut parties: Vec<Country> = self
+            .agreements
+            .iter()
+            .filter(|a| a.shares(publisher, publisher, cube, time))
+            .flat_map(|a| a.parties.iter().copied())
+            .filter(|p| *p != publisher)
+            .collect();
+        parties.sort();
+        parties.dedup();
+        Some(parties)
     }
 }

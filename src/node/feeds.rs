@@ -39,6 +39,10 @@ impl Feeds for Node {
         self.store.lacking_payload(publisher)
     }
 
+    fn may_receive(&self, header: &crate::dataset::EntryHeader, member: Country) -> bool {
+        self.may_hold(header, member)
+    }
+
     fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError> {
         let (v, placement) = self.place(entry)?;
         Ok(Accepted {

@@ -155,6 +155,16 @@ impl Node {
         self.governance.consortium()
     }
 
+    /// Whether `member` may hold the payload of the entry with `header`: in its audience and,
+    /// for a dataset, allowed by the sharing rules in force for the entry's `created_at`.
+    pub fn may_hold(&self, header: &crate::dataset::EntryHeader, member: Country) -> bool {
+        header.admits(member)
+            && header.dataset().is_none_or(|(cube, _)| {
+                self.consortium()
+                    .shares(header.publisher, member, cube, header.created_at)
+            })
+    }
+
     /// Counts a governance entry just appended; when it changes the version in force, the node
     /// applies the new version from now on and rebuilds its index of current datasets under it.
     fn count(&self, vote: crate::governance::Vote, document: Option<Consortium>) {
@@ -355,6 +365,7 @@ impl Node {
                 return Err(NodeError::Request(format!("audience: {a} is not a consortium member")));
             }
         }
+        let audience = sharing_audience(&consortium, self.country(), cube, audience, unix_now())?;
         let tallies = self.store.period_tallies(cube, period)?;
         let consortium = &*consortium;
         let cells = disclosure::protect(&consortium.disclosure, tallies);
@@ -525,7 +536,13 @@ impl Node {
         } else {
             self.consortium()
         };
-        let verified = verify_at(entry, &consortium, &self.limits, unix_now())?;
+        let mut verified = verify_at(entry, &consortium, &self.limits, unix_now())?;
+        if verified.entry().has_payload && !self.may_hold(verified.header(), self.country()) {
+            // A payload this node may not hold under the sharing rules (a publisher or relay
+            // that ignored them): kept as the signed header alone, like any entry outside the
+            // audience, and never relayed further.
+            verified = verified.without_payload();
+        }
         let vote = governance::vote_of(&verified)?;
         let placement = self.store.accept(&verified)?;
         self.current.placed(&verified, placement);
@@ -628,6 +645,40 @@ fn load_signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {
     let bytes = std::fs::read(&config.signing_key).map_err(|e| err(e.to_string()))?;
     let der = signing_key_der(&bytes).map_err(err)?;
     Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| err(format!("not an Ed25519 PKCS#8 key: {e}")))
+}
+
+/// The audience of a publish under the sharing rules (SPEC §11): under `default = "agreements"`
+/// the parties of the agreements in force that include the publisher and cover the cube (or a
+/// narrower `requested` audience among them); a wider one, or no agreement at all, is refused.
+fn sharing_audience(
+    consortium: &Consortium,
+    publisher: Country,
+    cube: Cube,
+    requested: Vec<Country>,
+    now: i64,
+) -> Result<Vec<Country>, NodeError> {
+    let Some(parties) = consortium.sharing_audience(publisher, cube, now) else {
+        return Ok(requested);
+    };
+    if parties.is_empty() {
+        return Err(NodeError::Request(format!(
+            "no sharing agreement in force lets {publisher} share {cube} ([sharing] default = \"agreements\"): nothing would reach any member"
+        )));
+    }
+    let outside: Vec<String> = requested
+        .iter()
+        .filter(|a| **a != publisher && !parties.contains(a))
+        .map(ToString::to_string)
+        .collect();
+    if !outside.is_empty() {
+        let allowed: Vec<String> = parties.iter().map(ToString::to_string).collect();
+        return Err(NodeError::Request(format!(
+            "audience {} is wider than the sharing agreements in force allow for {publisher} {cube} ({})",
+            outside.join(", "),
+            allowed.join(", ")
+        )));
+    }
+    Ok(if requested.is_empty() { parties } else { requested })
 }
 
 /// The signing key must be one of this member's keys in consortium version `version`.
