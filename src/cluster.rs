@@ -104,6 +104,8 @@ impl LocalCluster {
             .collect::<Result<_, _>>()
             .map_err(io("local addr"))?;
         let n = options.countries.len();
+        // A country the (edited) consortium file leaves out runs as a member-to-be.
+        let genesis = crate::model::Consortium::load(&pki.join("consortium.toml"))?;
         let mut nodes = Vec::new();
         for (i, &country) in options.countries.iter().enumerate() {
             let node_dir = dir.join(country.lower());
@@ -115,6 +117,9 @@ impl LocalCluster {
                  [signing]\nkey = \"../pki/{code}.sign.pk8\"\n\n[sync]\ninterval_secs = {}\n",
                 addrs[i], options.sync_interval_secs
             );
+            if genesis.member(country).is_none() {
+                toml.insert_str(0, "joining = true\n");
+            }
             for (j, &peer) in options.countries.iter().enumerate() {
                 if (options.peered)(i, j, n) {
                     toml.push_str(&format!(

@@ -93,6 +93,9 @@ struct NodeToml {
     consortium: String,
     /// The genesis document's digest the consortium agreed on (SPEC §11), hex.
     consortium_sha256: Option<String>,
+    /// This node's country is not in the consortium file: it joins through a proposal.
+    #[serde(default)]
+    joining: bool,
     tls: TlsToml,
     signing: SigningToml,
     #[serde(default)]
@@ -191,10 +194,20 @@ impl NodeConfig {
         };
         let consortium_path = readable(file, "consortium", &raw.consortium)?;
         let consortium = Consortium::load(&consortium_path)?;
-        // `country` and the peers need not be members of the consortium file: a member-to-be
-        // runs a node to approve the version that adds it (SPEC §11), and members list it as a
-        // peer before that version is in force. The node judges membership under the version
-        // in force, which later versions may change.
+        // A member-to-be runs a node to approve the version that adds it (SPEC §11); it says
+        // so with `joining = true`, so a mistyped country is still caught here. Peers need not
+        // be members of the file: members list a member-to-be before its version is in force,
+        // and the node judges membership under the version in force.
+        if consortium.member(me).is_none() && !raw.joining {
+            return Err(invalid(
+                file,
+                "country",
+                format!(
+                    "{me} is not a member of consortium {} (a node that joins through a proposal says joining = true)",
+                    consortium_path.display()
+                ),
+            ));
+        }
         let interval = raw.sync.interval_secs.unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
         if interval == 0 {
             return Err(invalid(file, "sync.interval_secs", "must be at least 1"));
