@@ -128,6 +128,9 @@ pub fn status_text(status: &Status) -> String {
         "\nversion      {} (consortium digest {})",
         status.consortium_version, status.consortium_digest
     ));
+    for e in &status.governance_equivocations {
+        s.push_str(&format!("\n  EQUIVOCATION (governance): {e}"));
+    }
     for p in &status.proposals {
         s.push_str(&format!(
             "\n  proposed   version {} by {} (digest {}), approved by {}",

@@ -140,9 +140,9 @@ fn fixture_config(site: &Site) -> &'static str {
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1/deu.backup");
 const FIXTURE_HEAD: &str = "0f8be639a039129d7f64ece9cca2ae688dde54f3794d5dbcff9ba05b3e098546";
 /// The view digest of the fixture's datasets under `certs-example/consortium.toml` as version 1,
-/// in the view encoding `accord-view/2` (`accord-view/1`, without the consortium version, gave
-/// 5171b3f4...).
-const FIXTURE_VIEW: &str = "f2f0d145d11e3bc927fed0ce4c0aea14ea0e16066f972e541e16c154d4f7b4d9";
+/// in the view encoding `accord-view/2`, which includes the consortium document's digest (so it
+/// changes when the canonical document gains a section: `accord-view/1` gave 5171b3f4...).
+const FIXTURE_VIEW: &str = "54908a961d6c4833abd3691b73a37df22f6cf0e4275a51b2525a3736385c1f37";
 
 /// The node holds what the fixture store held: records, DEU's feed and the view digest.
 fn holds_the_fixture(site: &Site, config: &str) {

@@ -61,6 +61,7 @@ impl From<Status> for proto::StatusReply {
                     approvals: p.approvals,
                 })
                 .collect(),
+            governance_equivocations: s.governance_equivocations,
         }
     }
 }
@@ -121,6 +122,7 @@ impl From<proto::StatusReply> for Status {
                     approvals: p.approvals,
                 })
                 .collect(),
+            governance_equivocations: s.governance_equivocations,
         }
     }
 }
@@ -203,6 +205,7 @@ mod tests {
                 proposer: "ESP".into(),
                 approvals: vec!["DEU".into(), "ESP".into()],
             }],
+            governance_equivocations: vec!["ITA approved 2 documents for version 3: aa, bb".into()],
         };
         let back = Status::from(proto::StatusReply::from(status.clone()));
         assert_eq!(format!("{back:?}"), format!("{status:?}"));

@@ -11,7 +11,9 @@
 //! one is the smallest positive block: checking every block's value `v(S) − Σ v(children)`
 //! checks every subtraction. Different keys share no months, so sums across keys (a pair's
 //! total) derive nothing smaller than their parts. Revisions are checked against every earlier
-//! figure of the same period and key: a change of 1 to k−1 people is a disclosure. Two further
+//! figure of the same period and key: a change of 1 to k−1 people is a disclosure; so is such a
+//! change in any sum derivable both after an earlier entry and now (`change_since`: Year − Q2
+//! published early and again after both were revised). Two further
 //! things are refused because they pin a confidential cell: a block whose confidential parts
 //! can take only one value given the block's total (a year of 12 whose 12 months are all `C`
 //! are 1 each).
@@ -101,15 +103,18 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
     let this = mask(period);
     let mut suppressed = Vec::new();
     for key in keys {
-        // The latest figure of every period, as an analyst holding the feed sees it now.
+        // The latest figure of every period, as an analyst holding the feed sees it now, and as
+        // it saw it after each earlier entry.
         let mut latest: BTreeMap<u16, (Fact, u64)> = BTreeMap::new();
         let mut revisions = Vec::new();
+        let mut snapshots = Vec::new();
         for (seq, m, cells) in &earlier {
             let f = fact(cells, key);
             latest.insert(*m, (f, *seq));
             if *m == this {
                 revisions.push((f, *seq));
             }
+            snapshots.push((blocks_of(&latest), *seq));
         }
         let proposed = fact(&new, key);
         let changed_by = |v: i64| {
@@ -129,7 +134,7 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
         };
         if problem.is_none() {
             latest.insert(this, (proposed, 0));
-            problem = exposure(k, &latest);
+            problem = exposure(k, &latest).or_else(|| change_since(k, &snapshots, &latest));
         }
         let Some((reason, entries)) = problem else {
             continue;
@@ -138,7 +143,7 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
             if v > 0 {
                 // Suppressed, the new figure adds only a bound; the rest was safe before.
                 latest.insert(this, (Fact::Confidential, 0));
-                if exposure(k, &latest).is_none() {
+                if exposure(k, &latest).is_none() && change_since(k, &snapshots, &latest).is_none() {
                     suppressed.push(key.to_vec());
                     continue;
                 }
@@ -240,6 +245,97 @@ fn exposure(k: i64, latest: &BTreeMap<u16, (Fact, u64)>) -> Option<(String, Vec<
         format!("{found} would follow from a combination of the figures")
     };
     Some((what, all_entries))
+}
+
+/// The blocks of one snapshot of a key's figures: `(months, value)` for each published exact
+/// period `S`, its months not in a published sub-period, and `v(S) − Σ v(children)`. Every
+/// union of blocks is a sum the analyst could derive from that snapshot.
+fn blocks_of(latest: &BTreeMap<u16, (Fact, u64)>) -> Vec<(u16, i64)> {
+    let exact: Vec<(u16, i64)> = latest
+        .iter()
+        .filter_map(|(m, (f, _))| match f {
+            Fact::Exact(v) => Some((*m, *v)),
+            Fact::Confidential => None,
+        })
+        .collect();
+    let inside = |inner: u16, outer: u16| inner != outer && inner & !outer == 0;
+    exact
+        .iter()
+        .filter_map(|&(s, v)| {
+            let children: Vec<&(u16, i64)> = exact
+                .iter()
+                .filter(|(c, _)| inside(*c, s))
+                .filter(|(c, _)| !exact.iter().any(|(u, _)| inside(*c, *u) && inside(*u, s)))
+                .collect();
+            let block = children.iter().fold(s, |b, (c, _)| b & !c);
+            let d = v - children.iter().map(|(_, cv)| cv).sum::<i64>();
+            (block != 0).then_some((block, d))
+        })
+        .collect()
+}
+
+/// A change between an earlier snapshot and now that discloses: the months derivable in both
+/// are the unions of the pieces where the two snapshots' blocks overlap and cover the same
+/// months (a Year and its Q2 published early, the Year, Q1 and Q2 later: Year − Q2 is derivable
+/// at both times, and its change may be 1 person even when no period changed by less than k).
+/// Any subset of those pieces' changes with 0 < |sum| < k is a disclosure.
+fn change_since(
+    k: i64,
+    snapshots: &[(Vec<(u16, i64)>, u64)],
+    latest: &BTreeMap<u16, (Fact, u64)>,
+) -> Option<(String, Vec<u64>)> {
+    let now = blocks_of(latest);
+    for (then, seq) in snapshots {
+        // Pieces: groups of blocks (of either snapshot) joined by overlapping months.
+        let mut pieces: Vec<(u16, u16, i64)> = Vec::new(); // (months then, months now, change)
+        let mut used_now = vec![false; now.len()];
+        let mut used_then = vec![false; then.len()];
+        for start in 0..then.len() {
+            if used_then[start] {
+                continue;
+            }
+            used_then[start] = true;
+            let (mut m_then, mut m_now, mut change) = (then[start].0, 0u16, -then[start].1);
+            loop {
+                let mut grew = false;
+                for (i, (m, v)) in now.iter().enumerate() {
+                    if !used_now[i] && m & m_then != 0 {
+                        used_now[i] = true;
+                        m_now |= m;
+                        change += v;
+                        grew = true;
+                    }
+                }
+                for (i, (m, v)) in then.iter().enumerate() {
+                    if !used_then[i] && m & m_now != 0 {
+                        used_then[i] = true;
+                        m_then |= m;
+                        change -= v;
+                        grew = true;
+                    }
+                }
+                if !grew {
+                    break;
+                }
+            }
+            if m_then == m_now {
+                pieces.push((m_then, m_now, change));
+            }
+        }
+        let changes: Vec<i64> = pieces.iter().map(|p| p.2).filter(|c| *c != 0).collect();
+        if let Some(found) = small_combination(k, &changes, &[]) {
+            let what = if found == 0 {
+                "too many overlapping figures to audit".to_string()
+            } else {
+                format!(
+                    "the figures since entry seq {seq} would show a change of {} people",
+                    found.abs()
+                )
+            };
+            return Some((what, vec![*seq]));
+        }
+    }
+    None
 }
 
 /// Sums an analyst can form: any subset of `blocks`, plus or minus any of `dependencies`. The

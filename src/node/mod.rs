@@ -366,6 +366,18 @@ impl Node {
             }
         }
         let audience = sharing_audience(&consortium, self.country(), cube, audience, unix_now())?;
+        if consortium.definition != self.store.definition() {
+            // Aggregates follow the definition the store was built with; publishing them under
+            // another would mislabel every figure.
+            return Err(NodeError::Request(format!(
+                "consortium version {} changed [definitions] (min_duration_months {}, unknown_duration {}), but this node's aggregates follow min_duration_months {}, unknown_duration {}: not published; rebuilding under a new definition through governance is not supported yet",
+                self.governance().current().version,
+                consortium.definition.min_duration_months,
+                consortium.definition.unknown_duration.as_str(),
+                self.store.definition().min_duration_months,
+                self.store.definition().unknown_duration.as_str()
+            )));
+        }
         let tallies = self.store.period_tallies(cube, period)?;
         let consortium = &*consortium;
         let cells = disclosure::protect(&consortium.disclosure, tallies);

@@ -31,6 +31,9 @@ pub struct Status {
     pub consortium_digest: String,
     /// Proposals for the next version, not in force yet.
     pub proposals: Vec<ProposalReport>,
+    /// Members that approved two documents for one version (SPEC §11), one line each: their
+    /// votes for that version count for nothing; the signed entries stay as evidence.
+    pub governance_equivocations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +182,20 @@ impl Node {
             consortium_version: governance.current().version,
             consortium_digest: hex::encode(&governance.current().digest),
             proposals,
+            governance_equivocations: governance
+                .equivocations
+                .iter()
+                .map(|e| {
+                    let digests: Vec<String> = e.digests.iter().map(|d| hex::encode(d)).collect();
+                    format!(
+                        "{} approved {} documents for version {}: {}",
+                        e.member,
+                        e.digests.len(),
+                        e.version,
+                        digests.join(", ")
+                    )
+                })
+                .collect(),
         })
     }
 }

@@ -393,3 +393,33 @@ proptest! {
         prop_assert_eq!(attack(k, &feed), None);
     }
 }
+
+/// Found by the proptest: the Year and its Q2 published, then both revised after late
+/// registrations (each by k or more), with Q1 published in between: Year − Q2 is derivable
+/// before and after, and moved by 1 person. The revision of Q2 must not go out exact.
+#[test]
+fn a_difference_derivable_at_two_times_may_not_move_by_less_than_k() {
+    let k = 3;
+    let mut counts = BTreeMap::new();
+    counts.insert(key("a"), [0, 0, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0]);
+    let q2 = Period::Quarter(2025, 2);
+    let year = Period::Year(2025);
+    let mut feed = Feed::default();
+    feed.publish(k, q2, publishable(k, &counts, q2), 0).unwrap();
+    feed.publish(k, year, publishable(k, &counts, year), 0).unwrap();
+    counts.get_mut(&key("a")).unwrap()[3] += 3;
+    let q1 = Period::Quarter(2025, 1);
+    feed.publish(k, q1, publishable(k, &counts, q1), 1).unwrap();
+    counts.get_mut(&key("a")).unwrap()[0] += 1;
+    feed.publish(k, year, publishable(k, &counts, year), 2).unwrap();
+    let revised = feed.publish(k, q2, publishable(k, &counts, q2), 2);
+    match revised {
+        Ok(audited) => assert_eq!(
+            audited.suppressed,
+            vec![key("a")],
+            "Q2 = 6 would show Year − Q2 going 3 → 4"
+        ),
+        Err(refusal) => assert!(refusal.reason.contains("change of 1"), "{refusal:?}"),
+    }
+    assert_eq!(attack(k, &feed), None);
+}
