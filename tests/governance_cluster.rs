@@ -295,6 +295,8 @@ fn without_pol(text: &str) -> String {
 /// (three of four: two-thirds); until POL approves too nothing changes, and POL sees headers
 /// only. Once POL approves, every node applies version 2: POL is a member, publishes, and its
 /// entries appear in every view; all five report one consortium digest and one view digest.
+/// Then DEU rotates its key through version 3, and the retired key's next entry is refused
+/// everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
     use ring::signature::KeyPair;
@@ -414,6 +416,72 @@ async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
             .ok_or("DEU seq 1 still header only".to_string())
     })
     .await;
+
+    // Then DEU rotates its signing key through version 3 (four of five approve: DEU's proposal,
+    // FRA, ESP and POL), retiring the old key after the proposal's seq: an entry under the old
+    // key past that seq is refused by all five.
+    let deu_code = accord::model::Country::parse("DEU").unwrap();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("key");
+    let new_key = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key");
+    let deu = cluster.running(0);
+    let deu_head = |i: usize| {
+        cluster
+            .running(i)
+            .heads()
+            .expect("heads")
+            .into_iter()
+            .find(|(p, _)| *p == deu_code)
+            .map(|(_, h)| h)
+            .expect("DEU's feed")
+    };
+    let proposal_seq = deu_head(0).seq + 1;
+    let v2 = accord::governance::canonical_toml(&deu.consortium());
+    let deu_block = v2.find("country = \"DEU\"").expect("DEU");
+    let key_end = deu_block + v2[deu_block..].find("\n\n[[members]]").expect("next member");
+    let v3 = format!(
+        "{}\nretired_after_seq = {proposal_seq}\n\n[[members.keys]]\npublic_key = \"{}\"\nvalid_from = \"2020-01-01\"{}",
+        &v2[..key_end],
+        hex::encode(new_key.public_key().as_ref()),
+        &v2[key_end..]
+    );
+    let (version, digest) = deu.propose(&v3).expect("DEU proposes version 3");
+    assert_eq!(version, 3);
+    deu.syncer().announce_all().await;
+    for i in [1, 3, 4] {
+        let node = cluster.running(i);
+        eventually("the approver holds the proposal", CONVERGENCE, || {
+            let pending = node.governance().pending.len();
+            (pending == 1).then_some(()).ok_or(format!("{pending} pending"))
+        })
+        .await;
+        node.approve(3, digest).expect("approve version 3");
+        node.syncer().announce_all().await;
+    }
+    eventually("version 3 in force on all five", CONVERGENCE, || {
+        all_agree(&cluster, 3, &[])
+    })
+    .await;
+    let old_key = std::fs::read(cluster.pki.join("deu.sign.pk8")).expect("old key");
+    let old_key = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&old_key).expect("old key");
+    let dataset = deu.current_datasets().expect("datasets")[0].dataset.clone();
+    let late = accord::dataset::publish::sign_entry(
+        &dataset,
+        accord::dataset::publish::EntryParams {
+            head: Some(deu_head(0)),
+            created_at: accord::date::unix_now(),
+            audience: Vec::new(),
+            key: &old_key,
+        },
+    );
+    for i in cluster.running_indices() {
+        let node = cluster.running(i);
+        let refused = node.accept(late.clone()).expect_err("retired").to_string();
+        assert!(
+            refused.contains("retired that key after seq"),
+            "{}: {refused}",
+            node.country()
+        );
+    }
     cluster.shutdown().await;
 }
 
