@@ -631,3 +631,120 @@ async fn a_bilateral_agreement_keeps_the_payload_between_its_parties_until_it_en
     );
     cluster.shutdown().await;
 }
+
+/// A member removed by a version (SPEC §11): its entries created before the removal took
+/// effect stay verifiable and in every view (and are still taken when they arrive late); an
+/// entry it signs afterwards is refused everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_members_earlier_entries_stay_and_later_ones_are_refused() {
+    let cluster = start_cluster(&["DEU", "FRA", "ITA", "ESP"], full_mesh, 1).await;
+    let ita_code = accord::model::Country::parse("ITA").unwrap();
+    let period = Period::Year(last_year());
+    for i in cluster.running_indices() {
+        let node = cluster.running(i);
+        ingest_synthetic(node, last_year(), 300, 5);
+        publish_and_announce(node, Cube::Flows, period, &[]).await;
+    }
+    eventually("genesis views agree", CONVERGENCE, || all_agree(&cluster, 1, &[])).await;
+    // An ITA entry signed now but delivered only after ITA's removal: created before it.
+    let ita = cluster.running(2);
+    let key = std::fs::read(cluster.pki.join("ita.sign.pk8")).expect("key");
+    let key = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key).expect("key");
+    let ita_head = ita
+        .heads()
+        .unwrap()
+        .into_iter()
+        .find(|(p, _)| *p == ita_code)
+        .unwrap()
+        .1;
+    let dataset = ita
+        .current_datasets()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.publisher == ita_code)
+        .unwrap()
+        .dataset;
+    let sign_at = |created_at: i64, seq_after: accord::dataset::Head| {
+        accord::dataset::publish::sign_entry(
+            &dataset,
+            accord::dataset::publish::EntryParams {
+                head: Some(seq_after),
+                created_at,
+                audience: Vec::new(),
+                key: &key,
+            },
+        )
+    };
+    let early = sign_at(accord::date::unix_now(), ita_head);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    // DEU proposes version 2 without ITA; FRA and ESP approve.
+    let deu = cluster.running(0);
+    let document = accord::governance::canonical_toml(&deu.consortium());
+    let at = document.find("\n[[members]]\ncountry = \"ITA\"").expect("ITA");
+    let end = document[at + 1..]
+        .find("\n[[members]]")
+        .map_or(document.len(), |next| at + 1 + next);
+    let without_ita = format!("{}{}", &document[..at], &document[end..]);
+    let (_, digest) = deu.propose(&without_ita).expect("propose");
+    deu.syncer().announce_all().await;
+    for i in [1, 3] {
+        let node = cluster.running(i);
+        eventually("the approver holds the proposal", CONVERGENCE, || {
+            (node.governance().pending.len() == 1)
+                .then_some(())
+                .ok_or("not yet".to_string())
+        })
+        .await;
+        node.approve(2, digest).expect("approve");
+        node.syncer().announce_all().await;
+    }
+    let members = [0, 1, 3];
+    eventually("version 2 in force on the members", CONVERGENCE, || {
+        for i in members {
+            let v = cluster.running(i).governance().current().version;
+            if v != 2 {
+                return Err(format!("{} at version {v}", cluster.running(i).country()));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    for i in members {
+        let node = cluster.running(i);
+        assert!(node.consortium().member(ita_code).is_none());
+        let view = node.view().expect("view");
+        assert!(
+            view.inputs.keys().any(|(p, _, _)| *p == ita_code),
+            "{}: ITA's earlier flows stay in the view",
+            node.country()
+        );
+        assert!(node.left_out().unwrap().is_empty(), "{}", node.country());
+        // Created before the removal took effect: still verifiable, even arriving now.
+        let (_, placement) = node.accept(early.clone()).expect("an entry from before the removal");
+        assert_eq!(placement, accord::dataset::Placement::Append);
+    }
+    // Signed after the removal: refused everywhere.
+    let early_head = cluster
+        .running(0)
+        .heads()
+        .unwrap()
+        .into_iter()
+        .find(|(p, _)| *p == ita_code)
+        .unwrap()
+        .1;
+    let late = sign_at(accord::date::unix_now(), early_head);
+    for i in members {
+        let refused = cluster
+            .running(i)
+            .accept(late.clone())
+            .expect_err("after the removal")
+            .to_string();
+        assert!(refused.contains("ITA"), "{refused}");
+    }
+    // ITA itself is refused by the members now: nothing more it sends is even read.
+    let (ita_node, deu_node) = (cluster.running(2), cluster.running(0));
+    ita_node.syncer().announce_all().await;
+    assert!(deu_node.status().unwrap().equivocating.is_empty());
+    cluster.shutdown().await;
+}

@@ -64,6 +64,9 @@ pub trait Feeds: Send + Sync + 'static {
     /// Whether `country` is not a member yet but a pending proposal would add it (SPEC §11):
     /// it may fetch feeds, headers only except governance entries, to approve that proposal.
     fn is_prospective(&self, country: Country) -> bool;
+    /// Whether `publisher`'s feed is worth fetching: a member, a member-to-be, or a former
+    /// member (whose entries from before its removal still verify).
+    fn knows_publisher(&self, publisher: Country) -> bool;
     /// The head of `publisher`'s feed.
     fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError>;
     /// Every feed's head, by publisher.

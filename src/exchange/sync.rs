@@ -216,9 +216,7 @@ async fn pull_inner(
     let mut report = PeerSync::default();
     for head in heads {
         // A member-to-be's feed is fetched too: it holds its approval of the version adding it.
-        let Some(publisher) =
-            Country::parse(&head.publisher).filter(|c| feeds.is_member(*c) || feeds.is_prospective(*c))
-        else {
+        let Some(publisher) = Country::parse(&head.publisher).filter(|c| feeds.knows_publisher(*c)) else {
             report.reject(Rejection {
                 reason: RejectReason::UnknownPublisher,
                 detail: format!("head for unknown publisher {}", quoted(&head.publisher)),

@@ -333,3 +333,36 @@ fn quorums_are_always_more_than_half() {
     assert_eq!([Majority.needed(5), TwoThirds.needed(5), All.needed(5)], [3, 4, 5]);
     assert_eq!(TwoThirds.needed(30), 20);
 }
+
+/// A version takes effect at the quorum-completing approval's signed time (or a new member's
+/// later one); a member it removes keeps its entries from before that time.
+#[test]
+fn a_removed_member_is_judged_by_the_version_it_belonged_to_until_its_removal() {
+    let g = genesis();
+    let without_ita = doc("g", &["DEU", "FRA", "ESP"]);
+    let at = |vote: Vote, t: i64| match vote {
+        Vote::Approval(mut a) => {
+            a.created_at = t;
+            Vote::Approval(a)
+        }
+        Vote::Proposal(mut p) => {
+            p.created_at = t;
+            Vote::Proposal(p)
+        }
+    };
+    let votes = [
+        at(propose("DEU", 1, 2, &g, &without_ita), T),
+        at(approve("FRA", 1, 2, &without_ita), T + 50),
+        at(approve("ESP", 1, 2, &without_ita), T + 20),
+        // A fourth approval after the quorum does not move the time it took effect.
+        at(approve("ITA", 1, 2, &without_ita), T + 90),
+    ];
+    let state = in_force(&g, &votes);
+    assert_eq!(state.current().version, 2);
+    assert_eq!(state.current().effective_at, T + 50, "the third of three needed");
+    assert_eq!(state.versions[0].effective_at, i64::MIN);
+    assert!(state.document_for(c("ITA"), T + 49).member(c("ITA")).is_some());
+    assert!(state.document_for(c("ITA"), T + 50).member(c("ITA")).is_none());
+    assert!(state.document_for(c("DEU"), 0).member(c("DEU")).is_some());
+    assert!(state.ever_member(c("ITA")) && !state.ever_member(c("POL")));
+}

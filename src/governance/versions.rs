@@ -86,6 +86,10 @@ pub struct Version {
     pub proposer: Option<Country>,
     /// The members whose approvals counted (members of the previous version, then new members).
     pub approvals: Vec<Country>,
+    /// When it took effect: the latest `created_at` among the votes that counted (signed, so
+    /// every node computes the same); `i64::MIN` for genesis. A member it removes keeps the
+    /// entries it created before this time.
+    pub effective_at: i64,
 }
 
 /// A proposal for the next version that is not (yet) in force.
@@ -127,6 +131,33 @@ impl InForce {
         // `in_force` always puts genesis first.
         &self.versions[self.versions.len() - 1]
     }
+
+    /// The document an entry of `publisher` created at `created_at` is verified against: the
+    /// version in force, or, for a member a later version removed, the last version it belonged
+    /// to when the entry was created before the removal took effect (its earlier entries stay
+    /// verifiable; later ones meet a version without it and are refused).
+    pub fn document_for(&self, publisher: Country, created_at: i64) -> &Consortium {
+        let current = &self.current().document;
+        if current.member(publisher).is_some() {
+            return current;
+        }
+        for pair in self.versions.windows(2).rev() {
+            let (was, removed_by) = (&pair[0], &pair[1]);
+            if was.document.member(publisher).is_some() && removed_by.document.member(publisher).is_none() {
+                return if created_at < removed_by.effective_at {
+                    &was.document
+                } else {
+                    current
+                };
+            }
+        }
+        current
+    }
+
+    /// Whether `publisher` is, or ever was, a member: its feed is worth fetching.
+    pub fn ever_member(&self, publisher: Country) -> bool {
+        self.versions.iter().any(|v| v.document.member(publisher).is_some())
+    }
 }
 
 /// The version in force given `genesis` and the accepted `votes` (in any order).
@@ -137,6 +168,7 @@ pub fn in_force(genesis: &Consortium, votes: &[Vote]) -> InForce {
         document: genesis.clone(),
         proposer: None,
         approvals: Vec::new(),
+        effective_at: i64::MIN,
     }];
     let mut equivocations = Vec::new();
     loop {
@@ -154,23 +186,25 @@ pub fn in_force(genesis: &Consortium, votes: &[Vote]) -> InForce {
         let mut pending = Vec::new();
         let mut winner = None;
         for candidate in candidates {
-            let approvals: Vec<Country> = candidate.old.iter().copied().collect();
+            let approvals: Vec<Country> = candidate.old.keys().copied().collect();
             let awaiting: Vec<Country> = candidate
                 .document
                 .members
                 .iter()
                 .map(|m| m.country)
-                .filter(|c| current.document.member(*c).is_none() && !candidate.new.contains(c))
+                .filter(|c| current.document.member(*c).is_none() && !candidate.new.contains_key(c))
                 .collect();
             if winner.is_none() && approvals.len() >= needed && awaiting.is_empty() {
+                let effective_at = candidate.effective_at(needed);
                 let mut approvals = approvals;
-                approvals.extend(candidate.new.iter().copied());
+                approvals.extend(candidate.new.keys().copied());
                 winner = Some(Version {
                     version: next,
                     digest: candidate.digest,
                     document: candidate.document,
                     proposer: Some(candidate.proposer),
                     approvals,
+                    effective_at,
                 });
             } else {
                 pending.push(Pending {
@@ -201,10 +235,23 @@ struct Candidate {
     digest: [u8; 32],
     document: Consortium,
     proposer: Country,
-    /// Approving members of the current version.
-    old: BTreeSet<Country>,
+    /// Approving members of the current version, with the earliest `created_at` of their
+    /// approval.
+    old: BTreeMap<Country, i64>,
     /// Approving members the document adds, each with a key the document gives it.
-    new: BTreeSet<Country>,
+    new: BTreeMap<Country, i64>,
+}
+
+impl Candidate {
+    /// When the candidate took effect with `needed` approvals: the `needed`-th earliest approval
+    /// by a current member, or the last approval of an added member if that came later. Only
+    /// signed times enter it, so it is a function of the entries alone.
+    fn effective_at(&self, needed: usize) -> i64 {
+        let mut times: Vec<i64> = self.old.values().copied().collect();
+        times.sort_unstable();
+        let quorum_at = times.get(needed.saturating_sub(1)).copied().unwrap_or(i64::MIN);
+        self.new.values().copied().fold(quorum_at, i64::max)
+    }
 }
 
 /// Whether `key` is one of `member`'s keys in `document`, valid at `time` and for `seq`.
@@ -239,8 +286,8 @@ fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, 
                     digest: d,
                     document: p.document.clone(),
                     proposer: p.proposer,
-                    old: BTreeSet::new(),
-                    new: BTreeSet::new(),
+                    old: BTreeMap::new(),
+                    new: BTreeMap::new(),
                 },
             );
         }
@@ -268,13 +315,16 @@ fn candidates(current: &Version, next: u64, votes: &[Vote]) -> (Vec<Candidate>, 
         if version != next {
             continue;
         }
+        let earliest = |held: Option<&i64>| held.map_or(created_at, |t| (*t).min(created_at));
         if current.document.member(voter).is_some() {
             if holds_key(&current.document, voter, &key, created_at, seq) {
-                candidate.old.insert(voter);
+                let t = earliest(candidate.old.get(&voter));
+                candidate.old.insert(voter, t);
             }
         } else if holds_key(&candidate.document, voter, &key, created_at, seq) {
             // A member the document adds, signing with the key the document gives it.
-            candidate.new.insert(voter);
+            let t = earliest(candidate.new.get(&voter));
+            candidate.new.insert(voter, t);
         }
     }
     (by_digest.into_values().collect(), equivocators)

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::NodeError;
 use crate::dataset::{verify, AcceptedDataset, Dataset, EntryHeader, Limits, Placement, VerifiedEntry};
-use crate::model::{Consortium, Country, Cube, Period};
+use crate::governance::InForce;
+use crate::model::{Country, Cube, Period};
 use crate::reconcile::View;
 use crate::store::{Store, StoreError};
 
@@ -74,20 +75,20 @@ impl Index {
     fn built<'a>(
         &'a self,
         store: &Store,
-        consortium: &Consortium,
+        in_force: &InForce,
         limits: &Limits,
     ) -> Result<MutexGuard<'a, Option<State>>, NodeError> {
         let mut guard = self.lock();
         if guard.is_none() {
-            *guard = Some(build(store, consortium, limits)?);
+            *guard = Some(build(store, in_force, limits)?);
         }
         Ok(guard)
     }
 
     /// The entries left out, building the index first if it is not yet (the daemon asks at
     /// start, so the first `status` is quick and entries left out are logged once).
-    pub fn left_out(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Vec<LeftOut>, NodeError> {
-        Ok(state(&self.built(store, consortium, limits)?).left_out.clone())
+    pub fn left_out(&self, store: &Store, in_force: &InForce, limits: &Limits) -> Result<Vec<LeftOut>, NodeError> {
+        Ok(state(&self.built(store, in_force, limits)?).left_out.clone())
     }
 
     /// Forgets everything: the next use rebuilds from the store (under a new consortium version).
@@ -116,8 +117,8 @@ impl Index {
         }
     }
 
-    pub fn snapshot(&self, store: &Store, consortium: &Consortium, limits: &Limits) -> Result<Snapshot, NodeError> {
-        let guard = self.built(store, consortium, limits)?;
+    pub fn snapshot(&self, store: &Store, in_force: &InForce, limits: &Limits) -> Result<Snapshot, NodeError> {
+        let guard = self.built(store, in_force, limits)?;
         let s = state(&guard);
         Ok(Snapshot {
             generation: s.generation,
@@ -172,16 +173,23 @@ pub(super) fn datasets<'a>(
 }
 
 /// Verifies every stored entry once under the consortium in force.
-fn build(store: &Store, consortium: &Consortium, limits: &Limits) -> Result<State, NodeError> {
+fn build(store: &Store, in_force: &InForce, limits: &Limits) -> Result<State, NodeError> {
     let mut latest: BTreeMap<Key, Revision> = BTreeMap::new();
     let mut left_out = Vec::new();
     for entry in store.all_entries() {
         let entry = entry?;
-        let claimed = entry
+        let header = entry
             .envelope
             .as_ref()
-            .and_then(|env| EntryHeader::decode(&env.payload).ok())
-            .map(|h| (h.publisher.to_string(), h.seq));
+            .and_then(|env| EntryHeader::decode(&env.payload).ok());
+        if header.as_ref().is_some_and(|h| h.dataset().is_none()) {
+            continue;
+        }
+        let claimed = header.as_ref().map(|h| (h.publisher.to_string(), h.seq));
+        let consortium = match &header {
+            Some(h) => in_force.document_for(h.publisher, h.created_at),
+            None => &in_force.current().document,
+        };
         match verify(entry, consortium, limits) {
             Ok(v) => {
                 let h = v.header();

@@ -19,6 +19,10 @@ impl Feeds for Node {
         self.consortium().member(country).is_some()
     }
 
+    fn knows_publisher(&self, publisher: Country) -> bool {
+        self.governance().ever_member(publisher) || self.is_prospective(publisher)
+    }
+
     fn is_prospective(&self, country: Country) -> bool {
         !self.is_member(country) && self.governance.widened().member(country).is_some()
     }

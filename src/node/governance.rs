@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::dataset::{EntryHeader, Governance as Act, Limits, VerifiedEntry, VerifyError};
+use crate::dataset::{Governance as Act, Limits, VerifiedEntry, VerifyError};
 use crate::governance::{in_force, InForce, Vote};
 use crate::model::{Consortium, Country, Member};
 use crate::proto;
@@ -172,16 +172,6 @@ pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<(Vote, Option<Consorti
             None,
         ),
     }))
-}
-
-/// Whether an entry from outside is a governance entry (judged by its header alone, before it
-/// is verified, to pick what to verify it against).
-pub(super) fn is_governance(entry: &proto::Entry) -> bool {
-    entry
-        .envelope
-        .as_ref()
-        .and_then(|env| EntryHeader::decode(&env.payload).ok())
-        .is_some_and(|h| h.dataset().is_none())
 }
 
 impl Governance {

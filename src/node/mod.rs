@@ -542,13 +542,24 @@ impl Node {
 
     fn place(&self, entry: crate::proto::Entry) -> Result<(VerifiedEntry, Placement), AcceptError> {
         // Governance entries may come from a member a proposal adds: they are checked against
-        // the version in force widened by the proposed documents (see `governance`).
-        let consortium = if governance::is_governance(&entry) {
-            self.governance.widened()
-        } else {
-            self.consortium()
+        // the version in force plus those members (see `governance`). A dataset is checked
+        // against the version in force, or for a removed member against its last version if
+        // created before the removal took effect.
+        let header = entry
+            .envelope
+            .as_ref()
+            .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok());
+        let in_force = self.governance();
+        let widened;
+        let consortium = match &header {
+            Some(h) if h.dataset().is_none() => {
+                widened = self.governance.widened();
+                &*widened
+            }
+            Some(h) => in_force.document_for(h.publisher, h.created_at),
+            None => &in_force.current().document,
         };
-        let mut verified = verify_at(entry, &consortium, &self.limits, unix_now())?;
+        let mut verified = verify_at(entry, consortium, &self.limits, unix_now())?;
         if verified.entry().has_payload && !self.may_hold(verified.header(), self.country()) {
             // A payload this node may not hold under the sharing rules (a publisher or relay
             // that ignored them): kept as the signed header alone, like any entry outside the
@@ -573,7 +584,7 @@ impl Node {
 
     /// The current revision of every dataset held with its payload: what the view is built from.
     pub fn current_datasets(&self) -> Result<Vec<AcceptedDataset>, NodeError> {
-        let snapshot = self.current.snapshot(&self.store, &self.consortium(), &self.limits)?;
+        let snapshot = self.current.snapshot(&self.store, &self.governance(), &self.limits)?;
         current::datasets(&self.store, &snapshot, &self.limits).collect()
     }
 
@@ -583,7 +594,7 @@ impl Node {
     }
 
     fn view_and_digest(&self) -> Result<(Arc<View>, [u8; 32]), NodeError> {
-        let snapshot = self.current.snapshot(&self.store, &self.consortium(), &self.limits)?;
+        let snapshot = self.current.snapshot(&self.store, &self.governance(), &self.limits)?;
         if let Some(cached) = snapshot.cached.clone() {
             return Ok(cached);
         }
@@ -612,7 +623,7 @@ impl Node {
     /// member gone): named, and left out of the view. The first call verifies every stored
     /// entry once (the daemon makes it at start).
     pub fn left_out(&self) -> Result<Vec<LeftOut>, NodeError> {
-        self.current.left_out(&self.store, &self.consortium(), &self.limits)
+        self.current.left_out(&self.store, &self.governance(), &self.limits)
     }
 
     /// One stored entry as an export file.
