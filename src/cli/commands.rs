@@ -215,11 +215,14 @@ pub fn propose(config: &Path, change: &Path) -> Result<i32> {
     let document =
         std::fs::read_to_string(change).map_err(|e| anyhow!("propose: cannot read {}: {e}", change.display()))?;
     let (version, digest, in_force) = ops.propose(&document)?;
-    outln!(
-        "proposed version {version} (digest {}); version {in_force} is in force until a quorum of its members approves: accord approve --version {version} --digest {}",
-        accord::hex::encode(&digest),
-        accord::hex::encode(&digest)
-    );
+    let digest = accord::hex::encode(&digest);
+    if in_force == version {
+        outln!("proposed version {version} (digest {digest}): in force now, the proposal alone is a quorum");
+    } else {
+        outln!(
+            "proposed version {version} (digest {digest}); version {in_force} stays in force until a quorum of its members approves: accord approve --version {version} --digest {digest}"
+        );
+    }
     Ok(0)
 }
 

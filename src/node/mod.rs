@@ -123,9 +123,17 @@ impl Node {
             });
         }
         let signing = load_signing_key(&config)?;
-        let store = Store::open(&config.data_dir, config.country, config.consortium.definition)?;
+        let store = Store::open_as_stored(&config.data_dir, config.country, config.consortium.definition)?;
         let limits = Limits::default();
         let governance = governance::Governance::load(config.consortium.clone(), &store, &limits)?;
+        let wanted = governance.consortium().definition;
+        if governance.in_force().current().version == 1 {
+            // The configured file itself changed the definition: the operator rebuilds with
+            // `accord check --rebuild`, as before governance.
+            store.require_definition(wanted)?;
+        } else if let Some(r) = store.redefine(wanted, &mut |_| {})? {
+            tracing::info!(from = %r.from, to = %r.to, records = r.records, cells = r.cells, "rebuilt the aggregates under the definition of the consortium version in force");
+        }
         // The key must be this member's under the version in force, which the store's
         // governance entries may have moved past the configured file (a key rotated).
         let version = governance.in_force().current().version;
@@ -177,6 +185,17 @@ impl Node {
                 approvals = ?current.approvals.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "consortium version in force"
             );
+            // A new harmonised definition: the aggregates are rebuilt from the records at once,
+            // in one atomic batch, as `accord check --rebuild` does.
+            match self.store.redefine(current.document.definition, &mut |_| {}) {
+                Ok(Some(r)) => {
+                    tracing::info!(from = %r.from, to = %r.to, records = r.records, cells = r.cells, "rebuilt the aggregates under the new definition")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "rebuilding the aggregates under the new definition failed: publish refuses until `accord check --rebuild`")
+                }
+            }
             self.current.reset();
         }
     }
@@ -187,11 +206,6 @@ impl Node {
         let parsed = governance::parse_document(document).map_err(NodeError::Request)?;
         let in_force = self.governance();
         let current = in_force.current();
-        if parsed.definition != current.document.definition {
-            return Err(NodeError::Request(
-                "the proposed document changes [definitions]: not supported by this version of Accord yet (every node would have to rebuild its aggregates with `accord check --rebuild`); propose the other changes alone".into(),
-            ));
-        }
         let digest = crate::governance::digest(&parsed);
         if digest == current.digest {
             return Err(NodeError::Request(format!(
@@ -370,7 +384,7 @@ impl Node {
             // Aggregates follow the definition the store was built with; publishing them under
             // another would mislabel every figure.
             return Err(NodeError::Request(format!(
-                "consortium version {} changed [definitions] (min_duration_months {}, unknown_duration {}), but this node's aggregates follow min_duration_months {}, unknown_duration {}: not published; rebuilding under a new definition through governance is not supported yet",
+                "consortium version {} defines min_duration_months {}, unknown_duration {}, but this node's aggregates follow min_duration_months {}, unknown_duration {} (the rebuild failed; see the log): not published; stop the node and run `accord check --rebuild`",
                 self.governance().current().version,
                 consortium.definition.min_duration_months,
                 consortium.definition.unknown_duration.as_str(),

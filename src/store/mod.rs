@@ -96,6 +96,23 @@ pub struct Rebuilt {
     pub cells: u64,
 }
 
+/// A definition as recorded under `m:definition`, read back.
+fn parse_definition(text: &str) -> Option<Definition> {
+    let mut months = None;
+    let mut unknown = None;
+    for part in text.split_whitespace() {
+        match part.split_once('=')? {
+            ("min_duration_months", v) => months = v.parse().ok(),
+            ("unknown_duration", v) => unknown = crate::model::UnknownDuration::parse(v),
+            _ => return None,
+        }
+    }
+    Some(Definition {
+        min_duration_months: months?,
+        unknown_duration: unknown?,
+    })
+}
+
 /// How a definition is recorded under `m:definition`.
 fn definition_text(definition: &Definition) -> String {
     format!(
@@ -111,7 +128,9 @@ pub struct Store {
     tree: sled::Tree,
     path: PathBuf,
     secret: hmac::Key,
-    definition: Definition,
+    /// The harmonised definition the aggregates follow; changed only by [`Store::redefine`],
+    /// under the write lock, with the aggregates rebuilt in the same batch.
+    definition: std::sync::RwLock<Definition>,
     /// Serialises read-modify-write of aggregates and feed heads: sled batches are atomic, but
     /// computing a batch from current values must not interleave with another writer.
     write_lock: Mutex<()>,
@@ -161,7 +180,7 @@ impl Store {
             .get(b"m:definition")?
             .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_default();
-        Ok((stored != definition_text(&self.definition)).then_some(stored))
+        Ok((stored != definition_text(&self.definition())).then_some(stored))
     }
 
     fn open_any_definition(data_dir: &Path, country: Country, definition: Definition) -> Result<Store, StoreError> {
@@ -184,7 +203,7 @@ impl Store {
             tree,
             path,
             secret,
-            definition,
+            definition: std::sync::RwLock::new(definition),
             write_lock: Mutex::new(()),
         };
         store.check_meta(country)?;
@@ -192,7 +211,7 @@ impl Store {
     }
 
     fn check_meta(&self, country: Country) -> Result<(), StoreError> {
-        let def_text = definition_text(&self.definition);
+        let def_text = definition_text(&self.definition());
         match self.get(b"m:format")? {
             None => {
                 let mut b = sled::Batch::default();
@@ -239,7 +258,60 @@ impl Store {
     }
 
     pub fn definition(&self) -> Definition {
-        self.definition
+        *self.definition.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens the store under the definition its aggregates were built with (`definition` for a
+    /// new store): for a node whose consortium version in force, read from the store itself, may
+    /// have moved the definition past the configured file's.
+    pub fn open_as_stored(data_dir: &Path, country: Country, definition: Definition) -> Result<Store, StoreError> {
+        let store = Store::open_any_definition(data_dir, country, definition)?;
+        if let Some(text) = store.stored_definition_if_changed()? {
+            let stored = parse_definition(&text).ok_or_else(|| store.corrupt(b"m:definition"))?;
+            *store.definition.write().unwrap_or_else(|p| p.into_inner()) = stored;
+        }
+        Ok(store)
+    }
+
+    /// The error [`Store::open`] gives when the aggregates follow another definition than
+    /// `wanted`, if they do.
+    pub fn require_definition(&self, wanted: Definition) -> Result<(), StoreError> {
+        if self.definition() == wanted {
+            return Ok(());
+        }
+        Err(StoreError::DefinitionChanged {
+            path: self.path.clone(),
+            found: definition_text(&self.definition()),
+            expected: definition_text(&wanted),
+        })
+    }
+
+    /// Rebuilds the aggregates from the records under `definition` (a consortium version
+    /// changed it) in one atomic batch, as `accord check --rebuild` does. `None` when the
+    /// aggregates follow it already.
+    pub fn redefine(
+        &self,
+        definition: Definition,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Option<Rebuilt>, StoreError> {
+        let from = self.definition();
+        if from == definition {
+            return Ok(None);
+        }
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        *self.definition.write().unwrap_or_else(|p| p.into_inner()) = definition;
+        match self.rebuild_aggregates_locked(progress) {
+            Ok((records, cells)) => Ok(Some(Rebuilt {
+                from: definition_text(&from),
+                to: definition_text(&definition),
+                records,
+                cells,
+            })),
+            Err(e) => {
+                *self.definition.write().unwrap_or_else(|p| p.into_inner()) = from;
+                Err(e)
+            }
+        }
     }
 
     /// Makes every acknowledged write durable.

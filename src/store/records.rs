@@ -180,7 +180,7 @@ impl Store {
         let mut type_deltas = [0i64; 4];
         let mut contribute = |rec: &StoredRecord, sign: i64, deltas: &mut HashMap<CellKey, Tally>| {
             type_deltas[usize::from(rec.facts.event_type.code())] += sign;
-            if let Some(cell) = CellKey::of(&rec.facts, &self.definition) {
+            if let Some(cell) = CellKey::of(&rec.facts, &self.definition()) {
                 deltas.entry(cell).or_default().add(Tally {
                     count: sign,
                     key_sum: sign * i64::from(rec.cell_key),
@@ -278,7 +278,7 @@ impl Store {
             let (k, v) = item.map_err(|e| self.sled(e))?;
             let rec = StoredRecord::decode(&v).ok_or_else(|| self.corrupt(&k))?;
             types[usize::from(rec.facts.event_type.code())] += 1;
-            if let Some(cell) = CellKey::of(&rec.facts, &self.definition) {
+            if let Some(cell) = CellKey::of(&rec.facts, &self.definition()) {
                 cells.entry(cell.0).or_default().add(Tally {
                     count: 1,
                     key_sum: i64::from(rec.cell_key),
@@ -297,6 +297,11 @@ impl Store {
     /// old aggregates with the old definition or the new with the new. Returns (records, cells).
     pub(super) fn rebuild_aggregates(&self, progress: &mut dyn FnMut(u64)) -> Result<(u64, u64), StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.rebuild_aggregates_locked(progress)
+    }
+
+    /// [`Store::rebuild_aggregates`] with the write lock already held.
+    pub(super) fn rebuild_aggregates_locked(&self, progress: &mut dyn FnMut(u64)) -> Result<(u64, u64), StoreError> {
         let Recomputed { cells, types, records } = self.recompute(progress)?;
         let mut batch = sled::Batch::default();
         for item in self.tree.scan_prefix(b"a:") {
@@ -314,7 +319,7 @@ impl Store {
         }
         batch.insert(
             b"m:definition".as_slice(),
-            super::definition_text(&self.definition).as_bytes(),
+            super::definition_text(&self.definition()).as_bytes(),
         );
         self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
         self.flush()?;
