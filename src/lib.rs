@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod aggregate;
+pub mod attest;
 pub mod certs;
 pub mod cluster;
 pub mod config;

@@ -16,8 +16,8 @@ const LAYERS: &[&[&str]] = &[
     &["model"],
     &["record"],
     &["aggregate"],
-    // sign, verify, feed rules
-    &["dataset"],
+    // sign, verify, feed rules; signed notes (attestations)
+    &["dataset", "attest"],
     // the only module that knows sled
     &["store"],
     &["tls", "certs"],
