@@ -185,3 +185,46 @@ fn propose_and_approve_from_the_command_line() {
         cli_support::last_year()
     ));
 }
+
+/// A node's attestation (SPEC §12) is a signed note naming the consortium version, every head,
+/// the view digest and the time, that verifies under the member's key in the consortium.
+#[test]
+fn a_nodes_attestation_is_a_signed_note_of_its_state() {
+    let site = Site::new("DEU,FRA");
+    let config = site.published_deu();
+    let status = site.status(&config);
+    let node_config = accord::config::NodeConfig::load(&site.path(&config)).expect("config");
+    let node = accord::node::Node::open(node_config).expect("node");
+    let now = accord::date::unix_now();
+    let note = node.attestation(now).expect("attestation");
+    let (text, signatures) = accord::attest::open(&note).expect("a signed note");
+    let attestation = accord::attest::Attestation::parse(text).expect("an attestation");
+    let deu = accord::model::Country::parse("DEU").unwrap();
+    assert_eq!(attestation.member, deu);
+    assert_eq!(attestation.consortium_version, 1);
+    assert_eq!(
+        accord::hex::encode(&attestation.consortium_digest),
+        status["consortium_digest"].as_str().unwrap()
+    );
+    assert_eq!(
+        accord::hex::encode(&attestation.view),
+        status["view_digest"].as_str().unwrap()
+    );
+    assert_eq!(attestation.heads.len(), 1);
+    assert_eq!((attestation.heads[0].0, attestation.heads[0].1), (deu, 1));
+    assert_eq!(attestation.time, now);
+    let key = node.consortium().member(deu).unwrap().keys[0].public_key;
+    assert!(accord::attest::verify(text, &signatures[0], "accord.member/DEU", &key));
+    let fra_key = node
+        .consortium()
+        .member(accord::model::Country::parse("FRA").unwrap())
+        .unwrap()
+        .keys[0]
+        .public_key;
+    assert!(!accord::attest::verify(
+        text,
+        &signatures[0],
+        "accord.member/DEU",
+        &fra_key
+    ));
+}

@@ -8,6 +8,10 @@
 //! is Ed25519 over the text bytes. The verifier key a member publishes is
 //! `<name>+<key hash as 8 hex digits>+<base64(0x01 || public key)>`.
 
+mod body;
+
+pub use body::{Attestation, BodyError};
+
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ring::digest::{digest, SHA256};

@@ -173,6 +173,30 @@ impl Node {
             })
     }
 
+    /// This node's attestation of what it holds and computes now (SPEC §12): the consortium
+    /// version in force, every feed head, the view digest and the time, as a C2SP signed note
+    /// under its signing key.
+    pub fn attestation(&self, now: i64) -> Result<String, NodeError> {
+        let in_force = self.governance();
+        let current = in_force.current();
+        let attestation = crate::attest::Attestation {
+            member: self.country(),
+            consortium_version: current.version,
+            consortium_digest: current.digest,
+            heads: self
+                .store
+                .heads()?
+                .into_iter()
+                .map(|(publisher, head)| (publisher, head.seq, head.digest))
+                .collect(),
+            view: self.view_digest()?,
+            time: now,
+        };
+        let name = crate::attest::Attestation::key_name(self.country());
+        crate::attest::sign(&attestation.text(), &name, &self.signing)
+            .map_err(|e| NodeError::Request(format!("attestation: {e}")))
+    }
+
     /// Counts a governance entry just appended; when it changes the version in force, the node
     /// applies the new version from now on and rebuilds its index of current datasets under it.
     fn count(&self, vote: crate::governance::Vote, document: Option<Consortium>) {
