@@ -145,8 +145,14 @@ pub fn status_text(status: &Status) -> String {
         ));
     }
     s.push_str(&format!(
-        "\nstore        {} bytes\nview digest  {}\nfeeds",
-        status.store_bytes, status.view_digest
+        "\nstore        {} bytes\nview digest  {}\nattested by  {}\nfeeds",
+        status.store_bytes,
+        status.view_digest,
+        if status.attested_by.is_empty() {
+            "(nobody yet)".to_string()
+        } else {
+            status.attested_by.join(", ")
+        }
     ));
     if status.feeds.is_empty() {
         s.push_str("        (none)");

@@ -320,6 +320,13 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<proto::Entry, Status>> + Sen
 
 #[tonic::async_trait]
 impl Exchange for Hostile {
+    async fn attestations(
+        &self,
+        _: Request<proto::AttestationsRequest>,
+    ) -> Result<Response<proto::AttestationsResponse>, Status> {
+        Ok(Response::new(proto::AttestationsResponse { notes: Vec::new() }))
+    }
+
     async fn heads(&self, _: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
         let heads = self.0.lock().unwrap().heads.clone();
         Ok(Response::new(proto::HeadsResponse { heads }))

@@ -62,6 +62,7 @@ impl From<Status> for proto::StatusReply {
                 })
                 .collect(),
             governance_equivocations: s.governance_equivocations,
+            attested_by: s.attested_by,
         }
     }
 }
@@ -123,6 +124,7 @@ impl From<proto::StatusReply> for Status {
                 })
                 .collect(),
             governance_equivocations: s.governance_equivocations,
+            attested_by: s.attested_by,
         }
     }
 }
@@ -206,6 +208,7 @@ mod tests {
                 approvals: vec!["DEU".into(), "ESP".into()],
             }],
             governance_equivocations: vec!["ITA approved 2 documents for version 3: aa, bb".into()],
+            attested_by: vec!["DEU".into(), "FRA".into()],
         };
         let back = Status::from(proto::StatusReply::from(status.clone()));
         assert_eq!(format!("{back:?}"), format!("{status:?}"));

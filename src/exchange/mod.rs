@@ -31,6 +31,10 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// Largest Heads answer this node reads from a peer: a head is about 50 bytes, so this allows
 /// some 20,000 feeds, far more than any consortium has members.
 pub const MAX_HEADS_BYTES: usize = 1024 * 1024;
+/// Largest `Attestations` answer read: one note per member, each a few kilobytes.
+pub const MAX_ATTESTATIONS_BYTES: usize = 4 * 1024 * 1024;
+/// Attestations read from one answer; the rest is ignored.
+pub const MAX_ATTESTATIONS: usize = 256;
 /// Concurrent HTTP/2 streams per peer connection.
 pub const MAX_STREAMS_PER_PEER: u32 = 16;
 
@@ -79,6 +83,11 @@ pub trait Feeds: Send + Sync + 'static {
     /// entry's audience and, for a dataset, the sharing rules in force let the publisher's
     /// cube reach it (SPEC §11 agreements).
     fn may_receive(&self, header: &crate::dataset::EntryHeader, member: Country) -> bool;
+    /// The latest attestation of each member held (signed notes), for the `Attestations` RPC.
+    fn attestations(&self) -> Result<Vec<String>, StoreError>;
+    /// Checks and keeps an attestation a peer sent (only a member's, signed under its key,
+    /// newer than the one held); why not, if it is refused.
+    fn accept_attestation(&self, note: &str) -> Result<bool, String>;
     /// Verifies an entry against its publisher's keys and places it in its feed.
     fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError>;
     /// Makes everything accepted so far durable.

@@ -178,6 +178,19 @@ impl Exchange for ExchangeService {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
+    async fn attestations(
+        &self,
+        request: Request<proto::AttestationsRequest>,
+    ) -> Result<Response<proto::AttestationsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        if caller.prospective {
+            return Ok(Response::new(proto::AttestationsResponse { notes: Vec::new() }));
+        }
+        let feeds = self.feeds.clone();
+        let notes = blocking(move || feeds.attestations()).await.map_err(store_status)?;
+        Ok(Response::new(proto::AttestationsResponse { notes }))
+    }
+
     async fn announce(
         &self,
         request: Request<proto::AnnounceRequest>,

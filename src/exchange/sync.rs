@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use tonic::transport::Channel;
 
-use super::{blocking, AcceptError, Feeds, MAX_FETCH_ENTRIES, MAX_HEADS_BYTES, MAX_MESSAGE_BYTES};
+use super::{
+    blocking, AcceptError, Feeds, MAX_ATTESTATIONS, MAX_ATTESTATIONS_BYTES, MAX_FETCH_ENTRIES, MAX_HEADS_BYTES,
+    MAX_MESSAGE_BYTES,
+};
 use crate::config::Peer;
 use crate::dataset::{EntryHeader, Placement};
 use crate::date::unix_now;
@@ -255,7 +258,36 @@ async fn pull_inner(
         }
         fetch_missing_payloads(feeds, peer, client, publisher, head.seq, &mut report).await?;
     }
+    fetch_attestations(feeds, peer, client).await;
     Ok(report)
+}
+
+/// Reads the peer's attestations (SPEC §12) and keeps those that check out. A peer that does
+/// not answer, or sends notes that do not verify, costs the pull nothing else.
+async fn fetch_attestations(feeds: &Arc<dyn Feeds>, peer: &Peer, client: &mut ExchangeClient<Channel>) {
+    let answer = client
+        .clone()
+        .max_decoding_message_size(MAX_ATTESTATIONS_BYTES)
+        .attestations(proto::AttestationsRequest {})
+        .await;
+    let notes = match answer {
+        Ok(r) => r.into_inner().notes,
+        Err(status) => {
+            tracing::debug!(peer = %peer.country, error = %status.message(), "attestations not read");
+            return;
+        }
+    };
+    let f = feeds.clone();
+    let country = peer.country;
+    let _ = blocking(move || {
+        for note in notes.iter().take(MAX_ATTESTATIONS) {
+            if let Err(reason) = f.accept_attestation(note) {
+                tracing::debug!(peer = %country, %reason, "attestation refused");
+            }
+        }
+        Ok::<_, StoreError>(())
+    })
+    .await;
 }
 
 /// Entries that reached this node as header only (through a relay outside their audience)

@@ -47,6 +47,14 @@ impl Feeds for Node {
         self.may_hold(header, member)
     }
 
+    fn attestations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.store.attestations()?.into_iter().map(|(_, note)| note).collect())
+    }
+
+    fn accept_attestation(&self, note: &str) -> Result<bool, String> {
+        self.accept_attestation(note)
+    }
+
     fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError> {
         let (v, placement) = self.place(entry)?;
         Ok(Accepted {
@@ -78,6 +86,10 @@ impl Feeds for Node {
         }
         if let Err(e) = self.store.set_peer_status(peer, &status) {
             tracing::error!(%peer, error = %e, "cannot record peer status");
+        }
+        // After each round, this node states what it now holds (SPEC §12).
+        if let Err(e) = self.attest_if_changed(crate::date::unix_now()) {
+            tracing::warn!(error = %e, "cannot sign this node's attestation");
         }
     }
 }

@@ -4,6 +4,8 @@
 //! goes through an operation here, so the index of current datasets ([`current`]) always
 //! follows the store. The exchange reaches the node only through [`Feeds`](crate::exchange::Feeds).
 
+mod attest;
+pub use attest::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
 mod current;
 mod feeds;
 mod governance;

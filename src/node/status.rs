@@ -34,6 +34,9 @@ pub struct Status {
     /// Members that approved two documents for one version (SPEC §11), one line each: their
     /// votes for that version count for nothing; the signed entries stay as evidence.
     pub governance_equivocations: Vec<String>,
+    /// Members whose latest attestation carries this view digest and consortium version
+    /// (SPEC §12).
+    pub attested_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,6 +185,7 @@ impl Node {
             consortium_version: governance.current().version,
             consortium_digest: hex::encode(&governance.current().digest),
             proposals,
+            attested_by: self.attested_by()?,
             governance_equivocations: governance
                 .equivocations
                 .iter()

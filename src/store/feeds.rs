@@ -48,6 +48,13 @@ fn governance_key(publisher: Country, seq: u64) -> Vec<u8> {
     k
 }
 
+/// The latest attestation of a member (SPEC §12).
+fn attestation_key(member: Country) -> Vec<u8> {
+    let mut k = b"s:".to_vec();
+    k.extend_from_slice(&member.bytes());
+    k
+}
+
 fn peer_key(peer: Country) -> Vec<u8> {
     let mut k = b"p:".to_vec();
     k.extend_from_slice(&peer.bytes());
@@ -299,6 +306,36 @@ impl Store {
                 _ => Err(self.corrupt(&k)),
             }
         })
+    }
+
+    /// The latest attestation held of `member` (a signed note).
+    pub fn attestation(&self, member: Country) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(&attestation_key(member))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Keeps `note` as `member`'s latest attestation.
+    pub fn set_attestation(&self, member: Country, note: &str) -> Result<(), StoreError> {
+        self.tree
+            .insert(attestation_key(member), note.as_bytes())
+            .map_err(|e| self.sled(e))?;
+        Ok(())
+    }
+
+    /// Every attestation held, by member.
+    pub fn attestations(&self) -> Result<Vec<(Country, String)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(b"s:") {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            let member = k
+                .get(2..5)
+                .and_then(|b| b.try_into().ok())
+                .and_then(Country::from_bytes)
+                .ok_or_else(|| self.corrupt(&k))?;
+            out.push((member, String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(out)
     }
 
     pub fn peer_status(&self, peer: Country) -> Result<PeerStatus, StoreError> {

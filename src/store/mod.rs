@@ -13,6 +13,7 @@
 //! | `w:` | publisher (3) + seq (u64 BE) | marks an entry held without its payload (audience) |
 //! | `x:` | publisher (3) + seq (u64 BE) + digest (32) | fork evidence: the first conflicting signed header per publisher, protobuf `Entry` without payload |
 //! | `g:` | publisher (3) + seq (u64 BE) | marks a governance entry (proposal or approval) |
+//! | `s:` | member (3) | the member's latest attestation (SPEC §12), a signed note |
 //! | `p:` | peer (3) | peer sync status, JSON |
 //!
 //! The node secret (HMAC key for pseudonyms and cell keys) lives beside the database in

@@ -336,6 +336,13 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<proto::Entry, Status>> + Sen
 
 #[tonic::async_trait]
 impl Exchange for MaliciousExchange {
+    async fn attestations(
+        &self,
+        _: Request<proto::AttestationsRequest>,
+    ) -> Result<Response<proto::AttestationsResponse>, Status> {
+        Ok(Response::new(proto::AttestationsResponse { notes: Vec::new() }))
+    }
+
     async fn heads(&self, _: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
         let (heads, stalled) = {
             let script = self.script.lock().unwrap_or_else(|p| p.into_inner());

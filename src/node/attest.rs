@@ -1,0 +1,107 @@
+//! The node's attestations (SPEC §12): signing its own after each sync round that changed what
+//! it holds (and at least every ten minutes), keeping the latest of every member, checked, and
+//! naming in `status` the members that attested the very view it computes.
+
+use super::{Node, NodeError};
+use crate::attest::{open, verify, Attestation};
+use crate::model::Country;
+
+/// Largest attestation note kept: a consortium of a few hundred members fits with room.
+pub const MAX_NOTE_BYTES: usize = 64 * 1024;
+/// A node re-attests an unchanged state after this long.
+pub const REATTEST_SECS: i64 = 600;
+/// How far ahead of this node's clock an attestation's time may be.
+const MAX_AHEAD_SECS: i64 = 300;
+
+impl Node {
+    /// Signs and keeps this node's attestation when its state changed since the last one (or
+    /// that one is older than [`REATTEST_SECS`]). Returns whether it signed.
+    pub fn attest_if_changed(&self, now: i64) -> Result<bool, NodeError> {
+        let mut time = now;
+        if let Some(held) = self.store.attestation(self.country())? {
+            if let Some(a) = open(&held).ok().and_then(|(text, _)| Attestation::parse(text).ok()) {
+                let in_force = self.governance();
+                let heads: Vec<(Country, u64, [u8; 32])> = self
+                    .store
+                    .heads()?
+                    .into_iter()
+                    .map(|(p, h)| (p, h.seq, h.digest))
+                    .collect();
+                let same = a.view == self.view_digest()?
+                    && a.consortium_digest == in_force.current().digest
+                    && a.heads == heads;
+                if same && now - a.time < REATTEST_SECS {
+                    return Ok(false);
+                }
+                // Each attestation is later than the last, so peers (which keep the latest by
+                // time) never mistake a new state for an old one made in the same second.
+                time = time.max(a.time + 1);
+            }
+        }
+        let note = self.attestation(time)?;
+        self.store.set_attestation(self.country(), &note)?;
+        Ok(true)
+    }
+
+    /// Checks a member's attestation from a peer and keeps it if newer than the one held: the
+    /// note must parse, name a member of the version in force, and be signed under that
+    /// member's key valid at the attested time. This node's own attestations are its own to
+    /// write.
+    pub fn accept_attestation(&self, note: &str) -> Result<bool, String> {
+        if note.len() > MAX_NOTE_BYTES {
+            return Err(format!("{} bytes, over the limit of {MAX_NOTE_BYTES}", note.len()));
+        }
+        let (text, signatures) = open(note).map_err(|e| e.to_string())?;
+        let a = Attestation::parse(text).map_err(|e| e.to_string())?;
+        if a.member == self.country() {
+            return Ok(false);
+        }
+        if a.time > crate::date::unix_now() + MAX_AHEAD_SECS {
+            return Err(format!("{}: attested time is in the future", a.member));
+        }
+        let consortium = self.consortium();
+        let member = consortium
+            .member(a.member)
+            .ok_or_else(|| format!("{} is not a member of the consortium in force", a.member))?;
+        let name = Attestation::key_name(a.member);
+        let signed = signatures.iter().any(|s| {
+            member
+                .keys
+                .iter()
+                .any(|k| k.valid_at(a.time) && verify(text, s, &name, &k.public_key))
+        });
+        if !signed {
+            return Err(format!("{}: no signature under its keys", a.member));
+        }
+        let newer = match self.store.attestation(a.member).map_err(|e| e.to_string())? {
+            Some(held) => open(&held)
+                .ok()
+                .and_then(|(t, _)| Attestation::parse(t).ok())
+                .is_none_or(|h| h.time < a.time),
+            None => true,
+        };
+        if newer {
+            self.store.set_attestation(a.member, note).map_err(|e| e.to_string())?;
+        }
+        Ok(newer)
+    }
+
+    /// The members whose latest attestation carries this node's view digest and consortium
+    /// version (this node included, once it has attested its current view).
+    pub fn attested_by(&self) -> Result<Vec<String>, NodeError> {
+        let view = self.view_digest()?;
+        let version = self.governance().current().digest;
+        let mut out: Vec<String> = self
+            .store
+            .attestations()?
+            .into_iter()
+            .filter_map(|(member, note)| {
+                let (text, _) = open(&note).ok()?;
+                let a = Attestation::parse(text).ok()?;
+                (a.member == member && a.view == view && a.consortium_digest == version).then(|| member.to_string())
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
