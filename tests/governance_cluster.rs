@@ -509,7 +509,8 @@ fn with_agreement(text: &str) -> String {
 /// new entries stop reaching FRA, and FRA keeps what it received before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bilateral_agreement_keeps_the_payload_between_its_parties_until_it_ends() {
-    let until = *AGREEMENT_UNTIL.get_or_init(|| accord::date::unix_now() + 12);
+    // Long enough for the cluster to start and DEU to publish on a loaded machine.
+    let until = *AGREEMENT_UNTIL.get_or_init(|| accord::date::unix_now() + 25);
     common::init_logging();
     let dir = tempfile::tempdir().expect("temporary directory");
     let options = accord::cluster::ClusterOptions {
