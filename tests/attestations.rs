@@ -83,3 +83,73 @@ async fn forged_and_foreign_attestations_are_refused() {
     assert!(fra.accept_attestation(&huge).unwrap_err().contains("over the limit"));
     cluster.shutdown().await;
 }
+
+/// Members other than DEU, wired as a full mesh among themselves; DEU's node talks to nobody.
+fn mesh_without_deu(i: usize, j: usize, _n: usize) -> bool {
+    i != j && i != 0 && j != 0
+}
+
+/// A split view healed (SPEC §12): DEU signs two different seq-1 entries and gives one to FRA and
+/// the other to ESP. The honest members find the fork when they sync, and every one of them
+/// leaves DEU's entries from seq 1 on out of the view, whichever branch it holds: FRA, ITA and
+/// ESP report the equivocation and one view digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocators_branches_leave_every_honest_view_and_the_views_agree() {
+    let cluster = start_cluster(&["DEU", "FRA", "ITA", "ESP"], mesh_without_deu, 1).await;
+    let period = Period::Year(last_year());
+    for i in cluster.running_indices() {
+        let node = cluster.running(i);
+        ingest_synthetic(node, last_year(), 200, 7);
+        if i != 0 {
+            publish_and_announce(node, Cube::Flows, period, &[]).await;
+        }
+    }
+    let deu = cluster.running(0);
+    let one = deu.publish(Cube::Flows, period, Vec::new()).expect("DEU publishes");
+    let first = deu.entry(one.publisher, 1).unwrap().unwrap();
+    let key = std::fs::read(cluster.pki.join("deu.sign.pk8")).unwrap();
+    let key = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key).unwrap();
+    let dataset = deu
+        .current_datasets()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.publisher == one.publisher)
+        .unwrap()
+        .dataset;
+    let mut other = dataset.clone();
+    other.cells.truncate(other.cells.len() / 2);
+    let second = accord::dataset::publish::sign_entry(
+        &other,
+        accord::dataset::publish::EntryParams {
+            head: None,
+            created_at: accord::date::unix_now(),
+            audience: Vec::new(),
+            key: &key,
+        },
+    );
+    cluster.running(1).accept(first).expect("FRA takes one branch");
+    cluster.running(3).accept(second).expect("ESP takes the other");
+    for i in [1, 3] {
+        cluster.running(i).syncer().announce_all().await;
+    }
+    eventually("every honest node reports DEU and one view digest", CONVERGENCE, || {
+        let mut digests = std::collections::BTreeSet::new();
+        for i in [1, 2, 3] {
+            let node = cluster.running(i);
+            let status = node.status().map_err(|e| e.to_string())?;
+            if status.equivocating != ["DEU"] {
+                return Err(format!("{}: equivocating {:?}", status.country, status.equivocating));
+            }
+            let view = node.view().map_err(|e| e.to_string())?;
+            if view.inputs.keys().any(|(p, _, _)| *p == one.publisher) {
+                return Err(format!("{}: DEU still in the view", status.country));
+            }
+            digests.insert(status.view_digest);
+        }
+        (digests.len() == 1)
+            .then_some(())
+            .ok_or(format!("view digests differ: {digests:?}"))
+    })
+    .await;
+    cluster.shutdown().await;
+}

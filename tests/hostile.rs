@@ -357,9 +357,19 @@ async fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
     assert_eq!((fork.publisher.as_str(), fork.seq), (ITA, 1));
     assert_eq!(fork.held, accord::hex::encode(&held.digest));
     assert_eq!(fork.conflicting, accord::hex::encode(&digest_of(&conflicting)));
-    // Not resolved silently: the held entry stays, the view does not move.
+    // Not resolved silently: the held entry stays in the feed, and the view leaves ITA's
+    // entries from the fork on out, naming why (SPEC §12), whichever branch a node holds.
     assert_eq!(heads(&node), before);
-    assert_eq!(status.view_digest, view_before);
+    assert_ne!(status.view_digest, view_before);
+    assert!(
+        status
+            .left_out
+            .iter()
+            .any(|l| l.starts_with("ITA seq 1: ITA signed two different entries for seq 1")),
+        "{:?}",
+        status.left_out
+    );
+    assert!(node.view().unwrap().inputs.keys().all(|(p, _, _)| p.as_str() != ITA));
     // A second pull of the same evidence adds no second fork record.
     syncer.pull_from(member(FRA)).await.expect("pull completes");
     assert_eq!(node.status().unwrap().forks.len(), 1);

@@ -99,6 +99,11 @@ impl Index {
     /// Follows an entry the store just placed. Before the index is built there is nothing to
     /// follow: building reads the store, which already holds the entry.
     pub fn placed(&self, v: &VerifiedEntry, placement: Placement) {
+        if matches!(placement, Placement::Fork { .. }) {
+            // A publisher found equivocating: its entries from the fork on leave the view.
+            self.reset();
+            return;
+        }
         if !matches!(placement, Placement::Append | Placement::Replay) || v.dataset().is_none() {
             return;
         }
@@ -176,6 +181,14 @@ pub(super) fn datasets<'a>(
 fn build(store: &Store, in_force: &InForce, limits: &Limits) -> Result<State, NodeError> {
     let mut latest: BTreeMap<Key, Revision> = BTreeMap::new();
     let mut left_out = Vec::new();
+    // SPEC §12: once a publisher is known to have signed two entries for one seq, its entries
+    // from that seq on are left out of the view on every node, whichever branch it holds, so
+    // honest nodes that hold different branches still compute one view.
+    let mut forked: BTreeMap<Country, u64> = BTreeMap::new();
+    for fork in store.forks()? {
+        let seq = forked.entry(fork.publisher).or_insert(fork.seq);
+        *seq = (*seq).min(fork.seq);
+    }
     for entry in store.all_entries() {
         let entry = entry?;
         let header = entry
@@ -183,6 +196,21 @@ fn build(store: &Store, in_force: &InForce, limits: &Limits) -> Result<State, No
             .as_ref()
             .and_then(|env| EntryHeader::decode(&env.payload).ok());
         if header.as_ref().is_some_and(|h| h.dataset().is_none()) {
+            continue;
+        }
+        if let Some((h, from)) = header
+            .as_ref()
+            .and_then(|h| forked.get(&h.publisher).map(|from| (h, *from)))
+            .filter(|(h, from)| h.seq >= *from)
+        {
+            left_out.push(LeftOut {
+                publisher: h.publisher.to_string(),
+                seq: h.seq,
+                reason: format!(
+                    "{} signed two different entries for seq {from}: its entries from seq {from} on are left out until the consortium names the branch to keep",
+                    h.publisher
+                ),
+            });
             continue;
         }
         let claimed = header.as_ref().map(|h| (h.publisher.to_string(), h.seq));
