@@ -95,7 +95,9 @@ fn mesh_without_deu(i: usize, j: usize, _n: usize) -> bool {
 /// ESP report the equivocation and one view digest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocators_branches_leave_every_honest_view_and_the_views_agree() {
-    let cluster = start_cluster(&["DEU", "FRA", "ITA", "ESP"], mesh_without_deu, 1).await;
+    // Pulls only on announcements: nothing relays DEU's first branch to ESP before ESP holds
+    // the second (with a periodic pull it could, and ESP alone would see the fork).
+    let cluster = start_cluster(&["DEU", "FRA", "ITA", "ESP"], mesh_without_deu, 3600).await;
     let period = Period::Year(last_year());
     for i in cluster.running_indices() {
         let node = cluster.running(i);
@@ -104,6 +106,16 @@ async fn an_equivocators_branches_leave_every_honest_view_and_the_views_agree() 
             publish_and_announce(node, Cube::Flows, period, &[]).await;
         }
     }
+    eventually("the honest members hold each other's feeds", CONVERGENCE, || {
+        for i in [1, 2, 3] {
+            let heads = cluster.running(i).heads().map_err(|e| e.to_string())?.len();
+            if heads != 3 {
+                return Err(format!("node {i} holds {heads} feeds"));
+            }
+        }
+        Ok(())
+    })
+    .await;
     let deu = cluster.running(0);
     let one = deu.publish(Cube::Flows, period, Vec::new()).expect("DEU publishes");
     let first = deu.entry(one.publisher, 1).unwrap().unwrap();
