@@ -14,6 +14,30 @@ pub const REATTEST_SECS: i64 = 600;
 const MAX_AHEAD_SECS: i64 = 300;
 
 impl Node {
+    /// This node's attestation of what it holds and computes now (SPEC §12): the consortium
+    /// version in force, every feed head, the view digest and the time, as a C2SP signed note
+    /// under its signing key.
+    pub fn attestation(&self, now: i64) -> Result<String, NodeError> {
+        let in_force = self.governance();
+        let current = in_force.current();
+        let attestation = crate::attest::Attestation {
+            member: self.country(),
+            consortium_version: current.version,
+            consortium_digest: current.digest,
+            heads: self
+                .store
+                .heads()?
+                .into_iter()
+                .map(|(publisher, head)| (publisher, head.seq, head.digest))
+                .collect(),
+            view: self.view_digest()?,
+            time: now,
+        };
+        let name = crate::attest::Attestation::key_name(self.country());
+        crate::attest::sign(&attestation.text(), &name, &self.signing)
+            .map_err(|e| NodeError::Request(format!("attestation: {e}")))
+    }
+
     /// Signs and keeps this node's attestation when its state changed since the last one (or
     /// that one is older than [`REATTEST_SECS`]). Returns whether it signed.
     pub fn attest_if_changed(&self, now: i64) -> Result<bool, NodeError> {

@@ -250,3 +250,143 @@ impl Governance {
         })
     }
 }
+
+use super::NodeError;
+use crate::dataset::publish::EntryParams;
+use crate::dataset::{verify_at, Placement};
+use crate::date::unix_now;
+
+impl super::Node {
+    /// Counts a governance entry just appended; when it changes the version in force, the node
+    /// applies the new version from now on and rebuilds its index of current datasets under it.
+    pub(super) fn count(&self, vote: crate::governance::Vote, document: Option<Consortium>) {
+        if self.governance.count(vote, document) {
+            let in_force = self.governance();
+            let current = in_force.current();
+            tracing::info!(
+                version = current.version,
+                digest = %crate::hex::encode(&current.digest),
+                approvals = ?current.approvals.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "consortium version in force"
+            );
+            // A new harmonised definition: the aggregates are rebuilt from the records at once,
+            // in one atomic batch, as `accord check --rebuild` does.
+            match self.store.redefine(current.document.definition, &mut |_| {}) {
+                Ok(Some(r)) => {
+                    tracing::info!(from = %r.from, to = %r.to, records = r.records, cells = r.cells, "rebuilt the aggregates under the new definition")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "rebuilding the aggregates under the new definition failed: publish refuses until `accord check --rebuild`")
+                }
+            }
+            self.current.reset();
+        }
+    }
+
+    /// Signs `document` (consortium TOML) as a proposal for the next version, replacing the
+    /// version in force, and appends it to this node's feed. Returns the version and digest.
+    pub fn propose(&self, document: &str) -> Result<(u64, [u8; 32]), NodeError> {
+        let parsed = parse_document(document).map_err(NodeError::Request)?;
+        let in_force = self.governance();
+        let current = in_force.current();
+        let digest = crate::governance::digest(&parsed);
+        if digest == current.digest {
+            return Err(NodeError::Request(format!(
+                "the proposed document is version {} itself (digest {}): nothing to propose",
+                current.version,
+                crate::hex::encode(&digest)
+            )));
+        }
+        let version = current.version + 1;
+        if let Some(other) = self.governance.approved_other(self.country(), version, &digest) {
+            return Err(NodeError::Request(format!(
+                "{} already approved another document for version {version} (digest {}): a member approves one document per version",
+                self.country(),
+                crate::hex::encode(&other)
+            )));
+        }
+        let act = crate::dataset::Governance::Proposal {
+            version,
+            parent: current.digest,
+            document: crate::governance::canonical_toml(&parsed),
+        };
+        self.append_governance(&act)?;
+        Ok((version, digest))
+    }
+
+    /// Signs this member's approval of the document with `digest` as `version` and appends it.
+    /// Only a proposal this node holds for the version after the one in force can be approved.
+    pub fn approve(&self, version: u64, digest: [u8; 32]) -> Result<(), NodeError> {
+        let in_force = self.governance();
+        let current = in_force.current();
+        let Some(pending) = in_force
+            .pending
+            .iter()
+            .find(|p| p.version == version && p.digest == digest)
+        else {
+            let known: Vec<String> = in_force
+                .pending
+                .iter()
+                .map(|p| {
+                    format!(
+                        "version {} digest {} by {}",
+                        p.version,
+                        crate::hex::encode(&p.digest),
+                        p.proposer
+                    )
+                })
+                .collect();
+            return Err(NodeError::Request(format!(
+                "no proposal for version {version} with digest {} is held here (version {} is in force; pending: {})",
+                crate::hex::encode(&digest),
+                current.version,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join("; ")
+                }
+            )));
+        };
+        if pending.approvals.contains(&self.country()) {
+            return Err(NodeError::Request(format!(
+                "{} has approved version {version} with digest {} already",
+                self.country(),
+                crate::hex::encode(&digest)
+            )));
+        }
+        if let Some(other) = self.governance.approved_other(self.country(), version, &digest) {
+            return Err(NodeError::Request(format!(
+                "{} already approved another document for version {version} (digest {}): a member approves one document per version",
+                self.country(),
+                crate::hex::encode(&other)
+            )));
+        }
+        self.append_governance(&crate::dataset::Governance::Approval { version, digest })
+    }
+
+    fn append_governance(&self, act: &crate::dataset::Governance) -> Result<(), NodeError> {
+        let widened = self.governance.widened();
+        let (verified, placement) = self.store.append_next(self.country(), |head| {
+            let entry = crate::dataset::publish::sign_governance(
+                self.country(),
+                act,
+                EntryParams {
+                    head,
+                    created_at: unix_now(),
+                    audience: Vec::new(),
+                    key: &self.signing,
+                },
+            );
+            Ok::<_, NodeError>(verify_at(entry, &widened, &self.limits, unix_now())?)
+        })?;
+        if placement != Placement::Append {
+            return Err(NodeError::Request(format!("own feed refused the entry: {placement:?}")));
+        }
+        self.store.flush()?;
+        if let Some((vote, document)) = vote_of(&verified)? {
+            self.count(vote, document);
+        }
+        Ok(())
+    }
+}
