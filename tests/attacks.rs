@@ -215,6 +215,7 @@ async fn fetch_streams_that_are_never_read_cost_a_bounded_buffer() {
                 publisher: ITA.to_string(),
                 from_seq: 1,
                 to_seq: 12,
+                ..Default::default()
             };
             match c.fetch(request).await {
                 Ok(stream) => open.push((c, stream)),

@@ -486,6 +486,7 @@ async fn a_junk_publisher_is_refused_with_a_bounded_reply() {
         publisher: "Z".repeat(100_000),
         from_seq: 1,
         to_seq: 1,
+        ..Default::default()
     };
     let status = client.fetch(request).await.expect_err("junk publisher");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{}", describe(&status));
@@ -495,6 +496,30 @@ async fn a_junk_publisher_is_refused_with_a_bounded_reply() {
         status.message()
     );
     assert!(status.message().len() < 100, "{} bytes", status.message().len());
+    // A Fetch by digest names one entry by a 32-byte SHA-256; anything else is refused, and a
+    // digest the node holds under no entry and no evidence gets an empty answer.
+    for (digest, to_seq, why) in [
+        (vec![7; 31], 1, "digest: 31 bytes, not 32"),
+        (vec![7; 32], 3, "from_seq must equal to_seq"),
+    ] {
+        let request = proto::FetchRequest {
+            publisher: "FRA".into(),
+            from_seq: 1,
+            to_seq,
+            digest,
+        };
+        let status = client.fetch(request).await.expect_err(why);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{}", describe(&status));
+        assert!(status.message().contains(why), "{}", status.message());
+    }
+    let request = proto::FetchRequest {
+        publisher: "FRA".into(),
+        from_seq: 1,
+        to_seq: 1,
+        digest: vec![7; 32],
+    };
+    let mut stream = client.fetch(request).await.expect("a well-formed request").into_inner();
+    assert!(stream.message().await.unwrap().is_none(), "no entry has that digest");
     call_heads(&mut client).await.expect("served afterwards");
     cluster.shutdown().await.unwrap();
 }

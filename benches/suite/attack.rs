@@ -248,6 +248,7 @@ fn strangers(fx: &Fixture, runtime: &tokio::runtime::Runtime) {
                         publisher: publisher.to_string(),
                         from_seq: 1,
                         to_seq: 12,
+                        ..Default::default()
                     };
                     if let Ok(stream) = client.fetch(request).await {
                         let mut stream = stream.into_inner();
@@ -424,6 +425,7 @@ fn unread_fetch_streams(fx: &Fixture, runtime: &tokio::runtime::Runtime) {
                     publisher: publisher.to_string(),
                     from_seq: 1,
                     to_seq: 12,
+                    ..Default::default()
                 };
                 match c.fetch(request).await {
                     Ok(stream) => held.push((c, stream)),

@@ -67,6 +67,7 @@ pub fn run(fx: &mut Fixture) {
                             publisher: publishers[n / 4 % publishers.len()].to_string(),
                             from_seq: 1,
                             to_seq: 12,
+                            ..Default::default()
                         };
                         let mut stream = client.fetch(request).await.expect("fetch").into_inner();
                         while let Some(entry) = stream.message().await.expect("entry") {

@@ -6,6 +6,7 @@
 //! member DEU
 //! consortium 2 <consortium digest, hex>
 //! head DEU 3 <header digest, hex>      (one per publisher held, by code)
+//! fork ITA 2 <held digest> <other>     (one per publisher found equivocating, by code)
 //! view <view digest, hex>
 //! time 2026-12-04T06:40:00Z
 //! ```
@@ -27,9 +28,22 @@ pub struct Attestation {
     pub consortium_digest: [u8; 32],
     /// (publisher, seq, header digest), sorted by publisher, one each.
     pub heads: Vec<(Country, u64, [u8; 32])>,
+    /// Fork evidence held: (publisher, seq, digest held, conflicting digest), sorted by
+    /// publisher, one each. A member reading it fetches whichever header it lacks, so a split
+    /// view reaches members that never sync with the two sides.
+    pub forks: Vec<Fork>,
     pub view: [u8; 32],
     /// Unix seconds.
     pub time: i64,
+}
+
+/// Two signed headers one publisher gave for one seq, as an attestation names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fork {
+    pub publisher: Country,
+    pub seq: u64,
+    pub held: [u8; 32],
+    pub conflicting: [u8; 32],
 }
 
 /// Why a text is not an attestation; the line is 1-based.
@@ -51,6 +65,15 @@ impl Attestation {
         );
         for (publisher, seq, digest) in &self.heads {
             out.push_str(&format!("head {publisher} {seq} {}\n", hex::encode(digest)));
+        }
+        for f in &self.forks {
+            out.push_str(&format!(
+                "fork {} {} {} {}\n",
+                f.publisher,
+                f.seq,
+                hex::encode(&f.held),
+                hex::encode(&f.conflicting)
+            ));
         }
         out.push_str(&format!(
             "view {}\ntime {}\n",
@@ -104,9 +127,26 @@ impl Attestation {
             _ => return Err(bad(n, "expected `consortium VERSION DIGEST`")),
         };
         let mut heads: Vec<(Country, u64, [u8; 32])> = Vec::new();
+        let mut forks: Vec<Fork> = Vec::new();
         let view = loop {
             let (n, fields) = next("view")?;
             match fields.as_slice() {
+                ["head", _, _, _] if !forks.is_empty() => return Err(bad(n, "a head after a fork line")),
+                ["fork", p, s, held, other] => {
+                    if forks.len() == MAX_HEADS {
+                        return Err(bad(n, "too many forks"));
+                    }
+                    let p = country(n, p)?;
+                    if forks.last().is_some_and(|f| f.publisher >= p) {
+                        return Err(bad(n, "forks out of order or repeated"));
+                    }
+                    forks.push(Fork {
+                        publisher: p,
+                        seq: s.parse().map_err(|_| bad(n, "not a seq"))?,
+                        held: digest(n, held)?,
+                        conflicting: digest(n, other)?,
+                    });
+                }
                 ["head", p, s, d] => {
                     if heads.len() == MAX_HEADS {
                         return Err(bad(n, "too many heads"));
@@ -118,7 +158,7 @@ impl Attestation {
                     heads.push((p, s.parse().map_err(|_| bad(n, "not a seq"))?, digest(n, d)?));
                 }
                 ["view", d] => break digest(n, d)?,
-                _ => return Err(bad(n, "expected `head ...` or `view DIGEST`")),
+                _ => return Err(bad(n, "expected `head ...`, `fork ...` or `view DIGEST`")),
             }
         };
         let (n, time) = next("time")?;
@@ -134,6 +174,7 @@ impl Attestation {
             consortium_version,
             consortium_digest,
             heads,
+            forks,
             view,
             time,
         };
@@ -159,6 +200,12 @@ mod tests {
             consortium_version: 2,
             consortium_digest: [1; 32],
             heads: vec![(c("DEU"), 3, [2; 32]), (c("FRA"), 1, [3; 32])],
+            forks: vec![Fork {
+                publisher: c("ITA"),
+                seq: 2,
+                held: [5; 32],
+                conflicting: [6; 32],
+            }],
             view: [4; 32],
             time: 1_796_000_000,
         }
@@ -184,9 +231,18 @@ mod tests {
             (text.replace("consortium 2", "consortium two"), 3),
             (text.replace("head DEU 3", "head DEU x"), 4),
             (text.replace("head FRA", "head DEU"), 5),
-            (text.replace("\ntime ", "\nwhen "), 7),
-            (format!("{text}extra\n"), 8),
-            (text.replace("view 04", "view 4"), 6),
+            (text.replace("fork ITA 2", "fork ITA two"), 6),
+            (
+                text.replace("\nview ", &format!("\nfork FRA 1 {0} {0}\nview ", "07".repeat(32))),
+                7,
+            ),
+            (
+                text.replace("\nview ", &format!("\nhead POL 1 {}\nview ", "07".repeat(32))),
+                7,
+            ),
+            (text.replace("\ntime ", "\nwhen "), 8),
+            (format!("{text}extra\n"), 9),
+            (text.replace("view 04", "view 4"), 7),
         ];
         for (bad, line) in cases {
             let err = Attestation::parse(&bad).unwrap_err();

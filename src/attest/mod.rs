@@ -10,7 +10,7 @@
 
 mod body;
 
-pub use body::{Attestation, BodyError};
+pub use body::{Attestation, BodyError, Fork};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;

@@ -77,6 +77,17 @@ pub trait Feeds: Send + Sync + 'static {
     fn heads(&self) -> Result<Vec<(Country, Head)>, StoreError>;
     /// A stored entry exactly as received.
     fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, StoreError>;
+    /// The entry `publisher`/`seq` whose header has `digest`: the feed's own, or the fork
+    /// evidence held with that digest.
+    fn entry_with_digest(
+        &self,
+        publisher: Country,
+        seq: u64,
+        digest: &[u8; 32],
+    ) -> Result<Option<proto::Entry>, StoreError>;
+    /// Headers a member's attestation names that conflict with this node's feeds: the sync
+    /// fetches them as fork evidence from the peer that sent the note.
+    fn evidence_wanted(&self, note: &str) -> Result<Vec<(Country, u64, [u8; 32])>, StoreError>;
     /// Seqs of `publisher`'s feed held as header only, oldest first.
     fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError>;
     /// Whether `member` may hold the payload of the entry with this header: it is in the

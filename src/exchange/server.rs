@@ -131,6 +131,28 @@ impl Exchange for ExchangeService {
                 req.from_seq, req.to_seq
             )));
         }
+        if !req.digest.is_empty() {
+            // One header by its digest: a single read, answered at once.
+            let digest: [u8; 32] = req
+                .digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| Status::invalid_argument(format!("digest: {} bytes, not 32", req.digest.len())))?;
+            if req.from_seq != req.to_seq {
+                return Err(Status::invalid_argument(
+                    "a digest names one entry: from_seq must equal to_seq",
+                ));
+            }
+            let (feeds, seq) = (self.feeds.clone(), req.from_seq);
+            let read = move || {
+                Ok(feeds
+                    .entry_with_digest(publisher, seq, &digest)?
+                    .map(|e| for_caller(&*feeds, e, caller)))
+            };
+            let found = blocking(read).await.map_err(store_status)?;
+            let stream = tokio_stream::iter(found.into_iter().map(Ok));
+            return Ok(Response::new(Box::pin(stream)));
+        }
         let count = req.to_seq - req.from_seq + 1;
         if count > MAX_FETCH_ENTRIES {
             return Err(Status::resource_exhausted(format!(

@@ -116,6 +116,9 @@ pub const MAX_CONCURRENT_PULLS: usize = 4;
 /// Refusals kept with their text per pull: a peer that sends a million bad heads costs a count,
 /// not a million lines.
 pub const MAX_REJECTIONS_KEPT: usize = 64;
+/// Fork evidence fetched per pull on the strength of attestations (one per publisher): a
+/// hostile peer's notes cannot make a pull fetch without end.
+pub const MAX_EVIDENCE_PER_PULL: usize = 16;
 
 impl PeerSync {
     /// Counts a refusal, and keeps its text while fewer than [`MAX_REJECTIONS_KEPT`] are kept.
@@ -258,13 +261,22 @@ async fn pull_inner(
         }
         fetch_missing_payloads(feeds, peer, client, publisher, head.seq, &mut report).await?;
     }
-    fetch_attestations(feeds, peer, client).await;
+    // A fork the peer's attestations name (its own or relayed) is fetched from the peer as
+    // evidence: a split view reaches members that never sync with the two sides (SPEC §12).
+    for (publisher, seq, digest) in fetch_attestations(feeds, peer, client).await {
+        fetch_one(feeds, peer, client, publisher, seq, digest, &mut report).await?;
+    }
     Ok(report)
 }
 
-/// Reads the peer's attestations (SPEC §12) and keeps those that check out. A peer that does
-/// not answer, or sends notes that do not verify, costs the pull nothing else.
-async fn fetch_attestations(feeds: &Arc<dyn Feeds>, peer: &Peer, client: &mut ExchangeClient<Channel>) {
+/// Reads the peer's attestations (SPEC §12) and keeps those that check out; returns the headers
+/// the new ones name that conflict with this node's feeds (at most [`MAX_EVIDENCE_PER_PULL`]).
+/// A peer that does not answer, or sends notes that do not verify, costs the pull nothing else.
+async fn fetch_attestations(
+    feeds: &Arc<dyn Feeds>,
+    peer: &Peer,
+    client: &mut ExchangeClient<Channel>,
+) -> Vec<(Country, u64, [u8; 32])> {
     let answer = client
         .clone()
         .max_decoding_message_size(MAX_ATTESTATIONS_BYTES)
@@ -274,20 +286,53 @@ async fn fetch_attestations(feeds: &Arc<dyn Feeds>, peer: &Peer, client: &mut Ex
         Ok(r) => r.into_inner().notes,
         Err(status) => {
             tracing::debug!(peer = %peer.country, error = %status.message(), "attestations not read");
-            return;
+            return Vec::new();
         }
     };
     let f = feeds.clone();
     let country = peer.country;
-    let _ = blocking(move || {
+    let wanted = blocking(move || {
+        let mut wanted: Vec<(Country, u64, [u8; 32])> = Vec::new();
         for note in notes.iter().take(MAX_ATTESTATIONS) {
-            if let Err(reason) = f.accept_attestation(note) {
-                tracing::debug!(peer = %country, %reason, "attestation refused");
+            match f.accept_attestation(note) {
+                Ok(true) => {
+                    for w in f.evidence_wanted(note)? {
+                        if wanted.len() < MAX_EVIDENCE_PER_PULL && !wanted.iter().any(|h| h.0 == w.0) {
+                            wanted.push(w);
+                        }
+                    }
+                }
+                Ok(false) => {}
+                Err(reason) => tracing::debug!(peer = %country, %reason, "attestation refused"),
             }
         }
-        Ok::<_, StoreError>(())
+        Ok::<_, StoreError>(wanted)
     })
     .await;
+    wanted.unwrap_or_default()
+}
+
+/// Fetches the one entry `publisher`/`seq` whose header has `digest` and places it: fork
+/// evidence when it conflicts with the held feed. Whatever the peer sends is verified like any
+/// entry; only a header signed by the publisher can become evidence.
+async fn fetch_one(
+    feeds: &Arc<dyn Feeds>,
+    peer: &Peer,
+    client: &mut ExchangeClient<Channel>,
+    publisher: Country,
+    seq: u64,
+    digest: [u8; 32],
+    report: &mut PeerSync,
+) -> Result<(), SyncError> {
+    let request = proto::FetchRequest {
+        publisher: publisher.to_string(),
+        from_seq: seq,
+        to_seq: seq,
+        digest: digest.to_vec(),
+    };
+    fetch_stream(feeds, peer, client, publisher, request, report)
+        .await
+        .map(|_| ())
 }
 
 /// Entries that reached this node as header only (through a relay outside their audience)
@@ -351,12 +396,27 @@ async fn fetch_range(
     to: u64,
     report: &mut PeerSync,
 ) -> Result<Fetched, SyncError> {
+    let request = proto::FetchRequest {
+        publisher: publisher.to_string(),
+        from_seq: from,
+        to_seq: to,
+        digest: Vec::new(),
+    };
+    fetch_stream(feeds, peer, client, publisher, request, report).await
+}
+
+/// Sends one Fetch and places what it streams back, in order.
+async fn fetch_stream(
+    feeds: &Arc<dyn Feeds>,
+    peer: &Peer,
+    client: &mut ExchangeClient<Channel>,
+    publisher: Country,
+    request: proto::FetchRequest,
+    report: &mut PeerSync,
+) -> Result<Fetched, SyncError> {
+    let (from, to) = (request.from_seq, request.to_seq);
     let mut stream = client
-        .fetch(proto::FetchRequest {
-            publisher: publisher.to_string(),
-            from_seq: from,
-            to_seq: to,
-        })
+        .fetch(request)
         .await
         .map_err(|s| rpc_error(peer.country, s))?
         .into_inner();

@@ -3,8 +3,9 @@
 //! naming in `status` the members that attested the very view it computes.
 
 use super::{Node, NodeError};
-use crate::attest::{open, verify, Attestation};
+use crate::attest::{open, verify, Attestation, Fork};
 use crate::model::Country;
+use crate::store::StoreError;
 
 /// Largest attestation note kept: a consortium of a few hundred members fits with room.
 pub const MAX_NOTE_BYTES: usize = 64 * 1024;
@@ -18,9 +19,30 @@ impl Node {
     /// version in force, every feed head, the view digest and the time, as a C2SP signed note
     /// under its signing key.
     pub fn attestation(&self, now: i64) -> Result<String, NodeError> {
+        let attestation = self.attested_state(now)?;
+        let name = Attestation::key_name(self.country());
+        crate::attest::sign(&attestation.text(), &name, &self.signing)
+            .map_err(|e| NodeError::Request(format!("attestation: {e}")))
+    }
+
+    /// What this node would attest at `time`.
+    fn attested_state(&self, time: i64) -> Result<Attestation, NodeError> {
         let in_force = self.governance();
         let current = in_force.current();
-        let attestation = crate::attest::Attestation {
+        let mut forks: Vec<Fork> = Vec::new();
+        for f in self.store.forks()? {
+            // One fork per publisher: the earliest seq, where its entries leave the view.
+            match forks.last_mut() {
+                Some(last) if last.publisher == f.publisher => {}
+                _ => forks.push(Fork {
+                    publisher: f.publisher,
+                    seq: f.seq,
+                    held: f.held,
+                    conflicting: f.conflicting,
+                }),
+            }
+        }
+        Ok(Attestation {
             member: self.country(),
             consortium_version: current.version,
             consortium_digest: current.digest,
@@ -30,12 +52,10 @@ impl Node {
                 .into_iter()
                 .map(|(publisher, head)| (publisher, head.seq, head.digest))
                 .collect(),
+            forks,
             view: self.view_digest()?,
-            time: now,
-        };
-        let name = crate::attest::Attestation::key_name(self.country());
-        crate::attest::sign(&attestation.text(), &name, &self.signing)
-            .map_err(|e| NodeError::Request(format!("attestation: {e}")))
+            time,
+        })
     }
 
     /// Signs and keeps this node's attestation when its state changed since the last one (or
@@ -44,16 +64,7 @@ impl Node {
         let mut time = now;
         if let Some(held) = self.store.attestation(self.country())? {
             if let Some(a) = open(&held).ok().and_then(|(text, _)| Attestation::parse(text).ok()) {
-                let in_force = self.governance();
-                let heads: Vec<(Country, u64, [u8; 32])> = self
-                    .store
-                    .heads()?
-                    .into_iter()
-                    .map(|(p, h)| (p, h.seq, h.digest))
-                    .collect();
-                let same = a.view == self.view_digest()?
-                    && a.consortium_digest == in_force.current().digest
-                    && a.heads == heads;
+                let same = self.attested_state(a.time)? == a;
                 if same && now - a.time < REATTEST_SECS {
                     return Ok(false);
                 }
@@ -108,6 +119,34 @@ impl Node {
             self.store.set_attestation(a.member, note).map_err(|e| e.to_string())?;
         }
         Ok(newer)
+    }
+
+    /// Headers a member's attestation names that conflict with what this node holds, for
+    /// publishers it has no fork evidence against yet: a head at a seq this node holds with
+    /// another digest, or either side of a fork the member found. Sync fetches them from the
+    /// peer that relayed the note, as evidence (SPEC §12). Seqs past this node's head are left
+    /// to the ordinary pull.
+    pub fn evidence_wanted(&self, note: &str) -> Result<Vec<(Country, u64, [u8; 32])>, StoreError> {
+        let Some(a) = open(note).ok().and_then(|(text, _)| Attestation::parse(text).ok()) else {
+            return Ok(Vec::new());
+        };
+        let named = a.heads.iter().map(|&(p, s, d)| (p, s, d)).chain(
+            a.forks
+                .iter()
+                .flat_map(|f| [(f.publisher, f.seq, f.held), (f.publisher, f.seq, f.conflicting)]),
+        );
+        let mut wanted = Vec::new();
+        for (publisher, seq, digest) in named {
+            if seq == 0 || self.store.holds_fork_evidence(publisher)? {
+                continue;
+            }
+            let held = self.store.header_digest(publisher, seq)?;
+            if held.is_some_and(|h| h != digest) && !wanted.iter().any(|w: &(Country, u64, [u8; 32])| w.0 == publisher)
+            {
+                wanted.push((publisher, seq, digest));
+            }
+        }
+        Ok(wanted)
     }
 
     /// The members whose latest attestation carries this node's view digest and consortium

@@ -39,6 +39,19 @@ impl Feeds for Node {
         self.store.entry(publisher, seq)
     }
 
+    fn entry_with_digest(
+        &self,
+        publisher: Country,
+        seq: u64,
+        digest: &[u8; 32],
+    ) -> Result<Option<proto::Entry>, StoreError> {
+        self.store.entry_with_digest(publisher, seq, digest)
+    }
+
+    fn evidence_wanted(&self, note: &str) -> Result<Vec<(Country, u64, [u8; 32])>, StoreError> {
+        Node::evidence_wanted(self, note)
+    }
+
     fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError> {
         self.store.lacking_payload(publisher)
     }

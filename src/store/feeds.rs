@@ -140,6 +140,35 @@ impl Store {
         }
     }
 
+    /// The digest of the header held at `publisher`/`seq`.
+    pub fn header_digest(&self, publisher: Country, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self
+            .entry(publisher, seq)?
+            .and_then(|e| e.envelope)
+            .map(|env| crate::dataset::envelope::sha256(&env.payload)))
+    }
+
+    /// The signed entry `publisher`/`seq` whose header has `digest`: the one in the feed, or
+    /// the fork evidence (header only) when that is the one named. This is how a node serves
+    /// the other side of a fork it found, so members that never met that side learn of it.
+    pub fn entry_with_digest(
+        &self,
+        publisher: Country,
+        seq: u64,
+        digest: &[u8; 32],
+    ) -> Result<Option<proto::Entry>, StoreError> {
+        if self.header_digest(publisher, seq)?.as_ref() == Some(digest) {
+            return self.entry(publisher, seq);
+        }
+        let key = fork_key(publisher, seq, digest);
+        match self.get(&key)? {
+            None => Ok(None),
+            Some(v) => proto::Entry::decode(v.as_ref())
+                .map(Some)
+                .map_err(|_| self.corrupt(&key)),
+        }
+    }
+
     /// Places a verified entry in its feed and stores it accordingly, atomically with the head:
     /// appended, ignored as a replay, kept as fork evidence, or refused as a gap / broken chain.
     pub fn accept(&self, v: &VerifiedEntry) -> Result<Placement, StoreError> {
@@ -166,9 +195,7 @@ impl Store {
         let publisher = v.header().publisher;
         let head = self.head(publisher)?;
         let held = if head.is_some_and(|h| v.header().seq <= h.seq) {
-            self.entry(publisher, v.header().seq)?
-                .and_then(|e| e.envelope)
-                .map(|env| crate::dataset::envelope::sha256(&env.payload))
+            self.header_digest(publisher, v.header().seq)?
         } else {
             None
         };
@@ -229,7 +256,7 @@ impl Store {
     }
 
     /// Whether fork evidence against `publisher` is held already.
-    fn holds_fork_evidence(&self, publisher: Country) -> Result<bool, StoreError> {
+    pub fn holds_fork_evidence(&self, publisher: Country) -> Result<bool, StoreError> {
         let mut prefix = b"x:".to_vec();
         prefix.extend_from_slice(&publisher.bytes());
         match self.tree.scan_prefix(&prefix).next() {
@@ -267,11 +294,7 @@ impl Store {
                 .ok_or_else(|| self.corrupt(&k))?;
             let seq = u64::from_be_bytes(k[5..13].try_into().map_err(|_| self.corrupt(&k))?);
             let conflicting: [u8; 32] = k[13..].try_into().map_err(|_| self.corrupt(&k))?;
-            let held = self
-                .entry(publisher, seq)?
-                .and_then(|e| e.envelope)
-                .map(|env| crate::dataset::envelope::sha256(&env.payload))
-                .unwrap_or([0; 32]);
+            let held = self.header_digest(publisher, seq)?.unwrap_or([0; 32]);
             let entry = proto::Entry::decode(v.as_ref()).map_err(|_| self.corrupt(&k))?;
             out.push(ForkEvidence {
                 publisher,
