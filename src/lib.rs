@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod aggregate;
 pub mod attest;
+pub mod certify;
 pub mod certs;
 pub mod cluster;
 pub mod config;

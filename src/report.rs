@@ -199,6 +199,48 @@ pub fn status_text(status: &Status) -> String {
     s
 }
 
+/// `accord verify` of a certified view: the members that attested it, and each entry's
+/// witnessed time.
+pub fn certified(r: &crate::certify::Report) -> String {
+    use crate::date::format_timestamp;
+    let mut out = format!(
+        "valid: view {} under consortium version {} ({}), certified by {}\n",
+        crate::hex::encode(&r.view_digest),
+        r.consortium_version,
+        &crate::hex::encode(&r.consortium_digest)[..16],
+        r.certified_by
+    );
+    out.push_str(&format!(
+        "attested by {} members: {}\n",
+        r.attested.len(),
+        r.attested
+            .iter()
+            .map(|a| format!("{} at {}", a.member, format_timestamp(a.time)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out.push_str(&format!(
+        "view files: {} recomputed from {} signed entries, identical\n",
+        r.view_files,
+        r.entries.len()
+    ));
+    for e in &r.entries {
+        let witnessed = match &e.witness {
+            Some(w) => format!("witnessed by {} at {}", w.member, format_timestamp(w.time)),
+            None => "not witnessed by another member in this bundle".to_string(),
+        };
+        out.push_str(&format!(
+            "entry {} seq {} {} {}: created {}, {witnessed}\n",
+            e.publisher,
+            e.seq,
+            e.cube,
+            e.period,
+            format_timestamp(e.created_at)
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

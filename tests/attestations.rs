@@ -8,7 +8,7 @@ use accord::cluster::{full_mesh, line};
 use accord::model::{Cube, Period};
 use common::{eventually, ingest_synthetic, last_year, publish_and_announce, start_cluster, CONVERGENCE};
 
-async fn every_status_names(codes: &[&str], peered: fn(usize, usize, usize) -> bool) {
+async fn every_status_names(codes: &[&str], peered: fn(usize, usize, usize) -> bool) -> common::TestCluster {
     let cluster = start_cluster(codes, peered, 1).await;
     let period = Period::Year(last_year());
     for i in cluster.running_indices() {
@@ -28,18 +28,117 @@ async fn every_status_names(codes: &[&str], peered: fn(usize, usize, usize) -> b
         Ok(())
     })
     .await;
-    cluster.shutdown().await;
+    cluster
 }
 
+/// The acceptance of SPEC §12: five converged members each name all five in `attested_by`;
+/// `certify` on DEU writes a bundle, and `accord verify` (another process, with only the
+/// consortium file) lists all five as attesting that very view and a witness for every entry.
+/// Any change to the bundle is caught and named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_converged_members_each_name_all_five_in_attested_by() {
-    every_status_names(&["DEU", "FRA", "ITA", "ESP", "POL"], full_mesh).await;
+async fn five_converged_members_attest_and_a_certified_view_verifies_elsewhere() {
+    let cluster = every_status_names(&["DEU", "FRA", "ITA", "ESP", "POL"], full_mesh).await;
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("certified");
+    let summary = cluster.running(0).certify(&bundle).expect("certify");
+    assert_eq!(summary.attested_by, ["DEU", "ESP", "FRA", "ITA", "POL"]);
+    assert_eq!(summary.view_digest, cluster.running(0).view_digest().unwrap());
+    // The auditor has the consortium file and the bundle, nothing of the cluster.
+    let consortium_file = out.path().join("consortium.toml");
+    std::fs::copy(cluster.pki.join("consortium.toml"), &consortium_file).unwrap();
+    cluster.shutdown().await;
+
+    let trusted = accord::model::Consortium::load(&consortium_file).unwrap();
+    let report = accord::certify::verify(&bundle, &trusted).expect("the bundle verifies");
+    let attested: Vec<String> = report.attested.iter().map(|a| a.member.to_string()).collect();
+    assert_eq!(attested, ["DEU", "ESP", "FRA", "ITA", "POL"]);
+    assert_eq!(report.view_digest, summary.view_digest);
+    assert_eq!(report.entries.len(), 5, "one flows dataset per member");
+    for e in &report.entries {
+        let w = e
+            .witness
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} seq {} has no witness", e.publisher, e.seq));
+        assert_ne!(w.member, e.publisher, "a witness is another member");
+        assert!(w.time >= e.created_at, "witnessed after it was created");
+    }
+    // The binary, as an auditor runs it.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["verify", "--consortium"])
+        .arg(&consortium_file)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        stdout.starts_with(&format!("valid: view {}", accord::hex::encode(&summary.view_digest))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("attested by 5 members: DEU at "), "{stdout}");
+    assert_eq!(stdout.matches("witnessed by ").count(), 5, "{stdout}");
+
+    // Tampered copies: each is refused, naming what is wrong.
+    let tampered = |name: &str, change: &dyn Fn(&std::path::Path)| {
+        let copy = out.path().join(name);
+        copy_dir(&bundle, &copy);
+        change(&copy);
+        accord::certify::verify(&copy, &trusted).expect_err(name).to_string()
+    };
+    let error = tampered("csv", &|d| {
+        let file = d.join("flows.csv");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let at = text.find('\n').unwrap()
+            + 1
+            + text[text.find('\n').unwrap() + 1..]
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap();
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'9' { b'8' } else { bytes[at] + 1 };
+        std::fs::write(&file, bytes).unwrap();
+    });
+    assert!(error.contains("flows.csv is not the view the entries make"), "{error}");
+    let error = tampered("note", &|d| {
+        let file = d.join("attestations/FRA.note");
+        let note = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, note.replacen("time ", "time  ", 1)).unwrap();
+    });
+    assert!(error.contains("attestations/FRA.note"), "{error}");
+    let error = tampered("entry", &|d| {
+        std::fs::remove_file(d.join("entries/ITA-1.json")).unwrap();
+    });
+    assert!(error.contains("the view is not the one certified"), "{error}");
+    let error = tampered("unattested", &|d| {
+        for f in std::fs::read_dir(d.join("attestations")).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+    });
+    assert!(error.contains("no attestation"), "{error}");
+    let error = tampered("document", &|d| {
+        let file = d.join("consortium.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replacen("name = ", "name = \"x\"\n#", 1)).unwrap();
+    });
+    assert!(error.contains("consortium.toml"), "{error}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for item in std::fs::read_dir(from).unwrap() {
+        let item = item.unwrap();
+        let target = to.join(item.file_name());
+        if item.file_type().unwrap().is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), target).unwrap();
+        }
+    }
 }
 
 /// In a line, the two ends never talk: their attestations reach each other through relays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attestations_are_relayed_along_a_line() {
-    every_status_names(&["DEU", "FRA", "ITA"], line).await;
+    every_status_names(&["DEU", "FRA", "ITA"], line).await.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,8 +173,13 @@ async fn forged_and_foreign_attestations_are_refused() {
         &fra_key,
     )
     .unwrap();
-    let refused = deu.accept_attestation(&impostor);
-    assert_eq!(refused, Ok(false), "a node never takes another's note for its own");
+    let refused = deu.accept_attestation(&impostor).unwrap_err();
+    assert!(refused.contains("no signature under its keys"), "{refused}");
+    assert_eq!(
+        deu.accept_attestation(&note),
+        Ok(false),
+        "a node never takes a note for its own, even its own relayed back"
+    );
     let refused = fra.accept_attestation(&impostor).unwrap_err();
     assert!(refused.contains("no signature under its keys"), "{refused}");
     // A note far over the size limit is refused before it is read.

@@ -146,6 +146,37 @@ fn two_daemons_serve_admin_commands_exchange_and_stop_cleanly_on_sigterm() {
         check.details()
     );
 
+    // SPEC §12 through the CLI: once both attest the view, `certify` on FRA (through its socket)
+    // writes a bundle that `verify` checks with the consortium file alone.
+    eventually("FRA's status names DEU and FRA in attested_by", || {
+        let status = site.status(&fra.config);
+        if status["attested_by"] == serde_json::json!(["DEU", "FRA"]) {
+            Ok(())
+        } else {
+            Err(format!("FRA status: {status}"))
+        }
+    });
+    let certify = site.ok(&format!("certify --config {} --out certified", fra.config));
+    assert!(
+        certify.stdout().contains("attested by 2 (DEU, FRA)"),
+        "{}",
+        certify.details()
+    );
+    let verify = site.ok("verify --consortium pki/consortium.toml certified");
+    assert!(
+        verify.stdout().contains("attested by 2 members: DEU at ")
+            && verify.stdout().contains("entry DEU seq 1 flows")
+            && verify.stdout().contains("witnessed by FRA at "),
+        "{}",
+        verify.details()
+    );
+    let again = site.run(&format!("certify --config {} --out certified", fra.config));
+    assert!(
+        !again.output.status.success() && again.stderr().contains("not empty"),
+        "certify never writes into a bundle already there\n{}",
+        again.details()
+    );
+
     for daemon in [&mut deu_daemon, &mut fra_daemon] {
         let status = daemon.terminate();
         assert_eq!(

@@ -26,6 +26,8 @@ const LAYERS: &[&[&str]] = &[
     &["governance"],
     // transport through a trait it is given; the common view; files in and out
     &["exchange", "reconcile", "export", "ingest", "synth"],
+    // a certified view: the view, its entries and the attestations over it, written and checked
+    &["certify"],
     // the node's operations
     &["node"],
     // shells

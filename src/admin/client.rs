@@ -184,6 +184,28 @@ impl Operations for Remote {
         })
     }
 
+    fn certify(&self, out: &Path) -> Result<crate::node::CertifySummary, OpError> {
+        let mut client = self.client.clone();
+        let r = self.call(client.certify(proto::CertifyRequest {
+            path: out.display().to_string(),
+        }))?;
+        let view_digest = r
+            .view_digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| OpError::Remote("certify: the node sent a view digest of the wrong length".into()))?;
+        Ok(crate::node::CertifySummary {
+            written: crate::certify::Written {
+                files: r.files as usize,
+                entries: r.entries as usize,
+                attestations: r.attested_by.len(),
+                witnesses: r.witnesses as usize,
+            },
+            view_digest,
+            attested_by: r.attested_by,
+        })
+    }
+
     fn consortium(&self, version: Option<u64>) -> Result<crate::node::ConsortiumVersion, OpError> {
         let mut client = self.client.clone();
         let r = self.call(client.consortium(proto::ConsortiumRequest {

@@ -58,6 +58,7 @@ fn to_status(error: NodeError) -> Status {
     match error {
         NodeError::Request(m) => Status::invalid_argument(m),
         NodeError::Verify(e) => Status::invalid_argument(e.to_string()),
+        NodeError::Certify(e) => Status::failed_precondition(e.to_string()),
         NodeError::Store(e) => Status::internal(e.to_string()),
         NodeError::SigningKey { .. } | NodeError::ConsortiumPin { .. } => Status::internal(error.to_string()),
     }
@@ -246,6 +247,21 @@ impl Admin for AdminService {
         Ok(Response::new(proto::BackupReply {
             keys: s.keys,
             bytes: s.bytes,
+        }))
+    }
+
+    async fn certify(&self, request: Request<proto::CertifyRequest>) -> Result<Response<proto::CertifyReply>, Status> {
+        let path = std::path::PathBuf::from(request.into_inner().path);
+        if !path.is_absolute() {
+            return Err(Status::invalid_argument("certify: the path must be absolute"));
+        }
+        let s = run(&self.node, move |node| node.certify(&path)).await?;
+        Ok(Response::new(proto::CertifyReply {
+            files: s.written.files as u64,
+            entries: s.written.entries as u64,
+            witnesses: s.written.witnesses as u64,
+            view_digest: s.view_digest.to_vec(),
+            attested_by: s.attested_by,
         }))
     }
 

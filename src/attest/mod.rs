@@ -10,7 +10,10 @@
 
 mod body;
 
+pub mod check;
+
 pub use body::{Attestation, BodyError, Fork};
+pub use check::{check, CheckError};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;

@@ -258,6 +258,30 @@ pub fn backup(config: &Path, out: &Path) -> Result<i32> {
     Ok(0)
 }
 
+pub fn certify(config: &Path, out: &Path) -> Result<i32> {
+    let ops = operations(&load(config)?)?;
+    let out = std::path::absolute(out).map_err(|e| anyhow!("certify: {}: {e}", out.display()))?;
+    let s = ops.certify(&out)?;
+    outln!(
+        "certified view {} in {}: {} files, {} entries, attested by {} ({}), {} witnessing attestations",
+        accord::hex::encode(&s.view_digest),
+        out.display(),
+        s.written.files,
+        s.written.entries,
+        s.attested_by.len(),
+        s.attested_by.join(", "),
+        s.written.witnesses
+    );
+    Ok(0)
+}
+
+pub fn verify_bundle(consortium: &Path, dir: &Path) -> Result<i32> {
+    let trusted = accord::model::Consortium::load(consortium)?;
+    let r = accord::certify::verify(dir, &trusted).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+    out!("{}", report::certified(&r));
+    Ok(0)
+}
+
 pub fn restore(config: &Path, file: &Path) -> Result<i32> {
     let config = load(config)?;
     let data_dir = config.data_dir.clone();

@@ -193,13 +193,25 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Check an exported entry offline against a consortium file.
+    /// Check offline, against a consortium file: an exported entry, or a certified view
+    /// (a directory written by `accord certify`): which members attested that very view, and
+    /// when each of its entries was first witnessed.
     Verify {
         /// The consortium file (consortium.toml) with the members' signing keys.
         #[arg(long)]
         consortium: PathBuf,
-        /// A file written by `accord export`.
+        /// A file written by `accord export`, or a directory written by `accord certify`.
         file: PathBuf,
+    },
+    /// Write the view with the attestations over its digest into a new directory (SPEC §12),
+    /// for `accord verify` anywhere, offline.
+    Certify {
+        /// The node config (node.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The directory to create (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write a consistent backup of the node (records, aggregates, feeds, evidence and the node
     /// secret) to a new file, mode 0600; online through the admin socket while the node runs.
@@ -441,6 +453,8 @@ pub fn run(args: Args) -> Result<i32> {
         } => commands::check(&config, migrate, rebuild),
         Command::Backup { config, out } => commands::backup(&config, &out),
         Command::Restore { config, file } => commands::restore(&config, &file),
+        Command::Certify { config, out } => commands::certify(&config, &out),
+        Command::Verify { consortium, file } if file.is_dir() => commands::verify_bundle(&consortium, &file),
         Command::Verify { consortium, file } => {
             let c = accord::model::Consortium::load(&consortium)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

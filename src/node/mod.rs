@@ -5,7 +5,7 @@
 //! follows the store. The exchange reaches the node only through [`Feeds`](crate::exchange::Feeds).
 
 mod attest;
-pub use attest::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
+mod certify;
 mod current;
 mod feeds;
 mod governance;
@@ -14,6 +14,8 @@ pub mod metrics;
 mod ops;
 mod status;
 
+pub use crate::attest::check::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
+pub use certify::CertifySummary;
 pub use current::LeftOut;
 pub use ops::{Local, OpError, Operations, PeerPull};
 pub use status::{ConsortiumVersion, FeedStatus, ForkReport, PeerReport, ProposalReport, Status};
@@ -47,6 +49,9 @@ pub enum NodeError {
     /// An entry failed verification.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// A certified bundle could not be written.
+    #[error(transparent)]
+    Certify(#[from] crate::certify::CertifyError),
     /// A request names something that does not exist or is not allowed.
     #[error("{0}")]
     Request(String),

@@ -108,6 +108,8 @@ pub trait Operations {
     fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError>;
     /// Writes a consistent backup (store and node secret) to the new file `out` (absolute).
     fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError>;
+    /// Writes a certified bundle of the view into the new directory `out` (absolute).
+    fn certify(&self, out: &Path) -> Result<super::CertifySummary, OpError>;
     /// One consortium version (`None`: the one in force), its document and approvals.
     fn consortium(&self, version: Option<u64>) -> Result<super::ConsortiumVersion, OpError>;
     /// Signs a proposal of `document` as the next version; returns (version, digest, in force).
@@ -177,6 +179,10 @@ impl Operations for Local {
 
     fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError> {
         Ok(self.node.backup(out)?)
+    }
+
+    fn certify(&self, out: &Path) -> Result<super::CertifySummary, OpError> {
+        Ok(self.node.certify(out)?)
     }
 
     fn consortium(&self, version: Option<u64>) -> Result<super::ConsortiumVersion, OpError> {

@@ -15,6 +15,8 @@
 //! | `g:` | publisher (3) + seq (u64 BE) | marks a governance entry (proposal or approval) |
 //! | `s:` | member (3) | the member's latest attestation (SPEC §12), a signed note |
 //! | `p:` | peer (3) | peer sync status, JSON |
+//! | `v:` | publisher (3) + seq (u64 BE) | the entry's first witness: member (3) + time (i64 BE) + seq named (u64 BE) |
+//! | `u:` | member (3) + time (i64 BE) | a witnessing attestation, the signed note |
 //!
 //! The node secret (HMAC key for pseudonyms and cell keys) lives beside the database in
 //! `node.secret`, mode 0600, created on first use; it is never logged or exported.
@@ -26,11 +28,13 @@ mod migrate;
 mod records;
 #[cfg(test)]
 mod tests;
+mod witness;
 
 pub use backup::{restore, BackupSummary};
 pub use feeds::{ForkEvidence, PeerStatus};
 pub use migrate::{migrate, Migrated};
 pub use records::{CheckReport, IngestOutcome, StoredRecord};
+pub use witness::Witnessed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
