@@ -147,8 +147,6 @@ async fn forged_and_foreign_attestations_are_refused() {
     let (deu, fra) = (cluster.running(0), cluster.running(1));
     let now = accord::date::unix_now();
     let note = deu.attestation(now).expect("DEU attests");
-    assert_eq!(fra.accept_attestation(&note), Ok(true));
-    assert_eq!(fra.accept_attestation(&note), Ok(false), "not newer than the one held");
     // The text changed after signing: the signature no longer holds.
     let forged = note.replacen("time ", "time  ", 1);
     assert!(fra.accept_attestation(&forged).is_err());
@@ -173,15 +171,23 @@ async fn forged_and_foreign_attestations_are_refused() {
         &fra_key,
     )
     .unwrap();
-    let refused = deu.accept_attestation(&impostor).unwrap_err();
-    assert!(refused.contains("no signature under its keys"), "{refused}");
-    assert_eq!(
-        deu.accept_attestation(&note),
-        Ok(false),
-        "a node never takes a note for its own, even its own relayed back"
-    );
     let refused = fra.accept_attestation(&impostor).unwrap_err();
     assert!(refused.contains("no signature under its keys"), "{refused}");
+    assert_eq!(
+        deu.accept_attestation(&impostor),
+        Ok(false),
+        "a node never takes a note for its own"
+    );
+    // The genuine note is kept once; the same note again, or an older one, changes nothing.
+    assert_eq!(fra.accept_attestation(&note), Ok(true));
+    assert_eq!(fra.accept_attestation(&note), Ok(false), "not newer than the one held");
+    assert_eq!(
+        fra.accept_attestation(&changed_view),
+        Ok(false),
+        "not newer: dropped unchecked"
+    );
+    // A forgery newer than the note held is checked, and refused.
+    assert!(fra.accept_attestation(&impostor).unwrap_err().contains("no signature"));
     // A note far over the size limit is refused before it is read.
     let huge = "x".repeat(accord::node::MAX_ATTESTATION_BYTES + 1);
     assert!(fra.accept_attestation(&huge).unwrap_err().contains("over the limit"));
@@ -203,13 +209,9 @@ async fn sync_round(cluster: &common::TestCluster) {
     }
 }
 
-/// A split view found and healed (SPEC §12): DEU signs two different seq-1 entries and gives one
-/// to FRA and the other to ESP, the two ends of a line FRA - ITA - ESP. ITA meets both sides and
-/// holds the fork evidence; its attestation names the fork, and FRA and ESP fetch the other
-/// side from ITA. Within two rounds every honest node reports the equivocation and leaves DEU's
-/// entries from seq 1 on out of the view, whichever branch it holds: one view digest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_split_view_in_a_line_is_found_and_healed_within_two_rounds() {
+/// The split: FRA - ITA - ESP in a line hold each other's feeds; DEU signs two different seq-1
+/// entries and FRA takes one, ESP the other. Returns the cluster and the two header digests.
+async fn split_line() -> (common::TestCluster, [u8; 32], [u8; 32]) {
     // No periodic pulls, and nothing announced after the fork: the test drives every round.
     let cluster = start_cluster(&["DEU", "FRA", "ITA", "ESP"], line_without_deu, 3600).await;
     let period = Period::Year(last_year());
@@ -252,9 +254,22 @@ async fn a_split_view_in_a_line_is_found_and_healed_within_two_rounds() {
             key: &key,
         },
     );
+    let digest = |e: &accord::proto::Entry| accord::dataset::envelope::sha256(&e.envelope.as_ref().unwrap().payload);
+    let (a, b) = (digest(&first), digest(&second));
     cluster.running(1).accept(first).expect("FRA takes one branch");
     cluster.running(3).accept(second).expect("ESP takes the other");
+    (cluster, a, b)
+}
 
+/// A split view found and healed (SPEC §12): DEU signs two different seq-1 entries and gives one
+/// to FRA and the other to ESP, the two ends of a line FRA - ITA - ESP. ITA meets both sides and
+/// holds the fork evidence; its attestation names the fork, and FRA and ESP fetch the other
+/// side from ITA. Within two rounds every honest node reports the equivocation and leaves DEU's
+/// entries from seq 1 on out of the view, whichever branch it holds: one view digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_view_in_a_line_is_found_and_healed_within_two_rounds() {
+    let (cluster, _, _) = split_line().await;
+    let deu_code = accord::model::Country::parse("DEU").unwrap();
     sync_round(&cluster).await;
     sync_round(&cluster).await;
     let mut digests = std::collections::BTreeSet::new();
@@ -264,7 +279,7 @@ async fn a_split_view_in_a_line_is_found_and_healed_within_two_rounds() {
         assert_eq!(status.equivocating, ["DEU"], "{} after two rounds", status.country);
         let view = node.view().unwrap();
         assert!(
-            !view.inputs.keys().any(|(p, _, _)| *p == one.publisher),
+            !view.inputs.keys().any(|(p, _, _)| *p == deu_code),
             "{}: DEU left the view",
             status.country
         );
@@ -282,5 +297,69 @@ async fn a_split_view_in_a_line_is_found_and_healed_within_two_rounds() {
         let status = cluster.running(i).status().unwrap();
         assert_eq!(status.attested_by, ["ESP", "FRA", "ITA"], "{}", status.country);
     }
+    cluster.shutdown().await;
+}
+
+/// The fork settled (SPEC §12): after the split is found, ITA proposes a consortium version
+/// keeping FRA's branch of DEU's feed; FRA and ESP approve (three of four). ESP, which holds
+/// the other branch, sets it aside and fetches the kept one through ITA; then DEU is back in
+/// every honest view, on the kept branch, with one view digest, and the set-aside entry is
+/// refused wherever it is offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consortium_version_naming_the_branch_to_keep_brings_the_publisher_back() {
+    let (cluster, kept, set_aside) = split_line().await;
+    sync_round(&cluster).await;
+    sync_round(&cluster).await;
+    let deu = accord::model::Country::parse("DEU").unwrap();
+    let (fra, ita, esp) = (cluster.running(1), cluster.running(2), cluster.running(3));
+    let document = format!(
+        "{}\n[[forks]]\npublisher = \"DEU\"\nseq = 1\nkeep = \"{}\"\n",
+        accord::governance::canonical_toml(&ita.consortium()),
+        accord::hex::encode(&kept)
+    );
+    let (version, digest) = ita.propose(&document).expect("ITA proposes");
+    sync_round(&cluster).await;
+    fra.approve(version, digest).expect("FRA approves");
+    esp.approve(version, digest).expect("ESP approves");
+    let mut rounds = 0;
+    loop {
+        sync_round(&cluster).await;
+        rounds += 1;
+        let settled = [fra, ita, esp].iter().all(|n| {
+            n.consortium().branch_kept(deu, 1) == Some(kept)
+                && n.heads().unwrap().iter().any(|(p, h)| *p == deu && h.digest == kept)
+        });
+        if settled || rounds == 5 {
+            break;
+        }
+    }
+    let mut digests = std::collections::BTreeSet::new();
+    for node in [fra, ita, esp] {
+        let status = node.status().unwrap();
+        assert_eq!(status.consortium_version, version, "{}", status.country);
+        let head = node.heads().unwrap().into_iter().find(|(p, _)| *p == deu);
+        assert_eq!(
+            head.map(|(_, h)| h.digest),
+            Some(kept),
+            "{}: DEU's feed is the kept branch",
+            status.country
+        );
+        let view = node.view().unwrap();
+        assert!(
+            view.inputs.keys().any(|(p, _, _)| *p == deu),
+            "{}: DEU is back in the view after {rounds} rounds",
+            status.country
+        );
+        assert!(node.left_out().unwrap().is_empty(), "{}", status.country);
+        assert_eq!(status.equivocating, ["DEU"], "the equivocation stays on record");
+        digests.insert(status.view_digest);
+    }
+    assert_eq!(digests.len(), 1, "one view digest: {digests:?}");
+    // ESP held the other branch: it is now its fork evidence, and refused as an entry.
+    let evidence = esp.forks().unwrap();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!((evidence[0].held, evidence[0].conflicting), (kept, set_aside));
+    let refused = fra.accept(evidence[0].entry.clone()).unwrap_err().to_string();
+    assert!(refused.contains("set aside"), "{refused}");
     cluster.shutdown().await;
 }

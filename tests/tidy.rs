@@ -181,7 +181,7 @@ fn the_checker_catches_an_upward_import_and_a_pair_that_import_each_other() {
     );
     assert!(found[1].contains("module `gadget` is in no layer"), "{found:#?}");
     assert!(
-        found[2].contains("`record` (layer 2) uses `node` (layer 10), which sits above it"),
+        found[2].contains("`record` (layer 2) uses `node` (layer 11), which sits above it"),
         "{found:#?}"
     );
 }

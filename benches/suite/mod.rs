@@ -4,6 +4,7 @@
 //! `std::time::Instant`; every figure is printed as it is measured.
 
 mod attack;
+mod attest;
 mod convergence;
 mod daemon_view;
 mod fidelity;
@@ -32,7 +33,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|attest|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -56,6 +57,7 @@ pub fn main() {
         "attack" => attack::run(&mut fx),
         "convergence" => convergence::run(&mut fx),
         "fidelity" => fidelity::run(&mut fx),
+        "attest" => attest::run(&mut fx),
         "all" => {
             ingest::run(&mut fx);
             publish::run_publish(&mut fx);
@@ -67,6 +69,7 @@ pub fn main() {
             attack::run(&mut fx);
             convergence::run(&mut fx);
             fidelity::run(&mut fx);
+            attest::run(&mut fx);
         }
         other => {
             eprintln!("unknown benchmark {other:?}\n{USAGE}");

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{country, floor, invalid, read_toml, ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
 use crate::date;
+use crate::model::BranchKept;
 use crate::model::{
     Agreement, Consortium, Cube, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
     UnknownDuration,
@@ -32,7 +33,17 @@ struct ConsortiumToml {
     #[serde(default)]
     agreements: Vec<AgreementToml>,
     #[serde(default)]
+    forks: Vec<ForkToml>,
+    #[serde(default)]
     members: Vec<MemberToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForkToml {
+    publisher: String,
+    seq: u64,
+    keep: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -296,6 +307,30 @@ impl Consortium {
             })?,
         };
         let agreements = agreements(file, &raw.agreements, &members)?;
+        let mut forks: Vec<BranchKept> = Vec::new();
+        for (i, f) in raw.forks.iter().enumerate() {
+            let key = format!("forks[{i}]");
+            let publisher = country(file, &format!("{key}.publisher"), &f.publisher)?;
+            if f.seq == 0 {
+                return Err(invalid(file, format!("{key}.seq"), "feeds start at seq 1"));
+            }
+            let keep = crate::hex::decode(&f.keep)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| invalid(file, format!("{key}.keep"), "not a header digest (64 hex digits)"))?;
+            if forks.iter().any(|k| k.publisher == publisher && k.seq == f.seq) {
+                return Err(invalid(
+                    file,
+                    key,
+                    format!("a second branch for {publisher} seq {}", f.seq),
+                ));
+            }
+            forks.push(BranchKept {
+                publisher,
+                seq: f.seq,
+                keep,
+            });
+        }
+        forks.sort_by_key(|f| (f.publisher, f.seq));
         Ok(Consortium {
             name: raw.name,
             test_only: raw.test_only,
@@ -305,6 +340,7 @@ impl Consortium {
             quorum,
             sharing,
             agreements,
+            forks,
             members,
         })
     }

@@ -103,6 +103,8 @@ pub enum VerifyError {
     /// The entry claims to be made before its period began: statistics of a period cannot
     /// exist before it starts, so the date is false (a backdated entry, perhaps under a key
     /// that was valid only then).
+    #[error("{publisher} seq {seq} is on the branch the consortium set aside: a consortium version keeps the other entry for that seq")]
+    BranchSetAside { publisher: Country, seq: u64 },
     #[error("created at {created_at}, before its period {period} began")]
     CreatedBeforePeriod { period: String, created_at: String },
     /// The entry claims a time further ahead of this node's clock than clocks drift.
@@ -280,6 +282,7 @@ impl VerifyError {
             VerifyError::BadSignature { .. } => "bad_signature",
             VerifyError::KeyOutsideWindow { .. } => "key_outside_window",
             VerifyError::KeyRetired { .. } => "key_retired",
+            VerifyError::BranchSetAside { .. } => "branch_set_aside",
             VerifyError::CreatedBeforePeriod { .. } => "created_before_period",
             VerifyError::CreatedInFuture { .. } => "created_in_future",
             VerifyError::PayloadSize { .. } => "payload_size",
@@ -343,6 +346,23 @@ pub fn sign(header_bytes: Vec<u8>, key: &Ed25519KeyPair) -> proto::Envelope {
 /// entry: `created_at` against the clock is [`verify_at`]'s, against the previous entry the
 /// feed's ([`super::feed::place`]).
 pub fn verify(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> Result<VerifiedEntry, VerifyError> {
+    let verified = verify_signed(entry, consortium, limits)?;
+    // A fork the consortium settled (SPEC §12): only the kept branch's entry at that seq is
+    // the publisher's; later entries of the other branch cannot chain onto it.
+    let h = verified.header();
+    if consortium
+        .branch_kept(h.publisher, h.seq)
+        .is_some_and(|keep| keep != verified.digest())
+    {
+        return Err(VerifyError::BranchSetAside {
+            publisher: h.publisher,
+            seq: h.seq,
+        });
+    }
+    Ok(verified)
+}
+
+fn verify_signed(entry: proto::Entry, consortium: &Consortium, limits: &Limits) -> Result<VerifiedEntry, VerifyError> {
     let env = entry.envelope.as_ref().ok_or(VerifyError::MissingEnvelope)?;
     if env.payload.len() > limits.max_header_bytes {
         return Err(VerifyError::TooLarge {

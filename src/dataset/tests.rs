@@ -50,6 +50,7 @@ fn fixture() -> Fixture {
         quorum: crate::model::Quorum::default(),
         sharing: crate::model::SharingDefault::All,
         agreements: Vec::new(),
+        forks: Vec::new(),
         members: vec![member("DEU", &deu), member("FRA", &fra), member("ITA", &keypair())],
     };
     Fixture { consortium, deu, fra }

@@ -96,6 +96,8 @@ pub trait Feeds: Send + Sync + 'static {
     fn may_receive(&self, header: &crate::dataset::EntryHeader, member: Country) -> bool;
     /// The latest attestation of each member held (signed notes), for the `Attestations` RPC.
     fn attestations(&self) -> Result<Vec<String>, StoreError>;
+    /// The attested time of each member's latest note held, so a peer sends only newer ones.
+    fn attestation_times(&self) -> Result<Vec<(Country, i64)>, StoreError>;
     /// Checks and keeps an attestation a peer sent (only a member's, signed under its key,
     /// newer than the one held); why not, if it is refused.
     fn accept_attestation(&self, note: &str) -> Result<bool, String>;

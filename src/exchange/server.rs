@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use super::announce::AnnounceSender;
-use super::{blocking, store_status, Feeds, MAX_FETCH_ENTRIES};
+use super::{blocking, store_status, Feeds, MAX_ATTESTATIONS, MAX_FETCH_ENTRIES};
 use crate::dataset::EntryHeader;
 use crate::model::Country;
 use crate::proto;
@@ -208,8 +208,26 @@ impl Exchange for ExchangeService {
         if caller.prospective {
             return Ok(Response::new(proto::AttestationsResponse { notes: Vec::new() }));
         }
+        // What the caller holds already: one time per member, bounded like the answer.
+        let held: HashMap<Country, i64> = request
+            .into_inner()
+            .held
+            .iter()
+            .take(MAX_ATTESTATIONS)
+            .filter_map(|h| Some((Country::parse(&h.member)?, h.time)))
+            .collect();
         let feeds = self.feeds.clone();
         let notes = blocking(move || feeds.attestations()).await.map_err(store_status)?;
+        let notes = notes
+            .into_iter()
+            .filter(|note| {
+                let newer = crate::attest::open(note)
+                    .ok()
+                    .and_then(|(text, _)| crate::attest::Attestation::parse(text).ok())
+                    .map(|a| held.get(&a.member).is_none_or(|t| a.time > *t));
+                newer.unwrap_or(false)
+            })
+            .collect();
         Ok(Response::new(proto::AttestationsResponse { notes }))
     }
 

@@ -277,10 +277,20 @@ async fn fetch_attestations(
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
 ) -> Vec<(Country, u64, [u8; 32])> {
+    let held = match call(feeds, |f| f.attestation_times()).await {
+        Ok(times) => times
+            .into_iter()
+            .map(|(member, time)| proto::AttestedAt {
+                member: member.to_string(),
+                time,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let answer = client
         .clone()
         .max_decoding_message_size(MAX_ATTESTATIONS_BYTES)
-        .attestations(proto::AttestationsRequest {})
+        .attestations(proto::AttestationsRequest { held })
         .await;
     let notes = match answer {
         Ok(r) => r.into_inner().notes,

@@ -70,6 +70,15 @@ pub fn canonical_toml(consortium: &Consortium) -> String {
         let _ = writeln!(out, "from = {}", string(&format_timestamp(a.from)));
         let _ = writeln!(out, "until = {}", string(&format_timestamp(a.until)));
     }
+    // Written only when present, so documents without forks keep the digests they had.
+    let mut forks: Vec<_> = consortium.forks.iter().collect();
+    forks.sort_by_key(|f| (f.publisher, f.seq));
+    for f in forks {
+        let _ = writeln!(out, "\n[[forks]]");
+        let _ = writeln!(out, "publisher = {}", string(f.publisher.as_str()));
+        let _ = writeln!(out, "seq = {}", f.seq);
+        let _ = writeln!(out, "keep = {}", string(&hex::encode(&f.keep)));
+    }
     let mut members: Vec<_> = consortium.members.iter().collect();
     members.sort_by_key(|m| m.country);
     for member in members {
@@ -203,5 +212,52 @@ retired_after_seq = 41
             assert_ne!(changed, FILE, "{from}");
             assert_ne!(digest(&parse(&changed)), base, "{from} -> {to}");
         }
+    }
+
+    const KEEP: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+    #[test]
+    fn a_kept_branch_is_part_of_the_document_and_its_digest_and_reads_back() {
+        let base = parse(FILE);
+        let with = format!("{FILE}[[forks]]\npublisher = \"DEU\"\nseq = 3\nkeep = \"{KEEP}\"\n");
+        let parsed = parse(&with);
+        let deu = crate::model::Country::parse("DEU").unwrap();
+        assert_eq!(parsed.branch_kept(deu, 3), Some([1; 32]));
+        assert_eq!(parsed.branch_kept(deu, 2), None);
+        assert_ne!(digest(&parsed), digest(&base));
+        let canonical = canonical_toml(&parsed);
+        assert!(canonical.contains(&format!("[[forks]]\npublisher = \"DEU\"\nseq = 3\nkeep = \"{KEEP}\"\n")));
+        assert_eq!(canonical_toml(&parse(&canonical)), canonical);
+        // A document without forks writes no forks section: its digest is the one it had.
+        assert!(!canonical_toml(&base).contains("forks"));
+    }
+
+    #[test]
+    fn a_kept_branch_that_is_not_well_formed_is_refused_naming_the_field() {
+        for (fork, field) in [
+            (
+                format!("publisher = \"XX\"\nseq = 1\nkeep = \"{KEEP}\""),
+                "forks[0].publisher",
+            ),
+            (
+                format!("publisher = \"DEU\"\nseq = 0\nkeep = \"{KEEP}\""),
+                "forks[0].seq",
+            ),
+            (
+                "publisher = \"DEU\"\nseq = 1\nkeep = \"0101\"".to_string(),
+                "forks[0].keep",
+            ),
+        ] {
+            let text = format!("{FILE}[[forks]]\n{fork}\n");
+            let error = Consortium::parse(Path::new("consortium.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{error}");
+        }
+        let twice = format!("{FILE}[[forks]]\npublisher = \"DEU\"\nseq = 1\nkeep = \"{KEEP}\"\n[[forks]]\npublisher = \"DEU\"\nseq = 1\nkeep = \"{KEEP}\"\n");
+        let error = Consortium::parse(Path::new("consortium.toml"), &twice)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("a second branch for DEU seq 1"), "{error}");
     }
 }

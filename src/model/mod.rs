@@ -10,6 +10,6 @@ pub mod policy;
 pub use country::Country;
 pub use cube::{Cell, CellValue, Cube, Period, AGE_BANDS};
 pub use policy::{
-    Agreement, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
-    UnknownDuration,
+    Agreement, BranchKept, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault,
+    SigningKey, UnknownDuration,
 };

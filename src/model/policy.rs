@@ -265,12 +265,32 @@ pub struct Consortium {
     /// `[sharing] default`.
     pub sharing: SharingDefault,
     pub agreements: Vec<Agreement>,
+    /// `[[forks]]`: for a publisher found equivocating, the branch the consortium keeps (SPEC
+    /// §12); the other branch stays out of every view, and nodes holding it switch.
+    pub forks: Vec<BranchKept>,
     pub members: Vec<Member>,
+}
+
+/// The branch of an equivocating publisher's feed the consortium keeps: from `seq` on, the
+/// feed is the chain whose entry at `seq` has the header digest `keep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BranchKept {
+    pub publisher: Country,
+    pub seq: u64,
+    pub keep: [u8; 32],
 }
 
 impl Consortium {
     pub fn member(&self, code: Country) -> Option<&Member> {
         self.members.iter().find(|m| m.country == code)
+    }
+
+    /// The branch kept for `publisher`'s fork at `seq`, if the document names one.
+    pub fn branch_kept(&self, publisher: Country, seq: u64) -> Option<[u8; 32]> {
+        self.forks
+            .iter()
+            .find(|f| f.publisher == publisher && f.seq == seq)
+            .map(|f| f.keep)
     }
 
     /// Whether the sharing rules let `member` receive the payload of `publisher`'s `cube` in an

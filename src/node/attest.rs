@@ -3,7 +3,8 @@
 //! naming in `status` the members that attested the very view it computes.
 
 use super::{Node, NodeError};
-use crate::attest::{check, open, Attestation, Fork};
+use crate::attest::check::MAX_NOTE_BYTES;
+use crate::attest::{check, open, Attestation, CheckError, Fork};
 use crate::model::Country;
 use crate::store::StoreError;
 
@@ -84,25 +85,33 @@ impl Node {
     /// member's key valid at the attested time. This node's own attestations are its own to
     /// write.
     pub fn accept_attestation(&self, note: &str) -> Result<bool, String> {
-        let a = check(note, &self.consortium()).map_err(|e| e.to_string())?;
-        if a.member == self.country() {
+        if note.len() > MAX_NOTE_BYTES {
+            return Err(CheckError::TooLarge(note.len()).to_string());
+        }
+        let (text, _) = open(note).map_err(|e| e.to_string())?;
+        let claimed = Attestation::parse(text).map_err(|e| e.to_string())?;
+        if claimed.member == self.country() {
             return Ok(false);
         }
-        if a.time > crate::date::unix_now() + MAX_AHEAD_SECS {
-            return Err(format!("{}: attested time is in the future", a.member));
+        // Every peer relays every member's latest note, so most notes a pull reads are ones
+        // this node holds already: a note not newer than the one held changes nothing, and is
+        // dropped before its signature is checked.
+        let held = self.store.attestation(claimed.member).map_err(|e| e.to_string())?;
+        let held_time = held
+            .as_deref()
+            .and_then(|h| open(h).ok())
+            .and_then(|(t, _)| Attestation::parse(t).ok())
+            .map(|h| h.time);
+        if held_time.is_some_and(|t| t >= claimed.time) {
+            return Ok(false);
         }
-        let newer = match self.store.attestation(a.member).map_err(|e| e.to_string())? {
-            Some(held) => open(&held)
-                .ok()
-                .and_then(|(t, _)| Attestation::parse(t).ok())
-                .is_none_or(|h| h.time < a.time),
-            None => true,
-        };
-        if newer {
-            self.store.set_attestation(a.member, note).map_err(|e| e.to_string())?;
-            self.witness(&a, note).map_err(|e| e.to_string())?;
+        if claimed.time > crate::date::unix_now() + MAX_AHEAD_SECS {
+            return Err(format!("{}: attested time is in the future", claimed.member));
         }
-        Ok(newer)
+        let a = check(note, &self.consortium()).map_err(|e| e.to_string())?;
+        self.store.set_attestation(a.member, note).map_err(|e| e.to_string())?;
+        self.witness(&a, note).map_err(|e| e.to_string())?;
+        Ok(true)
     }
 
     /// Records `a` as the witness of every entry it names by another publisher that this node

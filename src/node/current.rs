@@ -189,6 +189,22 @@ fn build(store: &Store, in_force: &InForce, limits: &Limits) -> Result<State, No
         let seq = forked.entry(fork.publisher).or_insert(fork.seq);
         *seq = (*seq).min(fork.seq);
     }
+    // Until a consortium version keeps one branch: then a node whose feed is that branch
+    // shows it again (a node holding the other sets it aside and fetches the kept one).
+    let document = &in_force.current().document;
+    let mut settled = Vec::new();
+    for (publisher, from) in &forked {
+        for kept in document
+            .forks
+            .iter()
+            .filter(|k| k.publisher == *publisher && k.seq <= *from)
+        {
+            if store.header_digest(*publisher, kept.seq)? == Some(kept.keep) {
+                settled.push(*publisher);
+            }
+        }
+    }
+    forked.retain(|publisher, _| !settled.contains(publisher));
     for entry in store.all_entries() {
         let entry = entry?;
         let header = entry

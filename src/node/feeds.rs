@@ -64,6 +64,18 @@ impl Feeds for Node {
         Ok(self.store.attestations()?.into_iter().map(|(_, note)| note).collect())
     }
 
+    fn attestation_times(&self) -> Result<Vec<(Country, i64)>, StoreError> {
+        Ok(self
+            .store
+            .attestations()?
+            .into_iter()
+            .filter_map(|(member, note)| {
+                let (text, _) = crate::attest::open(&note).ok()?;
+                Some((member, crate::attest::Attestation::parse(text).ok()?.time))
+            })
+            .collect())
+    }
+
     fn accept_attestation(&self, note: &str) -> Result<bool, String> {
         self.accept_attestation(note)
     }

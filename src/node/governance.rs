@@ -280,8 +280,32 @@ impl super::Node {
                     tracing::error!(error = %e, "rebuilding the aggregates under the new definition failed: publish refuses until `accord check --rebuild`")
                 }
             }
+            if let Err(e) = self.follow_kept_branches() {
+                tracing::error!(error = %e, "setting aside a branch the consortium did not keep failed");
+            }
             self.current.reset();
         }
+    }
+
+    /// Where the version in force keeps one branch of an equivocating publisher's feed and
+    /// this node holds the other, sets its own aside: sync then fetches the kept branch from
+    /// the members holding it, and every node converges on it (SPEC §12). This node's own feed
+    /// is never rewritten here: if it is the one that forked, its operator restores it.
+    pub(super) fn follow_kept_branches(&self) -> Result<(), NodeError> {
+        let forks = self.consortium().forks.clone();
+        for kept in forks {
+            let held = self.store.header_digest(kept.publisher, kept.seq)?;
+            if held.is_none_or(|d| d == kept.keep) {
+                continue;
+            }
+            if kept.publisher == self.country() {
+                tracing::error!(seq = kept.seq, "the consortium kept another branch of this node's own feed: restore the feed from a backup holding that branch");
+                continue;
+            }
+            let dropped = self.store.set_aside(kept.publisher, kept.seq)?;
+            tracing::warn!(publisher = %kept.publisher, seq = kept.seq, dropped, keep = %crate::hex::encode(&kept.keep), "set aside the branch the consortium did not keep; the kept one is fetched from peers");
+        }
+        Ok(())
     }
 
     /// Signs `document` (consortium TOML) as a proposal for the next version, replacing the

@@ -145,7 +145,7 @@ impl Node {
         // governance entries may have moved past the configured file (a key rotated).
         let version = governance.in_force().current().version;
         check_signing_key(&config, &signing, &governance.consortium(), version)?;
-        Ok(Arc::new(Node {
+        let node = Node {
             config,
             store,
             signing,
@@ -153,7 +153,9 @@ impl Node {
             metrics: metrics::Metrics::default(),
             current: current::Index::default(),
             governance,
-        }))
+        };
+        node.follow_kept_branches()?;
+        Ok(Arc::new(node))
     }
 
     pub fn country(&self) -> Country {

@@ -255,6 +255,53 @@ impl Store {
         Ok(placement)
     }
 
+    /// Sets aside `publisher`'s entries from `seq` on: a branch the consortium did not keep
+    /// (SPEC §12). They leave the feed in one atomic batch, the head moves back to `seq - 1`,
+    /// and the set-aside header at `seq` becomes the fork evidence (the kept branch, once
+    /// fetched, is the feed). Returns how many entries left.
+    pub fn set_aside(&self, publisher: Country, seq: u64) -> Result<u64, StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(head) = self.head(publisher)?.filter(|h| h.seq >= seq && seq > 0) else {
+            return Ok(0);
+        };
+        let mut batch = sled::Batch::default();
+        if let Some(mut evidence) = self.entry(publisher, seq)? {
+            let digest = self
+                .header_digest(publisher, seq)?
+                .ok_or_else(|| self.corrupt(&entry_key(publisher, seq)))?;
+            let mut prefix = b"x:".to_vec();
+            prefix.extend_from_slice(&publisher.bytes());
+            for item in self.tree.scan_prefix(&prefix) {
+                batch.remove(item.map_err(|e| self.sled(e))?.0);
+            }
+            evidence.payload.clear();
+            evidence.has_payload = false;
+            batch.insert(fork_key(publisher, seq, &digest), evidence.encode_to_vec());
+        }
+        for k in seq..=head.seq {
+            batch.remove(entry_key(publisher, k));
+            batch.remove(lacking_key(publisher, k));
+            batch.remove(governance_key(publisher, k));
+            batch.remove(super::witness::witness_key(publisher, k));
+        }
+        if seq == 1 {
+            batch.remove(head_key(publisher));
+        } else {
+            let prev = self
+                .entry(publisher, seq - 1)?
+                .and_then(|e| e.envelope)
+                .ok_or_else(|| self.corrupt(&entry_key(publisher, seq - 1)))?;
+            let header = crate::dataset::EntryHeader::decode(&prev.payload)
+                .map_err(|_| self.corrupt(&entry_key(publisher, seq - 1)))?;
+            let mut h = (seq - 1).to_be_bytes().to_vec();
+            h.extend_from_slice(&crate::dataset::envelope::sha256(&prev.payload));
+            h.extend_from_slice(&header.created_at.to_be_bytes());
+            batch.insert(head_key(publisher), h);
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
+        Ok(head.seq - seq + 1)
+    }
+
     /// Whether fork evidence against `publisher` is held already.
     pub fn holds_fork_evidence(&self, publisher: Country) -> Result<bool, StoreError> {
         let mut prefix = b"x:".to_vec();

@@ -19,7 +19,7 @@ pub struct Witnessed {
     pub note: String,
 }
 
-fn witness_key(publisher: Country, seq: u64) -> Vec<u8> {
+pub(super) fn witness_key(publisher: Country, seq: u64) -> Vec<u8> {
     let mut k = b"v:".to_vec();
     k.extend_from_slice(&publisher.bytes());
     k.extend_from_slice(&seq.to_be_bytes());

@@ -1,0 +1,175 @@
+//! Issue 17: what attestations cost per sync round, at 5 and 30 members. Every figure comes
+//! from the code the node runs: notes signed with `attest::sign`, checked with `attest::check`
+//! (the node's check for a new note), read with `attest::open` + `Attestation::parse` (all a
+//! node spends on a note it holds already), and wire sizes from the encoded `Attestations`
+//! answer beside the `Heads` answer every pull reads anyway.
+//!
+//! Per round, in a full mesh of N members, a node pulls from N − 1 peers. Its request names the
+//! attested time of every note it holds, and a peer answers with newer notes only. In a quiet
+//! round nothing is newer: the answers are empty. In the busiest round every other member
+//! re-attested since the last one: each answer may carry the N − 1 new notes (pulls run
+//! concurrently, so several peers can bring the same note); each new note is checked once,
+//! whichever peer brings it first, and the copies are read and dropped. The node signs one
+//! note of its own.
+
+use std::time::Instant;
+
+use accord::attest::{check, open, sign, Attestation};
+use accord::model::Consortium;
+use accord::proto;
+use prost::Message;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+use super::{country, line, section};
+
+const CODES: [&str; 30] = [
+    "AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN", "IRL", "ITA", "LVA",
+    "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE", "NOR", "ISL", "CHE",
+];
+/// Repetitions of each timed operation.
+const REPS: u32 = 2_000;
+
+pub fn run(_fx: &mut super::Fixture) {
+    section("attestations (issue 17): overhead per sync round, full mesh");
+    for n in [5usize, 30] {
+        members(n);
+    }
+}
+
+fn members(n: usize) {
+    let rng = SystemRandom::new();
+    let keys: Vec<Ed25519KeyPair> = (0..n)
+        .map(|_| {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+            Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key")
+        })
+        .collect();
+    let mut toml = String::from(
+        "name = \"bench\"\ntest_only = true\n[definitions]\nmin_duration_months = 12\nunknown_duration = \"count\"\n\
+         [disclosure]\nmethod = \"threshold\"\nthreshold = 5\n[reconcile]\nrule = \"receiving\"\nasymmetry_flag = 0.2\n",
+    );
+    for (code, key) in CODES.iter().zip(&keys) {
+        toml.push_str(&format!(
+            "[[members]]\ncountry = \"{code}\"\n[[members.keys]]\npublic_key = \"{}\"\nvalid_from = \"2020-01-01\"\n",
+            accord::hex::encode(key.public_key().as_ref())
+        ));
+    }
+    let consortium = Consortium::parse(std::path::Path::new("bench.toml"), &toml).expect("consortium");
+    let now = accord::date::unix_now();
+    // Every member holds every member's feed: N heads per note.
+    let heads: Vec<_> = {
+        let mut h: Vec<_> = CODES[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (country(c), 40 + i as u64, [i as u8; 32]))
+            .collect();
+        h.sort_by_key(|(c, _, _)| *c);
+        h
+    };
+    let notes: Vec<String> = CODES[..n]
+        .iter()
+        .zip(&keys)
+        .map(|(code, key)| {
+            let a = Attestation {
+                member: country(code),
+                consortium_version: 3,
+                consortium_digest: [9; 32],
+                heads: heads.clone(),
+                forks: Vec::new(),
+                view: [7; 32],
+                time: now,
+            };
+            sign(&a.text(), &Attestation::key_name(a.member), key).expect("sign")
+        })
+        .collect();
+    let note_bytes = notes[0].len();
+    let answer = proto::AttestationsResponse { notes: notes.clone() }.encoded_len();
+    let heads_answer = proto::HeadsResponse {
+        heads: heads
+            .iter()
+            .map(|(p, s, d)| proto::Head {
+                publisher: p.to_string(),
+                seq: *s,
+                digest: d.to_vec(),
+            })
+            .collect(),
+    }
+    .encoded_len();
+
+    let text = open(&notes[0]).expect("open").0.to_string();
+    let name = Attestation::key_name(country(CODES[0]));
+    let started = Instant::now();
+    for _ in 0..REPS {
+        std::hint::black_box(sign(&text, &name, &keys[0]).expect("sign"));
+    }
+    let sign_us = started.elapsed().as_secs_f64() * 1e6 / REPS as f64;
+    let started = Instant::now();
+    for i in 0..REPS as usize {
+        std::hint::black_box(check(&notes[i % n], &consortium).expect("check"));
+    }
+    let check_us = started.elapsed().as_secs_f64() * 1e6 / REPS as f64;
+    let started = Instant::now();
+    for i in 0..REPS as usize {
+        let (t, _) = open(&notes[i % n]).expect("open");
+        std::hint::black_box(Attestation::parse(t).expect("parse"));
+    }
+    let read_us = started.elapsed().as_secs_f64() * 1e6 / REPS as f64;
+
+    let request = proto::AttestationsRequest {
+        held: CODES[..n]
+            .iter()
+            .map(|c| proto::AttestedAt {
+                member: c.to_string(),
+                time: now,
+            })
+            .collect(),
+    }
+    .encoded_len();
+    let peers = n - 1;
+    let heads_round = peers * heads_answer;
+    // Quiet: the requests go out, nothing newer comes back.
+    let quiet_bytes = peers * request;
+    // Busiest: every answer carries the N − 1 notes newer than the node's.
+    let new_answer = proto::AttestationsResponse {
+        notes: notes[1..].to_vec(),
+    }
+    .encoded_len();
+    let busy_bytes = peers * (request + new_answer);
+    let new_notes = n - 1;
+    let copies = peers * new_notes - new_notes;
+    let busy_cpu_ms = (sign_us + new_notes as f64 * check_us + copies as f64 * read_us) / 1000.0;
+    line(&format!("{n} members: one note"), format!("{note_bytes} bytes"));
+    line(
+        &format!("{n} members: sign / check / read one note"),
+        format!("{sign_us:.1} µs / {check_us:.1} µs / {read_us:.1} µs"),
+    );
+    line(
+        &format!("{n} members: first contact (every note)"),
+        format!("{answer} bytes per answer (a Heads answer: {heads_answer} bytes)"),
+    );
+    line(
+        &format!("{n} members: quiet round, {peers} pulls"),
+        format!(
+            "{:.1} KiB sent, 0 received (Heads answers: {:.1} KiB), CPU: none but the request",
+            quiet_bytes as f64 / 1024.0,
+            heads_round as f64 / 1024.0
+        ),
+    );
+    line(
+        &format!("{n} members: busiest round, {peers} pulls"),
+        format!(
+            "{:.1} KiB ({:.1}x the Heads answers), CPU {busy_cpu_ms:.2} ms (1 signed, {new_notes} checked, {copies} copies read and dropped)",
+            busy_bytes as f64 / 1024.0,
+            busy_bytes as f64 / heads_round as f64,
+        ),
+    );
+    println!(
+        "RESULT {}",
+        serde_json::json!({
+            "members": n, "note_bytes": note_bytes, "first_answer_bytes": answer, "heads_answer_bytes": heads_answer,
+            "sign_us": sign_us, "check_us": check_us, "read_us": read_us, "request_bytes": request,
+            "quiet_round_bytes": quiet_bytes, "busy_round_bytes": busy_bytes, "busy_round_cpu_ms": busy_cpu_ms
+        })
+    );
+}
