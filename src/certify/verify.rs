@@ -218,7 +218,8 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
         let Some((cube, period)) = entry.dataset else { continue };
         let witness = witnesses
             .iter()
-            .filter(|a| a.member != publisher && names(a, publisher, seq, &held))
+            // A note dated before the entry was created contradicts itself: no witness.
+            .filter(|a| a.member != publisher && a.time >= entry.created_at && names(a, publisher, seq, &held))
             .min_by_key(|a| a.time)
             .map(|a| Attested {
                 member: a.member,

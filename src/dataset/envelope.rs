@@ -103,6 +103,12 @@ pub enum VerifyError {
     /// The entry claims to be made before its period began: statistics of a period cannot
     /// exist before it starts, so the date is false (a backdated entry, perhaps under a key
     /// that was valid only then).
+    #[error("{publisher} votes on consortium version {version}: {reason}")]
+    GovernanceBound {
+        publisher: Country,
+        version: u64,
+        reason: String,
+    },
     #[error("{publisher} seq {seq} is on the branch the consortium set aside: a consortium version keeps the other entry for that seq")]
     BranchSetAside { publisher: Country, seq: u64 },
     #[error("created at {created_at}, before its period {period} began")]
@@ -283,6 +289,7 @@ impl VerifyError {
             VerifyError::KeyOutsideWindow { .. } => "key_outside_window",
             VerifyError::KeyRetired { .. } => "key_retired",
             VerifyError::BranchSetAside { .. } => "branch_set_aside",
+            VerifyError::GovernanceBound { .. } => "governance_bound",
             VerifyError::CreatedBeforePeriod { .. } => "created_before_period",
             VerifyError::CreatedInFuture { .. } => "created_in_future",
             VerifyError::PayloadSize { .. } => "payload_size",

@@ -60,10 +60,19 @@ pub enum Vote {
 }
 
 impl Vote {
-    fn voter(&self) -> Country {
+    /// The member that cast the vote.
+    pub fn voter(&self) -> Country {
         match self {
             Vote::Proposal(p) => p.proposer,
             Vote::Approval(a) => a.member,
+        }
+    }
+
+    /// The version voted on.
+    pub fn version(&self) -> u64 {
+        match self {
+            Vote::Proposal(p) => p.version,
+            Vote::Approval(a) => a.version,
         }
     }
 

@@ -117,9 +117,20 @@ impl Node {
     /// Records `a` as the witness of every entry it names by another publisher that this node
     /// holds too (same digest at that seq) and had no witness for yet: the first attestation by
     /// someone other than the publisher bounds when the entry existed (SPEC §12).
+    /// A note attested before the entry it names was created (by the publisher's own signed
+    /// word) contradicts itself and witnesses nothing.
     fn witness(&self, a: &Attestation, note: &str) -> Result<(), StoreError> {
         for &(publisher, seq, digest) in &a.heads {
-            if publisher != a.member && self.store.header_digest(publisher, seq)? == Some(digest) {
+            if publisher == a.member || self.store.header_digest(publisher, seq)? != Some(digest) {
+                continue;
+            }
+            let created_at = self
+                .store
+                .entry(publisher, seq)?
+                .and_then(|e| e.envelope)
+                .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok())
+                .map(|h| h.created_at);
+            if created_at.is_some_and(|c| a.time >= c) {
                 self.store.witness(publisher, seq, a.member, a.time, note)?;
             }
         }

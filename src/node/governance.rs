@@ -26,6 +26,14 @@ use crate::store::Store;
 /// some 60 KB of TOML.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
+/// Governance entries one member may add for one version: a proposal, an approval, and a
+/// second document as proof of equivocation, with room to spare. More is refused, so a member
+/// signing votes in a loop cannot grow every store and every recomputation.
+pub const MAX_VOTES_PER_VERSION: usize = 4;
+/// How far past the version in force a vote may look: a node a few versions behind still
+/// takes the votes it will need, but no member can fill stores with votes on far versions.
+pub const MAX_VERSIONS_AHEAD: u64 = 16;
+
 /// What the node holds of governance.
 pub(super) struct Governance {
     state: Mutex<State>,
@@ -235,6 +243,34 @@ impl Governance {
         state.votes.push(vote);
         state.documents.extend(document);
         state.recompute()
+    }
+
+    /// Whether one more vote by `member` on `version` may be kept (see [`MAX_VOTES_PER_VERSION`]
+    /// and [`MAX_VERSIONS_AHEAD`]); why not, if it may not.
+    pub fn admits(&self, member: Country, version: u64) -> Result<(), VerifyError> {
+        let state = self.lock();
+        let current = state.in_force.current().version;
+        let bound = |reason: String| VerifyError::GovernanceBound {
+            publisher: member,
+            version,
+            reason,
+        };
+        if version > current + MAX_VERSIONS_AHEAD {
+            return Err(bound(format!(
+                "more than {MAX_VERSIONS_AHEAD} versions past the version in force ({current})"
+            )));
+        }
+        let held = state
+            .votes
+            .iter()
+            .filter(|v| v.voter() == member && v.version() == version)
+            .count();
+        if held >= MAX_VOTES_PER_VERSION {
+            return Err(bound(format!(
+                "{held} votes on that version held already, the limit is {MAX_VOTES_PER_VERSION}"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether `member` already approved (or proposed) a document other than `digest` for

@@ -17,6 +17,7 @@ mod status;
 pub use crate::attest::check::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
 pub use certify::CertifySummary;
 pub use current::LeftOut;
+pub use governance::{MAX_VERSIONS_AHEAD, MAX_VOTES_PER_VERSION};
 pub use ops::{Local, OpError, Operations, PeerPull};
 pub use status::{ConsortiumVersion, FeedStatus, ForkReport, PeerReport, ProposalReport, Status};
 
@@ -457,6 +458,13 @@ impl Node {
             verified = verified.without_payload();
         }
         let vote = governance::vote_of(&verified)?;
+        if let Some((vote, _)) = &vote {
+            // Bounded before it is kept; a replay of an entry held already is no new vote.
+            let h = verified.header();
+            if self.store.head(h.publisher)?.is_none_or(|head| head.seq < h.seq) {
+                self.governance.admits(h.publisher, vote.version())?;
+            }
+        }
         let placement = self.store.accept(&verified)?;
         self.current.placed(&verified, placement);
         if let (Some((vote, document)), Placement::Append) = (vote, placement) {
