@@ -79,6 +79,14 @@ pub async fn run(
         })?;
         tasks.spawn(serve_metrics(node.clone(), l, stop_rx.clone()));
     }
+    if let Some(addr) = config.dashboard_listen {
+        let l = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind {
+            what: addr.to_string(),
+            source,
+        })?;
+        tracing::info!(url = %format!("http://{addr}/"), "dashboard");
+        tasks.spawn(crate::dashboard::serve(node.clone(), l, stop_rx.clone()));
+    }
     let (tls_tx, tls_rx) = watch::channel(tls);
     tasks.spawn(reload_on_hangup(node.clone(), syncer.clone(), tls_tx, stop_rx.clone()));
 

@@ -27,6 +27,7 @@ pub mod certs;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod dataset;
 pub mod date;
 pub mod demo;

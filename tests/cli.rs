@@ -198,6 +198,12 @@ fn a_bad_node_config_fails_naming_file_and_key() {
             "data_dri",
             "unknown field",
         ),
+        (
+            "dashboard.toml",
+            format!("dashboard_listen = \"0.0.0.0:9402\"\n{good}"),
+            "dashboard_listen",
+            "not a loopback address",
+        ),
     ];
     for (file, text, key, detail) in cases {
         site.write(file, &text);

@@ -32,6 +32,8 @@ const LAYERS: &[&[&str]] = &[
     &["node"],
     // shells
     &["admin", "report"],
+    // the web dashboard, over the node and the status report
+    &["dashboard"],
     &["daemon"],
     &["cluster"],
     &["demo"],

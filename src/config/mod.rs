@@ -103,6 +103,7 @@ struct NodeToml {
     #[serde(default)]
     peers: Vec<PeerToml>,
     metrics_listen: Option<String>,
+    dashboard_listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +163,8 @@ pub struct NodeConfig {
     pub sync_interval: std::time::Duration,
     pub peers: Vec<Peer>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The read-only web dashboard (SPEC §13): a loopback address only.
+    pub dashboard_listen: Option<std::net::SocketAddr>,
 }
 /// Resolves a path `key` of `file` names and checks it can be opened now, so a wrong path is
 /// reported against the line that holds it rather than later by the component that reads it.
@@ -191,6 +194,24 @@ impl NodeConfig {
                 m.parse()
                     .map_err(|_| invalid(file, "metrics_listen", format!("not an address:port: {m:?}")))?,
             ),
+        };
+        let dashboard_listen = match &raw.dashboard_listen {
+            None => None,
+            Some(d) => {
+                let addr: std::net::SocketAddr = d
+                    .parse()
+                    .map_err(|_| invalid(file, "dashboard_listen", format!("not an address:port: {d:?}")))?;
+                // The dashboard shows the view to whoever reaches it: loopback only, and an
+                // agency that wants it elsewhere puts its own authenticating proxy in front.
+                if !addr.ip().is_loopback() {
+                    return Err(invalid(
+                        file,
+                        "dashboard_listen",
+                        format!("{d:?} is not a loopback address: the dashboard has no login, so it listens on 127.0.0.1 or [::1] only; put an authenticating proxy in front for remote access"),
+                    ));
+                }
+                Some(addr)
+            }
         };
         let consortium_path = readable(file, "consortium", &raw.consortium)?;
         let consortium = Consortium::load(&consortium_path)?;
@@ -272,6 +293,7 @@ impl NodeConfig {
             sync_interval: std::time::Duration::from_secs(interval),
             peers,
             metrics_listen,
+            dashboard_listen,
         })
     }
 

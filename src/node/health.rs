@@ -10,12 +10,40 @@ use crate::date::format_timestamp;
 pub const EXPIRY_WARNING_SECS: i64 = 30 * 86_400;
 
 impl Node {
+    /// When the TLS certificate, the CA and this node's signing key expire: (`tls`, `ca` or
+    /// `signing`; the file; Unix time), for those that have an end (a key may have none).
+    pub fn expiries(&self) -> Vec<(&'static str, String, i64)> {
+        let config = self.config();
+        let mut out = Vec::new();
+        if let Ok(x) = crate::tls::expiries(&config.tls) {
+            out.push((
+                "tls",
+                format!("TLS certificate {}", config.tls.cert.display()),
+                x.certificate,
+            ));
+            out.push(("ca", format!("CA certificate {}", config.tls.ca.display()), x.ca));
+        }
+        let public = self.signing.public_key().as_ref();
+        if let Some(until) = self
+            .consortium()
+            .member(self.country())
+            .and_then(|m| m.keys.iter().find(|k| k.public_key[..] == *public))
+            .and_then(|k| k.valid_until)
+        {
+            out.push((
+                "signing",
+                format!("signing key {}", config.signing_key.display()),
+                until,
+            ));
+        }
+        out
+    }
+
     /// The TLS certificate, CA and signing key that expire within [`EXPIRY_WARNING_SECS`] of
     /// `now` (or already have), one line each.
     pub fn expiring(&self, now: i64) -> Vec<String> {
-        let config = self.config();
         let mut out = Vec::new();
-        let mut check = |what: String, at: i64| {
+        for (_, what, at) in self.expiries() {
             if at <= now {
                 out.push(format!("{what} expired at {}", format_timestamp(at)));
             } else if at - now <= EXPIRY_WARNING_SECS {
@@ -25,19 +53,6 @@ impl Node {
                     (at - now) / 86_400
                 ));
             }
-        };
-        if let Ok(x) = crate::tls::expiries(&config.tls) {
-            check(format!("TLS certificate {}", config.tls.cert.display()), x.certificate);
-            check(format!("CA certificate {}", config.tls.ca.display()), x.ca);
-        }
-        let public = self.signing.public_key().as_ref();
-        if let Some(until) = self
-            .consortium()
-            .member(self.country())
-            .and_then(|m| m.keys.iter().find(|k| k.public_key[..] == *public))
-            .and_then(|k| k.valid_until)
-        {
-            check(format!("signing key {}", config.signing_key.display()), until);
         }
         out
     }
@@ -46,18 +61,8 @@ impl Node {
     /// before `/metrics` is rendered.
     pub fn refresh_gauges(&self) {
         let metrics = self.metrics();
-        if let Ok(x) = crate::tls::expiries(&self.config().tls) {
-            metrics.set_certificate_expiry("tls", x.certificate);
-            metrics.set_certificate_expiry("ca", x.ca);
-        }
-        let public = self.signing.public_key().as_ref();
-        if let Some(until) = self
-            .consortium()
-            .member(self.country())
-            .and_then(|m| m.keys.iter().find(|k| k.public_key[..] == *public))
-            .and_then(|k| k.valid_until)
-        {
-            metrics.set_certificate_expiry("signing", until);
+        for (kind, _, at) in self.expiries() {
+            metrics.set_certificate_expiry(kind, at);
         }
         if let Ok(heads) = self.store.heads() {
             for (publisher, head) in heads {
