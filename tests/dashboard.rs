@@ -323,8 +323,11 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
         let (line, head, body) = get(addr, "/api/status", "127.0.0.1");
         assert_eq!(line, "HTTP/1.1 200 OK");
         assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self'"));
+        assert!(head.contains("cache-control: no-store"), "data is never cached");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["view_digest"], status.view_digest);
+        let (_, head, _) = get(addr, "/assets/chart.js/chart.umd.min.js", "localhost");
+        assert!(head.contains("cache-control: private, max-age=3600"), "{head}");
         let (line, _, _) = get(addr, "/flows?period=not-a-period", "127.0.0.1");
         assert_eq!(line, "HTTP/1.1 400 Bad Request");
     });

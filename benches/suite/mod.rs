@@ -7,6 +7,7 @@ mod attack;
 mod attest;
 mod convergence;
 mod daemon_view;
+mod dashboard;
 mod fidelity;
 mod ingest;
 mod load;
@@ -33,7 +34,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|attest|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|attest|dashboard|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -58,6 +59,7 @@ pub fn main() {
         "convergence" => convergence::run(&mut fx),
         "fidelity" => fidelity::run(&mut fx),
         "attest" => attest::run(&mut fx),
+        "dashboard" => dashboard::run(&mut fx),
         "all" => {
             ingest::run(&mut fx);
             publish::run_publish(&mut fx);
@@ -70,6 +72,7 @@ pub fn main() {
             convergence::run(&mut fx);
             fidelity::run(&mut fx);
             attest::run(&mut fx);
+            dashboard::run(&mut fx);
         }
         other => {
             eprintln!("unknown benchmark {other:?}\n{USAGE}");

@@ -133,15 +133,26 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    // Pages and data change with every accepted entry: never cached. Assets say otherwise.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 
+/// An embedded file: fixed for the life of the binary, so the browser may keep it an hour.
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// An error page: what went wrong, as text.

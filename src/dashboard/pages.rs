@@ -147,11 +147,14 @@ impl Flows {
     pub fn build(view: &View, period: Option<Period>, origin: Option<Country>, destination: Option<Country>) -> Flows {
         let periods: BTreeSet<Period> = view.pairs.keys().map(|k| k.period).collect();
         let period = period.or_else(|| default_period(&periods));
-        let mut members: BTreeSet<Country> = BTreeSet::new();
-        for k in view.pairs.keys() {
-            members.insert(k.origin);
-            members.insert(k.destination);
-        }
+        // The matrix is the mirror matrix: members that publish flows, on both axes. Pairs
+        // with a partner outside the consortium (one side only) are in the pair table.
+        let members: BTreeSet<Country> = view
+            .inputs
+            .keys()
+            .filter(|(_, cube, _)| *cube == Cube::Flows)
+            .map(|(publisher, _, _)| *publisher)
+            .collect();
         let in_period: Vec<(&PairKey, &crate::reconcile::PairTotal)> =
             view.pairs.iter().filter(|(k, _)| Some(k.period) == period).collect();
         let max = in_period.iter().filter_map(|(_, t)| t.reconciled).max().unwrap_or(0);
