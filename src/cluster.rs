@@ -42,6 +42,8 @@ pub struct LocalNode {
     pub country: Country,
     pub config_path: PathBuf,
     pub addr: std::net::SocketAddr,
+    /// Where the node serves its dashboard, when the cluster was started with dashboards.
+    pub dashboard: Option<std::net::SocketAddr>,
     running: Option<Running>,
 }
 
@@ -59,6 +61,8 @@ pub struct ClusterOptions {
     pub sync_interval_secs: u64,
     /// Replaces lines of the generated consortium.toml, e.g. to pick a disclosure method.
     pub consortium_edit: Option<fn(&str) -> String>,
+    /// Whether every node serves its dashboard (SPEC §13) on a free loopback port.
+    pub dashboard: bool,
 }
 
 /// Every node peers with every other.
@@ -120,6 +124,15 @@ impl LocalCluster {
             if genesis.member(country).is_none() {
                 toml.insert_str(0, "joining = true\n");
             }
+            let dashboard = if options.dashboard {
+                let addr = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(io("dashboard port"))?;
+                toml.insert_str(0, &format!("dashboard_listen = \"{addr}\"\n"));
+                Some(addr)
+            } else {
+                None
+            };
             for (j, &peer) in options.countries.iter().enumerate() {
                 if (options.peered)(i, j, n) {
                     toml.push_str(&format!(
@@ -135,6 +148,7 @@ impl LocalCluster {
                 country,
                 config_path,
                 addr: addrs[i],
+                dashboard,
                 running: None,
             });
         }

@@ -17,7 +17,7 @@ use accord::cluster::full_mesh;
 use accord::model::{Cube, Period};
 use accord::node::Node;
 use accord::record::EventType;
-use common::{eventually, ingest_synthetic, last_year, publish_and_announce, start_cluster, CONVERGENCE};
+use common::{eventually, ingest_synthetic, last_year, publish_and_announce, CONVERGENCE};
 
 /// `GET path` with `host`; (status line, headers, body).
 fn get(addr: std::net::SocketAddr, path: &str, host: &str) -> (String, String, String) {
@@ -149,7 +149,22 @@ fn accord_view(config: &Path, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
-    let cluster = start_cluster(&["DEU", "FRA", "ITA"], full_mesh, 1).await;
+    // Every node runs as `accord serve` does, with `dashboard_listen` in its node.toml.
+    common::init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let options = accord::cluster::ClusterOptions {
+        countries: common::countries(&["DEU", "FRA", "ITA"]),
+        peered: full_mesh,
+        sync_interval_secs: 1,
+        consortium_edit: None,
+        dashboard: true,
+    };
+    let cluster = common::TestCluster {
+        cluster: accord::cluster::LocalCluster::start(dir.path(), &options)
+            .await
+            .unwrap(),
+        dir,
+    };
     let year = last_year();
     for i in cluster.running_indices() {
         let node = cluster.running(i);
@@ -207,10 +222,7 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
     .await;
 
     let deu: Arc<Node> = cluster.running(0).clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(accord::dashboard::serve(deu.clone(), listener, stopped));
+    let addr = cluster.nodes[0].dashboard.expect("DEU serves its dashboard");
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let config = cluster.nodes[0].config_path.clone();
@@ -332,8 +344,6 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
         assert_eq!(line, "HTTP/1.1 400 Bad Request");
     });
     tasks.await.unwrap();
-    let _ = stop.send(true);
-    server.await.unwrap();
     cluster.shutdown().await;
 }
 

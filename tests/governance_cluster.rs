@@ -307,6 +307,7 @@ async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
         peered: full_mesh,
         sync_interval_secs: 1,
         consortium_edit: Some(without_pol),
+        dashboard: false,
     };
     let cluster = accord::cluster::LocalCluster::start(dir.path(), &options)
         .await
@@ -518,6 +519,7 @@ async fn a_bilateral_agreement_keeps_the_payload_between_its_parties_until_it_en
         peered: accord::cluster::line,
         sync_interval_secs: 1,
         consortium_edit: Some(with_agreement),
+        dashboard: false,
     };
     let cluster = accord::cluster::LocalCluster::start(dir.path(), &options)
         .await

@@ -45,6 +45,7 @@ async fn run_async(fx: &mut Fixture) {
         peered: full_mesh,
         sync_interval_secs: 3600,
         consortium_edit: None,
+        dashboard: false,
     };
     let setup = Instant::now();
     let cluster = LocalCluster::start(&dir, &options).await.expect("start cluster");

@@ -216,6 +216,7 @@ async fn view_mape(
         peered: full_mesh,
         sync_interval_secs: 3600,
         consortium_edit: Some(edit),
+        dashboard: false,
     };
     let cluster = LocalCluster::start(dir, &options).await.expect("start cluster");
     let nodes: Vec<Arc<Node>> = (0..COUNTRIES.len())

@@ -271,6 +271,10 @@ enum Command {
         /// Seed of the synthetic records.
         #[arg(long, default_value_t = 2024)]
         seed: u64,
+        /// Also publish monthly flows and keep the nodes running with their web dashboards
+        /// (loopback URLs printed) until Ctrl-C.
+        #[arg(long)]
+        dashboard: bool,
     },
 }
 
@@ -508,11 +512,16 @@ pub fn run(args: Args) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Demo { records, seed } => {
+        Command::Demo {
+            records,
+            seed,
+            dashboard,
+        } => {
             let rt = runtime()?;
             let options = accord::demo::DemoOptions {
                 records,
                 seed,
+                dashboard,
                 ..Default::default()
             };
             let mut out = std::io::stdout();

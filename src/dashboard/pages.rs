@@ -97,7 +97,7 @@ pub struct Flows {
     pub max: u64,
 }
 
-/// Sums of optional figures: `None` once nothing was summed.
+/// A breakdown sum: the published values, and how many cells were withheld.
 #[derive(Default, Clone, Copy)]
 struct Sum {
     value: u64,
@@ -117,12 +117,14 @@ impl Sum {
         }
     }
 
+    /// As pair totals read in `accord demo`: `N+C` when confidential cells are left out of the
+    /// sum, `C` when nothing positive was published but some cells were withheld (never 0).
     fn text(self) -> String {
-        match (self.values, self.confidential) {
-            (0, 0) => "M".to_string(),
-            (0, _) => "C".to_string(),
-            (_, 0) => self.value.to_string(),
-            (_, c) => format!("{} (+{c} C)", self.value),
+        match (self.values, self.value, self.confidential) {
+            (0, _, 0) => "M".to_string(),
+            (_, 0, c) if c > 0 => "C".to_string(),
+            (_, v, 0) => v.to_string(),
+            (_, v, _) => format!("{v}+C"),
         }
     }
 }

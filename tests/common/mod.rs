@@ -128,6 +128,7 @@ pub async fn start_cluster(
         peered,
         sync_interval_secs,
         consortium_edit: None,
+        dashboard: false,
     };
     let cluster = LocalCluster::start(dir.path(), &options)
         .await

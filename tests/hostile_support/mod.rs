@@ -65,6 +65,7 @@ pub async fn start_cluster(dir: &Path, codes: &[&str]) -> LocalCluster {
         peered: mesh_without_hostile_announces,
         sync_interval_secs: 3600,
         consortium_edit: None,
+        dashboard: false,
     };
     let cluster = LocalCluster::start(dir, &options).await.expect("cluster starts");
     let victim = running(&cluster, VICTIM);
