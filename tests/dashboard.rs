@@ -178,6 +178,7 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
             publish_and_announce(node, Cube::Flows, period, &[]).await;
         }
         publish_and_announce(node, Cube::Asylum, Period::Year(year), &[]).await;
+        publish_and_announce(node, Cube::Permits, Period::Year(year), &[]).await;
     }
     // A month of the year before with two moves from DEU to ITA, as both report them: below
     // the threshold, so both sides are confidential and so is the pair.
@@ -203,7 +204,7 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
         assert_eq!(node.ingest(&records).unwrap().stored, 2);
         publish_and_announce(node, Cube::Flows, quiet, &[]).await;
     }
-    eventually("every node holds 17 entries and one view", CONVERGENCE, || {
+    eventually("every node holds 20 entries and one view", CONVERGENCE, || {
         let digests: std::collections::BTreeSet<_> = cluster
             .running_indices()
             .into_iter()
@@ -215,7 +216,7 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
                 )
             })
             .collect();
-        (digests.len() == 1 && digests.iter().next().unwrap().0 == 17)
+        (digests.len() == 1 && digests.iter().next().unwrap().0 == 20)
             .then_some(())
             .ok_or(format!("{digests:?}"))
     })
@@ -299,12 +300,27 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
         );
         assert!(!cells.values().any(|t| t == "0"), "no confidential pair shows as 0");
 
-        // Asylum side by side.
-        let dom = render(
-            &format!("http://127.0.0.1:{}/side?cube=asylum", addr.port()),
-            &shots.join("asylum.png"),
-        );
-        assert!(dom.contains("id=\"side\""), "{dom}");
+        // Asylum and permits: every publisher's figure side by side, as `accord view` has them.
+        for cube in ["asylum", "permits"] {
+            let dom = render(
+                &format!("http://127.0.0.1:{}/side?cube={cube}", addr.port()),
+                &shots.join(format!("{cube}.png")),
+            );
+            assert!(dom.contains(&format!("id=\"view-digest\">{}<", status.view_digest)));
+            let v: serde_json::Value =
+                serde_json::from_str(&accord_view(&config, &["--cube", cube, "--period", &period])).unwrap();
+            let rows = v["side_by_side"].as_array().unwrap().len();
+            let shown = dom.split("<tbody>").nth(1).unwrap().matches("<tr>").count();
+            assert_eq!(
+                shown,
+                rows.min(accord::dashboard::ROWS_PER_PAGE),
+                "{cube}: one line per row"
+            );
+            assert!(
+                dom.contains("<th>DEU</th><th>FRA</th><th>ITA</th>"),
+                "{cube}: one column per publisher"
+            );
+        }
 
         // /api/view is `accord view --format json` for the same filters, byte for byte.
         for (query, args) in [

@@ -364,3 +364,55 @@ impl SideBySide {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confidential_figure_reads_c_and_a_missing_one_m_never_zero() {
+        assert_eq!(figure(Some(0), ""), "0");
+        assert_eq!(figure(None, "C"), "C");
+        assert_eq!(figure(None, ""), "M");
+        assert_eq!(side(Reported::Confidential), "C");
+        assert_eq!(side(Reported::Missing), "M");
+        assert_eq!(side(Reported::Value(12)), "12");
+    }
+
+    #[test]
+    fn a_breakdown_sum_says_what_it_leaves_out() {
+        let sum = |cells: &[(Option<u64>, &str)]| {
+            let mut s = Sum::default();
+            for (v, status) in cells {
+                s.add(*v, status);
+            }
+            s.text()
+        };
+        assert_eq!(sum(&[]), "M");
+        assert_eq!(sum(&[(None, "C"), (None, "C")]), "C");
+        assert_eq!(
+            sum(&[(Some(0), ""), (None, "C")]),
+            "C",
+            "zero published, some withheld: not 0"
+        );
+        assert_eq!(sum(&[(Some(0), ""), (Some(0), "")]), "0");
+        assert_eq!(sum(&[(Some(7), ""), (None, "C")]), "7+C");
+        assert_eq!(sum(&[(Some(7), ""), (Some(5), ""), (None, "M")]), "12");
+    }
+
+    #[test]
+    fn the_default_period_is_the_latest_year() {
+        let periods: BTreeSet<Period> = [
+            Period::Year(2024),
+            Period::Month(2025, 3),
+            Period::Year(2025),
+            Period::Quarter(2025, 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(default_period(&periods), Some(Period::Year(2025)));
+        let months: BTreeSet<Period> = [Period::Month(2025, 3), Period::Month(2025, 11)].into_iter().collect();
+        assert_eq!(default_period(&months), Some(Period::Month(2025, 11)));
+        assert_eq!(default_period(&BTreeSet::new()), None);
+    }
+}
