@@ -64,6 +64,15 @@ fn to_status(error: NodeError) -> Status {
     }
 }
 
+/// What `propose` and `approve` answer: the version voted on, its digest, the version in force.
+fn governance_reply(version: u64, digest: [u8; 32], in_force: u64) -> Response<proto::GovernanceReply> {
+    Response::new(proto::GovernanceReply {
+        version,
+        digest: digest.to_vec(),
+        in_force,
+    })
+}
+
 /// Runs a node operation off the async workers.
 async fn run<T: Send + 'static>(
     node: &Arc<Node>,
@@ -292,11 +301,7 @@ impl Admin for AdminService {
         })
         .await?;
         self.syncer.announce_on(&self.tasks, &self.stop);
-        Ok(Response::new(proto::GovernanceReply {
-            version,
-            digest: digest.to_vec(),
-            in_force,
-        }))
+        Ok(governance_reply(version, digest, in_force))
     }
 
     async fn approve(
@@ -315,11 +320,7 @@ impl Admin for AdminService {
         })
         .await?;
         self.syncer.announce_on(&self.tasks, &self.stop);
-        Ok(Response::new(proto::GovernanceReply {
-            version,
-            digest: digest.to_vec(),
-            in_force,
-        }))
+        Ok(governance_reply(version, digest, in_force))
     }
 
     async fn check(&self, _: Request<proto::CheckRequest>) -> Result<Response<proto::CheckReply>, Status> {
