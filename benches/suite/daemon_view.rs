@@ -22,7 +22,7 @@ use ring::signature::Ed25519KeyPair;
 use super::{flows_cells, line, section, thousands, verdict, Fixture};
 
 const MEMBERS: usize = 10;
-const MONTHS: u8 = 12;
+pub(super) const MONTHS: u8 = 12;
 const CELLS: usize = 6_000;
 const BIN: &str = env!("CARGO_BIN_EXE_accord");
 
@@ -106,8 +106,13 @@ pub(super) fn site(dir: &Path, members: &[Country]) -> (std::path::PathBuf, u16)
     (config_path, port)
 }
 
-/// Signs every member's datasets with its key and accepts them in `me`'s store.
+/// Signs every member's twelve monthly datasets with its key and accepts them in `me`'s store.
 pub(super) fn fill(config_path: &Path, dir: &Path, members: &[Country], year: i32) {
+    fill_cells(config_path, dir, members, year, CELLS);
+}
+
+/// [`fill`] with datasets of `cells` cells.
+pub(super) fn fill_cells(config_path: &Path, dir: &Path, members: &[Country], year: i32, cells: usize) {
     let config = NodeConfig::load(config_path).expect("node.toml");
     let node = Node::open(config).expect("open node");
     for (i, member) in members.iter().enumerate() {
@@ -116,7 +121,7 @@ pub(super) fn fill(config_path: &Path, dir: &Path, members: &[Country], year: i3
         let mut head: Option<Head> = None;
         for month in 1..=MONTHS {
             let own = member.to_string();
-            let cells = flows_cells(CELLS, (i as u64) << 8 | u64::from(month))
+            let cells = flows_cells(cells, (i as u64) << 8 | u64::from(month))
                 .into_iter()
                 .filter(|c| c.key[1] != own)
                 .collect();

@@ -12,18 +12,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use accord::config::NodeConfig;
-use accord::dataset::publish::{sign_entry, EntryParams};
-use accord::dataset::{Dataset, Head};
-use accord::date::unix_now;
-use accord::model::{Country, Cube, Period};
+use accord::model::{Country, Period};
 use accord::node::Node;
-use ring::signature::Ed25519KeyPair;
 
-use super::daemon_view::{site, Daemon};
-use super::{flows_cells, line, section, thousands, Fixture};
+use super::daemon_view::{site, Daemon, MONTHS};
+use super::{line, section, thousands, Fixture};
 
 const MEMBERS: usize = 30;
-const MONTHS: u8 = 12;
 const CELLS: usize = 1_000;
 
 pub fn run(fx: &mut Fixture) {
@@ -151,44 +146,10 @@ fn rendered_ms(browser: &Path, url: &str) -> Option<f64> {
     dom[at..].split('"').next()?.parse().ok()
 }
 
-/// Signs every member's monthly datasets and accepts them in the node's store; returns the
-/// number of rows in the view they make.
+/// Signs every member's monthly datasets and accepts them in the node's store (as the daemon
+/// view bench does); returns the number of rows in the view they make.
 fn fill(config_path: &Path, dir: &Path, members: &[Country], year: i32) -> usize {
+    super::daemon_view::fill_cells(config_path, dir, members, year, CELLS);
     let node = Node::open(NodeConfig::load(config_path).expect("node.toml")).expect("open node");
-    for (i, member) in members.iter().enumerate() {
-        let pkcs8 = std::fs::read(dir.join("pki").join(format!("{}.sign.pk8", member.lower()))).expect("signing key");
-        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).expect("Ed25519 key");
-        let mut head: Option<Head> = None;
-        for month in 1..=MONTHS {
-            let own = member.to_string();
-            let cells = flows_cells(CELLS, (i as u64) << 8 | u64::from(month))
-                .into_iter()
-                .filter(|c| c.key[1] != own)
-                .collect();
-            let dataset = Dataset {
-                publisher: *member,
-                cube: Cube::Flows,
-                period: Period::Month(year, month),
-                definition: node.consortium().definition,
-                disclosure: node.consortium().disclosure,
-                cells,
-            };
-            let entry = sign_entry(
-                &dataset,
-                EntryParams {
-                    head,
-                    created_at: unix_now(),
-                    audience: Vec::new(),
-                    key: &key,
-                },
-            );
-            let (verified, _) = node.accept(entry).expect("entry accepted");
-            head = Some(Head {
-                seq: verified.header().seq,
-                digest: verified.digest(),
-            });
-        }
-    }
-    node.flush().expect("flush");
     node.view().expect("view").rows.len()
 }
