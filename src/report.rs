@@ -219,6 +219,11 @@ pub fn certified(r: &crate::certify::Report) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    out.push_str(if r.document_is_trusted {
+        "consortium document: the consortium file given\n"
+    } else {
+        "consortium document: NOT the consortium file given; the attesting members vouch for it\n"
+    });
     out.push_str(&format!(
         "view files: {} recomputed from {} signed entries, identical\n",
         r.view_files,

@@ -5,6 +5,7 @@
 mod common;
 
 use accord::cluster::{full_mesh, line};
+use accord::exchange::Feeds;
 use accord::model::{Cube, Period};
 use common::{eventually, ingest_synthetic, last_year, publish_and_announce, start_cluster, CONVERGENCE};
 
@@ -114,6 +115,28 @@ async fn five_converged_members_attest_and_a_certified_view_verifies_elsewhere()
         }
     });
     assert!(error.contains("no attestation"), "{error}");
+    let error = tampered("copied", &|d| {
+        std::fs::copy(d.join("attestations/FRA.note"), d.join("attestations/ZZZ.note")).unwrap();
+    });
+    assert!(
+        error.contains("attestations/ZZZ.note: holds FRA's attestation"),
+        "{error}"
+    );
+    let error = tampered("link", &|d| {
+        std::fs::remove_file(d.join("entries/ITA-1.json")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", d.join("entries/ITA-1.json")).unwrap();
+    });
+    assert!(error.contains("entries/ITA-1.json: not a regular file"), "{error}");
+    let error = tampered("certifier", &|d| {
+        let file = d.join("certificate.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("\"certified_by\": \"DEU\"", "\"certified_by\": \"DEU\\nvalid: forged\""),
+        )
+        .unwrap();
+    });
+    assert!(error.contains("certified_by: not a member code"), "{error}");
     let error = tampered("document", &|d| {
         let file = d.join("consortium.toml");
         let text = std::fs::read_to_string(&file).unwrap();
@@ -178,8 +201,16 @@ async fn forged_and_foreign_attestations_are_refused() {
         Ok(false),
         "a node never takes a note for its own"
     );
-    // The genuine note is kept once; the same note again, or an older one, changes nothing.
-    assert_eq!(fra.accept_attestation(&note), Ok(true));
+    // The genuine note, padded by a relay with a signature line nobody can check, is kept as
+    // its text and the one signature that verified; the same note again, or an older one,
+    // changes nothing.
+    let padded = format!("{note}\u{2014} accord.member/DEU {}\n", "QUJD".repeat(20));
+    assert_eq!(fra.accept_attestation(&padded), Ok(true));
+    let kept = fra.attestations().unwrap();
+    assert!(
+        kept.contains(&note) && !kept.contains(&padded),
+        "stored as signed, not as padded"
+    );
     assert_eq!(fra.accept_attestation(&note), Ok(false), "not newer than the one held");
     assert_eq!(
         fra.accept_attestation(&changed_view),

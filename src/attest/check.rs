@@ -24,8 +24,10 @@ pub enum CheckError {
 }
 
 /// Opens `note`, reads the attestation and checks it is signed under a key the consortium gives
-/// the attesting member, valid at the attested time.
-pub fn check(note: &str, consortium: &Consortium) -> Result<Attestation, CheckError> {
+/// the attesting member, valid at the attested time. Returns it with the note reduced to its
+/// text and the one signature that verified: what a node keeps and relays, so no relay can pad
+/// another member's note with lines nobody checked.
+pub fn check(note: &str, consortium: &Consortium) -> Result<(Attestation, String), CheckError> {
     if note.len() > MAX_NOTE_BYTES {
         return Err(CheckError::TooLarge(note.len()));
     }
@@ -35,14 +37,15 @@ pub fn check(note: &str, consortium: &Consortium) -> Result<Attestation, CheckEr
         .member(a.member)
         .ok_or_else(|| CheckError::NotAMember(a.member.to_string()))?;
     let name = Attestation::key_name(a.member);
-    let signed = signatures.iter().any(|s| {
+    let signed = signatures.iter().find(|s| {
         member
             .keys
             .iter()
             .any(|k| k.valid_at(a.time) && verify(text, s, &name, &k.public_key))
     });
-    if !signed {
+    let Some(signature) = signed else {
         return Err(CheckError::Unsigned(a.member.to_string()));
-    }
-    Ok(a)
+    };
+    let kept = format!("{text}\n{}\n", signature.line());
+    Ok((a, kept))
 }

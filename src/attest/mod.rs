@@ -94,6 +94,15 @@ pub fn sign(text: &str, name: &str, key: &Ed25519KeyPair) -> Result<String, Note
     Ok(format!("{text}\n{SIGNATURE_PREFIX}{name} {}\n", BASE64.encode(blob)))
 }
 
+impl NoteSignature {
+    /// The signature line as a note carries it (without the newline).
+    pub fn line(&self) -> String {
+        let mut blob = self.key_hash.to_vec();
+        blob.extend_from_slice(&self.signature);
+        format!("{SIGNATURE_PREFIX}{} {}", self.name, BASE64.encode(blob))
+    }
+}
+
 /// Splits a note into its text and its signature lines (none checked yet).
 pub fn open(note: &str) -> Result<(&str, Vec<NoteSignature>), NoteError> {
     let split = note.rfind("\n\n").ok_or(NoteError::NoSignatures)?;

@@ -17,6 +17,11 @@ use crate::reconcile::ConsortiumRef;
 const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Files per bundle directory read at most.
 const MAX_FILES: usize = 100_000;
+/// How far members' clocks may disagree: an attestation may carry a time this much before the
+/// newest entry it covers (the publisher's clock ahead of the attester's).
+const CLOCK_SKEW_SECS: i64 = 300;
+/// Witnessing notes read at most (each input entry has one at most).
+const MAX_WITNESSES: usize = 10_000;
 
 /// A member's attestation of the certified view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +53,9 @@ pub struct Report {
     pub attested: Vec<Attested>,
     pub entries: Vec<EntryWitness>,
     pub view_files: usize,
+    /// Whether the bundled document is the consortium file given (else only its attesters
+    /// vouch for the rules the view was computed under).
+    pub document_is_trusted: bool,
 }
 
 fn invalid(file: impl Into<String>, reason: impl Into<String>) -> CertifyError {
@@ -63,14 +71,18 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>, CertifyError> {
         path: path.clone(),
         source,
     };
-    let len = std::fs::metadata(&path).map_err(io)?.len();
-    if len > MAX_FILE_BYTES {
-        return Err(invalid(
-            name,
-            format!("{len} bytes, over the limit of {MAX_FILE_BYTES}"),
-        ));
+    // A regular file only (not a link to /dev/zero, not a FIFO), read no further than the limit.
+    let meta = std::fs::symlink_metadata(&path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(invalid(name, "not a regular file"));
     }
-    std::fs::read(&path).map_err(io)
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(&path).map_err(io)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE_BYTES + 1), &mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(invalid(name, format!("over the limit of {MAX_FILE_BYTES} bytes")));
+    }
+    Ok(bytes)
 }
 
 fn read_text(dir: &Path, name: &str) -> Result<String, CertifyError> {
@@ -123,6 +135,10 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
         ));
     }
     let view_digest = digest_hex(MANIFEST, "view_digest", &manifest.view_digest)?;
+    let certified_by = Country::parse(&manifest.certified_by)
+        .filter(|c| c.is_iso())
+        .ok_or_else(|| invalid(MANIFEST, "certified_by: not a member code"))?
+        .to_string();
     let consortium_digest = digest_hex(MANIFEST, "consortium.digest", &manifest.consortium.digest)?;
 
     // The document the view was computed under: its digest is what the members attested.
@@ -187,12 +203,32 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
 
     // Who attested this very view.
     let mut attested = Vec::new();
+    // An attestation of a view is made after the entries it is built from: a note dated
+    // earlier (a leaked, retired key signing "in its window") is refused.
+    let newest_input = inputs
+        .iter()
+        .filter_map(|d| held.get(&(d.publisher, d.seq)).map(|h| h.created_at))
+        .max()
+        .unwrap_or(i64::MIN);
     for name in listed(dir, "attestations", ".note")? {
-        let a = check(&read_text(dir, &name)?, trusted).map_err(|e| invalid(&name, e.to_string()))?;
+        let (a, _) = check(&read_text(dir, &name)?, trusted).map_err(|e| invalid(&name, e.to_string()))?;
+        // One file per member, named for it: a note copied under other names counts once.
+        if name != format!("attestations/{}.note", a.member) {
+            return Err(invalid(&name, format!("holds {}'s attestation", a.member)));
+        }
         if a.view != view_digest || a.consortium_digest != consortium_digest {
             return Err(invalid(
                 &name,
                 format!("{} attested another view or consortium version", a.member),
+            ));
+        }
+        if a.time.saturating_add(CLOCK_SKEW_SECS) < newest_input {
+            return Err(invalid(
+                &name,
+                format!(
+                    "{} dated its attestation before the entries of the view were created",
+                    a.member
+                ),
             ));
         }
         attested.push(Attested {
@@ -207,7 +243,14 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
     // Witnessed times of the inputs.
     let mut witnesses: Vec<Attestation> = Vec::new();
     for name in listed(dir, "witnesses", ".note")? {
-        witnesses.push(check(&read_text(dir, &name)?, trusted).map_err(|e| invalid(&name, e.to_string()))?);
+        if witnesses.len() == MAX_WITNESSES {
+            return Err(invalid("witnesses", format!("more than {MAX_WITNESSES} notes")));
+        }
+        let (a, _) = check(&read_text(dir, &name)?, trusted).map_err(|e| invalid(&name, e.to_string()))?;
+        if name != format!("witnesses/{}-{}.note", a.member, a.time) {
+            return Err(invalid(&name, format!("holds {}'s note of {}", a.member, a.time)));
+        }
+        witnesses.push(a);
     }
     let view_inputs: Vec<(Country, u64)> = view.inputs.values().map(|s| (s.publisher, s.seq)).collect();
     let mut entries = Vec::new();
@@ -236,13 +279,14 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
     }
     attested.sort_by_key(|a| a.member);
     Ok(Report {
-        certified_by: manifest.certified_by,
+        certified_by,
         view_digest,
         consortium_version: manifest.consortium.version,
         consortium_digest,
         attested,
         entries,
         view_files: files.len(),
+        document_is_trusted: crate::governance::digest(trusted) == consortium_digest,
     })
 }
 
@@ -253,6 +297,10 @@ fn names(a: &Attestation, publisher: Country, seq: u64, held: &BTreeMap<(Country
         return false;
     };
     if head_seq < seq {
+        return false;
+    }
+    // As on the node: a note dated before the head it names was created witnesses nothing.
+    if held.get(&(publisher, head_seq)).is_none_or(|h| a.time < h.created_at) {
         return false;
     }
     let mut expected = head_digest;

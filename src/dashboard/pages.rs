@@ -109,7 +109,7 @@ impl Sum {
     fn add(&mut self, r: Option<u64>, status: &str) {
         match r {
             Some(v) => {
-                self.value += v;
+                self.value = self.value.saturating_add(v);
                 self.values += 1;
             }
             None if status == "C" => self.confidential += 1,
@@ -164,7 +164,10 @@ impl Flows {
             if max == 0 {
                 0
             } else {
-                (v * (SHADES - 1)).div_ceil(max).min(SHADES - 1)
+                // In u128: a published figure may be as large as u64 allows.
+                (u128::from(v) * u128::from(SHADES - 1))
+                    .div_ceil(u128::from(max))
+                    .min(u128::from(SHADES - 1)) as u64
             }
         };
         let by_pair: BTreeMap<(Country, Country), &crate::reconcile::PairTotal> =

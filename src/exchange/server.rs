@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use super::announce::AnnounceSender;
-use super::{blocking, store_status, Feeds, MAX_ATTESTATIONS, MAX_FETCH_ENTRIES};
+use super::{blocking, store_status, Feeds, MAX_ATTESTATIONS, MAX_ATTESTATIONS_BYTES, MAX_FETCH_ENTRIES};
 use crate::dataset::EntryHeader;
 use crate::model::Country;
 use crate::proto;
@@ -131,28 +131,6 @@ impl Exchange for ExchangeService {
                 req.from_seq, req.to_seq
             )));
         }
-        if !req.digest.is_empty() {
-            // One header by its digest: a single read, answered at once.
-            let digest: [u8; 32] = req
-                .digest
-                .as_slice()
-                .try_into()
-                .map_err(|_| Status::invalid_argument(format!("digest: {} bytes, not 32", req.digest.len())))?;
-            if req.from_seq != req.to_seq {
-                return Err(Status::invalid_argument(
-                    "a digest names one entry: from_seq must equal to_seq",
-                ));
-            }
-            let (feeds, seq) = (self.feeds.clone(), req.from_seq);
-            let read = move || {
-                Ok(feeds
-                    .entry_with_digest(publisher, seq, &digest)?
-                    .map(|e| for_caller(&*feeds, e, caller)))
-            };
-            let found = blocking(read).await.map_err(store_status)?;
-            let stream = tokio_stream::iter(found.into_iter().map(Ok));
-            return Ok(Response::new(Box::pin(stream)));
-        }
         let count = req.to_seq - req.from_seq + 1;
         if count > MAX_FETCH_ENTRIES {
             return Err(Status::resource_exhausted(format!(
@@ -171,6 +149,34 @@ impl Exchange for ExchangeService {
                 ))
             })?
         };
+        if !req.digest.is_empty() {
+            // One header by its digest, asked for as fork evidence: the header alone proves the
+            // fork, so the payload never goes with it; the read holds a stream slot like any.
+            let digest: [u8; 32] = req
+                .digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| Status::invalid_argument(format!("digest: {} bytes, not 32", req.digest.len())))?;
+            if req.from_seq != req.to_seq {
+                return Err(Status::invalid_argument(
+                    "a digest names one entry: from_seq must equal to_seq",
+                ));
+            }
+            let (feeds, seq) = (self.feeds.clone(), req.from_seq);
+            let read = move || {
+                Ok(feeds.entry_with_digest(publisher, seq, &digest)?.map(|mut e| {
+                    e.payload.clear();
+                    e.has_payload = false;
+                    e
+                }))
+            };
+            let found = blocking(read).await.map_err(store_status)?;
+            let stream = tokio_stream::iter(found.into_iter().map(move |e| {
+                let _held = &slot;
+                Ok(e)
+            }));
+            return Ok(Response::new(Box::pin(stream)));
+        }
         // Entries are read off the async workers one at a time and handed over as the caller
         // reads them: a slow reader holds at most one entry queued (and one in flight) and no
         // thread, the whole stream has a deadline, and the task stops with the daemon.
@@ -226,6 +232,15 @@ impl Exchange for ExchangeService {
                     .and_then(|(text, _)| crate::attest::Attestation::parse(text).ok())
                     .map(|a| held.get(&a.member).is_none_or(|t| a.time > *t));
                 newer.unwrap_or(false)
+            })
+            .take(MAX_ATTESTATIONS);
+        // Within what a caller reads: the rest comes on the next pull, once these are held.
+        let mut budget = MAX_ATTESTATIONS_BYTES - 64 * 1024;
+        let notes = notes
+            .take_while(|note| {
+                let fits = note.len() + 8 <= budget;
+                budget = budget.saturating_sub(note.len() + 8);
+                fits
             })
             .collect();
         Ok(Response::new(proto::AttestationsResponse { notes }))

@@ -60,6 +60,7 @@ impl Node {
     /// Signs and keeps this node's attestation when its state changed since the last one (or
     /// that one is older than [`REATTEST_SECS`]). Returns whether it signed.
     pub fn attest_if_changed(&self, now: i64) -> Result<bool, NodeError> {
+        let _one_at_a_time = self.attesting.lock().unwrap_or_else(|p| p.into_inner());
         let mut time = now;
         if let Some(held) = self.store.attestation(self.country())? {
             if let Some(a) = open(&held).ok().and_then(|(text, _)| Attestation::parse(text).ok()) {
@@ -93,6 +94,7 @@ impl Node {
         if claimed.member == self.country() {
             return Ok(false);
         }
+        let _one_at_a_time = self.attesting.lock().unwrap_or_else(|p| p.into_inner());
         // Every peer relays every member's latest note, so most notes a pull reads are ones
         // this node holds already: a note not newer than the one held changes nothing, and is
         // dropped before its signature is checked.
@@ -108,9 +110,9 @@ impl Node {
         if claimed.time > crate::date::unix_now() + MAX_AHEAD_SECS {
             return Err(format!("{}: attested time is in the future", claimed.member));
         }
-        let a = check(note, &self.consortium()).map_err(|e| e.to_string())?;
-        self.store.set_attestation(a.member, note).map_err(|e| e.to_string())?;
-        self.witness(&a, note).map_err(|e| e.to_string())?;
+        let (a, note) = check(note, &self.consortium()).map_err(|e| e.to_string())?;
+        self.store.set_attestation(a.member, &note).map_err(|e| e.to_string())?;
+        self.witness(&a, &note).map_err(|e| e.to_string())?;
         Ok(true)
     }
 

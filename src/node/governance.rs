@@ -338,7 +338,7 @@ impl super::Node {
                 tracing::error!(seq = kept.seq, "the consortium kept another branch of this node's own feed: restore the feed from a backup holding that branch");
                 continue;
             }
-            let dropped = self.store.set_aside(kept.publisher, kept.seq)?;
+            let dropped = self.store.set_aside(kept.publisher, kept.seq, &kept.keep)?;
             tracing::warn!(publisher = %kept.publisher, seq = kept.seq, dropped, keep = %crate::hex::encode(&kept.keep), "set aside the branch the consortium did not keep; the kept one is fetched from peers");
         }
         Ok(())

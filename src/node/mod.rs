@@ -102,6 +102,9 @@ pub struct Node {
     /// The consortium versions (SPEC §11): genesis (the configured file) and what the
     /// proposals and approvals held put in force.
     governance: governance::Governance,
+    /// Held while an attestation is compared with the one kept and stored (this node's own or
+    /// a peer's): concurrent pulls never put an older note over a newer one.
+    attesting: std::sync::Mutex<()>,
 }
 
 /// What a publish did.
@@ -155,6 +158,7 @@ impl Node {
             metrics: metrics::Metrics::default(),
             current: current::Index::default(),
             governance,
+            attesting: std::sync::Mutex::new(()),
         };
         node.follow_kept_branches()?;
         Ok(Arc::new(node))

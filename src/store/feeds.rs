@@ -259,19 +259,28 @@ impl Store {
     /// (SPEC §12). They leave the feed in one atomic batch, the head moves back to `seq - 1`,
     /// and the set-aside header at `seq` becomes the fork evidence (the kept branch, once
     /// fetched, is the feed). Returns how many entries left.
-    pub fn set_aside(&self, publisher: Country, seq: u64) -> Result<u64, StoreError> {
+    pub fn set_aside(&self, publisher: Country, seq: u64, keep: &[u8; 32]) -> Result<u64, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(head) = self.head(publisher)?.filter(|h| h.seq >= seq && seq > 0) else {
             return Ok(0);
         };
+        // Checked under the lock: the kept entry may have arrived since the caller looked.
+        if self.header_digest(publisher, seq)?.as_ref() == Some(keep) {
+            return Ok(0);
+        }
         let mut batch = sled::Batch::default();
         if let Some(mut evidence) = self.entry(publisher, seq)? {
             let digest = self
                 .header_digest(publisher, seq)?
                 .ok_or_else(|| self.corrupt(&entry_key(publisher, seq)))?;
-            let mut prefix = b"x:".to_vec();
-            prefix.extend_from_slice(&publisher.bytes());
-            for item in self.tree.scan_prefix(&prefix) {
+            // Evidence at this seq and later is about the branch set aside; evidence of a fork
+            // earlier in the feed (not settled) stays.
+            let mut from = b"x:".to_vec();
+            from.extend_from_slice(&publisher.bytes());
+            let mut end = from.clone();
+            from.extend_from_slice(&seq.to_be_bytes());
+            end.extend_from_slice(&[0xff; 8 + 32 + 1]);
+            for item in self.tree.range(from..end) {
                 batch.remove(item.map_err(|e| self.sled(e))?.0);
             }
             evidence.payload.clear();
