@@ -111,6 +111,20 @@ impl Node {
             return Err(format!("{}: attested time is in the future", claimed.member));
         }
         let (a, note) = check(note, &self.consortium()).map_err(|e| e.to_string())?;
+        // A member attests what it holds, so after the entries it names were created: a note
+        // dated earlier (a retired key signing "within its window") is refused.
+        let newest = self
+            .heads_held(&a)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|h| h.2)
+            .max();
+        if newest.is_some_and(|c| a.time.saturating_add(MAX_AHEAD_SECS) < c) {
+            return Err(format!(
+                "{}: attested before the entries it names were created",
+                a.member
+            ));
+        }
         self.store.set_attestation(a.member, &note).map_err(|e| e.to_string())?;
         self.witness(&a, &note).map_err(|e| e.to_string())?;
         Ok(true)
@@ -122,21 +136,26 @@ impl Node {
     /// A note attested before the entry it names was created (by the publisher's own signed
     /// word) contradicts itself and witnesses nothing.
     fn witness(&self, a: &Attestation, note: &str) -> Result<(), StoreError> {
-        for &(publisher, seq, digest) in &a.heads {
-            if publisher == a.member || self.store.header_digest(publisher, seq)? != Some(digest) {
-                continue;
-            }
-            let created_at = self
-                .store
-                .entry(publisher, seq)?
-                .and_then(|e| e.envelope)
-                .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok())
-                .map(|h| h.created_at);
-            if created_at.is_some_and(|c| a.time >= c) {
+        for (publisher, seq, created_at) in self.heads_held(a)? {
+            if publisher != a.member && a.time >= created_at {
                 self.store.witness(publisher, seq, a.member, a.time, note)?;
             }
         }
         Ok(())
+    }
+
+    /// The heads `a` names that this node holds too (same digest at that seq), with each
+    /// entry's `created_at`.
+    fn heads_held(&self, a: &Attestation) -> Result<Vec<(Country, u64, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for &(publisher, seq, digest) in &a.heads {
+            if let Some((held, created_at)) = self.store.header_facts(publisher, seq)? {
+                if held == digest {
+                    out.push((publisher, seq, created_at));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Headers a member's attestation names that conflict with what this node holds, for

@@ -142,10 +142,29 @@ impl Store {
 
     /// The digest of the header held at `publisher`/`seq`.
     pub fn header_digest(&self, publisher: Country, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
-        Ok(self
-            .entry(publisher, seq)?
-            .and_then(|e| e.envelope)
-            .map(|env| crate::dataset::envelope::sha256(&env.payload)))
+        Ok(self.header_facts(publisher, seq)?.map(|(digest, _)| digest))
+    }
+
+    /// The digest and `created_at` of the header held at `publisher`/`seq`. The head's come
+    /// from the small head value; only an older seq reads its entry (payload and all).
+    pub fn header_facts(&self, publisher: Country, seq: u64) -> Result<Option<([u8; 32], i64)>, StoreError> {
+        if let (Some(head), Some(created_at)) = (self.head(publisher)?, self.head_created_at(publisher)?) {
+            if head.seq == seq {
+                return Ok(Some((head.digest, created_at)));
+            }
+            if head.seq < seq {
+                return Ok(None);
+            }
+        }
+        let Some(env) = self.entry(publisher, seq)?.and_then(|e| e.envelope) else {
+            return Ok(None);
+        };
+        let key = entry_key(publisher, seq);
+        let header = crate::dataset::EntryHeader::decode(&env.payload).map_err(|_| self.corrupt(&key))?;
+        Ok(Some((
+            crate::dataset::envelope::sha256(&env.payload),
+            header.created_at,
+        )))
     }
 
     /// The signed entry `publisher`/`seq` whose header has `digest`: the one in the feed, or
