@@ -317,6 +317,9 @@ async fn download(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Re
         Ok(f) => f,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
+    let Some(_slot) = render_slot() else {
+        return busy();
+    };
     let (format, extension) = match q.format.as_str() {
         "csv" | "" => (Format::Csv, "csv"),
         "sdmx-csv" => (Format::SdmxCsv, "sdmx.csv"),
@@ -359,10 +362,29 @@ async fn api_view(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Re
         Ok(f) => f,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
+    let Some(_slot) = render_slot() else {
+        return busy();
+    };
     match blocking(move || Ok(render(&*node.view().map_err(|e| e.to_string())?, &filter, Format::Json))).await {
         Ok(text) => json(text),
         Err(r) => r,
     }
+}
+
+/// Whole-view renders (`/api/view`, `/download`) at once: each holds the rendered text of up to
+/// the whole view in memory, so a reader cannot multiply that by opening many requests.
+const MAX_RENDERS: usize = 2;
+
+fn render_slot() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RENDERS);
+    RENDERS.try_acquire().ok()
+}
+
+fn busy() -> Response {
+    failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{MAX_RENDERS} views are being rendered already: try again in a moment"),
+    )
 }
 
 fn json(body: String) -> Response {
