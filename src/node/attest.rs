@@ -191,17 +191,30 @@ impl Node {
     pub fn attested_by(&self) -> Result<Vec<String>, NodeError> {
         let view = self.view_digest()?;
         let version = self.governance().current().digest;
-        let mut out: Vec<String> = self
+        Ok(self
+            .attestations_of(&view, &version)?
+            .into_iter()
+            .map(|(member, _)| member.to_string())
+            .collect())
+    }
+
+    /// The latest note of every member that attests view digest `view` under consortium
+    /// digest `version`, by member.
+    pub(super) fn attestations_of(
+        &self,
+        view: &[u8; 32],
+        version: &[u8; 32],
+    ) -> Result<Vec<(Country, String)>, StoreError> {
+        Ok(self
             .store
             .attestations()?
             .into_iter()
-            .filter_map(|(member, note)| {
-                let (text, _) = open(&note).ok()?;
-                let a = Attestation::parse(text).ok()?;
-                (a.member == member && a.view == view && a.consortium_digest == version).then(|| member.to_string())
+            .filter(|(member, note)| {
+                open(note)
+                    .ok()
+                    .and_then(|(text, _)| Attestation::parse(text).ok())
+                    .is_some_and(|a| a.member == *member && a.view == *view && a.consortium_digest == *version)
             })
-            .collect();
-        out.sort();
-        Ok(out)
+            .collect())
     }
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Node, NodeError};
-use crate::attest::{open, Attestation};
 use crate::certify::{Certified, Written};
 use crate::model::Country;
 use crate::proto;
@@ -53,19 +52,7 @@ impl Node {
                 witnesses.insert((w.by, w.time), w.note);
             }
         }
-        let attestations: Vec<(Country, String)> = self
-            .store
-            .attestations()?
-            .into_iter()
-            .filter(|(member, note)| {
-                open(note)
-                    .ok()
-                    .and_then(|(text, _)| Attestation::parse(text).ok())
-                    .is_some_and(|a| {
-                        a.member == *member && a.view == view_digest && a.consortium_digest == version.digest
-                    })
-            })
-            .collect();
+        let attestations = self.attestations_of(&view_digest, &version.digest)?;
         let attested_by = attestations.iter().map(|(m, _)| m.to_string()).collect();
         let written = crate::certify::write(
             out,
