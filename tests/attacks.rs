@@ -3,7 +3,8 @@
 //! publishers that do not exist, and a peer that never answers. Each test asserts the node keeps
 //! what it must (the evidence, the counts) and nothing more, and goes on serving and syncing with
 //! honest members. Attacks on authenticity (forged, tampered, replayed entries) are in
-//! `tests/hostile.rs`.
+//! `tests/hostile.rs`; attacks on governance (votes header first, squatting proposals, votes
+//! in a loop, arrival orders and splits) in `attacks/governance.rs`.
 
 use accord::model::{Cube, Period};
 use accord::proto;
@@ -11,6 +12,9 @@ use accord::tls;
 use tempfile::TempDir;
 
 mod hostile_support;
+
+#[path = "attacks/governance.rs"]
+mod governance;
 
 use hostile_support::*;
 

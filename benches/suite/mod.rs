@@ -9,6 +9,7 @@ mod convergence;
 mod daemon_view;
 mod dashboard;
 mod fidelity;
+mod governance;
 mod ingest;
 mod load;
 mod publish;
@@ -34,7 +35,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|attest|dashboard|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|attest|dashboard|governance|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -60,6 +61,7 @@ pub fn main() {
         "fidelity" => fidelity::run(&mut fx),
         "attest" => attest::run(&mut fx),
         "dashboard" => dashboard::run(&mut fx),
+        "governance" => governance::run(&mut fx),
         "all" => {
             ingest::run(&mut fx);
             publish::run_publish(&mut fx);
@@ -73,6 +75,7 @@ pub fn main() {
             fidelity::run(&mut fx);
             attest::run(&mut fx);
             dashboard::run(&mut fx);
+            governance::run(&mut fx);
         }
         other => {
             eprintln!("unknown benchmark {other:?}\n{USAGE}");

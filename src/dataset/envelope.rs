@@ -109,6 +109,12 @@ pub enum VerifyError {
         version: u64,
         reason: String,
     },
+    /// A proposal or approval offered as its signed header alone: governance entries go to
+    /// every member whole, and a vote without its payload can be neither bounded nor counted.
+    #[error(
+        "{publisher} seq {seq} is a governance entry without its payload: proposals and approvals are kept only whole"
+    )]
+    GovernanceWithoutPayload { publisher: Country, seq: u64 },
     #[error("{publisher} seq {seq} is on the branch the consortium set aside: a consortium version keeps the other entry for that seq")]
     BranchSetAside { publisher: Country, seq: u64 },
     #[error("created at {created_at}, before its period {period} began")]
@@ -290,6 +296,7 @@ impl VerifyError {
             VerifyError::KeyRetired { .. } => "key_retired",
             VerifyError::BranchSetAside { .. } => "branch_set_aside",
             VerifyError::GovernanceBound { .. } => "governance_bound",
+            VerifyError::GovernanceWithoutPayload { .. } => "governance_without_payload",
             VerifyError::CreatedBeforePeriod { .. } => "created_before_period",
             VerifyError::CreatedInFuture { .. } => "created_in_future",
             VerifyError::PayloadSize { .. } => "payload_size",

@@ -65,8 +65,9 @@ pub trait Feeds: Send + Sync + 'static {
     fn country(&self) -> Country;
     /// Whether `country` is a member of the consortium in force.
     fn is_member(&self, country: Country) -> bool;
-    /// Whether `country` is not a member yet but a pending proposal would add it (SPEC §11):
-    /// it may fetch feeds, headers only except governance entries, to approve that proposal.
+    /// Whether `country` is not a member yet but the pending proposal with the current
+    /// members' quorum adds it (SPEC §11): it may fetch feeds, headers only except governance
+    /// entries, to approve that proposal.
     fn is_prospective(&self, country: Country) -> bool;
     /// Whether `publisher`'s feed is worth fetching: a member, a member-to-be, or a former
     /// member (whose entries from before its removal still verify).

@@ -55,7 +55,7 @@ impl ExchangeService {
     }
 
     /// The caller's member code from its certificate; it must be a consortium member, or a
-    /// member-to-be that a pending proposal adds (`Caller::prospective`).
+    /// member-to-be that the proposal with the current members' quorum adds (`Caller::prospective`).
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         // A refusal is logged: the caller passed TLS with a consortium certificate, so its
         // operator is someone this node's operator may need to talk to.

@@ -76,6 +76,14 @@ impl Vote {
         }
     }
 
+    /// The seq of the vote's entry in the voter's feed.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Vote::Proposal(p) => p.seq,
+            Vote::Approval(a) => a.seq,
+        }
+    }
+
     /// (version, digest, key, created_at, seq) of what this vote approves.
     fn approves(&self) -> (u64, [u8; 32], [u8; 32], i64, u64) {
         match self {

@@ -9,10 +9,17 @@
 //!
 //! A governance entry by a member that a proposal would add (its approval of the version that
 //! adds it) cannot verify under the version in force; governance entries arriving are therefore
-//! checked against the version in force plus the members the proposed documents add (members
-//! in force sign under their keys in force, as for datasets), and whether the key that signed
-//! counts for the version voted on is `in_force`'s decision.
+//! checked against the version in force plus the members added by the one proposal that has the
+//! current members' quorum and waits only for them, under the keys that proposal gives them
+//! (members in force sign under their keys in force, as for datasets). A proposal without that
+//! quorum fixes no key, so no member can claim a member-to-be's feed by proposing first.
+//!
+//! What counts is a pure function of the governance entries held: each is kept only whole
+//! (never as a header alone), within [`MAX_VOTES_PER_VERSION`] per member and version, and
+//! counted once by its place in its feed, so the version in force does not depend on the order
+//! or the split in which entries arrived, nor on whether the node restarted since.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -37,17 +44,20 @@ pub const MAX_VERSIONS_AHEAD: u64 = 16;
 /// What the node holds of governance.
 pub(super) struct Governance {
     state: Mutex<State>,
+    /// Held while a governance entry is checked against the bounds, placed and counted, so two
+    /// entries arriving at once cannot both pass the bound the other would have hit.
+    placing: Mutex<()>,
 }
 
 struct State {
     genesis: Consortium,
-    votes: Vec<Vote>,
-    /// Every proposed document held, parsed.
-    documents: Vec<Consortium>,
+    /// Every vote held, by voter and the seq of its entry: an entry is one vote however often
+    /// it arrives, and what counts does not depend on the order in which entries came.
+    held: BTreeMap<(Country, u64), Vote>,
     in_force: Arc<InForce>,
     consortium: Arc<Consortium>,
-    /// The version in force with the members and keys of every proposed document added: what
-    /// governance entries are verified against.
+    /// The version in force with the members that a quorum-approved proposal adds, under the
+    /// keys that proposal gives them: what governance entries are verified against.
     widened: Arc<Consortium>,
 }
 
@@ -58,31 +68,79 @@ impl State {
         State {
             widened: consortium.clone(),
             genesis,
-            votes: Vec::new(),
-            documents: Vec::new(),
+            held: BTreeMap::new(),
             in_force,
             consortium,
         }
     }
 
-    /// Recomputes the version in force; true when it changed.
+    /// Holds `vote`; false when its entry was held already.
+    fn hold(&mut self, vote: Vote) -> bool {
+        let key = (vote.voter(), vote.seq());
+        if self.held.contains_key(&key) {
+            return false;
+        }
+        self.held.insert(key, vote);
+        true
+    }
+
+    /// Recomputes the version in force from the votes that count; true when it changed.
     fn recompute(&mut self) -> bool {
         let before = self.in_force.current().digest;
-        self.in_force = Arc::new(in_force(&self.genesis, &self.votes));
+        let votes = counted(&self.held);
+        self.in_force = Arc::new(in_force(&self.genesis, &votes));
         let current = self.in_force.current();
         self.consortium = Arc::new(current.document.clone());
-        self.widened = Arc::new(widen(&current.document, &self.documents));
+        self.widened = Arc::new(widen(&current.document, &self.in_force, &votes));
         current.digest != before
+    }
+
+    /// How many of `member`'s held votes are on `version`.
+    fn votes_on(&self, member: Country, version: u64) -> usize {
+        self.held
+            .range((member, 0)..=(member, u64::MAX))
+            .filter(|(_, v)| v.version() == version)
+            .count()
     }
 }
 
-/// `base` with the members that `documents` add (and only those): a member of `base` signs
-/// governance entries under its keys there, as it signs datasets, so a key `base` retired cannot
-/// take a seq in its feed through a proposal that has not taken effect.
-fn widen(base: &Consortium, documents: &[Consortium]) -> Consortium {
+/// The votes that count: per member and version, the first [`MAX_VOTES_PER_VERSION`] in the
+/// member's feed order. A node refuses to keep more than that, so on a node that kept them
+/// all this is every vote; on a store that holds more (an older node kept them), it is the same
+/// choice every node makes, whatever order the entries arrived in.
+fn counted(held: &BTreeMap<(Country, u64), Vote>) -> Vec<Vote> {
+    let mut per: BTreeMap<(Country, u64), usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(held.len());
+    // `held` iterates by (voter, seq): feed order within each member.
+    for vote in held.values() {
+        let n = per.entry((vote.voter(), vote.version())).or_default();
+        if *n < MAX_VOTES_PER_VERSION {
+            *n += 1;
+            out.push(vote.clone());
+        }
+    }
+    out
+}
+
+/// `base` with the members that a proposal for the next version adds, once that proposal has
+/// the quorum of `base`'s members and waits only for the members it adds: under the keys that
+/// proposal gives them, so they can sign their approval. A proposal without that quorum fixes
+/// no key (any member can propose anything), so nobody can claim a member-to-be's feed by
+/// proposing a document first. Every quorum is more than half, so at most one proposal
+/// qualifies. Members of `base` sign governance entries under their keys there, as they sign
+/// datasets, so a key `base` retired cannot take a seq in its feed through a proposal.
+fn widen(base: &Consortium, in_force: &InForce, votes: &[Vote]) -> Consortium {
     let mut out = base.clone();
-    for document in documents {
-        for member in &document.members {
+    for pending in in_force.pending.iter().filter(|p| p.needed == 0) {
+        let document = votes.iter().find_map(|v| match v {
+            Vote::Proposal(p)
+                if p.version == pending.version && crate::governance::digest(&p.document) == pending.digest =>
+            {
+                Some(&p.document)
+            }
+            _ => None,
+        });
+        for member in document.into_iter().flat_map(|d| &d.members) {
             if out.member(member.country).is_none() {
                 out.members.push(member.clone());
             }
@@ -138,9 +196,9 @@ pub(super) fn parse_document(text: &str) -> Result<Consortium, String> {
     Consortium::parse(Path::new("proposed consortium document"), text).map_err(|e| e.to_string())
 }
 
-/// The vote a verified governance entry casts, and the document it proposes. `Ok(None)` for a
-/// dataset, or a governance entry held without its payload.
-pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<(Vote, Option<Consortium>)>, VerifyError> {
+/// The vote a verified governance entry casts. `Ok(None)` for a dataset, or a governance entry
+/// held without its payload.
+pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<Vote>, VerifyError> {
     let h = v.header();
     let Some(act) = v.governance() else {
         return Ok(None);
@@ -157,48 +215,52 @@ pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<(Vote, Option<Consorti
                     message,
                 })
             })?;
-            let vote = Vote::Proposal(crate::governance::Proposal {
+            Vote::Proposal(crate::governance::Proposal {
                 proposer: h.publisher,
                 seq: h.seq,
                 version: *version,
                 parent: *parent,
-                document: parsed.clone(),
+                document: parsed,
                 key: v.signer(),
                 created_at: h.created_at,
-            });
-            (vote, Some(parsed))
+            })
         }
-        Act::Approval { version, digest } => (
-            Vote::Approval(crate::governance::Approval {
-                member: h.publisher,
-                seq: h.seq,
-                version: *version,
-                digest: *digest,
-                key: v.signer(),
-                created_at: h.created_at,
-            }),
-            None,
-        ),
+        Act::Approval { version, digest } => Vote::Approval(crate::governance::Approval {
+            member: h.publisher,
+            seq: h.seq,
+            version: *version,
+            digest: *digest,
+            key: v.signer(),
+            created_at: h.created_at,
+        }),
     }))
 }
 
 impl Governance {
-    /// Reads every governance entry in the store. Entries by members a proposal adds verify
-    /// only once that proposal is read, so the store is read until nothing more verifies.
+    /// Reads every governance entry in the store and computes the version in force once, from
+    /// the same votes a running node counts: start-up is linear in what is held. Entries by
+    /// members a proposal adds verify only once that proposal is read, so the store is read
+    /// until nothing more verifies.
     pub fn load(genesis: Consortium, store: &Store, limits: &Limits) -> Result<Governance, crate::store::StoreError> {
         let mut state = State::new(genesis);
         let mut pending: Vec<proto::Entry> = store.governance_entries().collect::<Result<_, _>>()?;
+        // The documents proposed so far, by digest: the keys they give are what entries of
+        // members-to-be were signed with. They were checked under the stricter rules on arrival.
+        let mut documents: BTreeMap<[u8; 32], Consortium> = BTreeMap::new();
         loop {
             let before = pending.len();
             let mut rest = Vec::new();
-            let ring = keyring(std::iter::once(&state.genesis).chain(&state.documents));
+            let ring = keyring(std::iter::once(&state.genesis).chain(documents.values()));
             for entry in pending {
                 match crate::dataset::verify(entry.clone(), &ring, limits) {
                     Ok(v) => match vote_of(&v) {
-                        Ok(Some((vote, document))) => {
-                            state.votes.push(vote);
-                            state.documents.extend(document);
-                            state.recompute();
+                        Ok(Some(vote)) => {
+                            if let Vote::Proposal(p) = &vote {
+                                documents
+                                    .entry(crate::governance::digest(&p.document))
+                                    .or_insert_with(|| p.document.clone());
+                            }
+                            state.hold(vote);
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -213,9 +275,16 @@ impl Governance {
                 break;
             }
         }
+        state.recompute();
         Ok(Governance {
             state: Mutex::new(state),
+            placing: Mutex::new(()),
         })
+    }
+
+    /// Serialises placing governance entries: bound, place and count as one step.
+    pub fn placing(&self) -> MutexGuard<'_, ()> {
+        self.placing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -236,13 +305,12 @@ impl Governance {
         self.lock().in_force.clone()
     }
 
-    /// Counts a governance entry the store has just appended; true when the version in force
-    /// changed.
-    pub fn count(&self, vote: Vote, document: Option<Consortium>) -> bool {
+    /// Counts a governance entry the store holds whole (just appended, or completed by its
+    /// payload); true when the version in force changed. Counting an entry twice changes
+    /// nothing.
+    pub fn count(&self, vote: Vote) -> bool {
         let mut state = self.lock();
-        state.votes.push(vote);
-        state.documents.extend(document);
-        state.recompute()
+        state.hold(vote) && state.recompute()
     }
 
     /// Whether one more vote by `member` on `version` may be kept (see [`MAX_VOTES_PER_VERSION`]
@@ -260,11 +328,7 @@ impl Governance {
                 "more than {MAX_VERSIONS_AHEAD} versions past the version in force ({current})"
             )));
         }
-        let held = state
-            .votes
-            .iter()
-            .filter(|v| v.voter() == member && v.version() == version)
-            .count();
+        let held = state.votes_on(member, version);
         if held >= MAX_VOTES_PER_VERSION {
             return Err(bound(format!(
                 "{held} votes on that version held already, the limit is {MAX_VOTES_PER_VERSION}"
@@ -277,13 +341,16 @@ impl Governance {
     /// `version`: approving `digest` too would make it an equivocator.
     pub fn approved_other(&self, member: Country, version: u64, digest: &[u8; 32]) -> Option<[u8; 32]> {
         let state = self.lock();
-        state.votes.iter().find_map(|vote| {
-            let (voter, v, d) = match vote {
-                Vote::Proposal(p) => (p.proposer, p.version, crate::governance::digest(&p.document)),
-                Vote::Approval(a) => (a.member, a.version, a.digest),
-            };
-            (voter == member && v == version && d != *digest).then_some(d)
-        })
+        state
+            .held
+            .range((member, 0)..=(member, u64::MAX))
+            .find_map(|(_, vote)| {
+                let (voter, v, d) = match vote {
+                    Vote::Proposal(p) => (p.proposer, p.version, crate::governance::digest(&p.document)),
+                    Vote::Approval(a) => (a.member, a.version, a.digest),
+                };
+                (voter == member && v == version && d != *digest).then_some(d)
+            })
     }
 }
 
@@ -295,8 +362,8 @@ use crate::date::unix_now;
 impl super::Node {
     /// Counts a governance entry just appended; when it changes the version in force, the node
     /// applies the new version from now on and rebuilds its index of current datasets under it.
-    pub(super) fn count(&self, vote: crate::governance::Vote, document: Option<Consortium>) {
-        if self.governance.count(vote, document) {
+    pub(super) fn count(&self, vote: crate::governance::Vote) {
+        if self.governance.count(vote) {
             let in_force = self.governance();
             let current = in_force.current();
             tracing::info!(
@@ -408,6 +475,13 @@ impl super::Node {
                 }
             )));
         };
+        if current.document.member(self.country()).is_none() && pending.needed > 0 {
+            return Err(NodeError::Request(format!(
+                "version {version} still needs {} approval(s) of current members before a member it adds can approve it: until then the proposal fixes no key for {}",
+                pending.needed,
+                self.country()
+            )));
+        }
         if pending.approvals.contains(&self.country()) {
             return Err(NodeError::Request(format!(
                 "{} has approved version {version} with digest {} already",
@@ -426,6 +500,7 @@ impl super::Node {
     }
 
     fn append_governance(&self, act: &crate::dataset::Governance) -> Result<(), NodeError> {
+        let _placing = self.governance.placing();
         let widened = self.governance.widened();
         let (verified, placement) = self.store.append_next(self.country(), |head| {
             let entry = crate::dataset::publish::sign_governance(
@@ -444,8 +519,8 @@ impl super::Node {
             return Err(NodeError::Request(format!("own feed refused the entry: {placement:?}")));
         }
         self.store.flush()?;
-        if let Some((vote, document)) = vote_of(&verified)? {
-            self.count(vote, document);
+        if let Some(vote) = vote_of(&verified)? {
+            self.count(vote);
         }
         Ok(())
     }

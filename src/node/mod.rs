@@ -463,17 +463,30 @@ impl Node {
             verified = verified.without_payload();
         }
         let vote = governance::vote_of(&verified)?;
-        if let Some((vote, _)) = &vote {
-            // Bounded before it is kept; a replay of an entry held already is no new vote.
-            let h = verified.header();
-            if self.store.head(h.publisher)?.is_none_or(|head| head.seq < h.seq) {
-                self.governance.admits(h.publisher, vote.version())?;
+        let h = verified.header();
+        let _placing = h.dataset().is_none().then(|| self.governance.placing());
+        if h.dataset().is_none() && self.store.head(h.publisher)?.is_none_or(|head| head.seq < h.seq) {
+            // A new governance entry is kept only whole and within the bounds. It has no
+            // audience, so every node may hold its payload; held as a header alone, its vote
+            // could be neither bounded nor counted, and nodes would disagree on the version in
+            // force until the payload came.
+            match &vote {
+                Some(vote) => self.governance.admits(h.publisher, vote.version())?,
+                None => {
+                    return Err(VerifyError::GovernanceWithoutPayload {
+                        publisher: h.publisher,
+                        seq: h.seq,
+                    }
+                    .into())
+                }
             }
         }
         let placement = self.store.accept(&verified)?;
         self.current.placed(&verified, placement);
-        if let (Some((vote, document)), Placement::Append) = (vote, placement) {
-            self.count(vote, document);
+        if let (Some(vote), Placement::Append | Placement::Replay) = (vote, placement) {
+            // A replay may complete an entry an older node kept as a header alone; counting
+            // one entry twice changes nothing.
+            self.count(vote);
         }
         Ok((verified, placement))
     }
