@@ -1,6 +1,8 @@
 //! Disclosure across publications (SPEC §10): under `threshold`, a new publication is checked
 //! against everything this node already published of the same cube and year, so that no count
-//! in (0, k) follows exactly by subtraction. Pure: the node hands in its own feed's history.
+//! in (0, k) follows exactly by subtraction, and no linear reasoning over the latest figures
+//! (a linear program with every `C` figure at least 1: `bounds`) narrows one to fewer than k
+//! possible values. Pure: the node hands in its own feed's history.
 //!
 //! What an analyst can subtract. Zero cells are not published, so an absent cell is a published
 //! 0. For one cell key, every exact figure (a value or an absent 0) of a period is the sum of that
@@ -25,6 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Cell, CellValue, Period};
+
+mod bounds;
 
 /// One earlier entry of this node's feed for the same cube and year.
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +138,9 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
         };
         if problem.is_none() {
             latest.insert(this, (proposed, 0));
-            problem = exposure(k, &latest).or_else(|| change_since(k, &snapshots, &latest));
+            problem = exposure(k, &latest)
+                .or_else(|| narrowing(k, &latest))
+                .or_else(|| change_since(k, &snapshots, &latest));
         }
         let Some((reason, entries)) = problem else {
             continue;
@@ -143,7 +149,10 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
             if v > 0 {
                 // Suppressed, the new figure adds only a bound; the rest was safe before.
                 latest.insert(this, (Fact::Confidential, 0));
-                if exposure(k, &latest).is_none() && change_since(k, &snapshots, &latest).is_none() {
+                if exposure(k, &latest).is_none()
+                    && narrowing(k, &latest).is_none()
+                    && change_since(k, &snapshots, &latest).is_none()
+                {
                     suppressed.push(key.to_vec());
                     continue;
                 }
@@ -170,6 +179,38 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
         })
         .collect();
     Ok(Audited { cells, suppressed })
+}
+
+/// A confidential figure of one key that any linear reasoning over the latest figures narrows
+/// to fewer than `k` possible counts while it could be one in (0, k) (`bounds`): why, and the
+/// entries involved. Figures that contradict each other (published before and after records
+/// changed) have no common solution, and revisions are checked by subtraction instead.
+fn narrowing(k: i64, latest: &BTreeMap<u16, (Fact, u64)>) -> Option<(String, Vec<u64>)> {
+    let figures = latest.iter().map(|(m, (f, _))| (*m, *f)).collect();
+    let (m, range) = bounds::narrowed(k, &figures)?;
+    let hi = range.hi.unwrap_or(range.lo);
+    Some((
+        format!(
+            "with the other published figures, the confidential figure of {} can only be {}..={} ({} value(s), fewer than k = {k})",
+            months_named(m),
+            range.lo,
+            hi,
+            hi - range.lo + 1
+        ),
+        latest.values().map(|(_, seq)| *seq).collect::<BTreeSet<u64>>().into_iter().collect(),
+    ))
+}
+
+/// A period's months as a reader names them: the year, a quarter, a month.
+fn months_named(m: u16) -> String {
+    match m {
+        0x0fff => "the year".to_string(),
+        _ if m.count_ones() == 3 && m.trailing_zeros() % 3 == 0 && m >> m.trailing_zeros() == 0b111 => {
+            format!("Q{}", m.trailing_zeros() / 3 + 1)
+        }
+        _ if m.count_ones() == 1 => format!("month {}", m.trailing_zeros() + 1),
+        _ => format!("months {m:012b}"),
+    }
 }
 
 /// The first exact disclosure in one key's figures (period mask → latest fact and its seq,

@@ -35,10 +35,13 @@ fn publishable(k: u32, counts: &BTreeMap<Vec<String>, [u32; 12]>, period: Period
         .collect()
 }
 
-/// A node's feed as the tests keep it: seq, period, cells, and the record state they came from.
+/// One entry as the tests keep it: seq, period, cells, and the record state they came from.
+type Entry = (u64, Period, Vec<Cell>, usize);
+
+/// A node's feed as the tests keep it.
 #[derive(Default)]
 struct Feed {
-    entries: Vec<(u64, Period, Vec<Cell>, usize)>,
+    entries: Vec<Entry>,
 }
 
 impl Feed {
@@ -114,25 +117,29 @@ fn a_revision_that_moves_a_cell_by_fewer_than_k_is_suppressed() {
 
 #[test]
 fn a_confidential_cell_pinned_by_the_others_is_refused_naming_it() {
-    // A year of 12 is published; if every month were then flagged C (1..4 each), all twelve
-    // would be exactly 1.
+    // A year of 12 is published; with eight months flagged C (1..4 each), each of them is 1..=5;
+    // a ninth would narrow each to 1..=4, fewer than k values (and twelve would pin them at 1).
     let k = 5;
     let mut counts = BTreeMap::new();
     counts.insert(key("ERI,M"), [1; 12]);
     let mut feed = Feed::default();
     feed.publish(k, Period::Year(2025), publishable(k, &counts, Period::Year(2025)), 0)
         .unwrap();
-    for m in 1..=11 {
+    for m in 1..=8 {
         let p = Period::Month(2025, m);
         feed.publish(k, p, publishable(k, &counts, p), 0).unwrap();
     }
-    let dec = Period::Month(2025, 12);
-    let refusal = feed.publish(k, dec, publishable(k, &counts, dec), 0).unwrap_err();
+    let sep = Period::Month(2025, 9);
+    let refusal = feed.publish(k, sep, publishable(k, &counts, sep), 0).unwrap_err();
     assert_eq!(refusal.key, key("ERI,M"));
-    assert_eq!(refusal.entries, vec![1], "the year's entry");
+    assert_eq!(
+        refusal.entries,
+        (1..=9).collect::<Vec<u64>>(),
+        "the year's and the months' entries"
+    );
     assert_eq!(
         refusal.to_string(),
-        "cell ERI,M of 2025-12: a confidential cell would be exactly 1 given the others (with entries seq 1)"
+        "cell ERI,M of 2025-09: with the other published figures, the confidential figure of month 1 can only be 1..=4 (4 value(s), fewer than k = 5) (with entries seq 1, 2, 3, 4, 5, 6, 7, 8, 9)"
     );
 }
 
@@ -422,4 +429,177 @@ fn a_difference_derivable_at_two_times_may_not_move_by_less_than_k() {
         Err(refusal) => assert!(refusal.reason.contains("change of 1"), "{refusal:?}"),
     }
     assert_eq!(attack(k, &feed), None);
+}
+
+// ------------------------------------------------------------------ the linear-programming attacker
+
+/// The smallest and largest count of the months in `target` that a linear program finds given
+/// `figures` (every month at least 0, a `C` figure at least 1, an exact one equal): the
+/// relaxation an analyst would solve, with a solver that knows nothing of the audit. `None` when
+/// the figures have no common solution; an unbounded maximum is `f64::INFINITY`.
+fn lp_range(figures: &[(u16, Fact)], target: u16) -> Option<(f64, f64)> {
+    use microlp::{ComparisonOp, Error, OptimizationDirection, Problem};
+    let mut out = [0.0; 2];
+    for (i, direction) in [OptimizationDirection::Minimize, OptimizationDirection::Maximize]
+        .into_iter()
+        .enumerate()
+    {
+        let mut problem = Problem::new(direction);
+        let months: Vec<_> = (0..12)
+            .map(|m| problem.add_var(if target & 1 << m != 0 { 1.0 } else { 0.0 }, (0.0, f64::INFINITY)))
+            .collect();
+        for (mask, fact) in figures {
+            let terms: Vec<_> = (0..12)
+                .filter(|m| mask & 1 << m != 0)
+                .map(|m| (months[m], 1.0))
+                .collect();
+            match fact {
+                Fact::Exact(v) => problem.add_constraint(terms.as_slice(), ComparisonOp::Eq, *v as f64),
+                Fact::Confidential => problem.add_constraint(terms.as_slice(), ComparisonOp::Ge, 1.0),
+            }
+        }
+        out[i] = match problem.solve() {
+            Ok(solution) => solution.objective(),
+            Err(Error::Unbounded) => f64::INFINITY,
+            Err(Error::Infeasible) => return None,
+            Err(e) => panic!("the solver failed: {e:?}"),
+        };
+    }
+    Some((out[0], out[1]))
+}
+
+/// Every confidential figure whose true count is in (0, k) and that a linear program over what
+/// the feed published narrows to fewer than k possible counts: over the figures of each record
+/// state (consistent by construction), and over the latest figure of every period (when they
+/// have a common solution). `truth[s]` is the monthly counts of state `s`. The first found.
+fn lp_attack(k: u32, feed: &Feed, truth: &[BTreeMap<Vec<String>, [u32; 12]>]) -> Option<String> {
+    let keys: BTreeSet<&Vec<String>> = feed.entries.iter().flat_map(|e| e.2.iter().map(|c| &c.key)).collect();
+    let states: BTreeSet<usize> = feed.entries.iter().map(|e| e.3).collect();
+    let mut views: Vec<(String, Vec<&Entry>)> = states
+        .iter()
+        .map(|s| {
+            (
+                format!("state {s}"),
+                feed.entries.iter().filter(|e| e.3 == *s).collect(),
+            )
+        })
+        .collect();
+    views.push(("latest".to_string(), feed.entries.iter().collect()));
+    for key in keys {
+        for (name, entries) in &views {
+            // The latest of each period in this view, with the state it was true in.
+            let mut latest: BTreeMap<u16, (Fact, usize)> = BTreeMap::new();
+            for (_, period, cells, state) in entries {
+                let figures: Figures<'_> = cells.iter().map(|c| (c.key.as_slice(), c.value)).collect();
+                latest.insert(mask(*period), (fact(&figures, key), *state));
+            }
+            let figures: Vec<(u16, Fact)> = latest.iter().map(|(m, (f, _))| (*m, *f)).collect();
+            for (&m, &(f, state)) in &latest {
+                if f != Fact::Confidential {
+                    continue;
+                }
+                let Some((lo, hi)) = lp_range(&figures, m) else {
+                    continue;
+                };
+                if hi.floor() - lo.ceil() + 1.0 >= f64::from(k) {
+                    continue;
+                }
+                // A narrow range is a disclosure when it holds a small count these months had:
+                // in the figure's own state, or (over the latest figures, which mix times) in
+                // any later one.
+                let count = |t: &BTreeMap<Vec<String>, [u32; 12]>| -> u32 {
+                    (0..12).filter(|i| m & 1 << i != 0).map(|i| t[key][i]).sum()
+                };
+                let small = if name == "latest" {
+                    truth[state..]
+                        .iter()
+                        .map(count)
+                        .find(|&n| n > 0 && n < k && (lo..=hi).contains(&f64::from(n)))
+                } else {
+                    Some(count(&truth[state])).filter(|&n| n > 0 && n < k)
+                };
+                if let Some(n) = small {
+                    return Some(format!(
+                        "{key:?} {name}: months {m:012b} (true {n}) narrowed to {lo}..={hi}"
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The example: DEU's immigration from FRA for one breakdown, six months of one person
+/// each (spread so every quarter holds some), published month by month, then the quarters, then
+/// the year (6, over k = 5). Each quarter is at least the number of its `C` months, and those
+/// lower bounds add up to the year: every month would be exactly 1. The year goes out as `C`,
+/// and no linear program finds a small count.
+#[test]
+fn a_year_that_pins_its_confidential_months_through_the_quarters_is_suppressed() {
+    let k = 5;
+    let mut counts = BTreeMap::new();
+    counts.insert(key("IN,FRA,FRA,M,Y20-24"), [1, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 0]);
+    let mut feed = Feed::default();
+    for p in (1..=12)
+        .map(|m| Period::Month(2025, m))
+        .chain((1..=4).map(|q| Period::Quarter(2025, q)))
+    {
+        feed.publish(k, p, publishable(k, &counts, p), 0).unwrap();
+    }
+    let year = Period::Year(2025);
+    let proposed = publishable(k, &counts, year);
+    assert_eq!(proposed[0].value, CellValue::Value(6));
+    let audited = feed.publish(k, year, proposed, 0).unwrap();
+    assert_eq!(audited.suppressed, vec![key("IN,FRA,FRA,M,Y20-24")]);
+    assert_eq!(audited.cells[0].value, CellValue::Confidential);
+    assert_eq!(lp_attack(k, &feed, &[counts]), None);
+}
+
+#[test]
+fn the_lp_attacker_finds_what_subtraction_misses_without_the_audit() {
+    // The same figures with the year published as 6: every month pinned at 1.
+    let k = 5;
+    let mut counts = BTreeMap::new();
+    counts.insert(key("a"), [1, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 0]);
+    let mut feed = Feed::default();
+    for (i, p) in periods(2025).into_iter().rev().enumerate() {
+        feed.entries.push((i as u64 + 1, p, publishable(k, &counts, p), 0));
+    }
+    let found = lp_attack(k, &feed, &[counts]).expect("the LP pins the months");
+    assert!(found.contains("narrowed to 1..=1"), "{found}");
+    // The subtraction attacker does not see it: this is what the interval check adds.
+    assert_eq!(attack(k, &feed), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    /// For random records and random publication sequences (overlapping periods in any order,
+    /// revisions after late registrations), no linear program over what the audited feed
+    /// published narrows a count in (0, k) to fewer than k possible values.
+    #[test]
+    fn no_linear_program_over_published_figures_narrows_a_small_count(
+        k in prop::sample::select(vec![3u32, 5]),
+        initial in prop::collection::vec(prop::collection::vec(prop::sample::select(vec![0u32, 0, 1, 1, 2, 3, 4, 5, 6, 9]), 12), 3),
+        steps in prop::collection::vec(step(), 1..18),
+    ) {
+        let names = ["a", "b", "c"];
+        let mut counts: BTreeMap<Vec<String>, [u32; 12]> = names
+            .iter()
+            .zip(&initial)
+            .map(|(n, months)| (key(n), months.clone().try_into().unwrap()))
+            .collect();
+        let all = periods(2025);
+        let mut feed = Feed::default();
+        let mut truth = vec![counts.clone()];
+        for (added, p) in steps {
+            if let Some((who, month, n)) = added {
+                counts.get_mut(&key(names[who])).unwrap()[month] += n;
+                truth.push(counts.clone());
+            }
+            let period = all[p];
+            let _ = feed.publish(k, period, publishable(k, &counts, period), truth.len() - 1);
+        }
+        prop_assert_eq!(lp_attack(k, &feed, &truth), None);
+    }
 }
