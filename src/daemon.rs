@@ -200,8 +200,9 @@ pub async fn run(
 }
 
 /// Serves the node's counters on `/metrics` (Prometheus text), liveness on `/healthz` and
-/// readiness on `/ready` (200, or 503 with one reason per line) until `stop` changes.
-async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// readiness on `/ready` (200, or 503 with one reason per line) until `stop` changes, within
+/// the deadlines and the cap of `crate::http`.
+async fn serve_metrics(node: Arc<Node>, listener: TcpListener, stop: watch::Receiver<bool>) {
     let metrics_node = node.clone();
     let app = axum::Router::new()
         .route(
@@ -241,12 +242,7 @@ async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::
                 }
             }),
         );
-    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
-    if let Err(e) = served.await {
-        tracing::error!(error = %e, "metrics server failed");
-    }
+    crate::http::serve(listener, app, crate::http::Limits::default(), "metrics", stop).await;
 }
 
 /// On SIGHUP, rereads the TLS certificate, key, CA and CRLs named in the config: new
