@@ -76,7 +76,9 @@ fn process_budget() -> &'static Arc<Semaphore> {
             .ok()
             .and_then(|text| soft_open_files(&text))
             .unwrap_or(1024);
-        Arc::new(Semaphore::new((limit / 4).clamp(1, Semaphore::MAX_PERMITS as u64) as usize))
+        Arc::new(Semaphore::new(
+            (limit / 4).clamp(1, Semaphore::MAX_PERMITS as u64) as usize
+        ))
     })
 }
 
@@ -116,8 +118,10 @@ pub async fn serve(
                 }
             }
         };
-        let (Ok(slot), Ok(descriptor)) = (slots.clone().try_acquire_owned(), process_budget().clone().try_acquire_owned())
-        else {
+        let (Ok(slot), Ok(descriptor)) = (
+            slots.clone().try_acquire_owned(),
+            process_budget().clone().try_acquire_owned(),
+        ) else {
             // Best effort: a client that does not read gets nothing, and the socket closes now.
             let _ = tcp.try_write(BUSY);
             tracing::debug!(listener = what, "connection refused: the listener holds its maximum");

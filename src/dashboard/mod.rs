@@ -95,7 +95,14 @@ pub fn router(node: Arc<Node>) -> Router {
 /// Serves the dashboard on `listener` until `stop` changes, within the deadlines and the cap
 /// every HTTP listener of the node has (`crate::http`).
 pub async fn serve(node: Arc<Node>, listener: TcpListener, stop: watch::Receiver<bool>) {
-    crate::http::serve(listener, router(node), crate::http::Limits::default(), "dashboard", stop).await;
+    crate::http::serve(
+        listener,
+        router(node),
+        crate::http::Limits::default(),
+        "dashboard",
+        stop,
+    )
+    .await;
 }
 
 /// Whether `host` (a `Host` header) names this machine's loopback: `localhost`, `127.0.0.1`,
