@@ -546,7 +546,8 @@ pub async fn announce(
 pub struct Syncer {
     feeds: Arc<dyn Feeds>,
     peers: Vec<Peer>,
-    tls: TlsFiles,
+    /// The files new connections dial with; a reload replaces them ([`Syncer::use_tls`]).
+    tls: std::sync::RwLock<TlsFiles>,
     clients: tokio::sync::Mutex<std::collections::HashMap<Country, ExchangeClient<Channel>>>,
 }
 
@@ -555,7 +556,7 @@ impl Syncer {
         Syncer {
             feeds,
             peers,
-            tls,
+            tls: std::sync::RwLock::new(tls),
             clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -566,12 +567,22 @@ impl Syncer {
         self.clients.lock().await.clear();
     }
 
+    /// Dials with `files` from now on (a reload changed the `[tls]` section): the cached
+    /// clients are dropped, so no pull goes out under the previous certificate, CA or CRLs.
+    pub async fn use_tls(&self, files: TlsFiles) {
+        // The client lock first: a pull building a client meanwhile builds it from one set.
+        let mut clients = self.clients.lock().await;
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = files;
+        clients.clear();
+    }
+
     async fn client_for(&self, peer: &Peer) -> Result<ExchangeClient<Channel>, SyncError> {
         let mut clients = self.clients.lock().await;
         if let Some(c) = clients.get(&peer.country) {
             return Ok(c.clone());
         }
-        let c = client(&self.tls, peer)?;
+        let files = self.tls.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let c = client(&files, peer)?;
         clients.insert(peer.country, c.clone());
         Ok(c)
     }
