@@ -10,7 +10,10 @@ use accord::proto;
 use accord::tls;
 use tempfile::TempDir;
 
+mod cli_support;
 mod hostile_support;
+#[path = "attacks/listeners.rs"]
+mod listeners;
 
 use hostile_support::*;
 

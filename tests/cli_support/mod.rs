@@ -427,6 +427,11 @@ impl Daemon {
         assert!(kill.success(), "kill -HUP {pid} failed");
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process still runs (it was not restarted behind the test's back).
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
