@@ -429,6 +429,59 @@ mod tests {
         }
     }
 
+    /// A node.toml with its consortium file and empty stand-ins for the files it names (config
+    /// checks only that they can be opened; what they hold is for `tls` and `node`).
+    fn node_dir(dir: &Path, tls: &str, sync: u64) -> PathBuf {
+        for f in ["ca.pem", "deu.pem", "deu.key", "crl.pem", "deu.sign.pk8"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        std::fs::write(
+            dir.join("consortium.toml"),
+            format!("name = \"t\"\n{}", member("DEU", KEY_A)),
+        )
+        .unwrap();
+        let file = dir.join("node.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "country = \"DEU\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:7000\"\nconsortium = \"consortium.toml\"\n\
+                 [tls]\nca = \"ca.pem\"\ncert = \"deu.pem\"\nkey = \"deu.key\"\n{tls}\n\
+                 [signing]\nkey = \"deu.sign.pk8\"\n[sync]\ninterval_secs = {sync}\n"
+            ),
+        )
+        .unwrap();
+        file
+    }
+
+    #[test]
+    fn a_reload_reads_tls_and_names_what_else_changed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = node_dir(dir.path(), "crls = []", 30);
+        let config = NodeConfig::load(&file).unwrap();
+        assert!(config.tls.crls.is_empty());
+
+        node_dir(dir.path(), "crls = [\"crl.pem\"]", 30);
+        let reload = config.reload_tls().unwrap();
+        assert_eq!(reload.tls.crls, vec![dir.path().join("crl.pem")]);
+        assert_eq!(reload.tls, load_tls(&file).unwrap());
+        assert!(reload.restart_needed.is_empty(), "{:?}", reload.restart_needed);
+
+        node_dir(dir.path(), "crls = [\"crl.pem\"]", 5);
+        assert_eq!(config.reload_tls().unwrap().restart_needed, vec!["sync".to_string()]);
+
+        // The messages of start: the key and the file at fault.
+        node_dir(dir.path(), "crls = [\"crl.pem\", \"missing.pem\"]", 30);
+        let err = config.reload_tls().unwrap_err().to_string();
+        assert!(
+            err.contains("node.toml: tls.crls[1]: cannot read") && err.contains("missing.pem"),
+            "{err}"
+        );
+        std::fs::write(&file, "[tls\n").unwrap();
+        let err = config.reload_tls().unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        assert!(err.to_string().starts_with(&file.display().to_string()), "{err}");
+    }
+
     #[test]
     fn key_windows() {
         let k = SigningKey {
