@@ -103,15 +103,23 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
+    // Consecutive failed accepts, so a streak is logged once.
+    let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => accepted,
         };
         let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+            Ok((tcp, _)) => {
+                failures = 0;
+                tcp
+            }
             Err(error) => {
-                tracing::warn!(listener = what, %error, "accepting a connection failed; retrying shortly");
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(listener = what, %error, "accepting a connection failed; retrying every {} ms", ACCEPT_ERROR_PAUSE.as_millis());
+                }
                 tokio::select! {
                     _ = stop.changed() => break,
                     _ = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,

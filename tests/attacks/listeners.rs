@@ -5,6 +5,7 @@
 //! literally (`accord certs revoke`, the CRL listed under `[tls] crls`, SIGHUP): the revoked
 //! member's open connection is closed and its new ones refused, an honest member is still
 //! served, and a reload that cannot be applied is refused by name with the settings in use kept.
+//! And the gRPC listener itself run out of descriptors: it pauses and goes on accepting.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -294,6 +295,44 @@ fn half_sent_requests_on_the_dashboard_port_neither_starve_members_nor_stay_open
 #[test]
 fn half_sent_requests_on_the_metrics_port_neither_starve_members_nor_stay_open() {
     flood(Port::Metrics, 300);
+}
+
+/// Strangers from 24 loopback addresses hold 16 TLS handshakes each open on the gRPC port of a
+/// node limited to 160 files: more than it has descriptors, so `accept` fails (`EMFILE`). The
+/// listener pauses and retries instead of ending: once the strangers leave, a member's health
+/// check is answered again, by the same process.
+#[test]
+fn the_grpc_listener_outlives_running_out_of_descriptors() {
+    let site = Site::new("DEU,FRA");
+    let (deu, grpc) = deu(&site, "");
+    let mut daemon = Daemon::start_with(site.dir.path(), &deu, |c| limit_files(c, 160));
+    wait_started(&mut daemon);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    eventually("FRA's health check answers", || {
+        runtime.block_on(health(&site, "FRA", grpc))
+    });
+
+    let strangers = runtime.block_on(async {
+        let mut sockets = Vec::new();
+        for source in 0..24u8 {
+            for _ in 0..16 {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket
+                    .bind(std::net::SocketAddr::from(([127, 0, 0, 2 + source], 0)))
+                    .expect("bind a loopback source");
+                sockets.push(socket.connect(([127, 0, 0, 1], grpc).into()).await.expect("connect"));
+            }
+        }
+        sockets
+    });
+    wait_logged(&daemon, "accepting a TCP connection failed", 0);
+    drop(strangers);
+    eventually("FRA's health check answers after the strangers left", || {
+        runtime.block_on(health(&site, "FRA", grpc))
+    });
+    wait_logged(&daemon, "accepting TCP connections again", 0);
+    assert!(daemon.running(), "{}", daemon.log());
+    assert_eq!(daemon.log().matches("node started").count(), 1, "never restarted");
 }
 
 // ------------------------------------------------------------------ revocation
