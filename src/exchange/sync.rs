@@ -561,14 +561,9 @@ impl Syncer {
         }
     }
 
-    /// Drops the cached clients, so the next pull from each peer dials with the TLS files as
-    /// they are now (after a certificate, key or CRL was replaced and SIGHUP sent).
-    pub async fn forget_clients(&self) {
-        self.clients.lock().await.clear();
-    }
-
-    /// Dials with `files` from now on (a reload changed the `[tls]` section): the cached
-    /// clients are dropped, so no pull goes out under the previous certificate, CA or CRLs.
+    /// Dials with `files` from now on (SIGHUP reloaded the `[tls]` section; the same paths
+    /// when only the files' content changed): the cached clients are dropped, so no pull goes
+    /// out under the previous certificate, key, CA or CRLs.
     pub async fn use_tls(&self, files: TlsFiles) {
         // The client lock first: a pull building a client meanwhile builds it from one set.
         let mut clients = self.clients.lock().await;
