@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom to top (a module uses only lower ones; `tests/tidy.rs` checks it):
 //!
-//! - [`hex`], [`date`], [`proto`]: utilities and the generated wire types.
+//! - [`hex`], [`date`], [`proto`]: utilities and the generated wire types; [`http`]: serving
+//!   an HTTP router with deadlines and caps (the dashboard and metrics listeners).
 //! - [`model`]: countries, cubes, periods, cells, consortium policy: the shared vocabulary.
 //! - [`record`]: parse and validate input microdata (CSV / JSON Lines).
 //! - [`aggregate`]: cube cells from records, and disclosure control.
@@ -35,6 +36,7 @@ pub mod exchange;
 pub mod export;
 pub mod governance;
 pub mod hex;
+pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod node;

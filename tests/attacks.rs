@@ -11,7 +11,10 @@ use accord::proto;
 use accord::tls;
 use tempfile::TempDir;
 
+mod cli_support;
 mod hostile_support;
+#[path = "attacks/listeners.rs"]
+mod listeners;
 
 #[path = "attacks/governance.rs"]
 mod governance;

@@ -165,6 +165,18 @@ pub struct NodeConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The read-only web dashboard (SPEC §13): a loopback address only.
     pub dashboard_listen: Option<std::net::SocketAddr>,
+    /// Every top-level key of the file but `[tls]`, as read at load: a reload compares it with
+    /// the file as it is then, to name what changed and takes effect only on restart.
+    outside_tls: toml::Table,
+}
+
+/// What a reload (SIGHUP) takes from `node.toml`: the `[tls]` section, checked as at start, and
+/// the top-level keys outside it whose value changed since the node loaded the file (those
+/// take effect only on restart).
+#[derive(Debug, Clone)]
+pub struct TlsReload {
+    pub tls: TlsFiles,
+    pub restart_needed: Vec<String>,
 }
 /// Resolves a path `key` of `file` names and checks it can be opened now, so a wrong path is
 /// reported against the line that holds it rather than later by the component that reads it.
@@ -179,10 +191,39 @@ fn readable(file: &Path, key: &str, path: &str) -> Result<PathBuf, ConfigError> 
 /// The default anti-entropy interval.
 pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 30;
 
+/// Reads `node.toml` whole, as at start (syntax, types, unknown keys), and returns it typed
+/// and as a table of its top-level keys without `[tls]`.
+fn read_node_toml(file: &Path) -> Result<(NodeToml, toml::Table), ConfigError> {
+    let raw: NodeToml = read_toml(file)?;
+    let mut table: toml::Table = read_toml(file)?;
+    table.remove("tls");
+    Ok((raw, table))
+}
+
+/// The `[tls]` section's files, resolved against `file` and each checked readable.
+fn tls_files(file: &Path, tls: &TlsToml) -> Result<TlsFiles, ConfigError> {
+    Ok(TlsFiles {
+        ca: readable(file, "tls.ca", &tls.ca)?,
+        cert: readable(file, "tls.cert", &tls.cert)?,
+        key: readable(file, "tls.key", &tls.key)?,
+        crls: (tls.crls.iter().enumerate())
+            .map(|(i, c)| readable(file, &format!("tls.crls[{i}]"), c))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// The `[tls]` section of `node.toml` alone, with the checks and the messages of
+/// [`NodeConfig::load`]: the whole file must parse, and each file the section names must be
+/// readable (named by its key, e.g. `tls.crls[1]`). What the files hold is for `tls` to judge.
+pub fn load_tls(file: &Path) -> Result<TlsFiles, ConfigError> {
+    let (raw, _) = read_node_toml(file)?;
+    tls_files(file, &raw.tls)
+}
+
 impl NodeConfig {
     /// Loads `node.toml` and the consortium file it names, and checks them together.
     pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
-        let raw: NodeToml = read_toml(file)?;
+        let (raw, outside_tls) = read_node_toml(file)?;
         let me = country(file, "country", &raw.country)?;
         let listen = raw
             .listen
@@ -261,14 +302,7 @@ impl NodeConfig {
                 tls_name: p.tls_name.clone(),
             });
         }
-        let tls = TlsFiles {
-            ca: readable(file, "tls.ca", &raw.tls.ca)?,
-            cert: readable(file, "tls.cert", &raw.tls.cert)?,
-            key: readable(file, "tls.key", &raw.tls.key)?,
-            crls: (raw.tls.crls.iter().enumerate())
-                .map(|(i, c)| readable(file, &format!("tls.crls[{i}]"), c))
-                .collect::<Result<_, _>>()?,
-        };
+        let tls = tls_files(file, &raw.tls)?;
         let signing_key = readable(file, "signing.key", &raw.signing.key)?;
         let consortium_sha256 = match &raw.consortium_sha256 {
             None => None,
@@ -294,7 +328,23 @@ impl NodeConfig {
             peers,
             metrics_listen,
             dashboard_listen,
+            outside_tls,
         })
+    }
+
+    /// Reads this node's `node.toml` again for a reload: its `[tls]` section as [`load_tls`]
+    /// does, and the names of the top-level keys outside `[tls]` whose value is not the one
+    /// loaded at start (sorted), which a reload does not apply.
+    pub fn reload_tls(&self) -> Result<TlsReload, ConfigError> {
+        let (raw, outside_tls) = read_node_toml(&self.file)?;
+        let tls = tls_files(&self.file, &raw.tls)?;
+        let keys: BTreeSet<&String> = outside_tls.keys().chain(self.outside_tls.keys()).collect();
+        let restart_needed = keys
+            .into_iter()
+            .filter(|k| outside_tls.get(*k) != self.outside_tls.get(*k))
+            .cloned()
+            .collect();
+        Ok(TlsReload { tls, restart_needed })
     }
 
     /// The admin socket path.
@@ -377,6 +427,59 @@ mod tests {
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
             assert!(err.starts_with("consortium.toml"), "{err}");
         }
+    }
+
+    /// A node.toml with its consortium file and empty stand-ins for the files it names (config
+    /// checks only that they can be opened; what they hold is for `tls` and `node`).
+    fn node_dir(dir: &Path, tls: &str, sync: u64) -> PathBuf {
+        for f in ["ca.pem", "deu.pem", "deu.key", "crl.pem", "deu.sign.pk8"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        std::fs::write(
+            dir.join("consortium.toml"),
+            format!("name = \"t\"\n{}", member("DEU", KEY_A)),
+        )
+        .unwrap();
+        let file = dir.join("node.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "country = \"DEU\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:7000\"\nconsortium = \"consortium.toml\"\n\
+                 [tls]\nca = \"ca.pem\"\ncert = \"deu.pem\"\nkey = \"deu.key\"\n{tls}\n\
+                 [signing]\nkey = \"deu.sign.pk8\"\n[sync]\ninterval_secs = {sync}\n"
+            ),
+        )
+        .unwrap();
+        file
+    }
+
+    #[test]
+    fn a_reload_reads_tls_and_names_what_else_changed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = node_dir(dir.path(), "crls = []", 30);
+        let config = NodeConfig::load(&file).unwrap();
+        assert!(config.tls.crls.is_empty());
+
+        node_dir(dir.path(), "crls = [\"crl.pem\"]", 30);
+        let reload = config.reload_tls().unwrap();
+        assert_eq!(reload.tls.crls, vec![dir.path().join("crl.pem")]);
+        assert_eq!(reload.tls, load_tls(&file).unwrap());
+        assert!(reload.restart_needed.is_empty(), "{:?}", reload.restart_needed);
+
+        node_dir(dir.path(), "crls = [\"crl.pem\"]", 5);
+        assert_eq!(config.reload_tls().unwrap().restart_needed, vec!["sync".to_string()]);
+
+        // The messages of start: the key and the file at fault.
+        node_dir(dir.path(), "crls = [\"crl.pem\", \"missing.pem\"]", 30);
+        let err = config.reload_tls().unwrap_err().to_string();
+        assert!(
+            err.contains("node.toml: tls.crls[1]: cannot read") && err.contains("missing.pem"),
+            "{err}"
+        );
+        std::fs::write(&file, "[tls\n").unwrap();
+        let err = config.reload_tls().unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        assert!(err.to_string().starts_with(&file.display().to_string()), "{err}");
     }
 
     #[test]

@@ -92,14 +92,17 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Serves the dashboard on `listener` until `stop` changes.
-pub async fn serve(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let served = axum::serve(listener, router(node)).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
-    if let Err(e) = served.await {
-        tracing::error!(error = %e, "dashboard server failed");
-    }
+/// Serves the dashboard on `listener` until `stop` changes, within the deadlines and the cap
+/// every HTTP listener of the node has (`crate::http`).
+pub async fn serve(node: Arc<Node>, listener: TcpListener, stop: watch::Receiver<bool>) {
+    crate::http::serve(
+        listener,
+        router(node),
+        crate::http::Limits::default(),
+        "dashboard",
+        stop,
+    )
+    .await;
 }
 
 /// Whether `host` (a `Host` header) names this machine's loopback: `localhost`, `127.0.0.1`,

@@ -546,7 +546,8 @@ pub async fn announce(
 pub struct Syncer {
     feeds: Arc<dyn Feeds>,
     peers: Vec<Peer>,
-    tls: TlsFiles,
+    /// The files new connections dial with; a reload replaces them ([`Syncer::use_tls`]).
+    tls: std::sync::RwLock<TlsFiles>,
     clients: tokio::sync::Mutex<std::collections::HashMap<Country, ExchangeClient<Channel>>>,
 }
 
@@ -555,15 +556,19 @@ impl Syncer {
         Syncer {
             feeds,
             peers,
-            tls,
+            tls: std::sync::RwLock::new(tls),
             clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    /// Drops the cached clients, so the next pull from each peer dials with the TLS files as
-    /// they are now (after a certificate, key or CRL was replaced and SIGHUP sent).
-    pub async fn forget_clients(&self) {
-        self.clients.lock().await.clear();
+    /// Dials with `files` from now on (SIGHUP reloaded the `[tls]` section; the same paths
+    /// when only the files' content changed): the cached clients are dropped, so no pull goes
+    /// out under the previous certificate, key, CA or CRLs.
+    pub async fn use_tls(&self, files: TlsFiles) {
+        // The client lock first: a pull building a client meanwhile builds it from one set.
+        let mut clients = self.clients.lock().await;
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = files;
+        clients.clear();
     }
 
     async fn client_for(&self, peer: &Peer) -> Result<ExchangeClient<Channel>, SyncError> {
@@ -571,7 +576,8 @@ impl Syncer {
         if let Some(c) = clients.get(&peer.country) {
             return Ok(c.clone());
         }
-        let c = client(&self.tls, peer)?;
+        let files = self.tls.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let c = client(&files, peer)?;
         clients.insert(peer.country, c.clone());
         Ok(c)
     }

@@ -14,14 +14,11 @@ impl Node {
     /// `signing`; the file; Unix time), for those that have an end (a key may have none).
     pub fn expiries(&self) -> Vec<(&'static str, String, i64)> {
         let config = self.config();
+        let tls = self.tls_files();
         let mut out = Vec::new();
-        if let Ok(x) = crate::tls::expiries(&config.tls) {
-            out.push((
-                "tls",
-                format!("TLS certificate {}", config.tls.cert.display()),
-                x.certificate,
-            ));
-            out.push(("ca", format!("CA certificate {}", config.tls.ca.display()), x.ca));
+        if let Ok(x) = crate::tls::expiries(&tls) {
+            out.push(("tls", format!("TLS certificate {}", tls.cert.display()), x.certificate));
+            out.push(("ca", format!("CA certificate {}", tls.ca.display()), x.ca));
         }
         let public = self.signing.public_key().as_ref();
         if let Some(until) = self
@@ -77,23 +74,24 @@ impl Node {
     /// least one of them was reachable on its last attempt.
     pub fn unready(&self, now: i64) -> Vec<String> {
         let config = self.config();
+        let tls = self.tls_files();
         let mut reasons = Vec::new();
         if let Err(e) = self.store.head(self.country()) {
             reasons.push(format!("store: {e}"));
         }
-        match crate::tls::expiries(&config.tls) {
+        match crate::tls::expiries(&tls) {
             Ok(x) => {
                 if x.certificate <= now {
                     reasons.push(format!(
                         "TLS certificate {} expired at {}",
-                        config.tls.cert.display(),
+                        tls.cert.display(),
                         format_timestamp(x.certificate)
                     ));
                 }
                 if x.ca <= now {
                     reasons.push(format!(
                         "CA certificate {} expired at {}",
-                        config.tls.ca.display(),
+                        tls.ca.display(),
                         format_timestamp(x.ca)
                     ));
                 }

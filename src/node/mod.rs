@@ -105,6 +105,9 @@ pub struct Node {
     /// Held while an attestation is compared with the one kept and stored (this node's own or
     /// a peer's): concurrent pulls never put an older note over a newer one.
     attesting: std::sync::Mutex<()>,
+    /// The TLS files in use: the configured ones, until a reload (SIGHUP) puts the `[tls]`
+    /// section as it is then in their place. Readiness and expiry metrics read these.
+    tls: std::sync::RwLock<crate::tls::TlsFiles>,
 }
 
 /// What a publish did.
@@ -151,6 +154,7 @@ impl Node {
         let version = governance.in_force().current().version;
         check_signing_key(&config, &signing, &governance.consortium(), version)?;
         let node = Node {
+            tls: std::sync::RwLock::new(config.tls.clone()),
             config,
             store,
             signing,
@@ -201,9 +205,21 @@ impl Node {
         &self.metrics
     }
 
-    /// The anti-entropy client for this node's configured peers.
+    /// The anti-entropy client for this node's configured peers, dialling with the TLS files
+    /// in use now.
     pub fn syncer(self: &Arc<Self>) -> Syncer {
-        Syncer::new(self.clone(), self.config.peers.clone(), self.config.tls.clone())
+        Syncer::new(self.clone(), self.config.peers.clone(), self.tls_files())
+    }
+
+    /// The TLS files in use (see [`Node::use_tls_files`]).
+    pub fn tls_files(&self) -> crate::tls::TlsFiles {
+        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records the TLS files a reload put in use, for readiness and the expiry metrics. The
+    /// caller has loaded them into its TLS configurations already; this changes no connection.
+    pub fn use_tls_files(&self, files: crate::tls::TlsFiles) {
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = files;
     }
 
     /// Stores a batch of validated records (and the aggregate cells they change) atomically.

@@ -329,6 +329,8 @@ async fn accept_loop(
     let shares = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let live: Arc<Live> = Arc::default();
     let mut reloads = true;
+    // Consecutive failed accepts.
+    let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
             _ = ready.closed() => return,
@@ -343,9 +345,21 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         let (tcp, peer) = match accepted {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                if failures > 0 {
+                    tracing::info!(failures, "accepting TCP connections again");
+                    failures = 0;
+                }
+                pair
+            }
             Err(error) => {
-                tracing::warn!(%error, "accepting a TCP connection failed");
+                // Out of descriptors (`EMFILE`) lasts until connections close: the loop never
+                // ends on it, it pauses and tries again, saying so once per streak rather than
+                // ten times a second.
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(%error, "accepting a TCP connection failed; retrying every {} ms", ACCEPT_ERROR_PAUSE.as_millis());
+                }
                 tokio::select! {
                     _ = ready.closed() => return,
                     _ = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,

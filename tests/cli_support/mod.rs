@@ -374,10 +374,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(dir: &Path, member: &Member) -> Daemon {
+        Daemon::start_with(dir, member, |_| {})
+    }
+
+    /// [`Daemon::start`] with the command adjusted by `adjust` first (e.g. a `pre_exec` that
+    /// lowers the child's file limit).
+    pub fn start_with(dir: &Path, member: &Member, adjust: impl FnOnce(&mut Command)) -> Daemon {
         let log = dir.join(format!("{}.log", member.code));
         let out = std::fs::File::create(&log).expect("daemon log");
         let err = out.try_clone().expect("daemon log");
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        adjust(&mut command);
+        let child = command
             .args(["serve", "--config", &member.config])
             .current_dir(dir)
             .env_remove("RUST_LOG")
@@ -417,6 +425,11 @@ impl Daemon {
         let pid = self.child.id().to_string();
         let kill = Command::new("kill").args(["-HUP", &pid]).status().expect("run kill");
         assert!(kill.success(), "kill -HUP {pid} failed");
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process still runs (it was not restarted behind the test's back).

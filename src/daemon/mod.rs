@@ -24,6 +24,8 @@ use crate::node::Node;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::exchange_server::ExchangeServer;
 
+mod reload;
+
 /// Daemon failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -59,7 +61,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let config = node.config();
-    let tls = crate::tls::server_tls(&config.tls)?;
+    let tls = crate::tls::server_tls(&node.tls_files())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (announced_tx, announced_rx) = crate::exchange::announce::queue(config.consortium.members.len());
     let tasks = TaskTracker::new();
@@ -88,7 +90,20 @@ pub async fn run(
         tasks.spawn(crate::dashboard::serve(node.clone(), l, stop_rx.clone()));
     }
     let (tls_tx, tls_rx) = watch::channel(tls);
-    tasks.spawn(reload_on_hangup(node.clone(), syncer.clone(), tls_tx, stop_rx.clone()));
+    // The handler is installed before "node started" is logged, so a SIGHUP sent once that line
+    // is out reloads rather than ending the process.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => {
+            tasks.spawn(reload::on_hangup(
+                hangups,
+                node.clone(),
+                syncer.clone(),
+                tls_tx,
+                stop_rx.clone(),
+            ));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS files reload only on restart"),
+    }
 
     // Every stored entry is verified once, now, so the first status is quick and entries the
     // consortium no longer accepts are named in the log at start.
@@ -200,8 +215,9 @@ pub async fn run(
 }
 
 /// Serves the node's counters on `/metrics` (Prometheus text), liveness on `/healthz` and
-/// readiness on `/ready` (200, or 503 with one reason per line) until `stop` changes.
-async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// readiness on `/ready` (200, or 503 with one reason per line) until `stop` changes, within
+/// the deadlines and the cap of `crate::http`.
+async fn serve_metrics(node: Arc<Node>, listener: TcpListener, stop: watch::Receiver<bool>) {
     let metrics_node = node.clone();
     let app = axum::Router::new()
         .route(
@@ -241,52 +257,7 @@ async fn serve_metrics(node: Arc<Node>, listener: TcpListener, mut stop: watch::
                 }
             }),
         );
-    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
-    if let Err(e) = served.await {
-        tracing::error!(error = %e, "metrics server failed");
-    }
-}
-
-/// On SIGHUP, rereads the TLS certificate, key, CA and CRLs named in the config: new
-/// connections, in and out, use them; established ones carry on. Files that do not load are
-/// refused with an error in the log and the previous ones stay in use.
-async fn reload_on_hangup(
-    node: Arc<Node>,
-    syncer: Arc<Syncer>,
-    tls: watch::Sender<crate::tls::ServerTls>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS files reload only on restart");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            got = hangups.recv() => {
-                if got.is_none() {
-                    return;
-                }
-                let files = node.config().tls.clone();
-                match tokio::task::spawn_blocking(move || crate::tls::server_tls(&files)).await {
-                    Ok(Ok(config)) => {
-                        let _ = tls.send(config);
-                        syncer.forget_clients().await;
-                        tracing::info!("SIGHUP: reloaded the TLS certificate, key, CA and CRLs; established connections whose certificate they no longer accept are closed");
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the previous ones stay in use")
-                    }
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
-                }
-            }
-        }
-    }
+    crate::http::serve(listener, app, crate::http::Limits::default(), "metrics", stop).await;
 }
 
 /// A pseudo-random factor in [0.8, 1.2) so peers do not sync in lockstep.
