@@ -220,8 +220,17 @@ fn check_migrate_backs_up_and_migrates_a_format_1_store_and_refuses_a_newer_one(
     )))
     .expect("consortium");
     let deu = accord::model::Country::parse("DEU").expect("DEU");
-    let keys: Vec<[u8; 32]> = consortium.member(deu).expect("DEU").keys.iter().map(|k| k.public_key).collect();
-    let trust = accord::store::BackupTrust { member: deu, keys: &keys };
+    let keys: Vec<[u8; 32]> = consortium
+        .member(deu)
+        .expect("DEU")
+        .keys
+        .iter()
+        .map(|k| k.public_key)
+        .collect();
+    let trust = accord::store::BackupTrust {
+        member: deu,
+        keys: &keys,
+    };
     accord::store::restore(&site.path("deu"), std::path::Path::new(FIXTURE), trust)
         .and_then(|r| r.commit())
         .expect("raw restore");

@@ -84,8 +84,8 @@ pub(super) fn write(
     };
     let io = |e: std::io::Error| fail(BackupError::Io(e.to_string()));
     let secret_path = store_path.with_file_name("node.secret");
-    let secret = std::fs::read(&secret_path)
-        .map_err(|e| fail(BackupError::Io(format!("{}: {e}", secret_path.display()))))?;
+    let secret =
+        std::fs::read(&secret_path).map_err(|e| fail(BackupError::Io(format!("{}: {e}", secret_path.display()))))?;
     let member = tree
         .get(b"m:country")
         .map_err(|e| super::classify(store_path.to_path_buf(), e))?
@@ -221,7 +221,9 @@ pub fn restore(data_dir: &Path, file: &Path, trust: Trust<'_>) -> Result<Restori
         source,
     };
     if let Some(first) = std::fs::read_dir(data_dir).ok().and_then(|mut d| d.next()) {
-        let first = first.map(|e| e.file_name().to_string_lossy().into_owned()).unwrap_or_default();
+        let first = first
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .unwrap_or_default();
         return Err(fail(BackupError::NotEmpty {
             dir: data_dir.to_path_buf(),
             first,
@@ -230,7 +232,8 @@ pub fn restore(data_dir: &Path, file: &Path, trust: Trust<'_>) -> Result<Restori
     let io = |e: std::io::Error| fail(BackupError::Io(e.to_string()));
     let len = std::fs::metadata(file).map_err(io)?.len();
     let mut reader = std::io::BufReader::new(std::fs::File::open(file).map_err(io)?);
-    let created = create_dirs(data_dir).map_err(|e| fail(BackupError::Write(format!("{}: {e}", data_dir.display()))))?;
+    let created =
+        create_dirs(data_dir).map_err(|e| fail(BackupError::Write(format!("{}: {e}", data_dir.display()))))?;
     let mut restoring = Restoring {
         data_dir: data_dir.to_path_buf(),
         staging: data_dir.join(STAGING),
@@ -243,10 +246,18 @@ pub fn restore(data_dir: &Path, file: &Path, trust: Trust<'_>) -> Result<Restori
     Ok(restoring)
 }
 
-fn fill(staging: &Path, reader: &mut impl std::io::Read, len: u64, trust: Trust<'_>) -> Result<BackupSummary, BackupError> {
+fn fill(
+    staging: &Path,
+    reader: &mut impl std::io::Read,
+    len: u64,
+    trust: Trust<'_>,
+) -> Result<BackupSummary, BackupError> {
     let write = |e: &dyn std::fmt::Display| BackupError::Write(e.to_string());
     host::private_dir(staging).map_err(|e| write(&format!("{}: {e}", staging.display())))?;
-    let db = sled::Config::new().path(staging.join("store")).open().map_err(|e| write(&e))?;
+    let db = sled::Config::new()
+        .path(staging.join("store"))
+        .open()
+        .map_err(|e| write(&e))?;
     let tree = db.open_tree("accord").map_err(|e| write(&e))?;
     let mut batch = sled::Batch::default();
     let mut in_batch = 0;
