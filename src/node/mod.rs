@@ -57,6 +57,13 @@ pub enum NodeError {
     /// A request names something that does not exist or is not allowed.
     #[error("{0}")]
     Request(String),
+    /// A restored store whose aggregates disagree with its records.
+    #[error("the backup's aggregates disagree with its records ({count} differences; first: {first})")]
+    RestoreCheck { count: usize, first: String },
+    /// The node restored from a backup failed to open or a check (in the staging directory):
+    /// nothing was moved into `data_dir`, which is left as it was found.
+    #[error("restore from {file} refused (data_dir left as it was found): {source}")]
+    Restore { file: String, source: Box<NodeError> },
     /// The consortium file is not the genesis document `node.toml` pins.
     #[error("consortium file {file} has digest {found}, but {config} pins consortium_sha256 = {pinned}: it is not the genesis document the consortium agreed on (compare `accord consortium --config ...` with the other members')")]
     ConsortiumPin {
@@ -410,16 +417,28 @@ impl Node {
             data_dir: restoring.staging().to_path_buf(),
             ..config
         };
-        // The backup is the snapshot of the old format: no second one is needed.
-        let migrated = crate::store::migrate(&staged.data_dir, None)?;
-        let node = Node::open(staged)?;
-        let entries = node.heads()?.iter().map(|(_, h)| h.seq).sum();
-        let left_out = node.left_out()?.len();
-        let check = node.check(&mut |_| {})?;
-        // The store must be closed before it moves (an error above drops `restoring`, which
-        // removes the staging directory).
-        node.flush()?;
-        drop(node);
+        let checked = (|| {
+            // The backup is the snapshot of the old format: no second one is needed.
+            let migrated = crate::store::migrate(&staged.data_dir, None)?;
+            let node = Node::open(staged)?;
+            let entries = node.heads()?.iter().map(|(_, h)| h.seq).sum();
+            let left_out = node.left_out()?.len();
+            let check = node.check(&mut |_| {})?;
+            if let Some(first) = check.differences.first() {
+                return Err(NodeError::RestoreCheck {
+                    count: check.differences.len(),
+                    first: crate::excerpt::excerpt(first).into_owned(),
+                });
+            }
+            // The store is closed before it moves.
+            node.flush()?;
+            Ok((entries, left_out, check, migrated.map(|m| m.from)))
+        })();
+        // On an error `restoring` is dropped here, which removes the staging directory.
+        let (entries, left_out, check, migrated_from) = checked.map_err(|e| NodeError::Restore {
+            file: file.display().to_string(),
+            source: Box::new(e),
+        })?;
         let summary = restoring.commit()?;
         Ok(Restored {
             keys: summary.keys,
@@ -427,7 +446,7 @@ impl Node {
             entries,
             left_out,
             check,
-            migrated_from: migrated.map(|m| m.from),
+            migrated_from,
         })
     }
 
