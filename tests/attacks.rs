@@ -10,6 +10,9 @@ use accord::proto;
 use accord::tls;
 use tempfile::TempDir;
 
+#[path = "attacks/backup.rs"]
+mod backup;
+mod cli_support;
 mod hostile_support;
 
 use hostile_support::*;
