@@ -373,6 +373,29 @@ mod tests {
         format!("[[members]]\ncountry = \"{code}\"\n[[members.keys]]\npublic_key = \"{key}\"\nvalid_from = \"2024-01-01\"\n")
     }
 
+    /// A proposed document (`node::governance` parses it with `Consortium::parse`) or a file of
+    /// one huge line: the error quotes excerpts only, whatever the line holds.
+    #[test]
+    fn errors_on_a_huge_line_quote_an_excerpt() {
+        let long = "x".repeat(900_000);
+        let cases = [
+            format!("name = {long}\n"),
+            format!("name = \"t\"\nbogus = \"{long}\"\n"),
+            format!("name = \"t\"\n{}", member(&long, KEY_A)),
+            format!("name = \"t\"\n[disclosure]\nmethod = \"{long}\"\n"),
+        ];
+        for text in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with("consortium.toml: ") && err.contains('…'), "{err}");
+            assert!(
+                err.len() < 1_000,
+                "{} bytes: {}",
+                err.len(),
+                crate::excerpt::excerpt(&err)
+            );
+        }
+    }
+
     #[test]
     fn defaults_apply() {
         let c = parse(&format!("name = \"t\"\n{}", member("DEU", KEY_A))).unwrap();
