@@ -2,8 +2,9 @@
 //!
 //! Layers, bottom to top (a module uses only lower ones; `tests/tidy.rs` checks it):
 //!
-//! - [`hex`], [`date`], [`proto`]: utilities and the generated wire types; [`http`]: serving
-//!   an HTTP router with deadlines and caps (the dashboard and metrics listeners).
+//! - [`hex`], [`date`], [`excerpt`], [`proto`]: utilities (excerpt: the short quote of input an
+//!   error may carry) and the generated wire types; [`http`]: serving an HTTP router with
+//!   deadlines and caps (the dashboard and metrics listeners).
 //! - [`model`]: countries, cubes, periods, cells, consortium policy: the shared vocabulary.
 //! - [`record`]: parse and validate input microdata (CSV / JSON Lines).
 //! - [`aggregate`]: cube cells from records, and disclosure control.
@@ -32,6 +33,7 @@ pub mod dashboard;
 pub mod dataset;
 pub mod date;
 pub mod demo;
+pub mod excerpt;
 pub mod exchange;
 pub mod export;
 pub mod governance;

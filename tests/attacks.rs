@@ -13,11 +13,13 @@ use tempfile::TempDir;
 
 mod cli_support;
 mod hostile_support;
-#[path = "attacks/listeners.rs"]
-mod listeners;
 
+#[path = "attacks/backup.rs"]
+mod backup;
 #[path = "attacks/governance.rs"]
 mod governance;
+#[path = "attacks/listeners.rs"]
+mod listeners;
 
 use hostile_support::*;
 

@@ -88,3 +88,22 @@ fn configuration_and_certificates_parse() {
     assert_eq!(certs["deu.der"], "true");
     assert_eq!(certs["empty-crl.pem"], "true");
 }
+
+#[test]
+fn backups_sealed_by_the_member_verify_and_nothing_else_does() {
+    let results = run("backup", |b| targets::backup(b).to_string());
+    for (name, ok) in &results {
+        assert_eq!(ok, &name.starts_with("sealed-").to_string(), "{name}");
+    }
+    // One flipped bit anywhere in a sealed backup is refused: the magic, the member, the
+    // secret, a length, a key or value, the seal's key or its signature.
+    let seed = std::fs::read(targets::root().join("fuzz/seeds/backup/sealed-small.backup")).expect("seed");
+    for i in 0..seed.len() {
+        let mut bad = seed.clone();
+        bad[i] ^= 0x01;
+        assert!(!targets::backup(&bad), "byte {i} flipped still verifies");
+    }
+    for cut in 0..seed.len() {
+        assert!(!targets::backup(&seed[..cut]), "{cut} bytes verify");
+    }
+}

@@ -213,7 +213,27 @@ fn raw(site: &Site, key: &[u8]) -> Vec<u8> {
 fn check_migrate_backs_up_and_migrates_a_format_1_store_and_refuses_a_newer_one() {
     let site = Site::empty();
     let config = fixture_config(&site);
-    accord::store::restore(&site.path("deu"), std::path::Path::new(FIXTURE)).expect("raw restore");
+    // The store as an earlier Accord left it: restored raw (no open, which would refuse it).
+    let consortium = Consortium::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/certs-example/consortium.toml"
+    )))
+    .expect("consortium");
+    let deu = accord::model::Country::parse("DEU").expect("DEU");
+    let keys: Vec<[u8; 32]> = consortium
+        .member(deu)
+        .expect("DEU")
+        .keys
+        .iter()
+        .map(|k| k.public_key)
+        .collect();
+    let trust = accord::store::BackupTrust {
+        member: deu,
+        keys: &keys,
+    };
+    accord::store::restore(&site.path("deu"), std::path::Path::new(FIXTURE), trust)
+        .and_then(|r| r.commit())
+        .expect("raw restore");
     let head = raw(&site, b"h:DEU");
     assert_eq!(head.len(), 48);
     set_raw(&site, b"h:DEU", &head[..40]);

@@ -11,7 +11,7 @@ use std::path::Path;
 /// Bottom to top. Modules in one layer must not use each other.
 const LAYERS: &[&[&str]] = &[
     // leaf utilities and the generated wire types; serving HTTP with deadlines and caps
-    &["hex", "date", "proto", "http"],
+    &["hex", "date", "excerpt", "proto", "http"],
     // shared model: country, cube, period, dimensions, cells, consortium policy
     &["model"],
     &["record"],

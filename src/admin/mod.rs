@@ -60,7 +60,10 @@ fn to_status(error: NodeError) -> Status {
         NodeError::Verify(e) => Status::invalid_argument(e.to_string()),
         NodeError::Certify(e) => Status::failed_precondition(e.to_string()),
         NodeError::Store(e) => Status::internal(e.to_string()),
-        NodeError::SigningKey { .. } | NodeError::ConsortiumPin { .. } => Status::internal(error.to_string()),
+        NodeError::SigningKey { .. }
+        | NodeError::ConsortiumPin { .. }
+        | NodeError::RestoreCheck { .. }
+        | NodeError::Restore { .. } => Status::internal(error.to_string()),
     }
 }
 

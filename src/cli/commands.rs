@@ -327,7 +327,9 @@ fn migrate_store(config: &NodeConfig) -> Result<()> {
     if Remote::connect(&config.admin_socket())?.is_some() {
         bail!("--migrate needs the store to itself: stop the node, then run it again");
     }
-    match accord::store::migrate(&config.data_dir, true)? {
+    // The backup taken first is sealed like any other: with the node's signing key.
+    let key = accord::node::signing_key(config)?;
+    match accord::store::migrate(&config.data_dir, Some(&key))? {
         Some(m) => {
             if let Some(backup) = &m.backup {
                 outln!(

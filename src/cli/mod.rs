@@ -214,7 +214,8 @@ enum Command {
         out: PathBuf,
     },
     /// Write a consistent backup of the node (records, aggregates, feeds, evidence and the node
-    /// secret) to a new file, mode 0600; online through the admin socket while the node runs.
+    /// secret) to a new file, mode 0600, signed with the node's signing key; online through the
+    /// admin socket while the node runs.
     Backup {
         /// The node config (node.toml).
         #[arg(long)]
@@ -223,7 +224,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Fill an empty data_dir from a backup, re-verify every entry and check the aggregates.
+    /// Fill an empty data_dir from a backup signed by one of this member's keys, re-verify every
+    /// entry and check the aggregates; on any failure data_dir is left as it was.
     Restore {
         /// The node config (node.toml) of the node to restore.
         #[arg(long)]

@@ -117,10 +117,7 @@ impl Consortium {
 
     /// Parses consortium text (for `accord verify` and tests); `file` is only used in errors.
     pub fn parse(file: &Path, text: &str) -> Result<Consortium, ConfigError> {
-        let raw: ConsortiumToml = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            file: file.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
-        })?;
+        let raw: ConsortiumToml = toml::from_str(text).map_err(|e| super::syntax(file, text, &e))?;
         Consortium::from_toml(file, raw)
     }
 

@@ -20,6 +20,9 @@ pub enum ConfigError {
     /// The file is not valid TOML or has a wrongly typed or unknown key.
     #[error("{file}: {message}")]
     Syntax { file: PathBuf, message: String },
+    /// The file is larger than any configuration file Accord reads.
+    #[error("{file}: {size} bytes, over the limit of {limit} bytes for a configuration file: not read")]
+    TooLarge { file: PathBuf, size: u64, limit: u64 },
     /// A key has a value Accord cannot use.
     #[error("{file}: {key}: {message}")]
     Invalid {
@@ -29,12 +32,65 @@ pub enum ConfigError {
     },
 }
 
+/// The one constructor of [`ConfigError::Invalid`]: the message may quote a value from the
+/// file, so it is cut to an excerpt (a value can be a whole 100 MB line).
 fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         file: file.to_path_buf(),
-        key: key.into(),
-        message: message.into(),
+        key: crate::excerpt::excerpt(&key.into()).into_owned(),
+        message: crate::excerpt::excerpt(&message.into()).into_owned(),
     }
+}
+
+/// The one constructor of [`ConfigError::Syntax`]. A TOML error's own text quotes the
+/// offending line whole (and serde's messages quote values whole): here it becomes the line
+/// and column, an excerpt of the message and an excerpt of the line around the column.
+fn syntax(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = crate::excerpt::excerpt(e.message().trim_end()).replace('\n', " ");
+    let message = match e.span() {
+        Some(span) => {
+            let (line, column, shown) = crate::excerpt::line_at(text, span.start);
+            format!("TOML parse error at line {line}, column {column}: {message} (in: {shown})")
+        }
+        None => format!("TOML parse error: {message}"),
+    };
+    ConfigError::Syntax {
+        file: file.to_path_buf(),
+        message,
+    }
+}
+
+/// The largest `node.toml` or consortium file read: 1 MiB, as for a proposed consortium
+/// document (SPEC §11). Real ones are a few kilobytes; the size is checked before the file is
+/// read, so a huge file costs nothing.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a configuration file whole, refusing one over [`MAX_CONFIG_BYTES`] first.
+fn read_bounded(file: &Path) -> Result<String, ConfigError> {
+    let read = |source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    };
+    let handle = std::fs::File::open(file).map_err(read)?;
+    let size = handle.metadata().map_err(read)?.len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            file: file.to_path_buf(),
+            size,
+            limit: MAX_CONFIG_BYTES,
+        });
+    }
+    let mut text = String::new();
+    // `take` too: a file that grows after the size was read is still read no further.
+    std::io::Read::read_to_string(&mut std::io::Read::take(handle, MAX_CONFIG_BYTES + 1), &mut text).map_err(read)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            file: file.to_path_buf(),
+            size: text.len() as u64,
+            limit: MAX_CONFIG_BYTES,
+        });
+    }
+    Ok(text)
 }
 
 /// The weakest disclosure settings a consortium for real data may choose (SPEC §10): below
@@ -57,14 +113,8 @@ fn floor(file: &Path, test_only: bool, key: &str, value: u32, min: u32) -> Resul
 }
 
 fn read_toml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-        file: file.to_path_buf(),
-        message: e.to_string().trim_end().replace('\n', " "),
-    })
+    let text = read_bounded(file)?;
+    toml::from_str(&text).map_err(|e| syntax(file, &text, &e))
 }
 
 fn resolve(base: &Path, path: &str) -> PathBuf {
@@ -221,6 +271,11 @@ pub fn load_tls(file: &Path) -> Result<TlsFiles, ConfigError> {
 }
 
 impl NodeConfig {
+    /// The same configuration over another data directory (a restore's staging directory).
+    pub fn with_data_dir(self, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig { data_dir, ..self }
+    }
+
     /// Loads `node.toml` and the consortium file it names, and checks them together.
     pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
         let (raw, outside_tls) = read_node_toml(file)?;
@@ -371,6 +426,29 @@ mod tests {
 
     fn member(code: &str, key: &str) -> String {
         format!("[[members]]\ncountry = \"{code}\"\n[[members.keys]]\npublic_key = \"{key}\"\nvalid_from = \"2024-01-01\"\n")
+    }
+
+    /// A proposed document (`node::governance` parses it with `Consortium::parse`) or a file of
+    /// one huge line: the error quotes excerpts only, whatever the line holds.
+    #[test]
+    fn errors_on_a_huge_line_quote_an_excerpt() {
+        let long = "x".repeat(900_000);
+        let cases = [
+            format!("name = {long}\n"),
+            format!("name = \"t\"\nbogus = \"{long}\"\n"),
+            format!("name = \"t\"\n{}", member(&long, KEY_A)),
+            format!("name = \"t\"\n[disclosure]\nmethod = \"{long}\"\n"),
+        ];
+        for text in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with("consortium.toml: ") && err.contains('…'), "{err}");
+            assert!(
+                err.len() < 1_000,
+                "{} bytes: {}",
+                err.len(),
+                crate::excerpt::excerpt(&err)
+            );
+        }
     }
 
     #[test]

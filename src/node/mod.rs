@@ -57,6 +57,13 @@ pub enum NodeError {
     /// A request names something that does not exist or is not allowed.
     #[error("{0}")]
     Request(String),
+    /// A restored store whose aggregates disagree with its records.
+    #[error("the backup's aggregates disagree with its records ({count} differences; first: {first})")]
+    RestoreCheck { count: usize, first: String },
+    /// The node restored from a backup failed to open or a check (in the staging directory):
+    /// nothing was moved into `data_dir`, which is left as it was found.
+    #[error("restore from {file} refused (data_dir left as it was found): {source}")]
+    Restore { file: String, source: Box<NodeError> },
     /// The consortium file is not the genesis document `node.toml` pins.
     #[error("consortium file {file} has digest {found}, but {config} pins consortium_sha256 = {pinned}: it is not the genesis document the consortium agreed on (compare `accord consortium --config ...` with the other members')")]
     ConsortiumPin {
@@ -409,42 +416,57 @@ impl Node {
         Ok(out)
     }
 
-    /// Fills the empty `data_dir` of `config` from the backup `file`, opens the node (which
-    /// checks the store belongs to this member and definition), re-verifies every stored entry
-    /// and checks the aggregates against the records. Anything failing after the files were
-    /// written empties `data_dir` again.
+    /// Fills the empty `data_dir` of `config` from the backup `file` after checking its seal
+    /// (see [`backup_keys`]), opens the node (which checks the store belongs to this member and
+    /// definition), re-verifies every stored entry and checks the aggregates against the
+    /// records. All of it happens in a staging directory inside `data_dir`, moved into place
+    /// only when every check passed: on any failure `data_dir` is left as it was found.
     pub fn restore(config: NodeConfig, file: &Path) -> Result<Restored, NodeError> {
-        let data_dir = config.data_dir.clone();
-        let summary = crate::store::restore(&data_dir, file)?;
-        let verified = (|| {
+        let signing = load_signing_key(&config)?;
+        let keys = backup_keys(&config, &signing);
+        let trust = crate::store::BackupTrust {
+            member: config.country,
+            keys: &keys,
+        };
+        let restoring = crate::store::restore(&config.data_dir, file, trust)?;
+        let staged = config.with_data_dir(restoring.staging().to_path_buf());
+        let checked = (|| {
             // The backup is the snapshot of the old format: no second one is needed.
-            let migrated = crate::store::migrate(&data_dir, false)?;
-            let node = Node::open(config)?;
+            let migrated = crate::store::migrate(&staged.data_dir, None)?;
+            let node = Node::open(staged)?;
             let entries = node.heads()?.iter().map(|(_, h)| h.seq).sum();
             let left_out = node.left_out()?.len();
             let check = node.check(&mut |_| {})?;
-            Ok::<_, NodeError>((entries, left_out, check, migrated.map(|m| m.from)))
-        })();
-        match verified {
-            Ok((entries, left_out, check, migrated_from)) => Ok(Restored {
-                keys: summary.keys,
-                bytes: summary.bytes,
-                entries,
-                left_out,
-                check,
-                migrated_from,
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(data_dir.join("store"));
-                let _ = std::fs::remove_file(data_dir.join("node.secret"));
-                Err(e)
+            if let Some(first) = check.differences.first() {
+                return Err(NodeError::RestoreCheck {
+                    count: check.differences.len(),
+                    first: crate::excerpt::excerpt(first).into_owned(),
+                });
             }
-        }
+            // The store is closed before it moves.
+            node.flush()?;
+            Ok((entries, left_out, check, migrated.map(|m| m.from)))
+        })();
+        // On an error `restoring` is dropped here, which removes the staging directory.
+        let (entries, left_out, check, migrated_from) = checked.map_err(|e| NodeError::Restore {
+            file: file.display().to_string(),
+            source: Box::new(e),
+        })?;
+        let summary = restoring.commit()?;
+        Ok(Restored {
+            keys: summary.keys,
+            bytes: summary.bytes,
+            entries,
+            left_out,
+            check,
+            migrated_from,
+        })
     }
 
-    /// Writes a consistent backup of the store and the node secret to the new file `out`.
+    /// Writes a consistent backup of the store and the node secret to the new file `out`,
+    /// sealed with this node's signing key.
     pub fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, NodeError> {
-        Ok(self.store.backup(out)?)
+        Ok(self.store.backup(out, &self.signing)?)
     }
 
     /// Verifies an entry from the network and places it in its feed.
@@ -589,6 +611,38 @@ fn signing_key_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
     rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(bytes)
         .map(|key| key.secret_pkcs8_der().to_vec())
         .map_err(|e| format!("no PEM PRIVATE KEY (PKCS#8) block: {e}"))
+}
+
+/// The public keys whose seal `restore` accepts on a backup of `config`'s member: every key the
+/// member holds in the consortium file `node.toml` names, whatever its validity window, and the
+/// node's own signing key.
+///
+/// Why these, and key rotation: a backup is restored to recover, often long after it was made,
+/// so a key since retired or past its window still proves who sealed it; windows bound what a
+/// key may sign into the feed, not the operator's own files. A key rotated in through a later
+/// consortium version is not in the configured (genesis) file, so the node's own signing key
+/// counts as well: it lives outside `data_dir`, whoever can only write backup files cannot sign
+/// with it, and `Node::open` then checks it is this member's key under the version in force.
+/// The version in force itself is never consulted: it is read from the store, i.e. from the
+/// very backup being checked. A backup sealed by a key that is neither (rotated out and no
+/// longer configured) is refused; the operator points `signing_key` at that key's file to
+/// restore it only if that key is still the member's in force.
+fn backup_keys(config: &NodeConfig, signing: &Ed25519KeyPair) -> Vec<[u8; 32]> {
+    let mut keys: Vec<[u8; 32]> = config
+        .consortium
+        .member(config.country)
+        .map(|m| m.keys.iter().map(|k| k.public_key).collect())
+        .unwrap_or_default();
+    if let Ok(own) = <[u8; 32]>::try_from(signing.public_key().as_ref()) {
+        keys.push(own);
+    }
+    keys
+}
+
+/// Loads the node's Ed25519 signing key (`signing_key` in `node.toml`): for the CLI's commands
+/// that seal a backup without a running node (`check --migrate`).
+pub fn signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {
+    load_signing_key(config)
 }
 
 fn load_signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {

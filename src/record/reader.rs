@@ -105,10 +105,12 @@ pub struct RecordError {
 
 impl RecordError {
     /// The error without its `file:line:` prefix, as the `reason` column of a rejected file.
+    /// The message may quote a field of any length: it is cut to an excerpt.
     pub fn reason(&self) -> String {
+        let message = crate::excerpt::excerpt(&self.message);
         match self.field {
-            Some(field) => format!("{field}: {}", self.message),
-            None => self.message.clone(),
+            Some(field) => format!("{field}: {message}"),
+            None => message.into_owned(),
         }
     }
 }

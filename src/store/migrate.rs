@@ -42,9 +42,13 @@ type Step = fn(&sled::Tree, &Path) -> Result<(sled::Batch, u64), StoreError>;
 const STEPS: [Step; FORMAT_VERSION as usize - 1] = [heads_keep_created_at];
 
 /// Migrates the store in `data_dir` to [`FORMAT_VERSION`]. `Ok(None)` when it already has that
-/// format. With `backup_first`, the store is first backed up to
-/// `data_dir/store-format-N.backup` (refused if that file exists). The node must be stopped.
-pub fn migrate(data_dir: &Path, backup_first: bool) -> Result<Option<Migrated>, StoreError> {
+/// format. With `backup_first` (the node's signing key, which seals it), the store is first
+/// backed up to `data_dir/store-format-N.backup` (refused if that file exists). The node must
+/// be stopped.
+pub fn migrate(
+    data_dir: &Path,
+    backup_first: Option<&ring::signature::Ed25519KeyPair>,
+) -> Result<Option<Migrated>, StoreError> {
     let path = data_dir.join("store");
     if !path.exists() {
         return Err(StoreError::Corrupt {
@@ -71,9 +75,9 @@ pub fn migrate(data_dir: &Path, backup_first: bool) -> Result<Option<Migrated>, 
             expected: FORMAT_VERSION,
         });
     }
-    let backup = if backup_first {
+    let backup = if let Some(key) = backup_first {
         let out = data_dir.join(format!("store-format-{found}.backup"));
-        backup::write(&tree, &path, &out)?;
+        backup::write(&tree, &path, &out, key)?;
         Some(out)
     } else {
         None

@@ -30,7 +30,7 @@ mod records;
 mod tests;
 mod witness;
 
-pub use backup::{restore, BackupSummary};
+pub use backup::{restore, verify as verify_backup, BackupError, BackupSummary, Restoring, Trust as BackupTrust};
 pub use feeds::{ForkEvidence, PeerStatus};
 pub use migrate::{migrate, Migrated};
 pub use records::{CheckReport, IngestOutcome, StoredRecord};
@@ -85,8 +85,8 @@ pub enum StoreError {
     #[error("store {path}: no space to write ({reason}); what was committed before is kept and the rest was not written: free space (or raise the file-size limit) and run the command again: records already stored are replaced, never counted twice")]
     Full { path: PathBuf, reason: String },
     /// A backup could not be written or restored.
-    #[error("backup {path}: {message}")]
-    Backup { path: PathBuf, message: String },
+    #[error("backup {path}: {source}")]
+    Backup { path: PathBuf, source: backup::BackupError },
     /// Another process holds the store (a running node).
     #[error("store {path} is in use by another process (is `accord serve` running? its admin socket is {path}/../admin.sock)")]
     Locked { path: PathBuf },

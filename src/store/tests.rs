@@ -169,7 +169,10 @@ fn metadata_mismatches_are_clear_errors() {
         let store = Store::open_any_definition(dir.path(), deu(), Definition::default());
         assert!(store.is_err(), "format 99 is refused whatever the definition");
     }
-    let err = super::migrate(dir.path(), true).err().unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let key = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let err = super::migrate(dir.path(), Some(&key)).err().unwrap();
     assert!(matches!(err, StoreError::Version { found: 99, .. }), "{err}");
     assert!(
         !dir.path().join("store-format-99.backup").exists(),
