@@ -112,9 +112,11 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
         let mut latest: BTreeMap<u16, (Fact, u64)> = BTreeMap::new();
         let mut revisions = Vec::new();
         let mut snapshots = Vec::new();
+        let mut history = Vec::new();
         for (seq, m, cells) in &earlier {
             let f = fact(cells, key);
             latest.insert(*m, (f, *seq));
+            history.push((*m, f, *seq));
             if *m == this {
                 revisions.push((f, *seq));
             }
@@ -139,7 +141,7 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
         if problem.is_none() {
             latest.insert(this, (proposed, 0));
             problem = exposure(k, &latest)
-                .or_else(|| narrowing(k, &latest))
+                .or_else(|| narrowing(k, &history, &latest))
                 .or_else(|| change_since(k, &snapshots, &latest));
         }
         let Some((reason, entries)) = problem else {
@@ -150,7 +152,7 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
                 // Suppressed, the new figure adds only a bound; the rest was safe before.
                 latest.insert(this, (Fact::Confidential, 0));
                 if exposure(k, &latest).is_none()
-                    && narrowing(k, &latest).is_none()
+                    && narrowing(k, &history, &latest).is_none()
                     && change_since(k, &snapshots, &latest).is_none()
                 {
                     suppressed.push(key.to_vec());
@@ -181,24 +183,46 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
     Ok(Audited { cells, suppressed })
 }
 
-/// A confidential figure of one key that any linear reasoning over the latest figures narrows
-/// to fewer than `k` possible counts while it could be one in (0, k) (`bounds`): why, and the
-/// entries involved. Figures that contradict each other (published before and after records
-/// changed) have no common solution, and revisions are checked by subtraction instead.
-fn narrowing(k: i64, latest: &BTreeMap<u16, (Fact, u64)>) -> Option<(String, Vec<u64>)> {
-    let figures = latest.iter().map(|(m, (f, _))| (*m, *f)).collect();
-    let (m, range) = bounds::narrowed(k, &figures)?;
-    let hi = range.hi.unwrap_or(range.lo);
-    Some((
-        format!(
-            "with the other published figures, the confidential figure of {} can only be {}..={} ({} value(s), fewer than k = {k})",
-            months_named(m),
-            range.lo,
-            hi,
-            hi - range.lo + 1
-        ),
-        latest.values().map(|(_, seq)| *seq).collect::<BTreeSet<u64>>().into_iter().collect(),
-    ))
+/// A confidential figure of one key that any linear reasoning narrows to fewer than `k`
+/// possible counts while it could be one in (0, k) (`bounds`): why, and the entries involved.
+/// The figures reasoned over are the latest of every period (`latest`, which holds the figure
+/// under audit). When those contradict each other (some were published before records changed),
+/// a linear program over them has no solution, and an analyst would drop the stale ones: then
+/// every run of recent entries (`history`, the key's figures in feed order, from each entry to
+/// the newest) with the figure under audit is checked, which holds every set of figures
+/// published between two changes of the records.
+fn narrowing(k: i64, history: &[(u16, Fact, u64)], latest: &BTreeMap<u16, (Fact, u64)>) -> Option<(String, Vec<u64>)> {
+    let check = |latest: &BTreeMap<u16, (Fact, u64)>| {
+        let figures: BTreeMap<u16, Fact> = latest.iter().map(|(m, (f, _))| (*m, *f)).collect();
+        let ranges = bounds::ranges(&figures);
+        let found = ranges.as_ref().and_then(|_| bounds::narrowed(k, &figures));
+        (ranges.is_some(), found)
+    };
+    let explain = |latest: &BTreeMap<u16, (Fact, u64)>, (m, range): (u16, bounds::Range)| {
+        let hi = range.hi.unwrap_or(range.lo);
+        (
+            format!(
+                "with the other published figures, the confidential figure of {} can only be {}..={} ({} value(s), fewer than k = {k})",
+                months_named(m),
+                range.lo,
+                hi,
+                hi - range.lo + 1
+            ),
+            latest.values().map(|(_, seq)| *seq).collect::<BTreeSet<u64>>().into_iter().collect(),
+        )
+    };
+    match check(latest) {
+        (true, found) => found.map(|f| explain(latest, f)),
+        (false, _) => {
+            let audited = latest.iter().find(|(_, (_, seq))| *seq == 0).map(|(m, v)| (*m, *v));
+            (0..history.len()).find_map(|start| {
+                let mut recent: BTreeMap<u16, (Fact, u64)> =
+                    history[start..].iter().map(|(m, f, seq)| (*m, (*f, *seq))).collect();
+                recent.extend(audited);
+                check(&recent).1.map(|f| explain(&recent, f))
+            })
+        }
+    }
 }
 
 /// A period's months as a reader names them: the year, a quarter, a month.

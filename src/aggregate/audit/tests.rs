@@ -572,7 +572,7 @@ fn the_lp_attacker_finds_what_subtraction_misses_without_the_audit() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1_000))]
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
 
     /// For random records and random publication sequences (overlapping periods in any order,
     /// revisions after late registrations), no linear program over what the audited feed
