@@ -187,8 +187,12 @@ fn made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             view: [0x55; 32],
             time: accord::date::parse_timestamp(time).expect("time"),
         };
-        let note = attest::sign(&a.text(), &Attestation::key_name(c(member)), &targets::signing_key(signer))
-            .expect("signs");
+        let note = attest::sign(
+            &a.text(),
+            &Attestation::key_name(c(member)),
+            &targets::signing_key(signer),
+        )
+        .expect("signs");
         (a, note)
     };
     let (_, deu) = attestation("DEU", "DEU", "2026-12-05T10:00:00Z");
@@ -202,9 +206,21 @@ fn made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
     let query = |q: &str| q.as_bytes().to_vec();
     vec![
-        ("governance", "proposal-threshold.bin", proposal("DEU", 2, canonical_toml(&raised))),
-        ("governance", "proposal-as-typed.bin", proposal("ITA", 2, example_file.replace("threshold = 5", "threshold = 10"))),
-        ("governance", "proposal-with-refused-document-empty-name.bin", proposal("DEU", 3, "name = \"\"\n".into())),
+        (
+            "governance",
+            "proposal-threshold.bin",
+            proposal("DEU", 2, canonical_toml(&raised)),
+        ),
+        (
+            "governance",
+            "proposal-as-typed.bin",
+            proposal("ITA", 2, example_file.replace("threshold = 5", "threshold = 10")),
+        ),
+        (
+            "governance",
+            "proposal-with-refused-document-empty-name.bin",
+            proposal("DEU", 3, "name = \"\"\n".into()),
+        ),
         ("governance", "approval-version-2.bin", approval),
         ("governance", "document-example.bin", document(&example_file)),
         ("governance", "document-everything.bin", document(&everything)),
@@ -215,14 +231,34 @@ fn made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("attestation", "unsigned-before-the-key.txt", before_key.into_bytes()),
         ("attestation", "not-an-attestation-other-note.txt", other.into_bytes()),
         ("attestation", "not-a-note-text-alone.txt", before.text().into_bytes()),
-        ("dashboard_query", "accepted-flows-pair.txt", query("cube=flows&period=2025&origin=DEU&destination=FRA")),
-        ("dashboard_query", "accepted-side-page.txt", query("cube=asylum&period=2025-Q2&page=3")),
-        ("dashboard_query", "accepted-download.txt", query("cube=permits&period=2025-05&format=sdmx-csv")),
-        ("dashboard_query", "accepted-encoded.txt", query("cube=fl%6Fws&period=2025%2DQ1&origin=ITA&other=1")),
+        (
+            "dashboard_query",
+            "accepted-flows-pair.txt",
+            query("cube=flows&period=2025&origin=DEU&destination=FRA"),
+        ),
+        (
+            "dashboard_query",
+            "accepted-side-page.txt",
+            query("cube=asylum&period=2025-Q2&page=3"),
+        ),
+        (
+            "dashboard_query",
+            "accepted-download.txt",
+            query("cube=permits&period=2025-05&format=sdmx-csv"),
+        ),
+        (
+            "dashboard_query",
+            "accepted-encoded.txt",
+            query("cube=fl%6Fws&period=2025%2DQ1&origin=ITA&other=1"),
+        ),
         ("dashboard_query", "accepted-nothing.txt", query("")),
         ("dashboard_query", "refused-lower-case.txt", query("origin=deu")),
         ("dashboard_query", "refused-month-13.txt", query("period=2025-13")),
-        ("dashboard_query", "refused-negative-page.txt", query("cube=asylum&page=-1")),
+        (
+            "dashboard_query",
+            "refused-negative-page.txt",
+            query("cube=asylum&page=-1"),
+        ),
     ]
 }
 
@@ -243,7 +279,11 @@ fn governance_attestation_and_dashboard_seeds_are_as_made() {
     for (target, name, bytes) in made_seeds() {
         let path = targets::root().join("fuzz/seeds").join(target).join(name);
         let held = std::fs::read(&path).unwrap_or_default();
-        assert!(held == bytes, "{} differs from what made_seeds makes: run remake_seeds", path.display());
+        assert!(
+            held == bytes,
+            "{} differs from what made_seeds makes: run remake_seeds",
+            path.display()
+        );
     }
 }
 
@@ -268,8 +308,15 @@ fn governance_payloads_and_documents_read_as_a_node_reads_them() {
     let approval = accord::proto::Approval::decode(&approval[1..]).expect("an approval");
     assert_eq!(approval.digest, accord::governance::digest(&proposed));
     // A document over the node's bound is refused before it is parsed.
-    let big = format!("{}\n{}", proposal.document, "#".repeat(accord::node::MAX_DOCUMENT_BYTES));
-    assert_eq!(targets::governance(&[[2u8].as_slice(), big.as_bytes()].concat()), "refused");
+    let big = format!(
+        "{}\n{}",
+        proposal.document,
+        "#".repeat(accord::node::MAX_DOCUMENT_BYTES)
+    );
+    assert_eq!(
+        targets::governance(&[[2u8].as_slice(), big.as_bytes()].concat()),
+        "refused"
+    );
 }
 
 #[test]
@@ -289,7 +336,12 @@ fn attestation_notes_check_only_as_signed() {
 #[test]
 fn dashboard_queries_read_to_the_filters_they_name() {
     outcomes_match_names(&run("dashboard_query", |b| {
-        if targets::dashboard_query(b) { "accepted" } else { "refused" }.to_string()
+        if targets::dashboard_query(b) {
+            "accepted"
+        } else {
+            "refused"
+        }
+        .to_string()
     }));
     let read = |q: &str| accord::dashboard::parse_filters(q).expect("parses");
     let pair = read("cube=flows&period=2025&origin=DEU&destination=FRA");
@@ -303,5 +355,7 @@ fn dashboard_queries_read_to_the_filters_they_name() {
         accord::dashboard::filter_query(&read("cube=fl%6Fws&period=2025%2DQ1&origin=ITA&other=1").filter),
         "cube=flows&period=2025-Q1&origin=ITA"
     );
-    assert!(accord::dashboard::parse_filters("origin=deu").unwrap_err().contains("origin"));
+    assert!(accord::dashboard::parse_filters("origin=deu")
+        .unwrap_err()
+        .contains("origin"));
 }

@@ -294,7 +294,11 @@ fn governance_act(subject: Subject, payload: &[u8]) -> Option<Governance> {
     };
     let again = verify(sign_governance(deu, &act, params), consortium(), &Limits::default())
         .expect("a verified act signed again verifies");
-    assert_eq!(again.governance(), Some(&act), "a verified act signed again decodes to itself");
+    assert_eq!(
+        again.governance(),
+        Some(&act),
+        "a verified act signed again decodes to itself"
+    );
     Some(act)
 }
 
@@ -336,7 +340,11 @@ pub fn attestation(data: &[u8]) -> &'static str {
         return "not-a-note";
     };
     let lines: String = signatures.iter().map(|s| format!("{}\n", s.line())).collect();
-    assert_eq!(format!("{text}\n{lines}"), note, "an opened note re-renders byte for byte");
+    assert_eq!(
+        format!("{text}\n{lines}"),
+        note,
+        "an opened note re-renders byte for byte"
+    );
     let Ok(claimed) = Attestation::parse(text) else {
         return "not-an-attestation";
     };
@@ -366,6 +374,9 @@ pub fn dashboard_query(data: &[u8]) -> bool {
     let rendered = accord::dashboard::filter_query(&filters.filter);
     let again = accord::dashboard::parse_filters(&rendered)
         .unwrap_or_else(|e| panic!("the rendered query {rendered:?} does not parse: {e}"));
-    assert_eq!(again.filter, filters.filter, "the rendered query {rendered:?} reads back to another filter");
+    assert_eq!(
+        again.filter, filters.filter,
+        "the rendered query {rendered:?} reads back to another filter"
+    );
     true
 }
