@@ -242,11 +242,6 @@ pub fn filter_query(filter: &ViewFilter) -> String {
     parts.join("&")
 }
 
-/// A request's filters, or the 400 page that names what is wrong with them.
-fn filters(query: Option<String>) -> Result<Filters, Response> {
-    parse_filters(query.as_deref().unwrap_or("")).map_err(|e| failure(StatusCode::BAD_REQUEST, e))
-}
-
 /// What every page's header shows.
 fn header_context(node: &Node, page: &str, title: &str) -> Result<minijinja::Value, String> {
     let digest = node.view_digest().map_err(|e| e.to_string())?;
@@ -285,9 +280,9 @@ async fn overview(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn flows(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
-    let q = match filters(query) {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
     let filter = q.filter;
     let page = blocking(move || {
@@ -310,9 +305,9 @@ async fn flows(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Resp
 }
 
 async fn side(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
-    let q = match filters(query) {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
     let filter = q.filter;
     let cube = match filter.cube {
@@ -340,9 +335,9 @@ async fn side(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Respo
 
 /// The CSV or SDMX-CSV of what a page shows, as `accord view` writes it for the same filters.
 async fn download(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
-    let q = match filters(query) {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
     let filter = q.filter;
     let Some(_slot) = render_slot() else {
@@ -386,9 +381,9 @@ async fn api_status(State(node): State<Arc<Node>>) -> Response {
 
 /// `accord view --format json` for the same filters, byte for byte.
 async fn api_view(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
-    let q = match filters(query) {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
     let filter = q.filter;
     let Some(_slot) = render_slot() else {
