@@ -121,7 +121,9 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
             let v: i64 = s.parse().ok()?;
             (s.len() == 2 && (0..=max).contains(&v)).then_some(v)
         };
-        secs += n(parts[0], 23)? * 3600 + n(parts[1], 59)? * 60 + n(parts[2], 60)?;
+        // No leap second: Unix time has none, so `:60` would read as the next minute's `:00`
+        // (two texts for one time) and 9999-12-31T23:59:60Z as a year this parser refuses.
+        secs += n(parts[0], 23)? * 3600 + n(parts[1], 59)? * 60 + n(parts[2], 59)?;
     }
     Some(secs)
 }
@@ -171,6 +173,7 @@ mod tests {
         assert_eq!(parse_timestamp("1970-01-02"), Some(86_400));
         assert_eq!(parse_timestamp("1970-01-01T01:00:05Z"), Some(3605));
         assert_eq!(parse_timestamp("1970-01-01T25:00:00Z"), None);
+        assert_eq!(parse_timestamp("2026-12-31T23:59:60Z"), None);
         assert_eq!(format_timestamp(86_400 + 3605), "1970-01-02T01:00:05Z");
     }
 }

@@ -9,6 +9,8 @@ mod targets;
 
 use std::path::{Path, PathBuf};
 
+use prost::Message;
+
 fn inputs(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
@@ -106,4 +108,273 @@ fn backups_sealed_by_the_member_verify_and_nothing_else_does() {
     for cut in 0..seed.len() {
         assert!(!targets::backup(&seed[..cut]), "{cut} bytes verify");
     }
+}
+
+/// The seeds of the governance, attestation and dashboard_query targets, made from the example
+/// consortium and its keys (Ed25519 signatures are deterministic, so the same bytes every
+/// time): (target, file name, bytes). A file name starts with what the target must make of it.
+fn made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use accord::attest::{self, Attestation, Fork};
+    use accord::dataset::publish::{sign_governance, EntryParams};
+    use accord::dataset::Governance;
+    use accord::governance::{canonical_toml, digest};
+    use accord::model::{Consortium, Country};
+
+    let c = |code: &str| Country::parse(code).expect("code");
+    let example_file = std::fs::read_to_string(targets::root().join("certs-example/consortium.toml")).expect("example");
+    let example = targets::consortium();
+    let parent = digest(example);
+    // Version 2 as a member would propose it: the threshold raised, everything else kept.
+    let raised = Consortium::parse(
+        Path::new("proposed"),
+        &example_file.replace("threshold = 5", "threshold = 10"),
+    )
+    .expect("the raised threshold parses");
+    let proposal = |publisher: &str, version: u64, document: String| {
+        let key = targets::signing_key(publisher);
+        let act = Governance::Proposal {
+            version,
+            parent,
+            document,
+        };
+        let params = EntryParams {
+            head: None,
+            created_at: targets::GOVERNANCE_CREATED_AT,
+            audience: Vec::new(),
+            key: &key,
+        };
+        let mut seed = vec![0];
+        seed.extend(sign_governance(c(publisher), &act, params).payload);
+        seed
+    };
+    let approval = {
+        let key = targets::signing_key("FRA");
+        let act = Governance::Approval {
+            version: 2,
+            digest: digest(&raised),
+        };
+        let params = EntryParams {
+            head: None,
+            created_at: targets::GOVERNANCE_CREATED_AT,
+            audience: Vec::new(),
+            key: &key,
+        };
+        let mut seed = vec![1];
+        seed.extend(sign_governance(c("FRA"), &act, params).payload);
+        seed
+    };
+    // Every section and optional field the canonical form writes.
+    let everything = format!(
+        "{}\n[governance]\nquorum = \"two-thirds\"\n\n[sharing]\ndefault = \"agreements\"\n\n\
+         [[agreements]]\nname = \"DEU-FRA \\\"flows\\\"\"\nparties = [\"FRA\", \"DEU\"]\ncubes = [\"flows\", \"asylum\"]\n\
+         from = \"2026-01-01\"\nuntil = \"2027-06-30T12:00:00Z\"\n\n\
+         [[forks]]\npublisher = \"ITA\"\nseq = 2\nkeep = \"{}\"\n",
+        example_file
+            .replace("method = \"threshold\"\nthreshold = 5", "method = \"cell-key\"\nmax_noise = 3\nvariance = 0.25\nsmall_count = 5")
+            .replace(
+                "valid_until = \"2036-11-26\"\n\n[[members]]\ncountry = \"FRA\"",
+                "valid_until = \"2036-11-26\"\nretired_after_seq = 40\n\n[[members.keys]]\npublic_key = \"\
+                 1111111111111111111111111111111111111111111111111111111111111111\"\nvalid_from = \"2030-01-01\"\n\n\
+                 [[members]]\ncountry = \"FRA\"",
+            ),
+        "ab".repeat(32)
+    );
+    let document = |text: &str| [&[2u8][..], text.as_bytes()].concat();
+    let refused_version_1 = [
+        &[0u8][..],
+        &accord::proto::Proposal {
+            version: 1,
+            parent: parent.to_vec(),
+            document: canonical_toml(&raised),
+        }
+        .encode_to_vec(),
+    ]
+    .concat();
+
+    let attestation = |member: &str, signer: &str, time: &str| {
+        let a = Attestation {
+            member: c(member),
+            consortium_version: 1,
+            consortium_digest: parent,
+            heads: vec![(c("DEU"), 3, [0x11; 32]), (c("FRA"), 1, [0x22; 32])],
+            forks: vec![Fork {
+                publisher: c("ITA"),
+                seq: 2,
+                held: [0x33; 32],
+                conflicting: [0x44; 32],
+            }],
+            view: [0x55; 32],
+            time: accord::date::parse_timestamp(time).expect("time"),
+        };
+        let note = attest::sign(
+            &a.text(),
+            &Attestation::key_name(c(member)),
+            &targets::signing_key(signer),
+        )
+        .expect("signs");
+        (a, note)
+    };
+    let (_, deu) = attestation("DEU", "DEU", "2026-12-05T10:00:00Z");
+    let (fra, fra_note) = attestation("FRA", "FRA", "2026-12-05T10:00:05Z");
+    // A second signature, by DEU's key under its own name: notes may carry several.
+    let cosigned = attest::sign(&fra.text(), "accord.member/DEU", &targets::signing_key("DEU")).expect("signs");
+    let two = format!("{fra_note}{}", &cosigned[fra.text().len() + 1..]);
+    let (_, wrong_key) = attestation("ITA", "DEU", "2026-12-05T10:00:00Z");
+    let (before, before_key) = attestation("DEU", "DEU", "2026-01-01T00:00:00Z");
+    let other = attest::sign("hello, consortium\n", "example.org/notes", &targets::signing_key("DEU")).expect("signs");
+
+    let query = |q: &str| q.as_bytes().to_vec();
+    vec![
+        (
+            "governance",
+            "proposal-threshold.bin",
+            proposal("DEU", 2, canonical_toml(&raised)),
+        ),
+        (
+            "governance",
+            "proposal-as-typed.bin",
+            proposal("ITA", 2, example_file.replace("threshold = 5", "threshold = 10")),
+        ),
+        (
+            "governance",
+            "proposal-with-refused-document-empty-name.bin",
+            proposal("DEU", 3, "name = \"\"\n".into()),
+        ),
+        ("governance", "approval-version-2.bin", approval),
+        ("governance", "document-example.bin", document(&example_file)),
+        ("governance", "document-everything.bin", document(&everything)),
+        ("governance", "refused-version-1.bin", refused_version_1),
+        ("attestation", "attested-deu.txt", deu.into_bytes()),
+        ("attestation", "attested-fra-two-signatures.txt", two.into_bytes()),
+        ("attestation", "unsigned-wrong-key.txt", wrong_key.into_bytes()),
+        ("attestation", "unsigned-before-the-key.txt", before_key.into_bytes()),
+        ("attestation", "not-an-attestation-other-note.txt", other.into_bytes()),
+        ("attestation", "not-a-note-text-alone.txt", before.text().into_bytes()),
+        (
+            "dashboard_query",
+            "accepted-flows-pair.txt",
+            query("cube=flows&period=2025&origin=DEU&destination=FRA"),
+        ),
+        (
+            "dashboard_query",
+            "accepted-side-page.txt",
+            query("cube=asylum&period=2025-Q2&page=3"),
+        ),
+        (
+            "dashboard_query",
+            "accepted-download.txt",
+            query("cube=permits&period=2025-05&format=sdmx-csv"),
+        ),
+        (
+            "dashboard_query",
+            "accepted-encoded.txt",
+            query("cube=fl%6Fws&period=2025%2DQ1&origin=ITA&other=1"),
+        ),
+        ("dashboard_query", "accepted-nothing.txt", query("")),
+        ("dashboard_query", "refused-lower-case.txt", query("origin=deu")),
+        ("dashboard_query", "refused-month-13.txt", query("period=2025-13")),
+        (
+            "dashboard_query",
+            "refused-negative-page.txt",
+            query("cube=asylum&page=-1"),
+        ),
+    ]
+}
+
+/// Writes the seeds [`made_seeds`] makes (after the example keys are regenerated):
+/// `cargo test --test fuzz_regressions -- --ignored remake_seeds`.
+#[test]
+#[ignore]
+fn remake_seeds() {
+    for (target, name, bytes) in made_seeds() {
+        let dir = targets::root().join("fuzz/seeds").join(target);
+        std::fs::create_dir_all(&dir).expect("seed dir");
+        std::fs::write(dir.join(name), bytes).expect("seed");
+    }
+}
+
+#[test]
+fn governance_attestation_and_dashboard_seeds_are_as_made() {
+    for (target, name, bytes) in made_seeds() {
+        let path = targets::root().join("fuzz/seeds").join(target).join(name);
+        let held = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            held == bytes,
+            "{} differs from what made_seeds makes: run remake_seeds",
+            path.display()
+        );
+    }
+}
+
+/// Each seed's name starts with what the target makes of it.
+fn outcomes_match_names(results: &std::collections::BTreeMap<String, String>) {
+    for (name, outcome) in results {
+        assert!(name.starts_with(&format!("{outcome}-")), "{name}: {outcome}");
+    }
+}
+
+#[test]
+fn governance_payloads_and_documents_read_as_a_node_reads_them() {
+    outcomes_match_names(&run("governance", |b| targets::governance(b).to_string()));
+    // The proposal seed is version 2 of the example consortium, and the approval seed approves it.
+    let seeds = targets::root().join("fuzz/seeds/governance");
+    let proposal = std::fs::read(seeds.join("proposal-threshold.bin")).expect("seed");
+    let proposal = accord::proto::Proposal::decode(&proposal[1..]).expect("a proposal");
+    assert_eq!(proposal.version, 2);
+    assert_eq!(proposal.parent, accord::governance::digest(targets::consortium()));
+    let proposed = accord::node::parse_document(&proposal.document).expect("the proposed document");
+    let approval = std::fs::read(seeds.join("approval-version-2.bin")).expect("seed");
+    let approval = accord::proto::Approval::decode(&approval[1..]).expect("an approval");
+    assert_eq!(approval.digest, accord::governance::digest(&proposed));
+    // A document over the node's bound is refused before it is parsed.
+    let big = format!(
+        "{}\n{}",
+        proposal.document,
+        "#".repeat(accord::node::MAX_DOCUMENT_BYTES)
+    );
+    assert_eq!(
+        targets::governance(&[[2u8].as_slice(), big.as_bytes()].concat()),
+        "refused"
+    );
+}
+
+#[test]
+fn attestation_notes_check_only_as_signed() {
+    outcomes_match_names(&run("attestation", |b| targets::attestation(b).to_string()));
+    // Any change to the signed text of an attestation is refused: as another attestation it is
+    // unsigned, and most changes are not an attestation at all.
+    let note = std::fs::read(targets::root().join("fuzz/seeds/attestation/attested-deu.txt")).expect("seed");
+    let text_len = note.windows(2).rposition(|w| w == b"\n\n").expect("signatures") + 1;
+    for i in 0..text_len {
+        let mut bad = note.clone();
+        bad[i] ^= 0x01;
+        assert_ne!(targets::attestation(&bad), "attested", "byte {i} changed still attests");
+    }
+}
+
+#[test]
+fn dashboard_queries_read_to_the_filters_they_name() {
+    outcomes_match_names(&run("dashboard_query", |b| {
+        if targets::dashboard_query(b) {
+            "accepted"
+        } else {
+            "refused"
+        }
+        .to_string()
+    }));
+    let read = |q: &str| accord::dashboard::parse_filters(q).expect("parses");
+    let pair = read("cube=flows&period=2025&origin=DEU&destination=FRA");
+    assert_eq!(
+        accord::dashboard::filter_query(&pair.filter),
+        "cube=flows&period=2025&origin=DEU&destination=FRA"
+    );
+    assert_eq!(read("cube=asylum&period=2025-Q2&page=3").page, 3);
+    assert_eq!(read("cube=permits&format=sdmx-csv").format, "sdmx-csv");
+    assert_eq!(
+        accord::dashboard::filter_query(&read("cube=fl%6Fws&period=2025%2DQ1&origin=ITA&other=1").filter),
+        "cube=flows&period=2025-Q1&origin=ITA"
+    );
+    assert!(accord::dashboard::parse_filters("origin=deu")
+        .unwrap_err()
+        .contains("origin"));
 }

@@ -8,10 +8,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use accord::dataset::{verify, Dataset, EntryHeader, Limits};
+use accord::attest::{self, Attestation};
+use accord::dataset::envelope::{sha256, sign};
+use accord::dataset::publish::{sign_governance, EntryParams};
+use accord::dataset::{verify, Dataset, EntryHeader, Governance, Limits, Subject};
+use accord::governance::{canonical_toml, digest};
 use accord::model::{Consortium, Country, Cube, Period};
+use accord::node::{parse_document, MAX_ATTESTATION_BYTES};
 use accord::proto;
 use prost::Message;
+use ring::signature::Ed25519KeyPair;
 
 /// The repository root (where `certs-example/` lives), from the fuzz crate or the main one.
 pub fn root() -> PathBuf {
@@ -31,6 +37,22 @@ pub fn consortium() -> &'static Consortium {
         Consortium::load(&path).expect("certs-example/consortium.toml")
     })
 }
+
+/// A member's example signing key (`certs-example/<code>.sign.pk8`).
+pub fn signing_key(code: &str) -> Ed25519KeyPair {
+    let path = root().join(format!("certs-example/{}.sign.pk8", code.to_ascii_lowercase()));
+    let der = std::fs::read(&path).expect("example signing key");
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).expect("an Ed25519 PKCS#8 key")
+}
+
+/// DEU's example signing key, loaded once: the governance target signs every input with it.
+fn deu_key() -> &'static Ed25519KeyPair {
+    static K: OnceLock<Ed25519KeyPair> = OnceLock::new();
+    K.get_or_init(|| signing_key("DEU"))
+}
+
+/// When the governance target's entries are created: inside the example keys' windows.
+pub const GOVERNANCE_CREATED_AT: i64 = 1_796_083_200; // 2026-12-01T00:00:00Z
 
 /// A file named `name` in a directory of this process's own, holding `data`.
 pub fn scratch(name: &str, data: &[u8]) -> PathBuf {
@@ -220,4 +242,155 @@ pub fn backup(data: &[u8]) -> bool {
     });
     let trust = accord::store::BackupTrust { member: deu, keys };
     accord::store::verify_backup(data, trust).is_ok()
+}
+
+/// Governance entries' payloads and proposed consortium documents. The first byte says what
+/// the rest is: 0 a proposal payload, 1 an approval payload, anything else a proposed document.
+/// A payload is committed to by a header that DEU signs (the fuzzer could not forge a
+/// signature, so the target signs whatever payload it is given) and the entry is verified as a
+/// peer's entry is, by `dataset::verify`, which decodes the act; a proposal's document, or the
+/// document given directly, is parsed as the node parses every proposal
+/// (`node::parse_document`, the size bound first). What the input turned out to be.
+///
+/// Properties beyond "no panic": an act that verified, signed again as a node signs its own
+/// (`sign_governance`), verifies to the same act; and a document that parses re-encodes
+/// (`canonical_toml`) to text that parses to a document with the same digest.
+pub fn governance(data: &[u8]) -> &'static str {
+    let Some((mode, rest)) = data.split_first() else {
+        return "refused";
+    };
+    let subject = match mode {
+        0 => Subject::Proposal,
+        1 => Subject::Approval,
+        _ => {
+            return match std::str::from_utf8(rest) {
+                Ok(text) if document_round_trip(text) => "document",
+                _ => "refused",
+            }
+        }
+    };
+    match governance_act(subject, rest) {
+        Some(Governance::Proposal { document, .. }) if document_round_trip(&document) => "proposal",
+        Some(Governance::Proposal { .. }) => "proposal-with-refused-document",
+        Some(Governance::Approval { .. }) => "approval",
+        None => "refused",
+    }
+}
+
+/// `payload` as the payload of DEU's governance entry of kind `subject`, verified.
+fn governance_act(subject: Subject, payload: &[u8]) -> Option<Governance> {
+    let deu = Country::parse("DEU").expect("DEU");
+    let header = EntryHeader {
+        publisher: deu,
+        seq: 1,
+        prev: None,
+        subject,
+        created_at: GOVERNANCE_CREATED_AT,
+        audience: Vec::new(),
+        payload_sha256: sha256(payload),
+        payload_size: payload.len() as u64,
+    };
+    let entry = proto::Entry {
+        envelope: Some(sign(header.encode(), deu_key())),
+        payload: payload.to_vec(),
+        has_payload: true,
+    };
+    let verified = verify(entry, consortium(), &Limits::default()).ok()?;
+    let act = verified
+        .governance()
+        .expect("a verified governance entry with its payload carries its act")
+        .clone();
+    let params = EntryParams {
+        head: None,
+        created_at: GOVERNANCE_CREATED_AT,
+        audience: Vec::new(),
+        key: deu_key(),
+    };
+    let again = verify(sign_governance(deu, &act, params), consortium(), &Limits::default())
+        .expect("a verified act signed again verifies");
+    assert_eq!(
+        again.governance(),
+        Some(&act),
+        "a verified act signed again decodes to itself"
+    );
+    Some(act)
+}
+
+/// Whether `text` parses as a proposed document; panics if its canonical form does not parse
+/// back to the same digest.
+fn document_round_trip(text: &str) -> bool {
+    let Ok(parsed) = parse_document(text) else {
+        return false;
+    };
+    let canonical = canonical_toml(&parsed);
+    let again = parse_document(&canonical)
+        .unwrap_or_else(|e| panic!("the canonical form of a parsed document does not parse: {e}\n{canonical}"));
+    assert_eq!(
+        digest(&again),
+        digest(&parsed),
+        "the canonical form parses to another digest:\n{canonical}\n{}",
+        canonical_toml(&again)
+    );
+    true
+}
+
+/// A peer's attestation note, read as a node reads one (`Node::accept_attestation`): the size
+/// bound, `attest::open`, `Attestation::parse` of its text, then `attest::check` against the
+/// example consortium (the one note check of node and `accord verify`). What the input turned
+/// out to be.
+///
+/// Properties beyond "no panic": a note that opens is its text and signature lines, re-rendered
+/// byte for byte (only the canonical form opens); an attestation that parses is its own `text()`;
+/// and the note `check` keeps (the text and the one signature that verified) checks again to
+/// the same attestation and note, as the peers it is relayed to check it.
+pub fn attestation(data: &[u8]) -> &'static str {
+    let Ok(note) = std::str::from_utf8(data) else {
+        return "not-a-note";
+    };
+    if note.len() > MAX_ATTESTATION_BYTES {
+        return "not-a-note";
+    }
+    let Ok((text, signatures)) = attest::open(note) else {
+        return "not-a-note";
+    };
+    let lines: String = signatures.iter().map(|s| format!("{}\n", s.line())).collect();
+    assert_eq!(
+        format!("{text}\n{lines}"),
+        note,
+        "an opened note re-renders byte for byte"
+    );
+    let Ok(claimed) = Attestation::parse(text) else {
+        return "not-an-attestation";
+    };
+    assert_eq!(claimed.text(), text, "an attestation is its own text");
+    match attest::check(note, consortium()) {
+        Ok((a, kept)) => {
+            assert_eq!(a, claimed, "check reads the attestation parse reads");
+            let again = attest::check(&kept, consortium()).expect("the kept note checks again");
+            assert_eq!(again, (a, kept.clone()), "the kept note checks to itself");
+            "attested"
+        }
+        Err(_) => "unsigned",
+    }
+}
+
+/// A dashboard query string, read as every view page and download reads it
+/// (`dashboard::parse_filters`). Property beyond "no panic": the query string the dashboard
+/// renders for the filter (`dashboard::filter_query`, in its links) reads back to the same
+/// filter. Whether the query was accepted.
+pub fn dashboard_query(data: &[u8]) -> bool {
+    let Ok(query) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let Ok(filters) = accord::dashboard::parse_filters(query) else {
+        return false;
+    };
+    let rendered = accord::dashboard::filter_query(&filters.filter);
+    let again = accord::dashboard::parse_filters(&rendered)
+        .unwrap_or_else(|e| panic!("the rendered query {rendered:?} does not parse: {e}"));
+    assert_eq!(
+        again.filter, filters.filter,
+        "the rendered query {rendered:?} reads back to another filter"
+    );
+    true
 }

@@ -114,7 +114,9 @@ pub fn open(note: &str) -> Result<(&str, Vec<NoteSignature>), NoteError> {
         });
     }
     let mut signatures = Vec::new();
-    for (i, line) in block.lines().enumerate() {
+    // Lines end in '\n' alone (as Go's note package reads them): `lines()` would also take
+    // "\r\n", so two byte strings would open to the same note.
+    for (i, line) in block.split_terminator('\n').enumerate() {
         if signatures.len() == MAX_SIGNATURES {
             return Err(NoteError::TooManySignatures);
         }

@@ -57,6 +57,7 @@ fn tampered_notes_and_wrong_keys_do_not_verify() {
         format!("{TEXT}\n\u{2014} PeterNeumann AAAA\n"),
         format!("{TEXT}\n\u{2014} Peter+Neumann AAAAAAAA\n"),
         format!("{TEXT}\n\u{2014} PeterNeumann AAAAAAAA"),
+        format!("{TEXT}\n\u{2014} PeterNeumann AAAAAAAA\r\n"),
     ] {
         assert!(matches!(open(&bad), Err(NoteError::BadSignatureLine { .. })), "{bad:?}");
     }

@@ -16,7 +16,7 @@ mod pages;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::model::{Cube, Period};
 use crate::node::Node;
-use crate::reconcile::{render, Format};
+use crate::reconcile::{render, Format, ViewFilter};
 
 pub use pages::{figure, Flows, SideBySide, ROWS_PER_PAGE};
 
@@ -187,10 +187,21 @@ fn html(template: &str, context: minijinja::Value) -> Response {
     }
 }
 
-/// The filters every view page and download takes (all optional).
+/// What a view page or download asks for in its query string (every field optional): the part
+/// of the view, the download format and the side-by-side page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    pub filter: ViewFilter,
+    /// `csv`, `sdmx-csv` or empty; only downloads read it, and check it there.
+    pub format: String,
+    /// The side-by-side page, from 0.
+    pub page: usize,
+}
+
+/// The query string's fields as sent, before they are checked.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Filters {
+struct QueryFields {
     cube: String,
     period: String,
     origin: String,
@@ -199,30 +210,39 @@ pub struct Filters {
     page: usize,
 }
 
-impl Filters {
-    fn parse(&self) -> Result<crate::reconcile::ViewFilter, String> {
-        crate::admin::view_args(&self.cube, &self.period, &self.origin, &self.destination, "json")
-            .map(|(filter, _)| filter)
-            .map_err(|e| e.replace("--", ""))
-    }
+/// Reads a view page's or download's query string as every handler does: form-urlencoded
+/// fields (serde_urlencoded, as axum's `Query` reads them), the filter checked as `accord view`
+/// checks its arguments. One pure function, so the fuzz target runs what the handlers run; an
+/// error names the bad field.
+pub fn parse_filters(query: &str) -> Result<Filters, String> {
+    let q: QueryFields = serde_urlencoded::from_str(query).map_err(|e| format!("query string: {e}"))?;
+    let filter = crate::admin::view_args(&q.cube, &q.period, &q.origin, &q.destination, "json")
+        .map(|(filter, _)| filter)
+        .map_err(|e| e.replace("--", ""))?;
+    Ok(Filters {
+        filter,
+        format: q.format,
+        page: q.page,
+    })
+}
 
-    /// The query string of the filters that are set (values are codes, digits and dashes).
-    fn query(filter: &crate::reconcile::ViewFilter) -> String {
-        let mut parts = Vec::new();
-        if let Some(c) = filter.cube {
-            parts.push(format!("cube={c}"));
-        }
-        if let Some(p) = filter.period {
-            parts.push(format!("period={p}"));
-        }
-        if let Some(o) = filter.origin {
-            parts.push(format!("origin={o}"));
-        }
-        if let Some(d) = filter.destination {
-            parts.push(format!("destination={d}"));
-        }
-        parts.join("&")
+/// The query string of the filters that are set (values are codes, digits and dashes, so
+/// nothing needs escaping); [`parse_filters`] reads it back to the same filter.
+pub fn filter_query(filter: &ViewFilter) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = filter.cube {
+        parts.push(format!("cube={c}"));
     }
+    if let Some(p) = filter.period {
+        parts.push(format!("period={p}"));
+    }
+    if let Some(o) = filter.origin {
+        parts.push(format!("origin={o}"));
+    }
+    if let Some(d) = filter.destination {
+        parts.push(format!("destination={d}"));
+    }
+    parts.join("&")
 }
 
 /// What every page's header shows.
@@ -262,22 +282,23 @@ async fn overview(State(node): State<Arc<Node>>) -> Response {
     }
 }
 
-async fn flows(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Response {
-    let filter = match q.parse() {
-        Ok(f) => f,
+async fn flows(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
+    let filter = q.filter;
     let page = blocking(move || {
         let view = node.view().map_err(|e| e.to_string())?;
         let f = Flows::build(&view, filter.period, filter.origin, filter.destination);
-        let shown = crate::reconcile::ViewFilter {
+        let shown = ViewFilter {
             cube: Some(Cube::Flows),
             period: f.period.as_deref().and_then(Period::parse),
             ..filter
         };
         let series_json = serde_json::to_string(&f.series).unwrap_or_default();
         let base = header_context(&node, "flows", "flows")?;
-        Ok(minijinja::context! { f => Serde(f), series_json => series_json, query => Filters::query(&shown), ..base })
+        Ok(minijinja::context! { f => Serde(f), series_json => series_json, query => filter_query(&shown), ..base })
     })
     .await;
     match page {
@@ -286,11 +307,12 @@ async fn flows(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Respo
     }
 }
 
-async fn side(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Response {
-    let filter = match q.parse() {
-        Ok(f) => f,
+async fn side(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
+    let filter = q.filter;
     let cube = match filter.cube {
         Some(c @ (Cube::Asylum | Cube::Permits)) => c,
         _ => return failure(StatusCode::BAD_REQUEST, "cube: asylum or permits".into()),
@@ -299,13 +321,13 @@ async fn side(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Respon
     let rendered = blocking(move || {
         let view = node.view().map_err(|e| e.to_string())?;
         let s = SideBySide::build(&view, cube, filter.period, page);
-        let shown = crate::reconcile::ViewFilter {
+        let shown = ViewFilter {
             cube: Some(cube),
             period: s.period.as_deref().and_then(Period::parse),
             ..Default::default()
         };
         let base = header_context(&node, cube.as_str(), cube.as_str())?;
-        Ok(minijinja::context! { s => Serde(s), query => Filters::query(&shown), ..base })
+        Ok(minijinja::context! { s => Serde(s), query => filter_query(&shown), ..base })
     })
     .await;
     match rendered {
@@ -315,11 +337,12 @@ async fn side(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Respon
 }
 
 /// The CSV or SDMX-CSV of what a page shows, as `accord view` writes it for the same filters.
-async fn download(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Response {
-    let filter = match q.parse() {
-        Ok(f) => f,
+async fn download(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
+    let filter = q.filter;
     let Some(_slot) = render_slot() else {
         return busy();
     };
@@ -360,11 +383,12 @@ async fn api_status(State(node): State<Arc<Node>>) -> Response {
 }
 
 /// `accord view --format json` for the same filters, byte for byte.
-async fn api_view(State(node): State<Arc<Node>>, Query(q): Query<Filters>) -> Response {
-    let filter = match q.parse() {
-        Ok(f) => f,
+async fn api_view(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Response {
+    let q = match parse_filters(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
+    let filter = q.filter;
     let Some(_slot) = render_slot() else {
         return busy();
     };

@@ -185,8 +185,10 @@ fn keyring<'a>(documents: impl IntoIterator<Item = &'a Consortium>) -> Consortiu
     out
 }
 
-/// A proposal's document, parsed; an error names what is wrong with it.
-pub(super) fn parse_document(text: &str) -> Result<Consortium, String> {
+/// A proposal's document, parsed as the node parses every proposal it verifies or signs
+/// (bounded by [`MAX_DOCUMENT_BYTES`] first); an error names what is wrong with it. Public so
+/// the fuzz target reaches this very function.
+pub fn parse_document(text: &str) -> Result<Consortium, String> {
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(format!(
             "the proposed document is {} bytes, over the limit of {MAX_DOCUMENT_BYTES}",

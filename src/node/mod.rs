@@ -17,7 +17,7 @@ mod status;
 pub use crate::attest::check::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
 pub use certify::CertifySummary;
 pub use current::LeftOut;
-pub use governance::{MAX_VERSIONS_AHEAD, MAX_VOTES_PER_VERSION};
+pub use governance::{parse_document, MAX_DOCUMENT_BYTES, MAX_VERSIONS_AHEAD, MAX_VOTES_PER_VERSION};
 pub use health::EXPIRY_WARNING_SECS;
 pub use ops::{Local, OpError, Operations, PeerPull};
 pub use status::{ConsortiumVersion, FeedStatus, ForkReport, PeerReport, ProposalReport, Status};
