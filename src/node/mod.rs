@@ -12,6 +12,7 @@ mod governance;
 mod health;
 pub mod metrics;
 mod ops;
+mod publish;
 mod status;
 
 pub use crate::attest::check::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
@@ -20,6 +21,7 @@ pub use current::LeftOut;
 pub use governance::{parse_document, MAX_DOCUMENT_BYTES, MAX_VERSIONS_AHEAD, MAX_VOTES_PER_VERSION};
 pub use health::EXPIRY_WARNING_SECS;
 pub use ops::{Local, OpError, Operations, PeerPull};
+pub use publish::Published;
 pub use status::{ConsortiumVersion, FeedStatus, ForkReport, PeerReport, ProposalReport, Status};
 
 use std::path::Path;
@@ -27,15 +29,12 @@ use std::sync::Arc;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
-use crate::aggregate::audit::{self, Earlier};
-use crate::aggregate::disclosure;
 use crate::config::NodeConfig;
-use crate::dataset::publish::{sign_entry, EntryParams};
-use crate::dataset::{verify_at, AcceptedDataset, Dataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
+use crate::dataset::{verify_at, AcceptedDataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
 use crate::date::unix_now;
 use crate::exchange::{AcceptError, Syncer};
 use crate::ingest::{IngestError, RecordSink};
-use crate::model::{Cell, CellValue, Consortium, Country, Cube, Disclosure, Period};
+use crate::model::{Consortium, Country};
 use crate::reconcile::View;
 use crate::record::Record;
 use crate::store::{CheckReport, ForkEvidence, IngestOutcome, PeerStatus, Store, StoreError};
@@ -115,21 +114,6 @@ pub struct Node {
     /// The TLS files in use: the configured ones, until a reload (SIGHUP) puts the `[tls]`
     /// section as it is then in their place. Readiness and expiry metrics read these.
     tls: std::sync::RwLock<crate::tls::TlsFiles>,
-}
-
-/// What a publish did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub publisher: Country,
-    pub cube: Cube,
-    pub period: Period,
-    pub seq: u64,
-    pub digest: [u8; 32],
-    pub cells: usize,
-    pub confidential: usize,
-    /// Of the confidential cells, those flagged because an exact figure would have disclosed a
-    /// small count together with earlier publications (SPEC §10).
-    pub suppressed: usize,
 }
 
 impl Node {
@@ -272,148 +256,6 @@ impl Node {
     /// The outcome of the last sync with `peer`.
     pub fn peer_status(&self, peer: Country) -> Result<PeerStatus, NodeError> {
         Ok(self.store.peer_status(peer)?)
-    }
-
-    /// Builds `cube` for `period` from the live aggregates, applies disclosure control, signs
-    /// it as the next entry of this node's feed and stores it. The head is read, the entry
-    /// signed and appended under one store lock, so concurrent publishes get consecutive seqs.
-    pub fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, NodeError> {
-        let consortium = self.consortium();
-        for a in &audience {
-            if consortium.member(*a).is_none() {
-                return Err(NodeError::Request(format!("audience: {a} is not a consortium member")));
-            }
-        }
-        let audience = sharing_audience(&consortium, self.country(), cube, audience, unix_now())?;
-        if consortium.definition != self.store.definition() {
-            // Aggregates follow the definition the store was built with; publishing them under
-            // another would mislabel every figure.
-            return Err(NodeError::Request(format!(
-                "consortium version {} defines min_duration_months {}, unknown_duration {}, but this node's aggregates follow min_duration_months {}, unknown_duration {} (the rebuild failed; see the log): not published; stop the node and run `accord check --rebuild`",
-                self.governance().current().version,
-                consortium.definition.min_duration_months,
-                consortium.definition.unknown_duration.as_str(),
-                self.store.definition().min_duration_months,
-                self.store.definition().unknown_duration.as_str()
-            )));
-        }
-        let tallies = self.store.period_tallies(cube, period)?;
-        let consortium = &*consortium;
-        let cells = disclosure::protect(&consortium.disclosure, tallies);
-        if cells.len() > self.limits.max_cells {
-            return Err(NodeError::Request(format!(
-                "{cube} {period} has {} cells, over the limit max_cells ({})",
-                cells.len(),
-                self.limits.max_cells
-            )));
-        }
-        let mut suppressed = 0;
-        let (verified, placement) = self.store.append_next(self.country(), |head| {
-            // Audited under the store's write lock: a concurrent publish of an overlapping
-            // period is either in the history or waits for this one.
-            let cells = match consortium.disclosure {
-                Disclosure::Threshold { k } => {
-                    let history = self.own_history(cube, period.year())?;
-                    let earlier: Vec<Earlier<'_>> = history
-                        .iter()
-                        .map(|(seq, period, cells)| Earlier {
-                            seq: *seq,
-                            period: *period,
-                            cells,
-                        })
-                        .collect();
-                    let audited = audit::audit(k, &earlier, period, cells).map_err(|refusal| {
-                        NodeError::Request(format!(
-                            "publish {cube} {period} refused: {refusal}; an exact figure here would disclose a count below {k} with what this node already published (cell-key protects flexible periods; see the README)"
-                        ))
-                    })?;
-                    suppressed = audited.suppressed.len();
-                    audited.cells
-                }
-                _ => cells,
-            };
-            let dataset = Dataset {
-                publisher: self.country(),
-                cube,
-                period,
-                definition: consortium.definition,
-                disclosure: consortium.disclosure,
-                cells,
-            };
-            let entry = sign_entry(
-                &dataset,
-                EntryParams {
-                    head,
-                    created_at: unix_now(),
-                    audience,
-                    key: &self.signing,
-                },
-            );
-            // Our own entry goes through the same verification as any other: what we store is
-            // what every peer will accept.
-            Ok::<_, NodeError>(verify_at(entry, consortium, &self.limits, unix_now())?)
-        })?;
-        if let Placement::Backdated { previous } = placement {
-            return Err(NodeError::Request(format!(
-                "this node's clock ({}) is behind its own last entry ({}): a feed's time only moves forward; correct the clock and publish again",
-                crate::date::format_timestamp(verified.header().created_at),
-                crate::date::format_timestamp(previous)
-            )));
-        }
-        if placement != Placement::Append {
-            return Err(NodeError::Request(format!("own feed refused the entry: {placement:?}")));
-        }
-        self.current.placed(&verified, placement);
-        self.store.flush()?;
-        let dataset = verified.dataset().expect("own entries carry their payload");
-        let confidential = dataset
-            .cells
-            .iter()
-            .filter(|c| c.value == CellValue::Confidential)
-            .count();
-        let cells = dataset.cells.len();
-        Ok(Published {
-            publisher: self.country(),
-            cube,
-            period,
-            seq: verified.header().seq,
-            digest: verified.digest(),
-            cells,
-            confidential,
-            suppressed,
-        })
-    }
-
-    /// This node's own entries of `cube` for periods of `year`, oldest first: what a new
-    /// publication is audited against.
-    fn own_history(&self, cube: Cube, year: i32) -> Result<Vec<(u64, Period, Vec<Cell>)>, NodeError> {
-        let me = self.country();
-        let Some(head) = self.store.head(me)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for seq in 1..=head.seq {
-            let Some(entry) = self.store.entry(me, seq)? else {
-                continue;
-            };
-            let Some(header) = entry
-                .envelope
-                .as_ref()
-                .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok())
-            else {
-                continue;
-            };
-            let Some((entry_cube, period)) = header.dataset() else {
-                continue;
-            };
-            if entry_cube != cube || period.year() != year || !entry.has_payload {
-                continue;
-            }
-            let dataset = Dataset::decode(&entry.payload, self.limits.max_cells)
-                .map_err(|e| NodeError::Request(format!("own entry seq {seq} does not decode: {e}")))?;
-            out.push((seq, period, dataset.cells));
-        }
-        Ok(out)
     }
 
     /// Fills the empty `data_dir` of `config` from the backup `file` after checking its seal
@@ -654,40 +496,6 @@ fn load_signing_key(config: &NodeConfig) -> Result<Ed25519KeyPair, NodeError> {
     let bytes = std::fs::read(&config.signing_key).map_err(|e| err(e.to_string()))?;
     let der = signing_key_der(&bytes).map_err(err)?;
     Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| err(format!("not an Ed25519 PKCS#8 key: {e}")))
-}
-
-/// The audience of a publish under the sharing rules (SPEC §11): under `default = "agreements"`
-/// the parties of the agreements in force that include the publisher and cover the cube (or a
-/// narrower `requested` audience among them); a wider one, or no agreement at all, is refused.
-fn sharing_audience(
-    consortium: &Consortium,
-    publisher: Country,
-    cube: Cube,
-    requested: Vec<Country>,
-    now: i64,
-) -> Result<Vec<Country>, NodeError> {
-    let Some(parties) = consortium.sharing_audience(publisher, cube, now) else {
-        return Ok(requested);
-    };
-    if parties.is_empty() {
-        return Err(NodeError::Request(format!(
-            "no sharing agreement in force lets {publisher} share {cube} ([sharing] default = \"agreements\"): nothing would reach any member"
-        )));
-    }
-    let outside: Vec<String> = requested
-        .iter()
-        .filter(|a| **a != publisher && !parties.contains(a))
-        .map(ToString::to_string)
-        .collect();
-    if !outside.is_empty() {
-        let allowed: Vec<String> = parties.iter().map(ToString::to_string).collect();
-        return Err(NodeError::Request(format!(
-            "audience {} is wider than the sharing agreements in force allow for {publisher} {cube} ({})",
-            outside.join(", "),
-            allowed.join(", ")
-        )));
-    }
-    Ok(if requested.is_empty() { parties } else { requested })
 }
 
 /// The signing key must be one of this member's keys in consortium version `version`.
