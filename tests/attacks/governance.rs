@@ -129,16 +129,14 @@ async fn a_deciding_vote_sent_header_first_counts_within_the_round() {
 async fn a_squatting_proposal_fixes_no_key_for_a_member_to_be() {
     capture_logs();
     let dir = TempDir::new().unwrap();
-    let options = accord::cluster::ClusterOptions {
-        countries: ["DEU", "FRA", "ITA", "ESP", "POL"].map(member).to_vec(),
-        peered: mesh_without_hostile_announces,
-        sync_interval_secs: 3600,
-        consortium_edit: Some(without_pol),
-        dashboard: false,
-    };
-    let cluster = accord::cluster::LocalCluster::start(dir.path(), &options)
-        .await
-        .unwrap();
+    let cluster = quiet_cluster(
+        dir.path(),
+        &["DEU", "FRA", "ITA", "ESP", "POL"],
+        mesh_without_hostile_announces,
+        Some(without_pol),
+    )
+    .await
+    .unwrap();
     let nodes: Vec<Arc<Node>> = (0..5).map(|i| running(&cluster, i)).collect();
     let (deu, fra, pol) = (&nodes[0], &nodes[1], &nodes[4]);
     let pol_key = signing_key(&cluster.pki, member("POL"));
@@ -226,6 +224,24 @@ async fn a_squatting_proposal_fixes_no_key_for_a_member_to_be() {
     assert_eq!(key.as_slice(), pol_key.public_key().as_ref(), "POL's own key");
     drop(nodes);
     cluster.shutdown().await.unwrap();
+}
+
+/// Real nodes whose sync loops stay quiet (they pull once at start): every delivery in these
+/// tests is the test's own.
+async fn quiet_cluster(
+    dir: &Path,
+    codes: &[&str],
+    peered: fn(usize, usize, usize) -> bool,
+    consortium_edit: Option<fn(&str) -> String>,
+) -> Result<accord::cluster::LocalCluster, accord::cluster::ClusterError> {
+    let options = accord::cluster::ClusterOptions {
+        countries: codes.iter().map(|c| member(c)).collect(),
+        peered,
+        sync_interval_secs: 3600,
+        consortium_edit,
+        dashboard: false,
+    };
+    accord::cluster::LocalCluster::start(dir, &options).await
 }
 
 fn without_pol(text: &str) -> String {
@@ -334,14 +350,7 @@ async fn the_version_in_force_does_not_depend_on_order_or_split() {
     use proptest::test_runner::{Config, TestRunner};
     capture_logs();
     let dir = TempDir::new().unwrap();
-    let options = accord::cluster::ClusterOptions {
-        countries: [DEU, FRA, ITA, ESP].map(member).to_vec(),
-        peered: accord::cluster::full_mesh,
-        sync_interval_secs: 3600,
-        consortium_edit: None,
-        dashboard: false,
-    };
-    let cluster = accord::cluster::LocalCluster::start(dir.path(), &options)
+    let cluster = quiet_cluster(dir.path(), &[DEU, FRA, ITA, ESP], accord::cluster::full_mesh, None)
         .await
         .unwrap();
     let deu = running(&cluster, 0);
