@@ -249,7 +249,8 @@ async fn run_in(
     }
     writeln!(
         out,
-        "  (+C: the total leaves out confidential cells, or rows without a reconciled figure;\n   \
+        "  (totals are the ones each member published, exact; C: a total itself confidential;\n   \
+         +C: a sum of cells that leaves confidential ones out, from a dataset without totals;\n   \
          flows with non-members are in `accord view`)"
     )?;
 

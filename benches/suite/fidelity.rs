@@ -139,6 +139,190 @@ pub fn run(fx: &mut Fixture) {
     println!(
         "  linear programs over DEU's 17 threshold publications: {checked} confidential figures of a true count in 1-4 checked, {narrowed} narrowed to fewer than 5 values ({secs:.1} s)"
     );
+    let started = std::time::Instant::now();
+    let t = tables_lp(&published[3], exact, LP_FIGURES);
+    println!(
+        "  linear programs over whole tables (every key's months and the total, DEU's 17 threshold publications): {} of {} confidential figures of a true count in 1-4 checked (all of tables up to {} keys, smallest tables first), {} narrowed to fewer than 5 values ({:.1} s)",
+        t.checked,
+        t.candidates,
+        t.largest,
+        t.narrowed,
+        started.elapsed().as_secs_f64()
+    );
+    for (name, own) in [("year alone", &published[0]), ("17 periods", &published[3])] {
+        let exact = if own.len() == 1 { &published[2] } else { exact };
+        let s = secondary(own, exact);
+        println!(
+            "  threshold, {name}: {} confidential cells of DEU ({} primary, {} secondary holding {} people, {:.1}% of DEU's published total); totals confidential: {}",
+            s.primary + s.secondary,
+            s.primary,
+            s.secondary,
+            s.secondary_people,
+            100.0 * s.secondary_people as f64 / s.people.max(1) as f64,
+            s.totals_confidential
+        );
+    }
+}
+
+/// The most confidential figures the whole-table linear programs check (two solves each).
+const LP_FIGURES: usize = 1_500;
+
+struct TablesLp {
+    candidates: usize,
+    checked: usize,
+    narrowed: usize,
+    largest: usize,
+}
+
+/// The analyst with a linear-program solver over whole tables: per table (direction and
+/// partner), every key's twelve months as variables (at least 0), every published figure of
+/// every period, the total included (the sum of every key), as a constraint (a value: equal;
+/// `C`: at least 1; absent: 0). For each `C` figure (cell or total) whose true count is 1-4:
+/// its smallest and largest count. Tables are taken smallest first, up to `budget` figures.
+fn tables_lp(own: &Published, exact: &Published, budget: usize) -> TablesLp {
+    use microlp::{ComparisonOp, OptimizationDirection, Problem};
+    let total = |prefix: &[String]| -> Vec<String> {
+        prefix
+            .iter()
+            .cloned()
+            .chain(std::iter::repeat_n("_T".to_string(), 3))
+            .collect()
+    };
+    let truth = |period: Period, key: &Vec<String>| -> u64 {
+        exact
+            .iter()
+            .find(|(q, _)| *q == period)
+            .and_then(|(_, cells)| match cells.get(key) {
+                Some(CellValue::Value(v)) => Some(*v),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    let mut tables: BTreeMap<Vec<String>, std::collections::BTreeSet<Vec<String>>> = BTreeMap::new();
+    for (_, cells) in own {
+        for key in cells.keys().filter(|k| !k.contains(&"_T".to_string())) {
+            tables.entry(key[..2].to_vec()).or_default().insert(key.clone());
+        }
+    }
+    let mut order: Vec<(Vec<String>, Vec<Vec<String>>)> = tables
+        .into_iter()
+        .map(|(p, keys)| (p, keys.into_iter().collect()))
+        .collect();
+    order.sort_by_key(|(p, keys)| (keys.len(), p.clone()));
+    let mut out = TablesLp {
+        candidates: 0,
+        checked: 0,
+        narrowed: 0,
+        largest: 0,
+    };
+    for (prefix, keys) in order {
+        let total_key = total(&prefix);
+        let targets: Vec<(Period, Vec<String>)> = own
+            .iter()
+            .flat_map(|(p, cells)| {
+                cells
+                    .iter()
+                    .filter(|(k, v)| **v == CellValue::Confidential && (keys.contains(k) || **k == total_key))
+                    .map(move |(k, _)| (*p, k.clone()))
+            })
+            .filter(|(p, k)| (1..=4).contains(&truth(*p, k)))
+            .collect();
+        out.candidates += targets.len();
+        if out.checked + targets.len() > budget {
+            continue;
+        }
+        out.largest = out.largest.max(keys.len());
+        for (target, target_key) in targets {
+            out.checked += 1;
+            let mut bounds = [0.0; 2];
+            for (i, direction) in [OptimizationDirection::Minimize, OptimizationDirection::Maximize]
+                .into_iter()
+                .enumerate()
+            {
+                let mut problem = Problem::new(direction);
+                let vars: Vec<Vec<_>> = keys
+                    .iter()
+                    .map(|key| {
+                        (1..=12u8)
+                            .map(|m| {
+                                let counted =
+                                    (target_key == total_key || *key == target_key) && target.months().contains(&m);
+                                problem.add_var(if counted { 1.0 } else { 0.0 }, (0.0, f64::INFINITY))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                for (period, cells) in own {
+                    let months: Vec<usize> = period.months().map(|m| usize::from(m) - 1).collect();
+                    let mut constrain = |terms: Vec<(microlp::Variable, f64)>, value: Option<&CellValue>| match value {
+                        None => problem.add_constraint(terms.as_slice(), ComparisonOp::Eq, 0.0),
+                        Some(CellValue::Value(v)) => {
+                            problem.add_constraint(terms.as_slice(), ComparisonOp::Eq, *v as f64)
+                        }
+                        Some(CellValue::Confidential) => {
+                            problem.add_constraint(terms.as_slice(), ComparisonOp::Ge, 1.0)
+                        }
+                    };
+                    for (i, key) in keys.iter().enumerate() {
+                        constrain(months.iter().map(|&m| (vars[i][m], 1.0)).collect(), cells.get(key));
+                    }
+                    let all = vars
+                        .iter()
+                        .flat_map(|v| months.iter().map(move |&m| (v[m], 1.0)))
+                        .collect();
+                    constrain(all, cells.get(&total_key));
+                }
+                bounds[i] = match problem.solve() {
+                    Ok(solution) => solution.objective(),
+                    Err(microlp::Error::Unbounded) => f64::INFINITY,
+                    Err(e) => panic!("{target_key:?}: the solver failed: {e:?}"),
+                };
+            }
+            if bounds[1].floor() - bounds[0].ceil() + 1.0 < 5.0 {
+                out.narrowed += 1;
+            }
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Secondary {
+    primary: usize,
+    secondary: usize,
+    secondary_people: u64,
+    people: u64,
+    totals_confidential: usize,
+}
+
+/// DEU's confidential cells split by their true count: primary (1-4) and secondary (5 or more,
+/// suppressed by the audit), the people the secondary ones hold, and DEU's published totals.
+fn secondary(own: &Published, exact: &Published) -> Secondary {
+    let mut s = Secondary::default();
+    for ((period, cells), (_, truth)) in own.iter().zip(exact) {
+        let _ = period;
+        for (key, value) in cells {
+            let true_count = match truth.get(key) {
+                Some(CellValue::Value(v)) => *v,
+                _ => 0,
+            };
+            let is_total = key.contains(&"_T".to_string());
+            if is_total {
+                s.people += true_count;
+            }
+            if *value == CellValue::Confidential {
+                if is_total {
+                    s.totals_confidential += 1;
+                } else if true_count >= 5 {
+                    s.secondary += 1;
+                    s.secondary_people += true_count;
+                } else {
+                    s.primary += 1;
+                }
+            }
+        }
+    }
+    s
 }
 
 /// The analyst with a linear-program solver (`microlp`, knowing nothing of the audit): per key,
@@ -342,6 +526,28 @@ async fn view_mape(
         "each member's flows datasets in the view"
     );
     let mape = pair_total_mape(&views[0], truth);
+    // Mirror pairs of the year whose total is confidential on a side: what the MAPE pays for.
+    for (pair, total) in &views[0].pairs {
+        let members = |c: &accord::model::Country| COUNTRIES.contains(&c.as_str());
+        if !matches!(pair.period, Period::Year(_)) || !members(&pair.origin) || !members(&pair.destination) {
+            continue;
+        }
+        let sides = [total.sender.reported, total.receiver.reported];
+        if sides.contains(&accord::reconcile::Reported::Confidential) {
+            println!(
+                "    {} to {}: sender {}, receiver {}, reconciled {:?}, true {}",
+                pair.origin,
+                pair.destination,
+                sides[0].status(),
+                sides[1].status(),
+                total.reconciled,
+                truth
+                    .get(&(pair.origin, pair.destination, pair.period))
+                    .copied()
+                    .unwrap_or(0)
+            );
+        }
+    }
     let mut own: Published = nodes[0]
         .current_datasets()
         .expect("datasets")

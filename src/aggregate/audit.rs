@@ -29,6 +29,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::model::{Cell, CellValue, Period};
 
 mod bounds;
+mod coupled;
+
+pub use coupled::Months;
 
 /// One earlier entry of this node's feed for the same cube and year.
 #[derive(Debug, Clone, Copy)]
@@ -86,8 +89,16 @@ fn fact(cells: &Figures<'_>, key: &[String]) -> Fact {
 }
 
 /// Checks `cells`, to be published for `period`, against `earlier` (the node's entries of the
-/// same cube and year, in feed order) under threshold `k`.
-pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) -> Result<Audited, Refusal> {
+/// same cube and year, in feed order) under threshold `k`: each key on its own over the periods
+/// and revisions, then each table with its total (`coupled`), given `truth`, the records'
+/// monthly counts of the year.
+pub fn audit(
+    k: u32,
+    earlier: &[Earlier<'_>],
+    period: Period,
+    cells: Vec<Cell>,
+    truth: &Months,
+) -> Result<Audited, Refusal> {
     let k = i64::from(k);
     let year = period.year();
     let earlier: Vec<(u64, u16, Figures<'_>)> = earlier
@@ -167,7 +178,33 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
             entries: entries.into_iter().filter(|s| *s != 0).collect(),
         });
     }
-    let cells = cells
+    let cells = suppress(cells, &suppressed);
+    // Each table with its total, over every period and revision.
+    let seqs: BTreeSet<u64> = earlier.iter().map(|(seq, _, _)| *seq).collect();
+    let figures: Figures<'_> = cells.iter().map(|c| (c.key.as_slice(), c.value)).collect();
+    let more = coupled::protect(k, &earlier, this, &figures, truth).map_err(|n| Refusal {
+        key: n.key,
+        period,
+        reason: format!(
+            "with its table's totals, the confidential figure of {} can only be {}..={} ({} value(s), fewer than k = {k}) whatever this publication suppresses",
+            months_named(n.months),
+            n.lo,
+            n.hi,
+            n.hi - n.lo + 1
+        ),
+        entries: seqs.into_iter().collect(),
+    })?;
+    drop(figures);
+    suppressed.extend(more);
+    suppressed.sort();
+    suppressed.dedup();
+    let cells = suppress(cells, &suppressed);
+    Ok(Audited { cells, suppressed })
+}
+
+/// `cells` with the keys in `suppressed` (sorted) flagged `C`.
+fn suppress(cells: Vec<Cell>, suppressed: &[Vec<String>]) -> Vec<Cell> {
+    cells
         .into_iter()
         .map(|c| {
             if suppressed.binary_search(&c.key).is_ok() {
@@ -179,8 +216,7 @@ pub fn audit(k: u32, earlier: &[Earlier<'_>], period: Period, cells: Vec<Cell>) 
                 c
             }
         })
-        .collect();
-    Ok(Audited { cells, suppressed })
+        .collect()
 }
 
 /// A confidential figure of one key that any linear reasoning narrows to fewer than `k`

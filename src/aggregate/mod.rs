@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod disclosure;
+pub mod margins;
 
 use crate::model::Country;
 use crate::model::Definition;

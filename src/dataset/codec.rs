@@ -6,6 +6,7 @@
 use prost::Message;
 
 use super::Dataset;
+use crate::aggregate::margins;
 use crate::model::Country;
 use crate::model::AGE_BANDS;
 use crate::model::{Cell, CellValue, Cube, Period};
@@ -310,14 +311,17 @@ fn check_key(cube: Cube, key: &[String]) -> Result<(), String> {
         return Err(format!("{} dimension values, expected {}", key.len(), dims.len()));
     }
     for (name, value) in dims.iter().zip(key) {
-        let ok = match *name {
-            "direction" => value == "IN" || value == "OUT",
-            "partner" | "citizenship" => Country::parse(value).is_some(),
-            "sex" => Sex::parse(value).is_some(),
-            "age_band" => AGE_BANDS.contains(&value.as_str()),
-            "reason" => !value.is_empty() && Reason::parse(value).is_some(),
-            _ => false,
-        };
+        // A margin holds the total code in a breakdown dimension (SPEC §3).
+        let breakdown = !matches!(*name, "direction" | "partner");
+        let ok = (breakdown && value == margins::TOTAL)
+            || match *name {
+                "direction" => value == "IN" || value == "OUT",
+                "partner" | "citizenship" => Country::parse(value).is_some(),
+                "sex" => Sex::parse(value).is_some(),
+                "age_band" => AGE_BANDS.contains(&value.as_str()),
+                "reason" => !value.is_empty() && Reason::parse(value).is_some(),
+                _ => false,
+            };
         if !ok {
             return Err(format!("{name}: invalid value {value:?}"));
         }

@@ -3,13 +3,19 @@
 //! earlier entries of the cube and year (SPEC §10), then signed and appended to its feed under
 //! the store's write lock.
 
+use std::collections::BTreeMap;
+
 use super::{Node, NodeError};
 use crate::aggregate::audit::{self, Earlier};
 use crate::aggregate::disclosure;
+use crate::aggregate::{margins, Tally};
 use crate::dataset::publish::{sign_entry, EntryParams};
 use crate::dataset::{verify_at, Dataset, Placement};
 use crate::date::unix_now;
 use crate::model::{Cell, CellValue, Consortium, Country, Cube, Disclosure, Period};
+
+/// One period's live tallies by published key.
+type Tallies = BTreeMap<Vec<String>, Tally>;
 
 /// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +56,21 @@ impl Node {
                 self.store.definition().unknown_duration.as_str()
             )));
         }
-        let tallies = self.store.period_tallies(cube, period)?;
+        // Under `threshold` the audit needs the year's months as the records give them now; the
+        // period's tallies are their sum.
+        let truth = match consortium.disclosure {
+            Disclosure::Threshold { .. } => Some(self.months_of(cube, period.year())?),
+            _ => None,
+        };
+        let tallies = match &truth {
+            Some((by_month, _)) => period.months().fold(BTreeMap::new(), |mut sum, m| {
+                for (key, tally) in &by_month[usize::from(m) - 1] {
+                    sum.entry(key.clone()).or_insert_with(Tally::default).add(*tally);
+                }
+                sum
+            }),
+            None => margins::with_totals(cube, self.store.period_tallies(cube, period)?),
+        };
         let consortium = &*consortium;
         let cells = disclosure::protect(&consortium.disclosure, tallies);
         if cells.len() > self.limits.max_cells {
@@ -75,7 +95,8 @@ impl Node {
                             cells,
                         })
                         .collect();
-                    let audited = audit::audit(k, &earlier, period, cells).map_err(|refusal| {
+                    let months = truth.as_ref().map(|(_, months)| months).expect("threshold reads the months");
+                    let audited = audit::audit(k, &earlier, period, cells, months).map_err(|refusal| {
                         NodeError::Request(format!(
                             "publish {cube} {period} refused: {refusal}; an exact figure here would disclose a count below {k} with what this node already published (cell-key protects flexible periods; see the README)"
                         ))
@@ -135,6 +156,26 @@ impl Node {
             confidential,
             suppressed,
         })
+    }
+
+    /// The live tallies of each month of `year` (margins included), and the same as monthly
+    /// counts per key: what the audit reasons with.
+    fn months_of(&self, cube: Cube, year: i32) -> Result<(Vec<Tallies>, audit::Months), NodeError> {
+        let by_month = (1..=12u8)
+            .map(|m| {
+                Ok(margins::with_totals(
+                    cube,
+                    self.store.period_tallies(cube, Period::Month(year, m))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        let mut months = audit::Months::new();
+        for (m, tallies) in by_month.iter().enumerate() {
+            for (key, tally) in tallies {
+                months.entry(key.clone()).or_insert([0; 12])[m] = tally.count;
+            }
+        }
+        Ok((by_month, months))
     }
 
     /// This node's own entries of `cube` for periods of `year`, oldest first: what a new

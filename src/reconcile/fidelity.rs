@@ -34,9 +34,10 @@ pub enum TruthError {
 /// For every rule, the mean absolute percentage error (in percent) of the reconciled pair totals
 /// against the truth, over the truth's mirror pairs with more than zero moves: pairs whose origin
 /// and destination both published `flows` for the period (a pair with a non-member side has
-/// only one report and no rule to compare). A mirror pair the view does not
-/// have counts as an estimate of 0. The figures come from the view's rows, so the whole view is
-/// not recomputed per rule. Empty when no pair has positive truth (nothing can be scored).
+/// only one report and no rule to compare). A mirror pair the view does not have counts as an
+/// estimate of 0. The figures come from the view's pair totals where the sides published theirs
+/// (margins), else from its rows, so the whole view is not recomputed per rule. Empty when no
+/// pair has positive truth (nothing can be scored).
 pub fn pair_total_mape(view: &View, truth: &Truth) -> Vec<(Rule, f64)> {
     let scored: Vec<(&(Country, Country, Period), u64)> = truth
         .iter()
@@ -54,7 +55,24 @@ pub fn pair_total_mape(view: &View, truth: &Truth) -> Vec<(Rule, f64)> {
         .into_iter()
         .map(|rule| {
             let mut totals: BTreeMap<(Country, Country, Period), u64> = BTreeMap::new();
+            // Published totals (margins) where every side present has one; elsewhere the sum of
+            // the rows' figures.
+            let published = |total: &super::PairTotal| {
+                let present = [total.sender, total.receiver]
+                    .into_iter()
+                    .filter(|s| s.reported != super::Reported::Missing);
+                present.clone().count() > 0 && present.clone().all(|s| s.published)
+            };
+            for (pair, total) in &view.pairs {
+                if published(total) {
+                    let figure = reconcile_figure(rule, total.sender.reported, total.receiver.reported).unwrap_or(0);
+                    totals.insert((pair.origin, pair.destination, pair.period), figure);
+                }
+            }
             for (key, row) in &view.rows {
+                if view.pairs.get(&key.pair).is_some_and(published) {
+                    continue;
+                }
                 let figure = reconcile_figure(rule, row.sender.reported, row.receiver.reported).unwrap_or(0);
                 let pair = (key.pair.origin, key.pair.destination, key.pair.period);
                 let total = totals.entry(pair).or_default();

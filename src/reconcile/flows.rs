@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::aggregate::margins::TOTAL;
 use crate::dataset::{AcceptedDataset, Code};
 use crate::model::Country;
 use crate::model::{CellValue, Cube, Period};
@@ -28,6 +29,12 @@ pub(super) fn read(meetings: &mut Meetings, accepted: &AcceptedDataset, notes: &
     let (publisher, period) = (accepted.publisher, accepted.dataset.period);
     meetings.reserve(accepted.dataset.cells.len());
     for cell in &accepted.dataset.cells {
+        // Of the margins, the view reads each table's total (every breakdown `_T`); the totals
+        // over one dimension are not rows.
+        let breakdown = cell.key.get(2..).unwrap_or_default();
+        if breakdown.iter().any(|v| v == TOTAL) && !breakdown.iter().all(|v| v == TOTAL) {
+            continue;
+        }
         match place(publisher, period, &cell.key) {
             Ok((key, direction)) => meetings.push((key, direction, cell.value)),
             Err(reason) => {
@@ -60,7 +67,12 @@ pub(super) fn mirror(
     // The cells come out of `meet` in key order, so the rows are pushed in order. The vector
     // is reserved for a row per cell: pages never written are never resident.
     let mut sorted = Vec::with_capacity(meetings.len());
-    sorted.extend(meet(meetings).map(|(key, (out_cell, in_cell))| {
+    let mut published: BTreeMap<PairKey, Meeting> = BTreeMap::new();
+    sorted.extend(meet(meetings).filter_map(|(key, (out_cell, in_cell))| {
+        if key.citizenship.as_str() == TOTAL {
+            published.insert(key.pair, (out_cell, in_cell));
+            return None;
+        }
         let sender = side(&sources, key.pair.origin, key.pair.period, out_cell);
         let receiver = side(&sources, key.pair.destination, key.pair.period, in_cell);
         let asym = asymmetry(sender.reported, receiver.reported);
@@ -71,11 +83,11 @@ pub(super) fn mirror(
             asymmetry: asym,
             flag: flagged(asym, settings.asymmetry_flag),
         };
-        (key, row)
+        Some((key, row))
     }));
     let rows = Rows::from_sorted(sorted);
 
-    let pairs = totals(&rows, settings);
+    let pairs = totals(&rows, &published, &sources, settings);
     for pair in pairs.keys() {
         pair_notes(latest, *pair, notes);
     }
@@ -198,12 +210,22 @@ impl Tally {
             reported,
             withheld: self.withheld,
             source: self.source,
+            published: false,
         }
     }
 }
 
-/// Sums rows into pair totals. Rows arrive grouped by pair because the pair leads the key.
-fn totals(rows: &Rows, settings: &Reconcile) -> BTreeMap<PairKey, PairTotal> {
+/// The pair totals. A side whose dataset publishes margins (SPEC §3) reports its published
+/// total (none for the pair: 0); a side from before margins, the sum of its published cells,
+/// which leaves out the confidential ones. With published totals on every side present, the
+/// reconciled total is the rule applied to them; otherwise it is the sum of the rows'. Rows
+/// arrive grouped by pair because the pair leads the key.
+fn totals(
+    rows: &Rows,
+    published: &BTreeMap<PairKey, Meeting>,
+    sources: &BTreeMap<(Country, Period), Arc<Source>>,
+    settings: &Reconcile,
+) -> BTreeMap<PairKey, PairTotal> {
     let mut tallies: BTreeMap<PairKey, (Tally, Tally, Option<u64>, u64)> = BTreeMap::new();
     for (key, row) in rows {
         let (sender, receiver, reconciled, withheld) = tallies.entry(key.pair).or_default();
@@ -214,10 +236,57 @@ fn totals(rows: &Rows, settings: &Reconcile) -> BTreeMap<PairKey, PairTotal> {
             None => *withheld += 1,
         }
     }
+    for pair in published.keys() {
+        tallies.entry(*pair).or_default();
+    }
+    // The datasets that publish totals: each names at least one pair.
+    let with_totals: BTreeSet<(Country, Period)> = published
+        .iter()
+        .flat_map(|(pair, (out_cell, in_cell))| {
+            let sender = out_cell.map(|_| (pair.origin, pair.period));
+            let receiver = in_cell.map(|_| (pair.destination, pair.period));
+            sender.into_iter().chain(receiver)
+        })
+        .collect();
+    let side_total = |publisher: Country, period: Period, cell: Option<CellValue>, summed: &Tally| {
+        let Some(source) = sources.get(&(publisher, period)) else {
+            return SideTotal {
+                reported: Reported::Missing,
+                withheld: 0,
+                source: None,
+                published: false,
+            };
+        };
+        if !with_totals.contains(&(publisher, period)) {
+            return summed.total();
+        }
+        SideTotal {
+            reported: match cell {
+                Some(CellValue::Value(v)) => Reported::Value(v),
+                Some(CellValue::Confidential) => Reported::Confidential,
+                None => Reported::Value(0),
+            },
+            withheld: 0,
+            source: Some(**source),
+            published: true,
+        }
+    };
     tallies
         .into_iter()
         .map(|(pair, (sender, receiver, reconciled, reconciled_withheld))| {
-            let (sender, receiver) = (sender.total(), receiver.total());
+            let (out_cell, in_cell) = published.get(&pair).copied().unwrap_or((None, None));
+            let sender = side_total(pair.origin, pair.period, out_cell, &sender);
+            let receiver = side_total(pair.destination, pair.period, in_cell, &receiver);
+            let present = [sender, receiver]
+                .into_iter()
+                .filter(|s| s.reported != Reported::Missing);
+            let (reconciled, reconciled_withheld) =
+                if present.clone().count() > 0 && present.clone().all(|s| s.published) {
+                    let figure = reconcile_figure(settings.rule, sender.reported, receiver.reported);
+                    (figure, u64::from(figure.is_none()))
+                } else {
+                    (reconciled, reconciled_withheld)
+                };
             let asym = asymmetry(sender.reported, receiver.reported);
             let total = PairTotal {
                 sender,
@@ -253,7 +322,7 @@ fn pair_notes(latest: &Latest, pair: PairKey, notes: &mut BTreeSet<Note>) {
     for meta in [sender, receiver].into_iter().flatten() {
         if let Disclosure::CellKey { .. } = meta.disclosure {
             add(format!(
-                "{} figures are perturbed (cell-key method)",
+                "{} figures are perturbed (cell-key method): cells need not add up to the perturbed totals",
                 meta.source.publisher
             ));
         }

@@ -139,7 +139,8 @@ impl MirrorRow {
     }
 }
 
-/// One side of a pair total, summed from that side's published cells.
+/// One side of a pair total: the total the side published, or (from datasets without margins)
+/// the sum of its published cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SideTotal {
     /// The sum of published values; `Confidential` when the side published no positive figure
@@ -148,6 +149,8 @@ pub struct SideTotal {
     /// Confidential cells the sum leaves out.
     pub withheld: u64,
     pub source: Option<Source>,
+    /// The figure is the total the side published (a margin, SPEC §3), not a sum of its cells.
+    pub published: bool,
 }
 
 impl SideTotal {

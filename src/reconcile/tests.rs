@@ -360,7 +360,7 @@ fn pairs_with_different_definitions_or_disclosure_get_notes() {
     );
     assert!(texts.contains(&"DEU and FRA use different disclosure methods: threshold (k=5) vs cell-key (max_noise 2, variance 1.5, small_count 3)"), "{texts:?}");
     assert!(
-        texts.contains(&"FRA figures are perturbed (cell-key method)"),
+        texts.contains(&"FRA figures are perturbed (cell-key method): cells need not add up to the perturbed totals"),
         "{texts:?}"
     );
     assert!(view.notes.iter().all(|n| n.pair == Some(pair(deu(), fra()))));
@@ -455,4 +455,83 @@ fn asylum_and_permits_sit_side_by_side() {
 fn hex_is_lower_case() {
     assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
     assert_eq!(hex(&[]), "");
+}
+
+#[test]
+fn published_totals_are_the_pair_totals_exactly() {
+    let total = |direction: &str, partner: Country, value: CellValue| {
+        cell(&[direction, partner.as_str(), "_T", "_T", "_T"], value)
+    };
+    let view = compute(
+        &[
+            // DEU publishes 30 + a confidential cell, and its total 33.
+            flows(
+                deu(),
+                1,
+                &[
+                    out(fra(), "FRA", 10),
+                    out(fra(), "ITA", 20),
+                    confidential("OUT", fra(), "SYR"),
+                    total("OUT", fra(), CellValue::Value(33)),
+                    total("OUT", ita(), CellValue::Confidential),
+                ],
+            ),
+            // FRA publishes margins but nothing from ITA: its total for ITA is 0.
+            flows(
+                fra(),
+                1,
+                &[
+                    inn(deu(), "FRA", 12),
+                    confidential("IN", deu(), "SYR"),
+                    total("IN", deu(), CellValue::Value(36)),
+                ],
+            ),
+            // ITA publishes no margins (a dataset from before them): its side is summed.
+            flows(ita(), 1, &[inn(deu(), "FRA", 7), confidential("IN", deu(), "SYR")]),
+        ],
+        &settings(),
+    );
+    let deu_fra = &view.pairs[&pair(deu(), fra())];
+    assert_eq!(deu_fra.sender.reported, Reported::Value(33));
+    assert_eq!(deu_fra.receiver.reported, Reported::Value(36));
+    assert!(deu_fra.sender.published && !deu_fra.sender.incomplete());
+    assert_eq!(
+        deu_fra.reconciled,
+        Some(36),
+        "receiving: the receiver's published total"
+    );
+    assert!((deu_fra.asymmetry.unwrap() - 3.0 / 36.0).abs() < 1e-12);
+    // The totals are not rows.
+    assert!(view.rows.iter().all(|(key, _)| key.citizenship.as_str() != "_T"));
+
+    let deu_ita = &view.pairs[&pair(deu(), ita())];
+    assert_eq!(deu_ita.sender.reported, Reported::Confidential);
+    assert!(deu_ita.sender.published);
+    assert_eq!(deu_ita.receiver.reported, Reported::Value(7), "ITA's side is summed");
+    assert_eq!(deu_ita.receiver.withheld, 1);
+    assert!(!deu_ita.receiver.published);
+
+    // FRA's margins name no pair with ITA: zero, not missing.
+    let fra_ita = compute(
+        &[
+            flows(
+                fra(),
+                1,
+                &[total("IN", deu(), CellValue::Value(5)), inn(deu(), "FRA", 5)],
+            ),
+            flows(
+                ita(),
+                1,
+                &[
+                    cell(&["IN", "FRA", "_T", "_T", "_T"], CellValue::Value(9)),
+                    inn(fra(), "ITA", 9),
+                ],
+            ),
+        ],
+        &settings(),
+    );
+    let pair_total = &fra_ita.pairs[&pair(fra(), ita())];
+    assert_eq!(pair_total.sender.reported, Reported::Value(0));
+    assert_eq!(pair_total.receiver.reported, Reported::Value(9));
+    assert_eq!(pair_total.reconciled, Some(9));
 }

@@ -55,7 +55,7 @@ impl Feed {
                 cells,
             })
             .collect();
-        let audited = audit(k, &earlier, period, cells)?;
+        let audited = audit(k, &earlier, period, cells, &Months::new())?;
         let seq = self.entries.len() as u64 + 1;
         self.entries.push((seq, period, audited.cells.clone(), state));
         Ok(audited)

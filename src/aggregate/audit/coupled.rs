@@ -1,0 +1,445 @@
+//! What a table's total adds to an analyst's linear reasoning (SPEC §3, §10), and the secondary
+//! suppression that keeps it from narrowing a small count.
+//!
+//! Per key, the periods of a year form a tree of sums (`bounds`). A published total ties the
+//! keys of one table together: in every period, the table's cells add up to its total. The
+//! figures of one table for one year are then two laminar families over the same unknowns (the
+//! monthly count of each key): per key, its periods; per period, all keys. Their constraint
+//! matrix is a network matrix, so the analyst's linear program is a flow problem: each key's
+//! periods are a tree the flow runs down from a source, each month of each key hands its count
+//! to the month of the total, and the total's periods are a tree the flow runs up to a sink,
+//! which returns it to the source. A figure's bounds are its arc's (exact: `[v, v]`; `C`:
+//! `[1, ∞)`; a period not published: `[0, ∞)`). The true counts are a feasible flow, so how
+//! far a figure can move is how much flow can go around a cycle through its arc: augmenting
+//! paths in the residual graph, found breadth first and integral (the matrix is totally
+//! unimodular, so the bounds are the linear program's and every count between them is
+//! reachable). A confidential figure with a true count in (0, k) must be able to take at least
+//! k values.
+//!
+//! The figures reasoned over are the latest of every period that still agrees with the records:
+//! the state an analyst can solve exactly. Figures published before the records changed are
+//! checked key by key by the revision rules of the audit (and were checked here when they were
+//! published). When a figure is too narrow, the new publication suppresses more of its own
+//! figures in that table: the exact cell that alone restores the range, largest first (a large
+//! cell absorbs a small one's uncertainty), else the largest ones together, then its total.
+//! Suppressing only relaxes constraints, so a figure that passed stays passed. Where that is not
+//! enough, the publication is refused.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::{fact, Fact, Figures};
+use crate::aggregate::margins::TOTAL;
+use crate::model::CellValue;
+
+/// Monthly true counts of one cube and year per key (margins included), as the records give them
+/// now.
+pub type Months = BTreeMap<Vec<String>, [i64; 12]>;
+
+const YEAR: u16 = 0x0fff;
+const UNBOUNDED: i64 = i64::MAX / 4;
+/// Exact cells tried one at a time per narrowed figure before several together.
+const CANDIDATES: usize = 8;
+
+/// A figure too narrow whatever this publication suppresses: its key, its period's months and
+/// the range the analyst finds (capped at what was searched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Narrowed {
+    pub key: Vec<String>,
+    pub months: u16,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// Checks every table of the cube: `earlier` holds this node's entries of the cube and year in
+/// feed order (seq, month mask, figures), `new` the figures to publish for `this`, `truth` the
+/// records' monthly counts. Returns the keys of the new publication to suppress further.
+///
+/// The figures reasoned over are the latest of every period. When those contradict each other
+/// (some were published before records changed), a linear program over them has no solution
+/// and an analyst would drop the stale ones: then every run of recent entries (from each entry
+/// to the newest) with the new figures is checked, which holds every set of figures published
+/// between two changes of the records.
+pub(super) fn protect(
+    k: i64,
+    earlier: &[(u64, u16, Figures<'_>)],
+    this: u16,
+    new: &Figures<'_>,
+    truth: &Months,
+) -> Result<Vec<Vec<String>>, Narrowed> {
+    let all_keys: BTreeSet<&[String]> = truth
+        .keys()
+        .map(Vec::as_slice)
+        .chain(earlier.iter().flat_map(|(_, _, f)| f.keys().copied()))
+        .chain(new.keys().copied())
+        .collect();
+    // A table's total holds `_T` in every breakdown dimension; the dimensions before name it.
+    let Some(width) = all_keys.iter().find_map(|key| key.iter().position(|v| v == TOTAL)) else {
+        return Ok(Vec::new());
+    };
+    let mut tables: BTreeMap<&[String], Vec<&[String]>> = BTreeMap::new();
+    for key in all_keys {
+        if key.len() > width {
+            tables.entry(&key[..width]).or_default().push(key);
+        }
+    }
+    let mut suppressed: BTreeSet<Vec<String>> = BTreeSet::new();
+    for keys in tables.values() {
+        let Some(total) = keys.iter().copied().find(|key| key[width..].iter().all(|v| v == TOTAL)) else {
+            continue;
+        };
+        let cells: Vec<&[String]> = keys.iter().copied().filter(|key| *key != total).collect();
+        // The latest figures of every period from entry `start` on, with the new ones (and what
+        // this check suppressed so far).
+        let run = |start: usize, suppressed: &BTreeSet<Vec<String>>| {
+            let mut latest: BTreeMap<u16, Figures<'_>> = BTreeMap::new();
+            for (_, m, figures) in &earlier[start..] {
+                latest.insert(*m, figures.clone());
+            }
+            let mut figures = new.clone();
+            for (key, value) in figures.iter_mut() {
+                if suppressed.contains(*key) {
+                    *value = CellValue::Confidential;
+                }
+            }
+            latest.insert(this, figures);
+            latest
+        };
+        // Suppressing can reconcile figures that contradicted each other, so the check runs
+        // again until it suppresses nothing more.
+        loop {
+            let before = suppressed.len();
+            let mut table = Table::new(&run(0, &suppressed), this, truth, total, &cells);
+            if table.feasible() {
+                suppressed.extend(table.protect(k)?);
+            } else {
+                for start in 1..=earlier.len() {
+                    let mut table = Table::new(&run(start, &suppressed), this, truth, total, &cells);
+                    if table.feasible() {
+                        suppressed.extend(table.protect(k)?);
+                    }
+                }
+            }
+            if suppressed.len() == before {
+                break;
+            }
+        }
+    }
+    Ok(suppressed.into_iter().collect())
+}
+
+/// One arc of the flow network: a figure (or a month of a key handed to the total).
+#[derive(Debug, Clone, Copy)]
+struct Arc {
+    from: usize,
+    to: usize,
+    lo: i64,
+    hi: i64,
+    flow: i64,
+}
+
+/// One table's figures as a flow network with the true counts as its flow.
+struct Table<'k> {
+    arcs: Vec<Arc>,
+    /// Per node: (arc, forward?) for every arc at it.
+    adjacent: Vec<Vec<(usize, bool)>>,
+    /// The confidential figures to check: (tree, period index, arc); tree 0 is the total, tree
+    /// `i` the key `keys[i]`.
+    figures: Vec<(usize, usize, usize)>,
+    /// The arc of each tree's figure for the new publication's period, with its figure.
+    new: Vec<(usize, Fact)>,
+    keys: Vec<&'k [String]>,
+    shape: Vec<u16>,
+}
+
+impl<'k> Table<'k> {
+    /// The network of `latest` (month mask → figures) for the table of `total` and `cells`,
+    /// with the records' counts as its flow (feasible when the figures agree with them).
+    fn new(
+        latest: &BTreeMap<u16, Figures<'_>>,
+        this: u16,
+        truth: &Months,
+        total: &'k [String],
+        cells: &[&'k [String]],
+    ) -> Table<'k> {
+        let keys: Vec<&[String]> = std::iter::once(total).chain(cells.iter().copied()).collect();
+        let count = |key: &[String], mask: u16| -> i64 {
+            truth
+                .get(key)
+                .map(|months| (0..12).filter(|m| mask & 1 << m != 0).map(|m| months[m]).sum())
+                .unwrap_or(0)
+        };
+        let published = latest;
+        // The tree of periods: the year, the published periods, and every month.
+        let mut shape: Vec<u16> = std::iter::once(YEAR)
+            .chain(published.keys().copied().filter(|m| *m != YEAR))
+            .chain((0..12).map(|m| 1u16 << m).filter(|m| !published.contains_key(m)))
+            .collect();
+        shape.sort_by_key(|m| (std::cmp::Reverse(m.count_ones()), *m));
+        let parent: Vec<Option<usize>> = shape
+            .iter()
+            .map(|&m| {
+                (0..shape.len())
+                    .filter(|&p| shape[p] != m && m & !shape[p] == 0)
+                    .min_by_key(|&p| shape[p].count_ones())
+            })
+            .collect();
+        let len = shape.len();
+        let (source, sink) = (0, 1);
+        let node = |tree: usize, j: usize| 2 + tree * len + j;
+        let mut table = Table {
+            arcs: Vec::new(),
+            adjacent: vec![Vec::new(); 2 + keys.len() * len],
+            figures: Vec::new(),
+            new: Vec::new(),
+            keys,
+            shape: shape.clone(),
+        };
+        for tree in 0..table.keys.len() {
+            let key = table.keys[tree];
+            for j in 0..len {
+                let mask = shape[j];
+                let flow = count(key, mask);
+                let figure = published.get(&mask).map(|figures| fact(figures, key));
+                let (lo, hi) = match figure {
+                    Some(Fact::Exact(v)) => (v, v),
+                    Some(Fact::Confidential) => (1, UNBOUNDED),
+                    None => (0, UNBOUNDED),
+                };
+                let up = parent[j].map_or(if tree == 0 { sink } else { source }, |p| node(tree, p));
+                // Keys' trees run down from the source, the total's up to the sink.
+                let (from, to) = if tree == 0 {
+                    (node(tree, j), up)
+                } else {
+                    (up, node(tree, j))
+                };
+                let arc = table.add(Arc { from, to, lo, hi, flow });
+                if figure == Some(Fact::Confidential) {
+                    table.figures.push((tree, j, arc));
+                }
+                if mask == this {
+                    table.new.push((arc, figure.unwrap_or(Fact::Exact(0))));
+                }
+                if tree > 0 && mask.count_ones() == 1 {
+                    table.add(Arc {
+                        from: node(tree, j),
+                        to: node(0, j),
+                        lo: 0,
+                        hi: UNBOUNDED,
+                        flow,
+                    });
+                }
+            }
+        }
+        let year_total = table.keys.iter().skip(1).map(|key| count(key, YEAR)).sum();
+        table.add(Arc {
+            from: sink,
+            to: source,
+            lo: 0,
+            hi: UNBOUNDED,
+            flow: year_total,
+        });
+        table
+    }
+
+    fn add(&mut self, arc: Arc) -> usize {
+        let i = self.arcs.len();
+        self.adjacent[arc.from].push((i, true));
+        self.adjacent[arc.to].push((i, false));
+        self.arcs.push(arc);
+        i
+    }
+
+    /// Whether the figures have a common solution; if so the flow is one. The records' counts
+    /// are kept when they are one; otherwise the flow starts at every arc's lower bound and the
+    /// imbalance at each node is routed from a super source to a super sink.
+    fn feasible(&mut self) -> bool {
+        let nodes = self.adjacent.len();
+        let mut balance = vec![0i64; nodes];
+        for arc in &self.arcs {
+            balance[arc.to] += arc.flow;
+            balance[arc.from] -= arc.flow;
+        }
+        if balance.iter().all(|b| *b == 0) && self.arcs.iter().all(|a| a.lo <= a.flow && a.flow <= a.hi) {
+            return true;
+        }
+        let mut balance = vec![0i64; nodes];
+        for arc in &mut self.arcs {
+            arc.flow = arc.lo;
+            balance[arc.to] += arc.lo;
+            balance[arc.from] -= arc.lo;
+        }
+        let (arcs, source, sink) = (self.arcs.len(), nodes, nodes + 1);
+        self.adjacent.extend([Vec::new(), Vec::new()]);
+        let mut needed = 0;
+        for (node, b) in balance.into_iter().enumerate() {
+            let (from, to) = if b > 0 { (source, node) } else { (node, sink) };
+            if b != 0 {
+                needed += b.max(0);
+                self.add(Arc {
+                    from,
+                    to,
+                    lo: 0,
+                    hi: b.abs(),
+                    flow: 0,
+                });
+            }
+        }
+        let routed = self.push(source, sink, usize::MAX, needed, true);
+        // The super source and sink leave again, and their arcs with them (added last).
+        self.arcs.truncate(arcs);
+        self.adjacent.truncate(nodes);
+        for list in &mut self.adjacent {
+            while list.last().is_some_and(|(a, _)| *a >= arcs) {
+                list.pop();
+            }
+        }
+        routed == needed
+    }
+
+    /// Checks every confidential figure that could be a count in (0, k), suppressing figures of
+    /// the new publication where needed: the keys suppressed.
+    fn protect(&mut self, k: i64) -> Result<Vec<Vec<String>>, Narrowed> {
+        let mut suppressed = Vec::new();
+        let figures = self.figures.clone();
+        for (tree, j, arc) in figures {
+            let count = self.arcs[arc].flow;
+            let narrow = |(down, up): (i64, i64)| down + up < k - 1 && count - down < k;
+            let (mut down, mut up) = self.range(arc, k);
+            if !narrow((down, up)) {
+                continue;
+            }
+            // Exact figures of the new publication that could absorb: cells largest first, then
+            // the total.
+            let mut candidates: Vec<(i64, usize)> = (1..self.new.len())
+                .filter_map(|t| match self.new[t].1 {
+                    Fact::Exact(v) if v >= k => Some((v, t)),
+                    _ => None,
+                })
+                .collect();
+            candidates.sort_by_key(|(v, t)| (std::cmp::Reverse(*v), *t));
+            let mut order: Vec<usize> = candidates.iter().map(|(_, t)| *t).collect();
+            if matches!(self.new[0].1, Fact::Exact(v) if v > 0) {
+                order.push(0);
+            }
+            let mut fixed = false;
+            for &t in order.iter().take(CANDIDATES) {
+                let saved = self.suppress(t);
+                (down, up) = self.range(arc, k);
+                if !narrow((down, up)) {
+                    suppressed.push(self.keys[t].to_vec());
+                    fixed = true;
+                    break;
+                }
+                self.arcs[self.new[t].0] = saved;
+                self.new[t].1 = Fact::Exact(saved.lo);
+            }
+            if !fixed {
+                for &t in &order {
+                    self.suppress(t);
+                    suppressed.push(self.keys[t].to_vec());
+                    (down, up) = self.range(arc, k);
+                    if !narrow((down, up)) {
+                        fixed = true;
+                        break;
+                    }
+                }
+            }
+            if !fixed {
+                return Err(Narrowed {
+                    key: self.keys[tree].to_vec(),
+                    months: self.shape[j],
+                    lo: count - down,
+                    hi: count + up,
+                });
+            }
+        }
+        suppressed.sort();
+        suppressed.dedup();
+        Ok(suppressed)
+    }
+
+    /// Turns the new publication's figure of tree `t` confidential; returns its arc as it was.
+    fn suppress(&mut self, t: usize) -> Arc {
+        let (arc, _) = self.new[t];
+        let saved = self.arcs[arc];
+        self.arcs[arc].lo = 1;
+        self.arcs[arc].hi = UNBOUNDED;
+        self.new[t].1 = Fact::Confidential;
+        saved
+    }
+
+    /// How far the figure on `arc` can move down and up (each searched up to k − 1).
+    fn range(&mut self, arc: usize, k: i64) -> (i64, i64) {
+        let Arc { from, to, lo, flow, .. } = self.arcs[arc];
+        let up = self.push(to, from, arc, k - 1, false);
+        let down = if up < k - 1 {
+            self.push(from, to, arc, (k - 1 - up).min(flow - lo), false)
+        } else {
+            0
+        };
+        (down, up)
+    }
+
+    /// The flow that can go from `start` to `end` in the residual graph without `skip`, up to
+    /// `cap`; sent when `keep`, else the flow is left as it was found.
+    fn push(&mut self, start: usize, end: usize, skip: usize, cap: i64, keep: bool) -> i64 {
+        let mut log: Vec<(usize, i64)> = Vec::new();
+        let mut pushed = 0;
+        while pushed < cap {
+            let mut reached: Vec<Option<(usize, bool)>> = vec![None; self.adjacent.len()];
+            let mut queue = VecDeque::from([start]);
+            let mut seen = vec![false; self.adjacent.len()];
+            seen[start] = true;
+            while let Some(n) = queue.pop_front() {
+                if n == end {
+                    break;
+                }
+                for &(a, forward) in &self.adjacent[n] {
+                    if a == skip {
+                        continue;
+                    }
+                    let arc = &self.arcs[a];
+                    let (next, room) = if forward {
+                        (arc.to, arc.hi - arc.flow)
+                    } else {
+                        (arc.from, arc.flow - arc.lo)
+                    };
+                    if room > 0 && !seen[next] {
+                        seen[next] = true;
+                        reached[next] = Some((a, forward));
+                        queue.push_back(next);
+                    }
+                }
+            }
+            if !seen[end] {
+                break;
+            }
+            let mut path = Vec::new();
+            let mut n = end;
+            let mut room = cap - pushed;
+            while n != start {
+                let (a, forward) = reached[n].expect("a reached node has the arc it was reached by");
+                let arc = &self.arcs[a];
+                room = room.min(if forward { arc.hi - arc.flow } else { arc.flow - arc.lo });
+                path.push((a, forward));
+                n = if forward { arc.from } else { arc.to };
+            }
+            for (a, forward) in path {
+                let d = if forward { room } else { -room };
+                self.arcs[a].flow += d;
+                log.push((a, d));
+            }
+            pushed += room;
+        }
+        if !keep {
+            for (a, d) in log.into_iter().rev() {
+                self.arcs[a].flow -= d;
+            }
+        }
+        pushed
+    }
+}
+
+#[cfg(test)]
+#[path = "coupled_tests.rs"]
+mod tests;
