@@ -11,7 +11,7 @@
 //! which returns it to the source. A figure's bounds are its arc's (exact: `[v, v]`; `C`:
 //! `[1, ∞)`; a period not published: `[0, ∞)`). The true counts are a feasible flow, so how
 //! far a figure can move is how much flow can go around a cycle through its arc: augmenting
-//! paths in the residual graph, found breadth first and integral (the matrix is totally
+//! paths in the residual graph, searched depth first, wide ones first, and integral (the matrix is totally
 //! unimodular, so the bounds are the linear program's and every count between them is
 //! reachable). A confidential figure with a true count in (0, k) must be able to take at least
 //! k values.
@@ -25,11 +25,10 @@
 //! Suppressing only relaxes constraints, so a figure that passed stays passed. Where that is not
 //! enough, the publication is refused.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{fact, Fact, Figures};
 use crate::aggregate::margins::TOTAL;
-use crate::model::CellValue;
 
 /// Monthly true counts of one cube and year per key (margins included), as the records give them
 /// now.
@@ -88,32 +87,25 @@ pub(super) fn protect(
             continue;
         };
         let cells: Vec<&[String]> = keys.iter().copied().filter(|key| *key != total).collect();
-        // The latest figures of every period from entry `start` on, with the new ones (and what
-        // this check suppressed so far).
-        let run = |start: usize, suppressed: &BTreeSet<Vec<String>>| {
-            let mut latest: BTreeMap<u16, Figures<'_>> = BTreeMap::new();
+        // The latest figures of every period from entry `start` on, with the new ones.
+        let run = |start: usize| {
+            let mut latest: BTreeMap<u16, &Figures<'_>> = BTreeMap::new();
             for (_, m, figures) in &earlier[start..] {
-                latest.insert(*m, figures.clone());
+                latest.insert(*m, figures);
             }
-            let mut figures = new.clone();
-            for (key, value) in figures.iter_mut() {
-                if suppressed.contains(*key) {
-                    *value = CellValue::Confidential;
-                }
-            }
-            latest.insert(this, figures);
+            latest.insert(this, new);
             latest
         };
         // Suppressing can reconcile figures that contradicted each other, so the check runs
         // again until it suppresses nothing more.
         loop {
             let before = suppressed.len();
-            let mut table = Table::new(&run(0, &suppressed), this, truth, total, &cells);
+            let mut table = Table::new(&run(0), this, &suppressed, truth, total, &cells);
             if table.feasible() {
                 suppressed.extend(table.protect(k)?);
             } else {
                 for start in 1..=earlier.len() {
-                    let mut table = Table::new(&run(start, &suppressed), this, truth, total, &cells);
+                    let mut table = Table::new(&run(start), this, &suppressed, truth, total, &cells);
                     if table.feasible() {
                         suppressed.extend(table.protect(k)?);
                     }
@@ -142,8 +134,8 @@ struct Table<'k> {
     arcs: Vec<Arc>,
     /// Per node: (arc, forward?) for every arc at it.
     adjacent: Vec<Vec<(usize, bool)>>,
-    /// The confidential figures to check: (tree, period index, arc); tree 0 is the total, tree
-    /// `i` the key `keys[i]`.
+    /// The confidential figures to check (those linked to the new publication's period):
+    /// (tree, period index, arc); tree 0 is the total, tree `i` the key `keys[i]`.
     figures: Vec<(usize, usize, usize)>,
     /// The arc of each tree's figure for the new publication's period, with its figure.
     new: Vec<(usize, Fact)>,
@@ -152,11 +144,13 @@ struct Table<'k> {
 }
 
 impl<'k> Table<'k> {
-    /// The network of `latest` (month mask → figures) for the table of `total` and `cells`,
-    /// with the records' counts as its flow (feasible when the figures agree with them).
+    /// The network of `latest` (month mask → figures; the new publication's under `this`, with
+    /// the keys in `suppressed` confidential) for the table of `total` and `cells`, with the
+    /// records' counts as its flow (feasible when the figures agree with them).
     fn new(
-        latest: &BTreeMap<u16, Figures<'_>>,
+        latest: &BTreeMap<u16, &Figures<'_>>,
         this: u16,
+        suppressed: &BTreeSet<Vec<String>>,
         truth: &Months,
         total: &'k [String],
         cells: &[&'k [String]],
@@ -168,21 +162,41 @@ impl<'k> Table<'k> {
                 .map(|months| (0..12).filter(|m| mask & 1 << m != 0).map(|m| months[m]).sum())
                 .unwrap_or(0)
         };
-        let published = latest;
-        // The tree of periods: the year, the published periods, and every month.
-        let mut shape: Vec<u16> = std::iter::once(YEAR)
-            .chain(published.keys().copied().filter(|m| *m != YEAR))
-            .chain((0..12).map(|m| 1u16 << m).filter(|m| !published.contains_key(m)))
-            .collect();
-        shape.sort_by_key(|m| (std::cmp::Reverse(m.count_ones()), *m));
-        let parent: Vec<Option<usize>> = shape
-            .iter()
-            .map(|&m| {
-                (0..shape.len())
-                    .filter(|&p| shape[p] != m && m & !shape[p] == 0)
-                    .min_by_key(|&p| shape[p].count_ones())
+        let published = |mask: u16, key: &[String]| -> Option<Fact> {
+            let figure = fact(latest.get(&mask)?, key);
+            Some(match figure {
+                Fact::Exact(v) if v > 0 && mask == this && suppressed.contains(key) => Fact::Confidential,
+                figure => figure,
             })
+        };
+        // The tree of periods: the year, the published periods, and under each period with
+        // published parts the months none of them covers, as one unpublished block. The leaves
+        // (periods without parts, and those blocks) partition the year.
+        let mut shape: Vec<u16> = std::iter::once(YEAR)
+            .chain(latest.keys().copied().filter(|m| *m != YEAR))
             .collect();
+        let parent_in = |shape: &[u16], m: u16| {
+            (0..shape.len())
+                .filter(|&p| shape[p] != m && m & !shape[p] == 0)
+                .min_by_key(|&p| shape[p].count_ones())
+        };
+        let periods = shape.clone();
+        for &m in &periods {
+            let covered = periods
+                .iter()
+                .filter(|&&c| parent_in(&periods, c).is_some_and(|p| periods[p] == m))
+                .fold(0u16, |u, c| u | c);
+            if covered != 0 && m & !covered != 0 {
+                shape.push(m & !covered);
+            }
+        }
+        shape.sort_by_key(|m| (std::cmp::Reverse(m.count_ones()), *m));
+        let parent: Vec<Option<usize>> = shape.iter().map(|&m| parent_in(&shape, m)).collect();
+        let leaf: Vec<bool> = (0..shape.len()).map(|j| !parent.contains(&Some(j))).collect();
+        // Periods under no common published period are joined only through unpublished sums,
+        // which bound nothing: the linear program falls apart into independent parts, and only
+        // the figures of the new publication's part can have narrowed.
+        let linked = |m: u16| latest.keys().any(|&a| a & m == m && a & this != 0);
         let len = shape.len();
         let (source, sink) = (0, 1);
         let node = |tree: usize, j: usize| 2 + tree * len + j;
@@ -199,7 +213,7 @@ impl<'k> Table<'k> {
             for j in 0..len {
                 let mask = shape[j];
                 let flow = count(key, mask);
-                let figure = published.get(&mask).map(|figures| fact(figures, key));
+                let figure = published(mask, key);
                 let (lo, hi) = match figure {
                     Some(Fact::Exact(v)) => (v, v),
                     Some(Fact::Confidential) => (1, UNBOUNDED),
@@ -213,13 +227,13 @@ impl<'k> Table<'k> {
                     (up, node(tree, j))
                 };
                 let arc = table.add(Arc { from, to, lo, hi, flow });
-                if figure == Some(Fact::Confidential) {
+                if figure == Some(Fact::Confidential) && linked(mask) {
                     table.figures.push((tree, j, arc));
                 }
                 if mask == this {
                     table.new.push((arc, figure.unwrap_or(Fact::Exact(0))));
                 }
-                if tree > 0 && mask.count_ones() == 1 {
+                if tree > 0 && leaf[j] {
                     table.add(Arc {
                         from: node(tree, j),
                         to: node(0, j),
@@ -381,49 +395,23 @@ impl<'k> Table<'k> {
     }
 
     /// The flow that can go from `start` to `end` in the residual graph without `skip`, up to
-    /// `cap`; sent when `keep`, else the flow is left as it was found.
+    /// `cap`; sent when `keep`, else the flow is left as it was found. With the cap, any
+    /// augmenting paths do (at most `cap` of them); wide ones are tried first.
     fn push(&mut self, start: usize, end: usize, skip: usize, cap: i64, keep: bool) -> i64 {
         let mut log: Vec<(usize, i64)> = Vec::new();
         let mut pushed = 0;
         while pushed < cap {
-            let mut reached: Vec<Option<(usize, bool)>> = vec![None; self.adjacent.len()];
-            let mut queue = VecDeque::from([start]);
-            let mut seen = vec![false; self.adjacent.len()];
-            seen[start] = true;
-            while let Some(n) = queue.pop_front() {
-                if n == end {
-                    break;
-                }
-                for &(a, forward) in &self.adjacent[n] {
-                    if a == skip {
-                        continue;
-                    }
-                    let arc = &self.arcs[a];
-                    let (next, room) = if forward {
-                        (arc.to, arc.hi - arc.flow)
-                    } else {
-                        (arc.from, arc.flow - arc.lo)
-                    };
-                    if room > 0 && !seen[next] {
-                        seen[next] = true;
-                        reached[next] = Some((a, forward));
-                        queue.push_back(next);
-                    }
-                }
-            }
-            if !seen[end] {
+            let need = cap - pushed;
+            let Some(path) = self
+                .path(start, end, skip, need)
+                .or_else(|| self.path(start, end, skip, 1))
+            else {
                 break;
-            }
-            let mut path = Vec::new();
-            let mut n = end;
-            let mut room = cap - pushed;
-            while n != start {
-                let (a, forward) = reached[n].expect("a reached node has the arc it was reached by");
+            };
+            let room = path.iter().fold(need, |room, &(a, forward)| {
                 let arc = &self.arcs[a];
-                room = room.min(if forward { arc.hi - arc.flow } else { arc.flow - arc.lo });
-                path.push((a, forward));
-                n = if forward { arc.from } else { arc.to };
-            }
+                room.min(if forward { arc.hi - arc.flow } else { arc.flow - arc.lo })
+            });
             for (a, forward) in path {
                 let d = if forward { room } else { -room };
                 self.arcs[a].flow += d;
@@ -437,6 +425,42 @@ impl<'k> Table<'k> {
             }
         }
         pushed
+    }
+
+    /// A path from `start` to `end` in the residual graph, avoiding `skip`, through arcs with
+    /// at least `room` to spare (depth first): its arcs and their directions.
+    fn path(&self, start: usize, end: usize, skip: usize, room: i64) -> Option<Vec<(usize, bool)>> {
+        let mut seen = vec![false; self.adjacent.len()];
+        seen[start] = true;
+        // The nodes on the current path, each with the next of its arcs to try.
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        let mut via: Vec<(usize, bool)> = Vec::new();
+        while let Some((node, next)) = stack.last_mut() {
+            if *node == end {
+                return Some(via);
+            }
+            let Some(&(a, forward)) = self.adjacent[*node].get(*next) else {
+                stack.pop();
+                via.pop();
+                continue;
+            };
+            *next += 1;
+            if a == skip {
+                continue;
+            }
+            let arc = &self.arcs[a];
+            let (to, spare) = if forward {
+                (arc.to, arc.hi - arc.flow)
+            } else {
+                (arc.from, arc.flow - arc.lo)
+            };
+            if spare >= room && !seen[to] {
+                seen[to] = true;
+                stack.push((to, 0));
+                via.push((a, forward));
+            }
+        }
+        None
     }
 }
 
