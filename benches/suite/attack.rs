@@ -1,4 +1,4 @@
-//! Issue 13: the attacks of the attack suite (`tests/attacks.rs`) at full size, against `accord
+//! Issue 13: the attacks of the attack suite (`tests/it/attacks.rs`) at full size, against `accord
 //! serve` as a child process, measuring what the tests cannot time: a member's health check
 //! while 2,000 stranger sockets are held and reopened from 16 loopback addresses; the daemon's
 //! threads, `status` latency, another member's entries and SIGTERM while one member holds 50

@@ -1,6 +1,6 @@
 //! What the fuzz targets run: one function per decoder of outside bytes, each feeding the bytes
 //! to Accord's own public functions exactly as the node does, and returning whether they were
-//! accepted. The targets call these; `tests/fuzz_regressions.rs` in the main crate includes this
+//! accepted. The targets call these; `tests/it/fuzz_regressions.rs` in the main crate includes this
 //! file and replays the seeds and every crash found, so a crash stays fixed.
 //!
 //! Nothing here may panic on any input except where Accord itself does: that is the finding.
