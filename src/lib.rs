@@ -1,6 +1,6 @@
 //! Accord: a secure node through which countries share migration statistics.
 //!
-//! Layers, bottom to top (a module uses only lower ones; `tests/tidy.rs` checks it):
+//! Layers, bottom to top (a module uses only lower ones; `tests/it/tidy.rs` checks it):
 //!
 //! - [`hex`], [`date`], [`excerpt`], [`proto`]: utilities (excerpt: the short quote of input an
 //!   error may carry) and the generated wire types; [`http`]: serving an HTTP router with
