@@ -94,6 +94,15 @@ pub(super) fn protect(
                 latest.insert(*m, figures);
             }
             latest.insert(this, new);
+            // Only the part under the largest published period holding the new one can have
+            // narrowed; the rest joins it through unpublished sums, which bound nothing.
+            let root = latest
+                .keys()
+                .copied()
+                .filter(|m| m & this == this)
+                .max_by_key(|m| m.count_ones());
+            let root = root.unwrap_or(this);
+            latest.retain(|m, _| m & !root == 0);
             latest
         };
         // Suppressing can reconcile figures that contradicted each other, so the check runs
