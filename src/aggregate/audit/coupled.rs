@@ -150,6 +150,8 @@ struct Table<'k> {
     new: Vec<(usize, Fact)>,
     keys: Vec<&'k [String]>,
     shape: Vec<u16>,
+    /// The flow is the records' counts (the figures agree with them), not just a solution.
+    truthful: bool,
 }
 
 impl<'k> Table<'k> {
@@ -216,6 +218,7 @@ impl<'k> Table<'k> {
             new: Vec::new(),
             keys,
             shape: shape.clone(),
+            truthful: false,
         };
         for tree in 0..table.keys.len() {
             let key = table.keys[tree];
@@ -283,6 +286,7 @@ impl<'k> Table<'k> {
             balance[arc.from] -= arc.flow;
         }
         if balance.iter().all(|b| *b == 0) && self.arcs.iter().all(|a| a.lo <= a.flow && a.flow <= a.hi) {
+            self.truthful = true;
             return true;
         }
         let mut balance = vec![0i64; nodes];
@@ -326,6 +330,10 @@ impl<'k> Table<'k> {
         let figures = self.figures.clone();
         for (tree, j, arc) in figures {
             let count = self.arcs[arc].flow;
+            if self.truthful && count >= k {
+                // A figure suppressed to protect others: its true count is not small.
+                continue;
+            }
             let narrow = |(down, up): (i64, i64)| down + up < k - 1 && count - down < k;
             let (mut down, mut up) = self.range(arc, k);
             if !narrow((down, up)) {
@@ -409,12 +417,18 @@ impl<'k> Table<'k> {
     fn push(&mut self, start: usize, end: usize, skip: usize, cap: i64, keep: bool) -> i64 {
         let mut log: Vec<(usize, i64)> = Vec::new();
         let mut pushed = 0;
+        let mut wide = true;
         while pushed < cap {
             let need = cap - pushed;
-            let Some(path) = self
-                .path(start, end, skip, need)
-                .or_else(|| self.path(start, end, skip, 1))
-            else {
+            let found = match wide.then(|| self.path(start, end, skip, need)).flatten() {
+                Some(path) => Some(path),
+                None => {
+                    // No path holds what is still needed; narrower ones may add up to it.
+                    wide = false;
+                    self.path(start, end, skip, 1)
+                }
+            };
+            let Some(path) = found else {
                 break;
             };
             let room = path.iter().fold(need, |room, &(a, forward)| {
