@@ -188,16 +188,7 @@ fn tables_lp(own: &Published, exact: &Published, budget: usize) -> TablesLp {
             .chain(std::iter::repeat_n("_T".to_string(), 3))
             .collect()
     };
-    let truth = |period: Period, key: &Vec<String>| -> u64 {
-        exact
-            .iter()
-            .find(|(q, _)| *q == period)
-            .and_then(|(_, cells)| match cells.get(key) {
-                Some(CellValue::Value(v)) => Some(*v),
-                _ => None,
-            })
-            .unwrap_or(0)
-    };
+    let truth = |period: Period, key: &Vec<String>| true_count(exact, period, key);
     let mut tables: BTreeMap<Vec<String>, std::collections::BTreeSet<Vec<String>>> = BTreeMap::new();
     for (_, cells) in own {
         for key in cells.keys().filter(|k| !k.contains(&"_T".to_string())) {
@@ -333,16 +324,7 @@ fn secondary(own: &Published, exact: &Published) -> Secondary {
 fn linear_program(own: &Published, exact: &Published) -> (usize, usize) {
     use microlp::{ComparisonOp, OptimizationDirection, Problem};
     let months = |p: Period| -> Vec<usize> { p.months().map(|m| usize::from(m) - 1).collect() };
-    let truth = |period: Period, key: &Vec<String>| -> u64 {
-        exact
-            .iter()
-            .find(|(q, _)| *q == period)
-            .and_then(|(_, cells)| match cells.get(key) {
-                Some(CellValue::Value(v)) => Some(*v),
-                _ => None,
-            })
-            .unwrap_or(0)
-    };
+    let truth = |period: Period, key: &Vec<String>| true_count(exact, period, key);
     let keys: std::collections::BTreeSet<&Vec<String>> = own.iter().flat_map(|(_, c)| c.keys()).collect();
     let (mut checked, mut narrowed) = (0, 0);
     for key in keys {
@@ -395,6 +377,18 @@ fn linear_program(own: &Published, exact: &Published) -> (usize, usize) {
 }
 
 type Published = Vec<(Period, BTreeMap<Vec<String>, CellValue>)>;
+
+/// A key's count for a period in the unprotected run's publications (absent: 0).
+fn true_count(exact: &Published, period: Period, key: &Vec<String>) -> u64 {
+    exact
+        .iter()
+        .find(|(q, _)| *q == period)
+        .and_then(|(_, cells)| match cells.get(key) {
+            Some(CellValue::Value(v)) => Some(*v),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
 
 #[derive(Default)]
 struct Differencing {

@@ -130,7 +130,7 @@ pub fn run_publish(fx: &mut Fixture) {
 }
 
 /// Revisions of the year published after the 17 periods.
-const REVISIONS: usize = 20;
+const REVISIONS: usize = 3;
 
 /// This process's resident set, in MB.
 fn rss_mb() -> u64 {

@@ -4,26 +4,31 @@
 //! Per key, the periods of a year form a tree of sums (`bounds`). A published total ties the
 //! keys of one table together: in every period, the table's cells add up to its total. The
 //! figures of one table for one year are then two laminar families over the same unknowns (the
-//! monthly count of each key): per key, its periods; per period, all keys. Their constraint
-//! matrix is a network matrix, so the analyst's linear program is a flow problem: each key's
-//! periods are a tree the flow runs down from a source, each month of each key hands its count
-//! to the month of the total, and the total's periods are a tree the flow runs up to a sink,
-//! which returns it to the source. A figure's bounds are its arc's (exact: `[v, v]`; `C`:
-//! `[1, ∞)`; a period not published: `[0, ∞)`). The true counts are a feasible flow, so how
-//! far a figure can move is how much flow can go around a cycle through its arc: augmenting
-//! paths in the residual graph, searched depth first, wide ones first, and integral (the matrix is totally
-//! unimodular, so the bounds are the linear program's and every count between them is
-//! reachable). A confidential figure with a true count in (0, k) must be able to take at least
-//! k values.
+//! count of each key in each block of months): per key, its periods; per period, all keys.
+//! Their constraint matrix is a network matrix, so the analyst's linear program is a flow
+//! problem: each key's periods are a tree the flow runs down from a source, each block of each
+//! key hands its count to the same block of the total, and the total's periods are a tree the
+//! flow runs up to a sink, which returns it to the source. The blocks are the leaves: the
+//! published periods without published parts, and under each period with parts the months
+//! none of them covers. A figure's bounds are its arc's (exact: `[v, v]`; `C`: `[1, ∞)`; a
+//! period not published: `[0, ∞)`). How far a figure can move from a feasible flow (the
+//! records' counts when the figures agree with them) is how much flow can go around a cycle
+//! through its arc: augmenting paths in the residual graph (searched depth first, wide ones
+//! first, at most k − 1 units each way), integral because the matrix is totally unimodular, so
+//! the bounds are the linear program's and every count between them is reachable. A
+//! confidential figure that could be a count in (0, k) must be able to take at least k values.
 //!
-//! The figures reasoned over are the latest of every period that still agrees with the records:
-//! the state an analyst can solve exactly. Figures published before the records changed are
-//! checked key by key by the revision rules of the audit (and were checked here when they were
-//! published). When a figure is too narrow, the new publication suppresses more of its own
-//! figures in that table: the exact cell that alone restores the range, largest first (a large
-//! cell absorbs a small one's uncertainty), else the largest ones together, then its total.
-//! Suppressing only relaxes constraints, so a figure that passed stays passed. Where that is not
-//! enough, the publication is refused.
+//! Periods under no common published period are joined only through unpublished sums, which
+//! bound nothing: the program falls apart into independent parts, and only the part under the
+//! largest published period holding the new publication is built and checked. When the latest
+//! figures contradict each other (some were published before records changed), runs of recent
+//! entries are checked instead (see [`protect`]). When a figure is too narrow, the new
+//! publication suppresses more of its own figures in that table: the exact cell that alone
+//! restores the range, largest first (a large cell absorbs a small one's uncertainty), else the
+//! largest ones together, then its total. Suppressing only relaxes constraints, so a figure
+//! that passed stays passed; but it can reconcile figures that contradicted each other, so the
+//! check runs again until it suppresses nothing more. Where nothing the new publication can
+//! suppress is enough, it is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 
