@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::super::{audit, Audited, Earlier, Fact, Months, Refusal};
+use super::super::tests::step;
+use super::super::{audit, mask, Audited, Earlier, Fact, Months, Refusal};
 use crate::aggregate::margins::TOTAL;
 use crate::model::{Cell, CellValue, Period};
 
@@ -79,10 +80,6 @@ impl Feed {
         self.entries.push((seq, period, audited.cells.clone(), state));
         Ok(audited)
     }
-}
-
-fn mask(period: Period) -> u16 {
-    period.months().fold(0, |m, month| m | 1 << (month - 1))
 }
 
 /// The range of `target`'s figure over the months `target_mask` a linear program finds given
@@ -270,13 +267,6 @@ fn totals_stay_exact_where_a_large_cell_can_absorb() {
         assert!(matches!(total.value, CellValue::Value(_)), "{period}: {audited:?}");
     }
     assert_eq!(lp_attack(k, &feed, &[counts]), None);
-}
-
-fn step() -> impl Strategy<Value = (Option<(usize, usize, u32)>, usize)> {
-    (
-        prop::option::weighted(0.3, (0..3usize, 0..12usize, 1..4u32)),
-        0..17usize,
-    )
 }
 
 proptest! {

@@ -353,7 +353,7 @@ fn the_attacker_finds_what_an_unaudited_feed_gives_away() {
 
 /// One step of a random publication sequence: records added first (key, month, how many),
 /// then a period published.
-fn step() -> impl Strategy<Value = (Option<(usize, usize, u32)>, usize)> {
+pub(super) fn step() -> impl Strategy<Value = (Option<(usize, usize, u32)>, usize)> {
     (
         prop::option::weighted(0.35, (0..3usize, 0..12usize, 1..4u32)),
         0..17usize,
