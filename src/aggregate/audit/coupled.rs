@@ -157,6 +157,11 @@ struct Table<'k> {
     shape: Vec<u16>,
     /// The flow is the records' counts (the figures agree with them), not just a solution.
     truthful: bool,
+    /// Per arc, its lowest and highest value over the solutions the checks have reached.
+    seen: Vec<(i64, i64)>,
+    /// Per node, the number of the last path search that reached it.
+    marks: Vec<u64>,
+    searches: u64,
 }
 
 impl<'k> Table<'k> {
@@ -224,6 +229,9 @@ impl<'k> Table<'k> {
             keys,
             shape: shape.clone(),
             truthful: false,
+            seen: Vec::new(),
+            marks: Vec::new(),
+            searches: 0,
         };
         for tree in 0..table.keys.len() {
             let key = table.keys[tree];
@@ -269,6 +277,14 @@ impl<'k> Table<'k> {
             hi: UNBOUNDED,
             flow: year_total,
         });
+        // Searches try the arcs to smaller periods first, then the same period's (a key's block
+        // to the total's), the larger ones last: cycles through nearby blocks are found before
+        // a search climbs to the source, from which every key's tree is reachable.
+        let size = |n: usize| if n < 2 { 13 } else { shape[(n - 2) % len].count_ones() };
+        let Table { arcs, adjacent, .. } = &mut table;
+        for (n, list) in adjacent.iter_mut().enumerate() {
+            list.sort_by_key(|&(a, _)| size(arcs[a].from + arcs[a].to - n));
+        }
         table
     }
 
@@ -285,12 +301,7 @@ impl<'k> Table<'k> {
     /// imbalance at each node is routed from a super source to a super sink.
     fn feasible(&mut self) -> bool {
         let nodes = self.adjacent.len();
-        let mut balance = vec![0i64; nodes];
-        for arc in &self.arcs {
-            balance[arc.to] += arc.flow;
-            balance[arc.from] -= arc.flow;
-        }
-        if balance.iter().all(|b| *b == 0) && self.arcs.iter().all(|a| a.lo <= a.flow && a.flow <= a.hi) {
+        if self.is_solution() {
             self.truthful = true;
             return true;
         }
@@ -330,18 +341,29 @@ impl<'k> Table<'k> {
 
     /// Checks every confidential figure that could be a count in (0, k), suppressing figures of
     /// the new publication where needed: the keys suppressed.
+    ///
+    /// The searches keep the flow where they moved it (every flow they reach is a solution), and
+    /// each arc's lowest and highest value over those flows is remembered: a figure already seen
+    /// k − 1 apart is wide without a search of its own, which spares most of them.
     fn protect(&mut self, k: i64) -> Result<Vec<Vec<String>>, Narrowed> {
         let mut suppressed = Vec::new();
+        let counts: Vec<i64> = self.arcs.iter().map(|a| a.flow).collect();
+        self.seen = self.arcs.iter().map(|a| (a.flow, a.flow)).collect();
         let figures = self.figures.clone();
         for (tree, j, arc) in figures {
-            let count = self.arcs[arc].flow;
-            if self.truthful && count >= k {
+            if self.truthful && counts[arc] >= k {
                 // A figure suppressed to protect others: its true count is not small.
                 continue;
             }
-            let narrow = |(down, up): (i64, i64)| down + up < k - 1 && count - down < k;
-            let (mut down, mut up) = self.range(arc, k);
-            if !narrow((down, up)) {
+            let (least, most) = self.seen[arc];
+            if most - least >= k - 1 {
+                continue;
+            }
+            // Narrow: fewer than k values, the smallest of them a small count.
+            let narrow = |(least, most): (i64, i64)| most - least < k - 1 && least < k;
+            let (mut least, mut most) = self.range(arc, k, true);
+            debug_assert!(self.is_solution(), "the searches left a flow that is not a solution");
+            if !narrow((least, most)) {
                 continue;
             }
             // Exact figures of the new publication that could absorb: cells largest first, then
@@ -360,8 +382,8 @@ impl<'k> Table<'k> {
             let mut fixed = false;
             for &t in order.iter().take(CANDIDATES) {
                 let saved = self.suppress(t);
-                (down, up) = self.range(arc, k);
-                if !narrow((down, up)) {
+                (least, most) = self.range(arc, k, false);
+                if !narrow((least, most)) {
                     suppressed.push(self.keys[t].to_vec());
                     fixed = true;
                     break;
@@ -373,8 +395,8 @@ impl<'k> Table<'k> {
                 for &t in &order {
                     self.suppress(t);
                     suppressed.push(self.keys[t].to_vec());
-                    (down, up) = self.range(arc, k);
-                    if !narrow((down, up)) {
+                    (least, most) = self.range(arc, k, false);
+                    if !narrow((least, most)) {
                         fixed = true;
                         break;
                     }
@@ -384,14 +406,24 @@ impl<'k> Table<'k> {
                 return Err(Narrowed {
                     key: self.keys[tree].to_vec(),
                     months: self.shape[j],
-                    lo: count - down,
-                    hi: count + up,
+                    lo: least,
+                    hi: most,
                 });
             }
         }
         suppressed.sort();
         suppressed.dedup();
         Ok(suppressed)
+    }
+
+    /// Whether the flow meets every arc's bounds and is conserved at every node.
+    fn is_solution(&self) -> bool {
+        let mut balance = vec![0i64; self.adjacent.len()];
+        for arc in &self.arcs {
+            balance[arc.to] += arc.flow;
+            balance[arc.from] -= arc.flow;
+        }
+        balance.iter().all(|b| *b == 0) && self.arcs.iter().all(|a| a.lo <= a.flow && a.flow <= a.hi)
     }
 
     /// Turns the new publication's figure of tree `t` confidential; returns its arc as it was.
@@ -404,21 +436,25 @@ impl<'k> Table<'k> {
         saved
     }
 
-    /// How far the figure on `arc` can move down and up (each searched up to k − 1).
-    fn range(&mut self, arc: usize, k: i64) -> (i64, i64) {
+    /// The smallest and largest values of the figure on `arc` over all solutions, searched no
+    /// further than k − 1 apart; the flow is left where the searches took it when `keep`.
+    fn range(&mut self, arc: usize, k: i64, keep: bool) -> (i64, i64) {
         let Arc { from, to, lo, flow, .. } = self.arcs[arc];
-        let up = self.push(to, from, arc, k - 1, false);
-        let down = if up < k - 1 {
-            self.push(from, to, arc, (k - 1 - up).min(flow - lo), false)
-        } else {
-            0
-        };
-        (down, up)
+        let up = self.push(to, from, arc, k - 1, keep);
+        if up >= k - 1 {
+            return (flow, flow + up);
+        }
+        // The largest value is `flow + up`; how far below it the figure can go is its range.
+        // Searched from where the flow now is: the largest value when kept, else `flow`.
+        let now = if keep { flow + up } else { flow };
+        let down = self.push(from, to, arc, (k - 1 - (flow + up - now)).min(now - lo), keep);
+        (now - down, flow + up)
     }
 
     /// The flow that can go from `start` to `end` in the residual graph without `skip`, up to
-    /// `cap`; sent when `keep`, else the flow is left as it was found. With the cap, any
-    /// augmenting paths do (at most `cap` of them); wide ones are tried first.
+    /// `cap`; sent when `keep` (each arc's lowest and highest value seen is updated), else the
+    /// flow is left as it was found. With the cap, any augmenting paths do (at most `cap` of
+    /// them); wide ones are tried first.
     fn push(&mut self, start: usize, end: usize, skip: usize, cap: i64, keep: bool) -> i64 {
         let mut log: Vec<(usize, i64)> = Vec::new();
         let mut pushed = 0;
@@ -440,26 +476,38 @@ impl<'k> Table<'k> {
                 let arc = &self.arcs[a];
                 room.min(if forward { arc.hi - arc.flow } else { arc.flow - arc.lo })
             });
-            for (a, forward) in path {
+            // The path and `skip`, which closes it into a cycle (when kept, the flow on it
+            // moves too, so the flow stays a solution).
+            let closing = (keep && skip < self.arcs.len()).then(|| (skip, self.arcs[skip].from == end));
+            for (a, forward) in path.into_iter().chain(closing) {
                 let d = if forward { room } else { -room };
                 self.arcs[a].flow += d;
-                log.push((a, d));
+                if keep {
+                    if let Some(seen) = self.seen.get_mut(a) {
+                        let flow = self.arcs[a].flow;
+                        *seen = (seen.0.min(flow), seen.1.max(flow));
+                    }
+                } else {
+                    log.push((a, d));
+                }
             }
             pushed += room;
         }
-        if !keep {
-            for (a, d) in log.into_iter().rev() {
-                self.arcs[a].flow -= d;
-            }
+        for (a, d) in log.into_iter().rev() {
+            self.arcs[a].flow -= d;
         }
         pushed
     }
 
     /// A path from `start` to `end` in the residual graph, avoiding `skip`, through arcs with
     /// at least `room` to spare (depth first): its arcs and their directions.
-    fn path(&self, start: usize, end: usize, skip: usize, room: i64) -> Option<Vec<(usize, bool)>> {
-        let mut seen = vec![false; self.adjacent.len()];
-        seen[start] = true;
+    fn path(&mut self, start: usize, end: usize, skip: usize, room: i64) -> Option<Vec<(usize, bool)>> {
+        // Nodes are marked seen with the number of this search, so the marks need no clearing.
+        self.searches += 1;
+        let search = self.searches;
+        let Table { arcs, adjacent, marks, .. } = self;
+        marks.resize(adjacent.len(), 0);
+        marks[start] = search;
         // The nodes on the current path, each with the next of its arcs to try.
         let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
         let mut via: Vec<(usize, bool)> = Vec::new();
@@ -467,7 +515,7 @@ impl<'k> Table<'k> {
             if *node == end {
                 return Some(via);
             }
-            let Some(&(a, forward)) = self.adjacent[*node].get(*next) else {
+            let Some(&(a, forward)) = adjacent[*node].get(*next) else {
                 stack.pop();
                 via.pop();
                 continue;
@@ -476,14 +524,14 @@ impl<'k> Table<'k> {
             if a == skip {
                 continue;
             }
-            let arc = &self.arcs[a];
+            let arc = &arcs[a];
             let (to, spare) = if forward {
                 (arc.to, arc.hi - arc.flow)
             } else {
                 (arc.from, arc.flow - arc.lo)
             };
-            if spare >= room && !seen[to] {
-                seen[to] = true;
+            if spare >= room && marks[to] != search {
+                marks[to] = search;
                 stack.push((to, 0));
                 via.push((a, forward));
             }
