@@ -1,8 +1,12 @@
-//! Calendar dates without a date library: parsing `YYYY-MM-DD`, checking a date is real, and
-//! converting between civil dates and day numbers (days since 1970-01-01, proleptic Gregorian).
-//! Pure functions only; "today" is passed in by callers so validation stays testable.
+//! Calendar dates: parsing `YYYY-MM-DD` strictly, checking a date is real, and converting
+//! between civil dates and day numbers (days since 1970-01-01, proleptic Gregorian). The calendar
+//! is the maintained `time` crate's; this module fixes Accord's text forms (exactly
+//! `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SSZ`, no leap second) and keeps every conversion total.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The Julian day number of 1970-01-01, the origin of day numbers.
+const UNIX_JULIAN_DAY: i64 = 2_440_588;
 
 /// A real calendar date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,26 +31,30 @@ impl Date {
         let year = digits(0..4)? as i32;
         let month = digits(5..7)? as u8;
         let day = digits(8..10)? as u8;
-        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-            return None;
-        }
+        let month_of_year = time::Month::try_from(month).ok()?;
+        time::Date::from_calendar_date(year, month_of_year, day).ok()?;
         Some(Date { year, month, day })
     }
 
     /// Days since 1970-01-01 (negative before).
     pub fn day_number(self) -> i64 {
-        days_from_civil(self.year, self.month, self.day)
+        let date = time::Month::try_from(self.month)
+            .ok()
+            .and_then(|m| time::Date::from_calendar_date(self.year, m, self.day).ok())
+            .expect("a Date holds a real date of years 0000-9999");
+        i64::from(date.to_julian_day()) - UNIX_JULIAN_DAY
     }
 
-    /// The date of a day number.
-    pub fn from_day_number(days: i64) -> Date {
-        let (year, month, day) = civil_from_days(days);
-        Date { year, month, day }
+    /// The date of a day number, `None` outside the years -9999 to 9999.
+    pub fn from_day_number(days: i64) -> Option<Date> {
+        let julian = i32::try_from(days.checked_add(UNIX_JULIAN_DAY)?).ok()?;
+        let date = time::Date::from_julian_day(julian).ok()?;
+        Some(Date { year: date.year(), month: u8::from(date.month()), day: date.day() })
     }
 
     /// Today in UTC.
     pub fn today() -> Date {
-        Date::from_day_number(unix_now().div_euclid(86_400))
+        Date::from_day_number(unix_now().div_euclid(86_400)).expect("the clock reads a year before 10000")
     }
 }
 
@@ -64,43 +72,9 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-pub fn is_leap(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
+/// The number of days in `month` (1-12) of `year`; 0 for a month that does not exist.
 pub fn days_in_month(year: i32, month: u8) -> u8 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
-
-/// Howard Hinnant's days_from_civil.
-fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Howard Hinnant's civil_from_days.
-fn civil_from_days(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-    (year, month, day)
+    time::Month::try_from(month).map_or(0, |m| m.length(year))
 }
 
 /// Parses a validity bound: `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`; Unix seconds.
@@ -128,9 +102,12 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     Some(secs)
 }
 
-/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`; a time outside the years -9999 to 9999
+/// (only a peer's claim can be one) as `@` and its seconds.
 pub fn format_timestamp(secs: i64) -> String {
-    let date = Date::from_day_number(secs.div_euclid(86_400));
+    let Some(date) = Date::from_day_number(secs.div_euclid(86_400)) else {
+        return format!("@{secs}");
+    };
     let rem = secs.rem_euclid(86_400);
     format!("{date}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
@@ -155,6 +132,7 @@ mod tests {
         assert_eq!(Date::parse("2024-13-01"), None);
         assert_eq!(Date::parse("2024-04-31"), None);
         assert_eq!(Date::parse("2024-4-01"), None);
+        assert_eq!((days_in_month(2024, 2), days_in_month(2100, 2), days_in_month(2023, 4), days_in_month(2023, 13)), (29, 28, 30, 0));
         assert_eq!(Date::parse("2024/04/01"), None);
         assert_eq!(Date::parse("+024-04-01"), None);
     }
@@ -164,8 +142,10 @@ mod tests {
         assert_eq!(Date::parse("1970-01-01").unwrap().day_number(), 0);
         assert_eq!(Date::parse("2000-03-01").unwrap().day_number(), 11_017);
         for n in [-30_000i64, -1, 0, 1, 11_016, 20_000, 60_000] {
-            assert_eq!(Date::from_day_number(n).day_number(), n);
+            assert_eq!(Date::from_day_number(n).unwrap().day_number(), n);
         }
+        assert_eq!(Date::from_day_number(-719_468), Date::parse("0000-03-01"));
+        assert_eq!(Date::from_day_number(i64::MAX), None);
     }
 
     #[test]
@@ -175,5 +155,8 @@ mod tests {
         assert_eq!(parse_timestamp("1970-01-01T25:00:00Z"), None);
         assert_eq!(parse_timestamp("2026-12-31T23:59:60Z"), None);
         assert_eq!(format_timestamp(86_400 + 3605), "1970-01-02T01:00:05Z");
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(parse_timestamp("9999-12-31T23:59:59Z").map(format_timestamp).as_deref(), Some("9999-12-31T23:59:59Z"));
+        assert_eq!(format_timestamp(i64::MAX), format!("@{}", i64::MAX));
     }
 }

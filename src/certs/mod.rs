@@ -234,7 +234,7 @@ fn validity(days: u32) -> Result<(Date, Date), CertsError> {
         return Err(CertsError::InvalidDays(days));
     }
     let today = Date::today();
-    let until = Date::from_day_number(today.day_number() + i64::from(days));
+    let until = Date::from_day_number(today.day_number() + i64::from(days)).expect("MAX_DAYS from today is before 10000");
     Ok((today, until))
 }
 

@@ -60,7 +60,7 @@ pub fn revoke(ca_dir: &Path, member_cert: &Path, out_crl: &Path) -> Result<(), C
     let revocation_time = to_datetime!(today);
     let params = CertificateRevocationListParams {
         this_update: revocation_time,
-        next_update: to_datetime!(Date::from_day_number(today.day_number() + CRL_DAYS)),
+        next_update: to_datetime!(Date::from_day_number(today.day_number() + CRL_DAYS).expect("a year after today is before 10000")),
         // Seconds since the epoch only grow, as RFC 5280 wants of CRL numbers.
         crl_number: SerialNumber::from(u64::try_from(unix_now()).unwrap_or(0)),
         issuing_distribution_point: None,

@@ -62,7 +62,7 @@ impl StoredRecord {
             }
         };
         let day = i32::from_be_bytes(b[1..5].try_into().ok()?);
-        let date = Date::from_day_number(i64::from(day));
+        let date = Date::from_day_number(i64::from(day))?;
         let birth = u16::from_be_bytes(b[15..17].try_into().ok()?);
         let duration = u16::from_be_bytes(b[18..20].try_into().ok()?);
         Some(StoredRecord {

@@ -163,7 +163,7 @@ fn write_country(world: &World, member: &Member, path: &Path, tally: &mut Tally<
                 if owner && month.in_year {
                     tally.moves += 1;
                     if true_move.duration_months >= LONG_TERM_MONTHS {
-                        let date = Date::from_day_number(true_move.day);
+                        let date = Date::from_day_number(true_move.day).expect("synthetic moves fall in the years asked for");
                         let cell = (corridor.origin, corridor.destination, date.year, date.month);
                         *tally.truth.entry(cell).or_default() += 1;
                     }

@@ -181,7 +181,7 @@ impl World {
             rng.chance(0.5).then_some(origin)
         };
         let sex = draw_sex(&mut rng, 0.49, 0.49);
-        let year = Date::from_day_number(day).year;
+        let year = day_of(day).year;
         let birth_year = draw_birth_year(&mut rng, year);
         let duration_months = draw_true_duration(&mut rng);
         let reason = draw_move_reason(&mut rng);
@@ -255,7 +255,7 @@ impl World {
         } else {
             draw_sex(&mut rng, 0.47, 0.52)
         };
-        let birth_year = draw_birth_year(&mut rng, Date::from_day_number(day).year);
+        let birth_year = draw_birth_year(&mut rng, day_of(day).year);
         let (reason, duration_months) = if asylum {
             (
                 if rng.chance(0.6) {
@@ -302,4 +302,10 @@ impl World {
             number,
         ])
     }
+}
+
+/// The date of a synthetic day number: the model only draws days in the years asked for, which
+/// `generate` checks are real years.
+pub(super) fn day_of(day: i64) -> Date {
+    Date::from_day_number(day).expect("synthetic days fall in the years asked for")
 }

@@ -11,7 +11,6 @@ use csv::ByteRecord;
 
 use super::model::Event;
 use super::SynthError;
-use crate::date::Date;
 use crate::model::Country;
 use crate::record::Reason;
 
@@ -52,7 +51,7 @@ impl CsvFile {
         self.row.push_field(self.scratch.as_bytes());
         self.row.push_field(event.event_type.as_str().as_bytes());
         self.scratch.clear();
-        let _ = write!(self.scratch, "{}", Date::from_day_number(event.day));
+        let _ = write!(self.scratch, "{}", super::model::day_of(event.day));
         self.row.push_field(self.scratch.as_bytes());
         self.row.push_field(&event.citizenship.bytes());
         push_country(&mut self.row, event.country_of_birth);

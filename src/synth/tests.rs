@@ -206,7 +206,7 @@ fn records_and_truth_agree_with_the_true_moves() {
     let mut expected: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     for m in moves.values() {
         if (first..=last).contains(&m.day) && m.duration_months >= LONG_TERM_MONTHS {
-            let month = Date::from_day_number(m.day).to_string()[..7].to_string();
+            let month = Date::from_day_number(m.day).unwrap().to_string()[..7].to_string();
             *expected
                 .entry((m.origin.to_string(), m.destination.to_string(), month))
                 .or_default() += 1;
@@ -269,7 +269,7 @@ fn records_and_truth_agree_with_the_true_moves() {
                 }
                 crossed_year += usize::from(true_move.day < first);
                 crossed_month +=
-                    usize::from(Date::from_day_number(true_move.day).month != Date::parse(&row[3]).unwrap().month);
+                    usize::from(Date::from_day_number(true_move.day).unwrap().month != Date::parse(&row[3]).unwrap().month);
                 1
             } else {
                 assert_eq!((true_move.origin, true_move.destination), (*reporter, partner));

@@ -419,7 +419,7 @@ fn synthetic_record(n: u32) -> Record {
         event_id: format!("E{n:08}"),
         person_id: format!("P{}", n / 2),
         event_type,
-        event_date: Date::from_day_number(19_000 + i64::from(n % 700)),
+        event_date: Date::from_day_number(19_000 + i64::from(n % 700)).unwrap(),
         citizenship: country,
         country_of_birth: (n % 3 != 0).then_some(country),
         partner_country: (n % 5 != 0 || event_type.code() < 2).then_some(country),
