@@ -10,7 +10,7 @@ use std::time::Instant;
 use accord::config::NodeConfig;
 use accord::ingest::{ingest_file, BATCH_SIZE};
 use accord::model::Definition;
-use accord::record::reader::{RecordReader, Row};
+use accord::reader::{RecordReader, Row};
 use accord::record::validate::ValidationContext;
 use accord::record::Record;
 use accord::store::Store;

@@ -185,13 +185,13 @@ pub fn admin_request(data: &[u8]) -> bool {
 pub fn records(data: &[u8], ext: &str) -> usize {
     let path = scratch(&format!("records.{ext}"), data);
     let ctx = accord::record::validate::ValidationContext::for_today(Country::parse("DEU").expect("DEU"));
-    let Ok(reader) = accord::record::reader::RecordReader::open(&path, ctx) else {
+    let Ok(reader) = accord::reader::RecordReader::open(&path, ctx) else {
         return 0;
     };
     let mut valid = 0;
     for row in reader {
         match row {
-            Ok(accord::record::reader::Row::Valid(_)) => valid += 1,
+            Ok(accord::reader::Row::Valid(_)) => valid += 1,
             Ok(_) => {}
             Err(_) => break,
         }

@@ -3,10 +3,10 @@
 //! naming in `status` the members that attested the very view it computes.
 
 use super::{Node, NodeError};
-use crate::attest::check::MAX_NOTE_BYTES;
-use crate::attest::{check, open, Attestation, CheckError, Fork};
-use crate::model::Country;
-use crate::store::StoreError;
+use crate::domain::attest::check::MAX_NOTE_BYTES;
+use crate::domain::attest::{check, open, Attestation, CheckError, Fork};
+use crate::domain::model::Country;
+use crate::io::store::StoreError;
 
 /// A node re-attests an unchanged state after this long.
 pub const REATTEST_SECS: i64 = 600;
@@ -20,7 +20,7 @@ impl Node {
     pub fn attestation(&self, now: i64) -> Result<String, NodeError> {
         let attestation = self.attested_state(now)?;
         let name = Attestation::key_name(self.country());
-        crate::attest::sign(&attestation.text(), &name, &self.signing)
+        crate::domain::attest::sign(&attestation.text(), &name, &self.signing)
             .map_err(|e| NodeError::Request(format!("attestation: {e}")))
     }
 
@@ -74,7 +74,7 @@ impl Node {
             }
         }
         let state = self.attested_state(time)?;
-        let note = crate::attest::sign(&state.text(), &Attestation::key_name(self.country()), &self.signing)
+        let note = crate::domain::attest::sign(&state.text(), &Attestation::key_name(self.country()), &self.signing)
             .map_err(|e| NodeError::Request(format!("attestation: {e}")))?;
         self.store.set_attestation(self.country(), &note)?;
         self.witness(&state, &note)?;
@@ -107,7 +107,7 @@ impl Node {
         if held_time.is_some_and(|t| t >= claimed.time) {
             return Ok(false);
         }
-        if claimed.time > crate::date::unix_now() + MAX_AHEAD_SECS {
+        if claimed.time > crate::domain::date::unix_now() + MAX_AHEAD_SECS {
             return Err(format!("{}: attested time is in the future", claimed.member));
         }
         let (a, note) = check(note, &self.consortium()).map_err(|e| e.to_string())?;

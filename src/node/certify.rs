@@ -1,13 +1,13 @@
 //! `accord certify` on the node: gathers the view, the entries it is built from, the
 //! attestations over its digest and the witnesses of its entries, and hands them to
-//! [`crate::certify::write`].
+//! [`crate::io::certify::write`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Node, NodeError};
-use crate::certify::{Certified, Written};
-use crate::model::Country;
+use crate::domain::model::Country;
+use crate::io::certify::{Certified, Written};
 use crate::proto;
 
 /// What `certify` wrote, with the view it certified.
@@ -22,7 +22,7 @@ impl Node {
     /// Writes a certified bundle of the view this node computes into the new directory `out`.
     /// The node first attests its current state, so its own attestation is in the bundle.
     pub fn certify(&self, out: &Path) -> Result<CertifySummary, NodeError> {
-        let now = crate::date::unix_now();
+        let now = crate::domain::date::unix_now();
         self.attest_if_changed(now)?;
         let (view, view_digest) = self.view_and_digest()?;
         let in_force = self.governance();
@@ -54,7 +54,7 @@ impl Node {
         }
         let attestations = self.attestations_of(&view_digest, &version.digest)?;
         let attested_by = attestations.iter().map(|(m, _)| m.to_string()).collect();
-        let written = crate::certify::write(
+        let written = crate::io::certify::write(
             out,
             &Certified {
                 member: self.country(),
@@ -62,7 +62,7 @@ impl Node {
                 view_digest,
                 consortium_version: version.version,
                 consortium_digest: version.digest,
-                document: crate::governance::canonical_toml(&version.document),
+                document: crate::domain::governance::canonical_toml(&version.document),
                 entries: entries.into_values().collect(),
                 attestations,
                 witnesses: witnesses

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::NodeError;
-use crate::dataset::{verify, AcceptedDataset, Dataset, EntryHeader, Limits, Placement, VerifiedEntry};
-use crate::governance::InForce;
-use crate::model::{Country, Cube, Period};
-use crate::reconcile::View;
-use crate::store::{Store, StoreError};
+use crate::domain::dataset::{verify, AcceptedDataset, Dataset, EntryHeader, Limits, Placement, VerifiedEntry};
+use crate::domain::governance::InForce;
+use crate::domain::model::{Country, Cube, Period};
+use crate::domain::reconcile::View;
+use crate::io::store::{Store, StoreError};
 
 /// A stored entry left out of the view because it no longer verifies.
 #[derive(Debug, Clone, PartialEq, Eq)]

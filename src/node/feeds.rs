@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use super::Node;
-use crate::dataset::Head;
-use crate::exchange::{AcceptError, Accepted, Feeds, PeerSync, SyncError};
-use crate::model::Country;
+use crate::domain::dataset::Head;
+use crate::domain::model::Country;
+use crate::io::exchange::{AcceptError, Accepted, Feeds, PeerSync, SyncError};
+use crate::io::store::StoreError;
 use crate::proto;
-use crate::store::StoreError;
 
 impl Feeds for Node {
     fn country(&self) -> Country {
@@ -56,7 +56,7 @@ impl Feeds for Node {
         self.store.lacking_payload(publisher)
     }
 
-    fn may_receive(&self, header: &crate::dataset::EntryHeader, member: Country) -> bool {
+    fn may_receive(&self, header: &crate::domain::dataset::EntryHeader, member: Country) -> bool {
         self.may_hold(header, member)
     }
 
@@ -70,8 +70,8 @@ impl Feeds for Node {
             .attestations()?
             .into_iter()
             .filter_map(|(member, note)| {
-                let (text, _) = crate::attest::open(&note).ok()?;
-                Some((member, crate::attest::Attestation::parse(text).ok()?.time))
+                let (text, _) = crate::domain::attest::open(&note).ok()?;
+                Some((member, crate::domain::attest::Attestation::parse(text).ok()?.time))
             })
             .collect())
     }
@@ -103,7 +103,7 @@ impl Feeds for Node {
         status.last_attempt = Some(started_at);
         match result {
             Ok(sync) => {
-                status.last_success = Some(crate::date::unix_now());
+                status.last_success = Some(crate::domain::date::unix_now());
                 status.last_error = sync.rejected.first().map(|r| r.detail.clone());
                 status.entries_received += sync.appended;
             }
@@ -113,7 +113,7 @@ impl Feeds for Node {
             tracing::error!(%peer, error = %e, "cannot record peer status");
         }
         // After each round, this node states what it now holds (SPEC §12).
-        if let Err(e) = self.attest_if_changed(crate::date::unix_now()) {
+        if let Err(e) = self.attest_if_changed(crate::domain::date::unix_now()) {
             tracing::warn!(error = %e, "cannot sign this node's attestation");
         }
     }

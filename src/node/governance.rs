@@ -23,11 +23,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::dataset::{Governance as Act, Limits, VerifiedEntry, VerifyError};
-use crate::governance::{in_force, InForce, Vote};
-use crate::model::{Consortium, Country, Member};
+use crate::domain::dataset::{Governance as Act, Limits, VerifiedEntry, VerifyError};
+use crate::domain::governance::{in_force, InForce, Vote};
+use crate::domain::model::{Consortium, Country, Member};
+use crate::io::store::Store;
 use crate::proto;
-use crate::store::Store;
 
 /// Largest proposed document accepted: a consortium of 200 members with a few keys each is
 /// some 60 KB of TOML.
@@ -134,7 +134,7 @@ fn widen(base: &Consortium, in_force: &InForce, votes: &[Vote]) -> Consortium {
     for pending in in_force.pending.iter().filter(|p| p.needed == 0) {
         let document = votes.iter().find_map(|v| match v {
             Vote::Proposal(p)
-                if p.version == pending.version && crate::governance::digest(&p.document) == pending.digest =>
+                if p.version == pending.version && crate::domain::governance::digest(&p.document) == pending.digest =>
             {
                 Some(&p.document)
             }
@@ -156,7 +156,7 @@ fn widen(base: &Consortium, in_force: &InForce, votes: &[Vote]) -> Consortium {
 fn keyring<'a>(documents: impl IntoIterator<Item = &'a Consortium>) -> Consortium {
     let mut documents = documents.into_iter();
     let mut out = documents.next().cloned().expect("genesis comes first");
-    let open = |k: &crate::model::SigningKey| crate::model::SigningKey {
+    let open = |k: &crate::domain::model::SigningKey| crate::domain::model::SigningKey {
         public_key: k.public_key,
         valid_from: i64::MIN,
         valid_until: None,
@@ -212,12 +212,12 @@ pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<Vote>, VerifyError> {
             document,
         } => {
             let parsed = parse_document(document).map_err(|message| {
-                VerifyError::Decode(crate::dataset::DecodeError::Malformed {
+                VerifyError::Decode(crate::domain::dataset::DecodeError::Malformed {
                     what: "proposed consortium document",
                     message,
                 })
             })?;
-            Vote::Proposal(crate::governance::Proposal {
+            Vote::Proposal(crate::domain::governance::Proposal {
                 proposer: h.publisher,
                 seq: h.seq,
                 version: *version,
@@ -227,7 +227,7 @@ pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<Vote>, VerifyError> {
                 created_at: h.created_at,
             })
         }
-        Act::Approval { version, digest } => Vote::Approval(crate::governance::Approval {
+        Act::Approval { version, digest } => Vote::Approval(crate::domain::governance::Approval {
             member: h.publisher,
             seq: h.seq,
             version: *version,
@@ -243,7 +243,11 @@ impl Governance {
     /// the same votes a running node counts: start-up is linear in what is held. Entries by
     /// members a proposal adds verify only once that proposal is read, so the store is read
     /// until nothing more verifies.
-    pub fn load(genesis: Consortium, store: &Store, limits: &Limits) -> Result<Governance, crate::store::StoreError> {
+    pub fn load(
+        genesis: Consortium,
+        store: &Store,
+        limits: &Limits,
+    ) -> Result<Governance, crate::io::store::StoreError> {
         let mut state = State::new(genesis);
         let mut pending: Vec<proto::Entry> = store.governance_entries().collect::<Result<_, _>>()?;
         // The documents proposed so far, by digest: the keys they give are what entries of
@@ -254,12 +258,12 @@ impl Governance {
             let mut rest = Vec::new();
             let ring = keyring(std::iter::once(&state.genesis).chain(documents.values()));
             for entry in pending {
-                match crate::dataset::verify(entry.clone(), &ring, limits) {
+                match crate::domain::dataset::verify(entry.clone(), &ring, limits) {
                     Ok(v) => match vote_of(&v) {
                         Ok(Some(vote)) => {
                             if let Vote::Proposal(p) = &vote {
                                 documents
-                                    .entry(crate::governance::digest(&p.document))
+                                    .entry(crate::domain::governance::digest(&p.document))
                                     .or_insert_with(|| p.document.clone());
                             }
                             state.hold(vote);
@@ -348,7 +352,7 @@ impl Governance {
             .range((member, 0)..=(member, u64::MAX))
             .find_map(|(_, vote)| {
                 let (voter, v, d) = match vote {
-                    Vote::Proposal(p) => (p.proposer, p.version, crate::governance::digest(&p.document)),
+                    Vote::Proposal(p) => (p.proposer, p.version, crate::domain::governance::digest(&p.document)),
                     Vote::Approval(a) => (a.member, a.version, a.digest),
                 };
                 (voter == member && v == version && d != *digest).then_some(d)
@@ -357,20 +361,20 @@ impl Governance {
 }
 
 use super::NodeError;
-use crate::dataset::publish::EntryParams;
-use crate::dataset::{verify_at, Placement};
-use crate::date::unix_now;
+use crate::domain::dataset::publish::EntryParams;
+use crate::domain::dataset::{verify_at, Placement};
+use crate::domain::date::unix_now;
 
 impl super::Node {
     /// Counts a governance entry just appended; when it changes the version in force, the node
     /// applies the new version from now on and rebuilds its index of current datasets under it.
-    pub(super) fn count(&self, vote: crate::governance::Vote) {
+    pub(super) fn count(&self, vote: crate::domain::governance::Vote) {
         if self.governance.count(vote) {
             let in_force = self.governance();
             let current = in_force.current();
             tracing::info!(
                 version = current.version,
-                digest = %crate::hex::encode(&current.digest),
+                digest = %crate::domain::hex::encode(&current.digest),
                 approvals = ?current.approvals.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "consortium version in force"
             );
@@ -408,7 +412,7 @@ impl super::Node {
                 continue;
             }
             let dropped = self.store.set_aside(kept.publisher, kept.seq, &kept.keep)?;
-            tracing::warn!(publisher = %kept.publisher, seq = kept.seq, dropped, keep = %crate::hex::encode(&kept.keep), "set aside the branch the consortium did not keep; the kept one is fetched from peers");
+            tracing::warn!(publisher = %kept.publisher, seq = kept.seq, dropped, keep = %crate::domain::hex::encode(&kept.keep), "set aside the branch the consortium did not keep; the kept one is fetched from peers");
         }
         Ok(())
     }
@@ -419,12 +423,12 @@ impl super::Node {
         let parsed = parse_document(document).map_err(NodeError::Request)?;
         let in_force = self.governance();
         let current = in_force.current();
-        let digest = crate::governance::digest(&parsed);
+        let digest = crate::domain::governance::digest(&parsed);
         if digest == current.digest {
             return Err(NodeError::Request(format!(
                 "the proposed document is version {} itself (digest {}): nothing to propose",
                 current.version,
-                crate::hex::encode(&digest)
+                crate::domain::hex::encode(&digest)
             )));
         }
         let version = current.version + 1;
@@ -432,13 +436,13 @@ impl super::Node {
             return Err(NodeError::Request(format!(
                 "{} already approved another document for version {version} (digest {}): a member approves one document per version",
                 self.country(),
-                crate::hex::encode(&other)
+                crate::domain::hex::encode(&other)
             )));
         }
-        let act = crate::dataset::Governance::Proposal {
+        let act = crate::domain::dataset::Governance::Proposal {
             version,
             parent: current.digest,
-            document: crate::governance::canonical_toml(&parsed),
+            document: crate::domain::governance::canonical_toml(&parsed),
         };
         self.append_governance(&act)?;
         Ok((version, digest))
@@ -461,14 +465,14 @@ impl super::Node {
                     format!(
                         "version {} digest {} by {}",
                         p.version,
-                        crate::hex::encode(&p.digest),
+                        crate::domain::hex::encode(&p.digest),
                         p.proposer
                     )
                 })
                 .collect();
             return Err(NodeError::Request(format!(
                 "no proposal for version {version} with digest {} is held here (version {} is in force; pending: {})",
-                crate::hex::encode(&digest),
+                crate::domain::hex::encode(&digest),
                 current.version,
                 if known.is_empty() {
                     "none".to_string()
@@ -488,24 +492,24 @@ impl super::Node {
             return Err(NodeError::Request(format!(
                 "{} has approved version {version} with digest {} already",
                 self.country(),
-                crate::hex::encode(&digest)
+                crate::domain::hex::encode(&digest)
             )));
         }
         if let Some(other) = self.governance.approved_other(self.country(), version, &digest) {
             return Err(NodeError::Request(format!(
                 "{} already approved another document for version {version} (digest {}): a member approves one document per version",
                 self.country(),
-                crate::hex::encode(&other)
+                crate::domain::hex::encode(&other)
             )));
         }
-        self.append_governance(&crate::dataset::Governance::Approval { version, digest })
+        self.append_governance(&crate::domain::dataset::Governance::Approval { version, digest })
     }
 
-    fn append_governance(&self, act: &crate::dataset::Governance) -> Result<(), NodeError> {
+    fn append_governance(&self, act: &crate::domain::dataset::Governance) -> Result<(), NodeError> {
         let _placing = self.governance.placing();
         let widened = self.governance.widened();
         let (verified, placement) = self.store.append_next(self.country(), |head| {
-            let entry = crate::dataset::publish::sign_governance(
+            let entry = crate::domain::dataset::publish::sign_governance(
                 self.country(),
                 act,
                 EntryParams {

@@ -4,7 +4,7 @@
 use ring::signature::KeyPair;
 
 use super::Node;
-use crate::date::format_timestamp;
+use crate::domain::date::format_timestamp;
 
 /// How long before an expiry `status` starts to warn (SPEC §14).
 pub const EXPIRY_WARNING_SECS: i64 = 30 * 86_400;
@@ -16,7 +16,7 @@ impl Node {
         let config = self.config();
         let tls = self.tls_files();
         let mut out = Vec::new();
-        if let Ok(x) = crate::tls::expiries(&tls) {
+        if let Ok(x) = crate::io::tls::expiries(&tls) {
             out.push(("tls", format!("TLS certificate {}", tls.cert.display()), x.certificate));
             out.push(("ca", format!("CA certificate {}", tls.ca.display()), x.ca));
         }
@@ -79,7 +79,7 @@ impl Node {
         if let Err(e) = self.store.head(self.country()) {
             reasons.push(format!("store: {e}"));
         }
-        match crate::tls::expiries(&tls) {
+        match crate::io::tls::expiries(&tls) {
             Ok(x) => {
                 if x.certificate <= now {
                     reasons.push(format!(

@@ -1,6 +1,6 @@
 //! The node's counters, in a `prometheus-client` registry rendered as OpenMetrics text:
 //! datasets accepted and rejected by reason, sync rounds and their duration, peers up. Label
-//! values come only from the fixed [`RejectReason`](crate::exchange::RejectReason) set, never
+//! values come only from the fixed [`RejectReason`](crate::io::exchange::RejectReason) set, never
 //! from a peer's bytes. The daemon serves them on `metrics_listen` `/metrics`.
 
 use std::collections::BTreeMap;
@@ -14,8 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::exchange::{PeerSync, SyncError};
-use crate::model::Country;
+use crate::domain::model::Country;
+use crate::io::exchange::{PeerSync, SyncError};
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -128,7 +128,7 @@ impl Metrics {
             Ok(s) => {
                 self.peer_last_success
                     .get_or_create(&PeerLabel { peer: peer.to_string() })
-                    .set(crate::date::unix_now());
+                    .set(crate::domain::date::unix_now());
                 self.accepted.inc_by(s.appended);
                 for (reason, n) in &s.rejected_by_reason {
                     self.rejected
@@ -176,7 +176,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::{RejectReason, Rejection};
+    use crate::io::exchange::{RejectReason, Rejection};
 
     fn rejection(reason: RejectReason, detail: &str) -> Rejection {
         Rejection {

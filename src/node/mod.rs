@@ -2,7 +2,7 @@
 //! socket and the CLI when no daemon runs all call these, so each operation has one
 //! implementation. `Node` keeps its store, configuration and signing key private: every write
 //! goes through an operation here, so the index of current datasets ([`current`]) always
-//! follows the store. The exchange reaches the node only through [`Feeds`](crate::exchange::Feeds).
+//! follows the store. The exchange reaches the node only through [`Feeds`](crate::io::exchange::Feeds).
 
 mod attest;
 mod certify;
@@ -15,7 +15,7 @@ mod ops;
 mod publish;
 mod status;
 
-pub use crate::attest::check::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
+pub use crate::domain::attest::check::MAX_NOTE_BYTES as MAX_ATTESTATION_BYTES;
 pub use certify::CertifySummary;
 pub use current::LeftOut;
 pub use governance::{parse_document, MAX_DOCUMENT_BYTES, MAX_VERSIONS_AHEAD, MAX_VOTES_PER_VERSION};
@@ -29,15 +29,15 @@ use std::sync::Arc;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
-use crate::config::NodeConfig;
-use crate::dataset::{verify_at, AcceptedDataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
-use crate::date::unix_now;
-use crate::exchange::{AcceptError, Syncer};
-use crate::ingest::{IngestError, RecordSink};
-use crate::model::{Consortium, Country};
-use crate::reconcile::View;
-use crate::record::Record;
-use crate::store::{CheckReport, ForkEvidence, IngestOutcome, PeerStatus, Store, StoreError};
+use crate::domain::dataset::{verify_at, AcceptedDataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
+use crate::domain::date::unix_now;
+use crate::domain::model::{Consortium, Country};
+use crate::domain::reconcile::View;
+use crate::domain::record::Record;
+use crate::io::config::NodeConfig;
+use crate::io::exchange::{AcceptError, Syncer};
+use crate::io::ingest::{IngestError, RecordSink};
+use crate::io::store::{CheckReport, ForkEvidence, IngestOutcome, PeerStatus, Store, StoreError};
 
 /// Failures of node operations.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub enum NodeError {
     Verify(#[from] VerifyError),
     /// A certified bundle could not be written.
     #[error(transparent)]
-    Certify(#[from] crate::certify::CertifyError),
+    Certify(#[from] crate::io::certify::CertifyError),
     /// A request names something that does not exist or is not allowed.
     #[error("{0}")]
     Request(String),
@@ -113,19 +113,19 @@ pub struct Node {
     attesting: std::sync::Mutex<()>,
     /// The TLS files in use: the configured ones, until a reload (SIGHUP) puts the `[tls]`
     /// section as it is then in their place. Readiness and expiry metrics read these.
-    tls: std::sync::RwLock<crate::tls::TlsFiles>,
+    tls: std::sync::RwLock<crate::io::tls::TlsFiles>,
 }
 
 impl Node {
     /// Opens the store and loads the signing key, checking it is one of this member's keys.
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
-        let genesis = crate::governance::digest(&config.consortium);
+        let genesis = crate::domain::governance::digest(&config.consortium);
         if let Some(pinned) = config.consortium_sha256.filter(|p| *p != genesis) {
             return Err(NodeError::ConsortiumPin {
                 file: config.consortium_path.display().to_string(),
                 config: config.file.display().to_string(),
-                found: crate::hex::encode(&genesis),
-                pinned: crate::hex::encode(&pinned),
+                found: crate::domain::hex::encode(&genesis),
+                pinned: crate::domain::hex::encode(&pinned),
             });
         }
         let signing = load_signing_key(&config)?;
@@ -175,7 +175,7 @@ impl Node {
 
     /// Whether `member` may hold the payload of the entry with `header`: in its audience and,
     /// for a dataset, allowed by the sharing rules in force for the entry's `created_at`.
-    pub fn may_hold(&self, header: &crate::dataset::EntryHeader, member: Country) -> bool {
+    pub fn may_hold(&self, header: &crate::domain::dataset::EntryHeader, member: Country) -> bool {
         header.admits(member)
             && header.dataset().is_none_or(|(cube, _)| {
                 self.consortium()
@@ -184,7 +184,7 @@ impl Node {
     }
 
     /// The consortium versions: the one in force, how it came to be, pending proposals.
-    pub fn governance(&self) -> Arc<crate::governance::InForce> {
+    pub fn governance(&self) -> Arc<crate::domain::governance::InForce> {
         self.governance.in_force()
     }
 
@@ -203,13 +203,13 @@ impl Node {
     }
 
     /// The TLS files in use (see [`Node::use_tls_files`]).
-    pub fn tls_files(&self) -> crate::tls::TlsFiles {
+    pub fn tls_files(&self) -> crate::io::tls::TlsFiles {
         self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Records the TLS files a reload put in use, for readiness and the expiry metrics. The
     /// caller has loaded them into its TLS configurations already; this changes no connection.
-    pub fn use_tls_files(&self, files: crate::tls::TlsFiles) {
+    pub fn use_tls_files(&self, files: crate::io::tls::TlsFiles) {
         *self.tls.write().unwrap_or_else(|p| p.into_inner()) = files;
     }
 
@@ -249,7 +249,9 @@ impl Node {
     }
 
     /// Records held, by event type.
-    pub fn record_counts(&self) -> Result<std::collections::BTreeMap<crate::record::EventType, u64>, NodeError> {
+    pub fn record_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<crate::domain::record::EventType, u64>, NodeError> {
         Ok(self.store.record_counts()?)
     }
 
@@ -266,15 +268,15 @@ impl Node {
     pub fn restore(config: NodeConfig, file: &Path) -> Result<Restored, NodeError> {
         let signing = load_signing_key(&config)?;
         let keys = backup_keys(&config, &signing);
-        let trust = crate::store::BackupTrust {
+        let trust = crate::io::store::BackupTrust {
             member: config.country,
             keys: &keys,
         };
-        let restoring = crate::store::restore(&config.data_dir, file, trust)?;
+        let restoring = crate::io::store::restore(&config.data_dir, file, trust)?;
         let staged = config.with_data_dir(restoring.staging().to_path_buf());
         let checked = (|| {
             // The backup is the snapshot of the old format: no second one is needed.
-            let migrated = crate::store::migrate(&staged.data_dir, None)?;
+            let migrated = crate::io::store::migrate(&staged.data_dir, None)?;
             let node = Node::open(staged)?;
             let entries = node.heads()?.iter().map(|(_, h)| h.seq).sum();
             let left_out = node.left_out()?.len();
@@ -282,7 +284,7 @@ impl Node {
             if let Some(first) = check.differences.first() {
                 return Err(NodeError::RestoreCheck {
                     count: check.differences.len(),
-                    first: crate::excerpt::excerpt(first).into_owned(),
+                    first: crate::domain::excerpt::excerpt(first).into_owned(),
                 });
             }
             // The store is closed before it moves.
@@ -307,7 +309,7 @@ impl Node {
 
     /// Writes a consistent backup of the store and the node secret to the new file `out`,
     /// sealed with this node's signing key.
-    pub fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, NodeError> {
+    pub fn backup(&self, out: &Path) -> Result<crate::io::store::BackupSummary, NodeError> {
         Ok(self.store.backup(out, &self.signing)?)
     }
 
@@ -324,7 +326,7 @@ impl Node {
         let header = entry
             .envelope
             .as_ref()
-            .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok());
+            .and_then(|env| crate::domain::dataset::EntryHeader::decode(&env.payload).ok());
         let in_force = self.governance();
         let widened;
         let consortium = match &header {
@@ -399,13 +401,13 @@ impl Node {
         let mut failure = None;
         let datasets = current::datasets(&self.store, &snapshot, &self.limits)
             .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
-        let mut view = crate::reconcile::compute_current(datasets, &self.consortium().reconcile);
+        let mut view = crate::domain::reconcile::compute_current(datasets, &self.consortium().reconcile);
         if let Some(e) = failure {
             return Err(e);
         }
         let in_force = self.governance();
         let version = in_force.current();
-        view.consortium = crate::reconcile::ConsortiumRef {
+        view.consortium = crate::domain::reconcile::ConsortiumRef {
             version: version.version,
             digest: version.digest,
         };
@@ -428,7 +430,7 @@ impl Node {
             .store
             .entry(publisher, seq)?
             .ok_or_else(|| NodeError::Request(format!("no entry {publisher} seq {seq} in this node's store")))?;
-        Ok(crate::export::encode(&entry))
+        Ok(crate::domain::export::encode(&entry))
     }
 }
 
@@ -529,7 +531,7 @@ fn check_signing_key(
     if !member.keys.iter().any(|k| k.public_key == public) {
         return Err(err(format!(
             "its public key (key id {}) is not one of {}'s keys in {where_}",
-            crate::dataset::envelope::key_id(public),
+            crate::domain::dataset::envelope::key_id(public),
             config.country
         )));
     }

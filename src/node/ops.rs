@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Node, NodeError, Published, Status};
-use crate::config::NodeConfig;
-use crate::exchange::SyncError;
-use crate::ingest::{ingest_file, FileReport, IngestError, Progress};
-use crate::model::{Country, Cube, Period};
-use crate::reconcile::{render_to, Format, ViewFilter};
-use crate::record::validate::ValidationContext;
-use crate::store::CheckReport;
+use crate::domain::model::{Country, Cube, Period};
+use crate::domain::reconcile::{render_to, Format, ViewFilter};
+use crate::domain::record::validate::ValidationContext;
+use crate::io::config::NodeConfig;
+use crate::io::exchange::SyncError;
+use crate::io::ingest::{ingest_file, FileReport, IngestError, Progress};
+use crate::io::store::CheckReport;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,7 @@ impl PeerPull {
     }
 
     /// The report of one pull.
-    pub fn of(peer: Country, result: &Result<crate::exchange::PeerSync, SyncError>) -> PeerPull {
+    pub fn of(peer: Country, result: &Result<crate::io::exchange::PeerSync, SyncError>) -> PeerPull {
         match result {
             Ok(s) => PeerPull {
                 peer,
@@ -107,7 +107,7 @@ pub trait Operations {
     /// Recomputes the aggregates from the records and compares.
     fn check(&self, progress: &mut dyn FnMut(u64)) -> Result<CheckReport, OpError>;
     /// Writes a consistent backup (store and node secret) to the new file `out` (absolute).
-    fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError>;
+    fn backup(&self, out: &Path) -> Result<crate::io::store::BackupSummary, OpError>;
     /// Writes a certified bundle of the view into the new directory `out` (absolute).
     fn certify(&self, out: &Path) -> Result<super::CertifySummary, OpError>;
     /// One consortium version (`None`: the one in force), its document and approvals.
@@ -177,7 +177,7 @@ impl Operations for Local {
         Ok(self.node.check(progress)?)
     }
 
-    fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, OpError> {
+    fn backup(&self, out: &Path) -> Result<crate::io::store::BackupSummary, OpError> {
         Ok(self.node.backup(out)?)
     }
 

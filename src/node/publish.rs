@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use super::{Node, NodeError};
-use crate::aggregate::audit::{self, Earlier};
-use crate::aggregate::disclosure;
-use crate::aggregate::{margins, Tally};
-use crate::dataset::publish::{sign_entry, EntryParams};
-use crate::dataset::{verify_at, Dataset, Placement};
-use crate::date::unix_now;
-use crate::model::{Cell, CellValue, Consortium, Country, Cube, Disclosure, Period};
+use crate::domain::aggregate::audit::{self, Earlier};
+use crate::domain::aggregate::disclosure;
+use crate::domain::aggregate::{margins, Tally};
+use crate::domain::dataset::publish::{sign_entry, EntryParams};
+use crate::domain::dataset::{verify_at, Dataset, Placement};
+use crate::domain::date::unix_now;
+use crate::domain::model::{Cell, CellValue, Consortium, Country, Cube, Disclosure, Period};
 
 /// One period's live tallies by published key.
 type Tallies = BTreeMap<Vec<String>, Tally>;
@@ -130,8 +130,8 @@ impl Node {
         if let Placement::Backdated { previous } = placement {
             return Err(NodeError::Request(format!(
                 "this node's clock ({}) is behind its own last entry ({}): a feed's time only moves forward; correct the clock and publish again",
-                crate::date::format_timestamp(verified.header().created_at),
-                crate::date::format_timestamp(previous)
+                crate::domain::date::format_timestamp(verified.header().created_at),
+                crate::domain::date::format_timestamp(previous)
             )));
         }
         if placement != Placement::Append {
@@ -193,7 +193,7 @@ impl Node {
             let Some(header) = entry
                 .envelope
                 .as_ref()
-                .and_then(|env| crate::dataset::EntryHeader::decode(&env.payload).ok())
+                .and_then(|env| crate::domain::dataset::EntryHeader::decode(&env.payload).ok())
             else {
                 continue;
             };

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Node, NodeError};
-use crate::date::format_timestamp;
-use crate::hex;
+use crate::domain::date::format_timestamp;
+use crate::domain::hex;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -107,7 +107,7 @@ impl Node {
         Ok(ConsortiumVersion {
             version: v.version,
             digest: hex::encode(&v.digest),
-            document: crate::governance::canonical_toml(&v.document),
+            document: crate::domain::governance::canonical_toml(&v.document),
             proposer: v.proposer.map(|p| p.to_string()),
             approvals: v.approvals.iter().map(ToString::to_string).collect(),
             in_force,
@@ -181,7 +181,7 @@ impl Node {
             view_digest: hex::encode(&self.view_digest()?),
             left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),
-            expiring: self.expiring(crate::date::unix_now()),
+            expiring: self.expiring(crate::domain::date::unix_now()),
             consortium_version: governance.current().version,
             consortium_digest: hex::encode(&governance.current().digest),
             proposals,

@@ -1,0 +1,420 @@
+//! `consortium.toml` (SPEC §7, §11): the consortium document every member starts from, parsed
+//! into [`Consortium`] with every value checked; errors name the file, the key and the problem.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{country, floor, invalid, read_toml, ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
+use crate::domain::date;
+use crate::domain::model::BranchKept;
+use crate::domain::model::{
+    Agreement, Consortium, Cube, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
+    UnknownDuration,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsortiumToml {
+    name: String,
+    #[serde(default)]
+    test_only: bool,
+    #[serde(default)]
+    definitions: DefinitionsToml,
+    #[serde(default)]
+    disclosure: DisclosureToml,
+    #[serde(default)]
+    reconcile: ReconcileToml,
+    #[serde(default)]
+    governance: GovernanceToml,
+    #[serde(default)]
+    sharing: SharingToml,
+    #[serde(default)]
+    agreements: Vec<AgreementToml>,
+    #[serde(default)]
+    forks: Vec<ForkToml>,
+    #[serde(default)]
+    members: Vec<MemberToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForkToml {
+    publisher: String,
+    seq: u64,
+    keep: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SharingToml {
+    default: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgreementToml {
+    name: String,
+    parties: Vec<String>,
+    cubes: Vec<String>,
+    from: String,
+    until: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GovernanceToml {
+    quorum: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DefinitionsToml {
+    min_duration_months: Option<u32>,
+    unknown_duration: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DisclosureToml {
+    method: Option<String>,
+    threshold: Option<u32>,
+    max_noise: Option<u32>,
+    variance: Option<f64>,
+    small_count: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReconcileToml {
+    rule: Option<String>,
+    asymmetry_flag: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberToml {
+    country: String,
+    #[serde(default)]
+    keys: Vec<KeyToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyToml {
+    public_key: String,
+    valid_from: String,
+    valid_until: Option<String>,
+    retired_after_seq: Option<u64>,
+}
+
+impl Consortium {
+    pub fn load(file: &Path) -> Result<Consortium, ConfigError> {
+        let raw: ConsortiumToml = read_toml(file)?;
+        Consortium::from_toml(file, raw)
+    }
+
+    /// Parses consortium text (for `accord verify` and tests); `file` is only used in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Consortium, ConfigError> {
+        let raw: ConsortiumToml = toml::from_str(text).map_err(|e| super::syntax(file, text, &e))?;
+        Consortium::from_toml(file, raw)
+    }
+
+    fn from_toml(file: &Path, raw: ConsortiumToml) -> Result<Consortium, ConfigError> {
+        if raw.name.trim().is_empty() {
+            return Err(invalid(file, "name", "must not be empty"));
+        }
+        let defaults = Definition::default();
+        let definition = Definition {
+            min_duration_months: raw
+                .definitions
+                .min_duration_months
+                .unwrap_or(defaults.min_duration_months),
+            unknown_duration: match raw.definitions.unknown_duration.as_deref() {
+                None => defaults.unknown_duration,
+                Some(s) => UnknownDuration::parse(s).ok_or_else(|| {
+                    invalid(
+                        file,
+                        "definitions.unknown_duration",
+                        format!("must be \"count\" or \"exclude\", got {s:?}"),
+                    )
+                })?,
+            },
+        };
+        let d = &raw.disclosure;
+        let disclosure = match d.method.as_deref().unwrap_or("threshold") {
+            "threshold" => {
+                let k = d.threshold.unwrap_or(5);
+                if k < 1 {
+                    return Err(invalid(file, "disclosure.threshold", "must be at least 1"));
+                }
+                floor(file, raw.test_only, "disclosure.threshold", k, MIN_THRESHOLD)?;
+                Disclosure::Threshold { k }
+            }
+            "cell-key" => {
+                let max_noise = d.max_noise.unwrap_or(2);
+                let variance = d.variance.unwrap_or(1.0);
+                // Counts below 5 are "small" as under the default threshold: never shown exact.
+                let small_count = d.small_count.unwrap_or(5);
+                if !(1..=20).contains(&max_noise) {
+                    return Err(invalid(file, "disclosure.max_noise", "must be between 1 and 20"));
+                }
+                if !(variance > 0.0 && variance <= 100.0) {
+                    return Err(invalid(file, "disclosure.variance", "must be in (0, 100]"));
+                }
+                if small_count > 100 {
+                    return Err(invalid(file, "disclosure.small_count", "must be at most 100"));
+                }
+                floor(file, raw.test_only, "disclosure.max_noise", max_noise, MIN_MAX_NOISE)?;
+                floor(
+                    file,
+                    raw.test_only,
+                    "disclosure.small_count",
+                    small_count,
+                    MIN_SMALL_COUNT,
+                )?;
+                Disclosure::CellKey {
+                    max_noise,
+                    variance,
+                    small_count,
+                }
+            }
+            "none" => {
+                if !raw.test_only {
+                    return Err(invalid(
+                        file,
+                        "disclosure.method",
+                        "\"none\" is allowed only on a consortium with test_only = true",
+                    ));
+                }
+                Disclosure::None
+            }
+            other => {
+                return Err(invalid(
+                    file,
+                    "disclosure.method",
+                    format!("must be \"threshold\", \"cell-key\" or \"none\", got {other:?}"),
+                ))
+            }
+        };
+        let rd = Reconcile::default();
+        let reconcile = Reconcile {
+            rule: match raw.reconcile.rule.as_deref() {
+                None => rd.rule,
+                Some(s) => Rule::parse(s).ok_or_else(|| {
+                    invalid(
+                        file,
+                        "reconcile.rule",
+                        format!("must be receiving, sending, max or mean, got {s:?}"),
+                    )
+                })?,
+            },
+            asymmetry_flag: raw.reconcile.asymmetry_flag.unwrap_or(rd.asymmetry_flag),
+        };
+        if !(reconcile.asymmetry_flag >= 0.0 && reconcile.asymmetry_flag <= 1.0) {
+            return Err(invalid(file, "reconcile.asymmetry_flag", "must be between 0 and 1"));
+        }
+        let quorum = match raw.governance.quorum.as_deref() {
+            None => Quorum::default(),
+            Some(s) => Quorum::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    "governance.quorum",
+                    format!("must be \"majority\", \"two-thirds\" or \"all\", got {s:?}"),
+                )
+            })?,
+        };
+        if raw.members.is_empty() {
+            return Err(invalid(file, "members", "at least one member is required"));
+        }
+        let mut members: Vec<Member> = Vec::new();
+        let mut all_keys = BTreeSet::new();
+        for (i, m) in raw.members.iter().enumerate() {
+            let key = format!("members[{i}]");
+            let code = country(file, &format!("{key}.country"), &m.country)?;
+            if members.iter().any(|x| x.country == code) {
+                return Err(invalid(
+                    file,
+                    format!("{key}.country"),
+                    format!("duplicate member {code}"),
+                ));
+            }
+            if m.keys.is_empty() {
+                return Err(invalid(
+                    file,
+                    format!("{key}.keys"),
+                    format!("member {code} has no signing key"),
+                ));
+            }
+            let mut keys = Vec::new();
+            for (j, k) in m.keys.iter().enumerate() {
+                let kk = format!("{key}.keys[{j}]");
+                let public_key = parse_public_key(&k.public_key).ok_or_else(|| {
+                    invalid(
+                        file,
+                        format!("{kk}.public_key"),
+                        "must be 64 hex characters (a raw Ed25519 public key)",
+                    )
+                })?;
+                if !all_keys.insert(public_key) {
+                    return Err(invalid(
+                        file,
+                        format!("{kk}.public_key"),
+                        "the same key is listed twice",
+                    ));
+                }
+                let valid_from = date::parse_timestamp(&k.valid_from).ok_or_else(|| {
+                    invalid(
+                        file,
+                        format!("{kk}.valid_from"),
+                        format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {:?}", k.valid_from),
+                    )
+                })?;
+                let valid_until = match &k.valid_until {
+                    None => None,
+                    Some(u) => Some(date::parse_timestamp(u).ok_or_else(|| {
+                        invalid(
+                            file,
+                            format!("{kk}.valid_until"),
+                            format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {u:?}"),
+                        )
+                    })?),
+                };
+                if valid_until.is_some_and(|u| u <= valid_from) {
+                    return Err(invalid(file, format!("{kk}.valid_until"), "must be after valid_from"));
+                }
+                keys.push(SigningKey {
+                    public_key,
+                    valid_from,
+                    valid_until,
+                    retired_after_seq: k.retired_after_seq,
+                });
+            }
+            members.push(Member { country: code, keys });
+        }
+        let sharing = match raw.sharing.default.as_deref() {
+            None => SharingDefault::All,
+            Some(s) => SharingDefault::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    "sharing.default",
+                    format!("must be \"all\" or \"agreements\", got {s:?}"),
+                )
+            })?,
+        };
+        let agreements = agreements(file, &raw.agreements, &members)?;
+        let mut forks: Vec<BranchKept> = Vec::new();
+        for (i, f) in raw.forks.iter().enumerate() {
+            let key = format!("forks[{i}]");
+            let publisher = country(file, &format!("{key}.publisher"), &f.publisher)?;
+            if f.seq == 0 {
+                return Err(invalid(file, format!("{key}.seq"), "feeds start at seq 1"));
+            }
+            let keep = crate::domain::hex::decode(&f.keep)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| invalid(file, format!("{key}.keep"), "not a header digest (64 hex digits)"))?;
+            if forks.iter().any(|k| k.publisher == publisher && k.seq == f.seq) {
+                return Err(invalid(
+                    file,
+                    key,
+                    format!("a second branch for {publisher} seq {}", f.seq),
+                ));
+            }
+            forks.push(BranchKept {
+                publisher,
+                seq: f.seq,
+                keep,
+            });
+        }
+        forks.sort_by_key(|f| (f.publisher, f.seq));
+        Ok(Consortium {
+            name: raw.name,
+            test_only: raw.test_only,
+            definition,
+            disclosure,
+            reconcile,
+            quorum,
+            sharing,
+            agreements,
+            forks,
+            members,
+        })
+    }
+}
+
+/// `[[agreements]]`, each checked: a name, two or more parties that are members, known cubes,
+/// and a window that ends after it starts.
+fn agreements(file: &Path, raw: &[AgreementToml], members: &[Member]) -> Result<Vec<Agreement>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let key = format!("agreements[{i}]");
+        if a.name.trim().is_empty() {
+            return Err(invalid(file, format!("{key}.name"), "must not be empty"));
+        }
+        let mut parties = Vec::new();
+        for (j, p) in a.parties.iter().enumerate() {
+            let code = country(file, &format!("{key}.parties[{j}]"), p)?;
+            if !members.iter().any(|m| m.country == code) {
+                return Err(invalid(
+                    file,
+                    format!("{key}.parties[{j}]"),
+                    format!("{code} is not a member"),
+                ));
+            }
+            parties.push(code);
+        }
+        parties.sort();
+        parties.dedup();
+        if parties.len() < 2 {
+            return Err(invalid(
+                file,
+                format!("{key}.parties"),
+                "an agreement needs two or more parties",
+            ));
+        }
+        let mut cubes = Vec::new();
+        for (j, c) in a.cubes.iter().enumerate() {
+            let cube = Cube::parse(c).ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("{key}.cubes[{j}]"),
+                    format!("not a cube (flows, asylum, permits): {c:?}"),
+                )
+            })?;
+            cubes.push(cube);
+        }
+        cubes.sort_by_key(|c| c.as_str());
+        cubes.dedup();
+        if cubes.is_empty() {
+            return Err(invalid(file, format!("{key}.cubes"), "name at least one cube"));
+        }
+        let time = |field: &str, text: &str| {
+            date::parse_timestamp(text).ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("{key}.{field}"),
+                    format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {text:?}"),
+                )
+            })
+        };
+        let (from, until) = (time("from", &a.from)?, time("until", &a.until)?);
+        if until <= from {
+            return Err(invalid(file, format!("{key}.until"), "must be after from"));
+        }
+        out.push(Agreement {
+            name: a.name.clone(),
+            parties,
+            cubes,
+            from,
+            until,
+        });
+    }
+    out.sort_by(|a, b| (&a.name, a.from).cmp(&(&b.name, b.from)));
+    Ok(out)
+}
+
+pub(super) fn parse_public_key(text: &str) -> Option<[u8; 32]> {
+    let bytes = crate::domain::hex::decode(text)?;
+    bytes.try_into().ok()
+}

@@ -1,0 +1,421 @@
+//! What each dashboard page shows, read from the node's view and status: plain data for the
+//! templates, computed on the server so the page gets aggregates first and rows only on
+//! demand (a pair's breakdown, one page of side-by-side rows).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::domain::model::{Country, Cube, Period};
+use crate::domain::reconcile::{PairKey, Reported, View};
+
+/// Side-by-side rows per page.
+pub const ROWS_PER_PAGE: usize = 500;
+/// Shades of the matrix's colour scale (cividis: readable with every common colour-vision
+/// deficiency, and in grey).
+const SHADES: u64 = 8;
+
+/// A figure as the dashboard prints it: the number, or `C` (confidential: never a zero) or `M`
+/// (missing).
+pub fn figure(reported: Option<u64>, status: &str) -> String {
+    match reported {
+        Some(v) if status.is_empty() => v.to_string(),
+        _ if status.is_empty() => "M".to_string(),
+        _ => status.to_string(),
+    }
+}
+
+fn side(reported: Reported) -> String {
+    figure(reported.value(), reported.status())
+}
+
+fn percent(asymmetry: Option<f64>) -> String {
+    asymmetry.map(|a| format!("{:+.1}%", a * 100.0)).unwrap_or_default()
+}
+
+/// One matrix cell: a pair in the selected period.
+#[derive(Serialize)]
+pub struct Cell {
+    pub text: String,
+    pub shade: Option<u64>,
+    pub flag: bool,
+    /// The numbers behind the cell, for the hover title.
+    pub title: String,
+}
+
+/// An origin and its cells: (destination, the pair's cell; none where no pair exists).
+pub type MatrixRow = (String, Vec<(String, Option<Cell>)>);
+
+/// One sender-vs-receiver line.
+#[derive(Serialize)]
+pub struct PairLine {
+    pub origin: String,
+    pub destination: String,
+    pub sender: String,
+    pub receiver: String,
+    pub reconciled: String,
+    pub asymmetry: String,
+    pub flag: bool,
+}
+
+/// One line of a breakdown: a value of citizenship, sex or age band, summed over the rest.
+#[derive(Serialize)]
+pub struct BreakdownLine {
+    pub value: String,
+    pub sender: String,
+    pub receiver: String,
+    pub reconciled: String,
+}
+
+/// One month of a pair's series.
+#[derive(Serialize, Clone)]
+pub struct SeriesPoint {
+    pub period: String,
+    pub sender: Option<u64>,
+    pub receiver: Option<u64>,
+    pub reconciled: Option<u64>,
+    pub sender_text: String,
+    pub receiver_text: String,
+    pub reconciled_text: String,
+}
+
+/// The flows page.
+#[derive(Serialize)]
+pub struct Flows {
+    pub periods: Vec<String>,
+    pub period: Option<String>,
+    pub members: Vec<String>,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    pub origins: Vec<String>,
+    pub destinations: Vec<String>,
+    /// Rows of the matrix, one per origin, one cell per destination.
+    pub matrix: Vec<MatrixRow>,
+    pub pairs: Vec<PairLine>,
+    pub series: Vec<SeriesPoint>,
+    pub breakdowns: Vec<(String, Vec<BreakdownLine>)>,
+    pub max: u64,
+}
+
+/// A breakdown sum: the published values, and how many cells were withheld.
+#[derive(Default, Clone, Copy)]
+struct Sum {
+    value: u64,
+    values: u64,
+    confidential: u64,
+}
+
+impl Sum {
+    fn add(&mut self, r: Option<u64>, status: &str) {
+        match r {
+            Some(v) => {
+                self.value = self.value.saturating_add(v);
+                self.values += 1;
+            }
+            None if status == "C" => self.confidential += 1,
+            None => {}
+        }
+    }
+
+    /// As pair totals read in `accord demo`: `N+C` when confidential cells are left out of the
+    /// sum, `C` when nothing positive was published but some cells were withheld (never 0).
+    fn text(self) -> String {
+        match (self.values, self.value, self.confidential) {
+            (0, _, 0) => "M".to_string(),
+            (_, 0, c) if c > 0 => "C".to_string(),
+            (_, v, 0) => v.to_string(),
+            (_, v, _) => format!("{v}+C"),
+        }
+    }
+}
+
+/// The default period: the latest year with pairs, else the latest period of any kind.
+fn default_period(periods: &BTreeSet<Period>) -> Option<Period> {
+    periods
+        .iter()
+        .filter(|p| matches!(p, Period::Year(_)))
+        .max_by_key(|p| year_of(**p))
+        .or_else(|| periods.iter().max_by_key(|p| (year_of(**p), **p)))
+        .copied()
+}
+
+fn year_of(p: Period) -> i32 {
+    match p {
+        Period::Year(y) | Period::Quarter(y, _) | Period::Month(y, _) => y,
+    }
+}
+
+impl Flows {
+    pub fn build(view: &View, period: Option<Period>, origin: Option<Country>, destination: Option<Country>) -> Flows {
+        let periods: BTreeSet<Period> = view.pairs.keys().map(|k| k.period).collect();
+        let period = period.or_else(|| default_period(&periods));
+        // The matrix is the mirror matrix: members that publish flows, on both axes. Pairs
+        // with a partner outside the consortium (one side only) are in the pair table.
+        let members: BTreeSet<Country> = view
+            .inputs
+            .keys()
+            .filter(|(_, cube, _)| *cube == Cube::Flows)
+            .map(|(publisher, _, _)| *publisher)
+            .collect();
+        let in_period: Vec<(&PairKey, &crate::domain::reconcile::PairTotal)> =
+            view.pairs.iter().filter(|(k, _)| Some(k.period) == period).collect();
+        let max = in_period.iter().filter_map(|(_, t)| t.reconciled).max().unwrap_or(0);
+        let shade = |v: u64| {
+            if max == 0 {
+                0
+            } else {
+                // In u128: a published figure may be as large as u64 allows.
+                (u128::from(v) * u128::from(SHADES - 1))
+                    .div_ceil(u128::from(max))
+                    .min(u128::from(SHADES - 1)) as u64
+            }
+        };
+        let by_pair: BTreeMap<(Country, Country), &crate::domain::reconcile::PairTotal> =
+            in_period.iter().map(|(k, t)| ((k.origin, k.destination), *t)).collect();
+        let shown = |c: &Country, chosen: Option<Country>| chosen.is_none_or(|x| x == *c);
+        let matrix = members
+            .iter()
+            .filter(|o| shown(o, origin))
+            .map(|o| {
+                let cells = members
+                    .iter()
+                    .filter(|d| shown(d, destination))
+                    .map(|d| {
+                        let cell = by_pair.get(&(*o, *d)).map(|t| Cell {
+                            text: figure(t.reconciled, t.reconciled_status()),
+                            shade: t.reconciled.map(shade),
+                            flag: t.flag,
+                            title: format!(
+                                "{o} to {d}: sender {}, receiver {}, reconciled {}{}",
+                                side(t.sender.reported),
+                                side(t.receiver.reported),
+                                figure(t.reconciled, t.reconciled_status()),
+                                match t.asymmetry {
+                                    Some(a) => format!(", asymmetry {}", percent(Some(a))),
+                                    None => String::new(),
+                                }
+                            ),
+                        });
+                        (d.to_string(), cell)
+                    })
+                    .collect();
+                (o.to_string(), cells)
+            })
+            .collect();
+        let pairs = in_period
+            .iter()
+            .filter(|(k, _)| shown(&k.origin, origin) && shown(&k.destination, destination))
+            .map(|(k, t)| PairLine {
+                origin: k.origin.to_string(),
+                destination: k.destination.to_string(),
+                sender: side(t.sender.reported),
+                receiver: side(t.receiver.reported),
+                reconciled: figure(t.reconciled, t.reconciled_status()),
+                asymmetry: percent(t.asymmetry),
+                flag: t.flag,
+            })
+            .collect();
+        let (series, breakdowns) = match (origin, destination, period) {
+            (Some(o), Some(d), Some(p)) => (series(view, o, d, year_of(p)), breakdowns(view, o, d, p)),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Flows {
+            periods: periods.iter().map(ToString::to_string).collect(),
+            period: period.map(|p| p.to_string()),
+            members: members.iter().map(ToString::to_string).collect(),
+            origin: origin.map(|c| c.to_string()),
+            destination: destination.map(|c| c.to_string()),
+            origins: members
+                .iter()
+                .filter(|o| shown(o, origin))
+                .map(ToString::to_string)
+                .collect(),
+            destinations: members
+                .iter()
+                .filter(|d| shown(d, destination))
+                .map(ToString::to_string)
+                .collect(),
+            matrix,
+            pairs,
+            series,
+            breakdowns,
+            max,
+        }
+    }
+}
+
+/// The months of `year` for one pair, as published.
+fn series(view: &View, origin: Country, destination: Country, year: i32) -> Vec<SeriesPoint> {
+    (1..=12u8)
+        .filter_map(|m| {
+            let key = PairKey {
+                origin,
+                destination,
+                period: Period::Month(year, m),
+            };
+            view.pairs.get(&key).map(|t| SeriesPoint {
+                period: key.period.to_string(),
+                sender: t.sender.reported.value(),
+                receiver: t.receiver.reported.value(),
+                reconciled: t.reconciled,
+                sender_text: side(t.sender.reported),
+                receiver_text: side(t.receiver.reported),
+                reconciled_text: figure(t.reconciled, t.reconciled_status()),
+            })
+        })
+        .collect()
+}
+
+/// The pair's rows in `period`, summed by citizenship, by sex and by age band: read only when
+/// a pair is chosen, so the page never carries every row.
+fn breakdowns(view: &View, origin: Country, destination: Country, period: Period) -> Vec<(String, Vec<BreakdownLine>)> {
+    let pair = PairKey {
+        origin,
+        destination,
+        period,
+    };
+    let mut sums: [BTreeMap<String, [Sum; 3]>; 3] = Default::default();
+    // The smallest key of the pair: its rows follow in key order.
+    let first = crate::domain::dataset::Code::new("").map(|empty| crate::domain::reconcile::MirrorKey {
+        pair,
+        citizenship: empty,
+        sex: empty,
+        age_band: empty,
+    });
+    if let Some(first) = first {
+        for (k, row) in view.rows.range_from(&first).take_while(|(k, _)| k.pair == pair) {
+            let values = [k.citizenship.as_str(), k.sex.as_str(), k.age_band.as_str()];
+            for (i, v) in values.iter().enumerate() {
+                let s = sums[i].entry(v.to_string()).or_default();
+                s[0].add(row.sender.reported.value(), row.sender.reported.status());
+                s[1].add(row.receiver.reported.value(), row.receiver.reported.status());
+                s[2].add(row.reconciled, row.reconciled_status());
+            }
+        }
+    }
+    ["citizenship", "sex", "age band"]
+        .iter()
+        .zip(sums)
+        .map(|(name, sums)| {
+            let lines = sums
+                .into_iter()
+                .map(|(value, [s, r, c])| BreakdownLine {
+                    value,
+                    sender: s.text(),
+                    receiver: r.text(),
+                    reconciled: c.text(),
+                })
+                .collect();
+            (name.to_string(), lines)
+        })
+        .collect()
+}
+
+/// One side-by-side page (asylum or permits): dimensions, then one column per publisher.
+#[derive(Serialize)]
+pub struct SideBySide {
+    pub cube: String,
+    pub periods: Vec<String>,
+    pub period: Option<String>,
+    pub dimensions: Vec<String>,
+    pub publishers: Vec<String>,
+    pub rows: Vec<(Vec<String>, Vec<String>)>,
+    pub total_rows: usize,
+    pub page: usize,
+    pub pages: usize,
+}
+
+impl SideBySide {
+    pub fn build(view: &View, cube: Cube, period: Option<Period>, page: usize) -> SideBySide {
+        let periods: BTreeSet<Period> = view
+            .side_by_side
+            .keys()
+            .filter(|k| k.cube == cube)
+            .map(|k| k.period)
+            .collect();
+        let period = period.or_else(|| default_period(&periods));
+        let selected: Vec<_> = view
+            .side_by_side
+            .iter()
+            .filter(|(k, _)| k.cube == cube && Some(k.period) == period)
+            .collect();
+        let publishers: BTreeSet<Country> = selected.iter().flat_map(|(_, e)| e.keys().copied()).collect();
+        let pages = selected.len().div_ceil(ROWS_PER_PAGE).max(1);
+        let page = page.min(pages - 1);
+        let rows = selected
+            .iter()
+            .skip(page * ROWS_PER_PAGE)
+            .take(ROWS_PER_PAGE)
+            .map(|(k, entries)| {
+                let figures = publishers
+                    .iter()
+                    .map(|p| entries.get(p).map(|e| side(e.reported)).unwrap_or_else(|| "M".into()))
+                    .collect();
+                (k.dimensions.clone(), figures)
+            })
+            .collect();
+        SideBySide {
+            cube: cube.to_string(),
+            periods: periods.iter().map(ToString::to_string).collect(),
+            period: period.map(|p| p.to_string()),
+            dimensions: cube.dimensions().iter().map(|d| d.to_string()).collect(),
+            publishers: publishers.iter().map(ToString::to_string).collect(),
+            rows,
+            total_rows: selected.len(),
+            page,
+            pages,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confidential_figure_reads_c_and_a_missing_one_m_never_zero() {
+        assert_eq!(figure(Some(0), ""), "0");
+        assert_eq!(figure(None, "C"), "C");
+        assert_eq!(figure(None, ""), "M");
+        assert_eq!(side(Reported::Confidential), "C");
+        assert_eq!(side(Reported::Missing), "M");
+        assert_eq!(side(Reported::Value(12)), "12");
+    }
+
+    #[test]
+    fn a_breakdown_sum_says_what_it_leaves_out() {
+        let sum = |cells: &[(Option<u64>, &str)]| {
+            let mut s = Sum::default();
+            for (v, status) in cells {
+                s.add(*v, status);
+            }
+            s.text()
+        };
+        assert_eq!(sum(&[]), "M");
+        assert_eq!(sum(&[(None, "C"), (None, "C")]), "C");
+        assert_eq!(
+            sum(&[(Some(0), ""), (None, "C")]),
+            "C",
+            "zero published, some withheld: not 0"
+        );
+        assert_eq!(sum(&[(Some(0), ""), (Some(0), "")]), "0");
+        assert_eq!(sum(&[(Some(7), ""), (None, "C")]), "7+C");
+        assert_eq!(sum(&[(Some(7), ""), (Some(5), ""), (None, "M")]), "12");
+    }
+
+    #[test]
+    fn the_default_period_is_the_latest_year() {
+        let periods: BTreeSet<Period> = [
+            Period::Year(2024),
+            Period::Month(2025, 3),
+            Period::Year(2025),
+            Period::Quarter(2025, 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(default_period(&periods), Some(Period::Year(2025)));
+        let months: BTreeSet<Period> = [Period::Month(2025, 3), Period::Month(2025, 11)].into_iter().collect();
+        assert_eq!(default_period(&months), Some(Period::Month(2025, 11)));
+        assert_eq!(default_period(&BTreeSet::new()), None);
+    }
+}
