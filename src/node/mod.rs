@@ -218,6 +218,28 @@ impl Node {
         Ok(self.store.ingest(batch)?)
     }
 
+    /// A staging session for one file arriving in batches (through the admin socket).
+    pub fn begin_staging(&self) -> u64 {
+        self.store.begin_staging()
+    }
+
+    /// Stages validated rows of `session`'s file, from row `first` on: on disk, pseudonymised,
+    /// not yet counted.
+    pub fn stage(&self, session: u64, first: u64, batch: &[Record]) -> Result<(), NodeError> {
+        Ok(self.store.stage(session, first, batch)?)
+    }
+
+    /// Stores `session`'s staged file, its end having arrived: the rows move into the records
+    /// in file order, each chunk atomic with its aggregates.
+    pub fn commit_staged(&self, session: u64) -> Result<IngestOutcome, NodeError> {
+        Ok(self.store.commit_staged(session)?)
+    }
+
+    /// Drops `session`'s staged rows: the file's end never came.
+    pub fn drop_staged(&self, session: u64) -> Result<(), NodeError> {
+        Ok(self.store.drop_staged(session)?)
+    }
+
     /// Makes every acknowledged write durable.
     pub fn flush(&self) -> Result<(), NodeError> {
         Ok(self.store.flush()?)

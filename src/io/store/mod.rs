@@ -8,6 +8,7 @@
 //! | `r:` | event_id | [`records::StoredRecord`], 53 bytes, person pseudonymised |
 //! | `a:` | [`CellKey`](crate::domain::aggregate::CellKey) | [`Tally`](crate::domain::aggregate::Tally), 16 bytes |
 //! | `t:` | event type code | record count, i64 BE |
+//! | `n:` | session (u64 BE) + row (u64 BE); row `u64::MAX` marks the file's end | a row of a file arriving through the admin socket: event id length (u16 BE), event id, [`records::StoredRecord`] (see [`staging`](self::staging)) |
 //! | `f:` | publisher (3) + seq (u64 BE) | feed entry, protobuf `Entry` |
 //! | `h:` | publisher (3) | head: seq (u64 BE) + digest (32) + the head entry's `created_at` (i64 BE) |
 //! | `w:` | publisher (3) + seq (u64 BE) | marks an entry held without its payload (audience) |
@@ -26,6 +27,7 @@ mod feeds;
 mod host;
 mod migrate;
 mod records;
+mod staging;
 #[cfg(test)]
 mod tests;
 mod witness;
@@ -139,6 +141,8 @@ pub struct Store {
     /// Serialises read-modify-write of aggregates and feed heads: sled batches are atomic, but
     /// computing a batch from current values must not interleave with another writer.
     write_lock: Mutex<()>,
+    /// The next staging session (files arriving through the admin socket).
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -153,6 +157,7 @@ impl Store {
                 expected: definition_text(&definition),
             });
         }
+        store.settle_staged()?;
         Ok(store)
     }
 
@@ -167,6 +172,7 @@ impl Store {
     ) -> Result<(Store, Option<Rebuilt>), StoreError> {
         let store = Store::open_any_definition(data_dir, country, definition)?;
         let Some(from) = store.stored_definition_if_changed()? else {
+            store.settle_staged()?;
             return Ok((store, None));
         };
         let (records, cells) = store.rebuild_aggregates(progress)?;
@@ -176,6 +182,7 @@ impl Store {
             records,
             cells,
         };
+        store.settle_staged()?;
         Ok((store, Some(rebuilt)))
     }
 
@@ -210,6 +217,7 @@ impl Store {
             secret,
             definition: std::sync::RwLock::new(definition),
             write_lock: Mutex::new(()),
+            sessions: std::sync::atomic::AtomicU64::new(0),
         };
         store.check_meta(country)?;
         Ok(store)
@@ -275,6 +283,7 @@ impl Store {
             let stored = parse_definition(&text).ok_or_else(|| store.corrupt(b"m:definition"))?;
             *store.definition.write().unwrap_or_else(|p| p.into_inner()) = stored;
         }
+        store.settle_staged()?;
         Ok(store)
     }
 

@@ -25,7 +25,7 @@ pub struct StoredRecord {
     pub pseudonym: [u8; 32],
 }
 
-const RECORD_LEN: usize = 53;
+pub(super) const RECORD_LEN: usize = 53;
 
 impl StoredRecord {
     pub fn encode(&self) -> [u8; RECORD_LEN] {
@@ -172,6 +172,20 @@ impl Store {
     /// record whose event_id is already stored replaces it (its old contribution is removed).
     /// Durable once [`Store::flush`] returns.
     pub fn ingest(&self, records: &[Record]) -> Result<IngestOutcome, StoreError> {
+        let stored: Vec<(&str, StoredRecord)> = records
+            .iter()
+            .map(|r| (r.event_id.as_str(), self.to_stored(r)))
+            .collect();
+        self.apply(&stored, sled::Batch::default())
+    }
+
+    /// Stores pseudonymised records in file order (later rows win) and updates aggregates and
+    /// counts, in one atomic batch with whatever `batch` already holds.
+    pub(super) fn apply(
+        &self,
+        records: &[(&str, StoredRecord)],
+        mut batch: sled::Batch,
+    ) -> Result<IngestOutcome, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut outcome = IngestOutcome::default();
         // The latest value of each event in this batch (later rows win), and its previous value.
@@ -187,12 +201,11 @@ impl Store {
                 });
             }
         };
-        for r in records {
-            let new = self.to_stored(r);
-            let old = match pending.get(r.event_id.as_str()) {
+        for &(event_id, new) in records {
+            let old = match pending.get(event_id) {
                 Some(old) => Some(*old),
-                None => match self.get(&record_key(&r.event_id))? {
-                    Some(v) => Some(StoredRecord::decode(&v).ok_or_else(|| self.corrupt(&record_key(&r.event_id)))?),
+                None => match self.get(&record_key(event_id))? {
+                    Some(v) => Some(StoredRecord::decode(&v).ok_or_else(|| self.corrupt(&record_key(event_id)))?),
                     None => None,
                 },
             };
@@ -201,10 +214,9 @@ impl Store {
                 outcome.replaced += 1;
             }
             contribute(&new, 1, &mut deltas);
-            pending.insert(r.event_id.as_str(), new);
+            pending.insert(event_id, new);
             outcome.stored += 1;
         }
-        let mut batch = sled::Batch::default();
         for (event_id, rec) in &pending {
             batch.insert(record_key(event_id), rec.encode().as_slice());
         }

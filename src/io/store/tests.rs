@@ -351,3 +351,108 @@ fn a_changed_definition_is_rebuilt_from_the_records() {
     drop(store);
     assert!(Store::open(old.path(), deu(), other).is_ok());
 }
+
+/// Rows of a file with repeated event ids (later rows win) and more rows than one staging chunk.
+fn file_rows() -> Vec<Record> {
+    (0..2_500u32)
+        .map(|i| record((i % 251) as u8, (i % 253) as u8))
+        .collect()
+}
+
+fn staged_keys(store: &Store) -> usize {
+    store.tree.scan_prefix(b"n:").count()
+}
+
+/// The year's counts per cell of each cube (the cell keys' sums differ between stores: each has
+/// its own secret).
+fn tallies(store: &Store) -> Vec<BTreeMap<Vec<String>, i64>> {
+    [Cube::Flows, Cube::Asylum, Cube::Permits]
+        .into_iter()
+        .map(|cube| {
+            let cells = store.period_tallies(cube, Period::Year(2024)).unwrap();
+            cells.into_iter().map(|(k, t)| (k, t.count)).collect()
+        })
+        .collect()
+}
+
+use std::collections::BTreeMap;
+
+#[test]
+fn a_staged_file_stores_what_the_direct_path_stores() {
+    let rows = file_rows();
+    let direct_dir = tempfile::tempdir().unwrap();
+    let direct = open(direct_dir.path());
+    let mut want = IngestOutcome::default();
+    for batch in rows.chunks(1_000) {
+        want.add(direct.ingest(batch).unwrap());
+    }
+    let staged_dir = tempfile::tempdir().unwrap();
+    let staged = open(staged_dir.path());
+    let session = staged.begin_staging();
+    let mut first = 0;
+    // Batch boundaries other than the direct path's and the move's.
+    for batch in rows.chunks(700) {
+        staged.stage(session, first, batch).unwrap();
+        first += batch.len() as u64;
+    }
+    assert_eq!(staged.record_total(), 0, "staged rows are not records yet");
+    assert!(
+        tallies(&staged).iter().all(BTreeMap::is_empty),
+        "staged rows are not counted"
+    );
+    let got = staged.commit_staged(session).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(staged.record_total(), direct.record_total());
+    assert_eq!(staged.record_counts().unwrap(), direct.record_counts().unwrap());
+    assert_eq!(tallies(&staged), tallies(&direct));
+    assert!(staged.check(&mut |_| {}).unwrap().differences.is_empty());
+    assert_eq!(staged_keys(&staged), 0, "nothing stays staged");
+}
+
+#[test]
+fn a_dropped_file_leaves_the_store_as_it_was_and_staged_rows_are_pseudonymised() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.ingest(&[record(1, 4)]).unwrap();
+    let before = tallies(&store);
+    let session = store.begin_staging();
+    store.stage(session, 0, &file_rows()[..300]).unwrap();
+    store.flush().unwrap();
+    assert!(!store.contains_bytes(b"person-secret"));
+    store.drop_staged(session).unwrap();
+    assert_eq!(staged_keys(&store), 0);
+    assert_eq!(store.record_total(), 1);
+    assert_eq!(tallies(&store), before);
+    drop(store);
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!bytes.windows(13).any(|w| w == b"person-secret"), "{}", entry.display());
+    }
+}
+
+#[test]
+fn at_open_a_file_whose_end_arrived_is_stored_and_one_without_it_dropped() {
+    let rows = file_rows();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // A node stopped mid-stream: one file without its end ...
+    let cut = store.begin_staging();
+    store.stage(cut, 0, &rows[..1_200]).unwrap();
+    // ... and one whose end arrived, stopped before the move (the mark, nothing moved yet).
+    let ended = store.begin_staging();
+    store.stage(ended, 0, &rows).unwrap();
+    store
+        .tree
+        .insert(super::staging::key(ended, super::staging::END), &[])
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(staged_keys(&store), 0);
+    let direct_dir = tempfile::tempdir().unwrap();
+    let direct = open(direct_dir.path());
+    direct.ingest(&rows).unwrap();
+    assert_eq!(store.record_total(), direct.record_total());
+    assert_eq!(tallies(&store), tallies(&direct));
+    assert!(store.check(&mut |_| {}).unwrap().differences.is_empty());
+}

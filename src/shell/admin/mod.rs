@@ -27,8 +27,9 @@ use crate::node::{Node, NodeError, PeerPull};
 use crate::proto;
 use crate::proto::admin_server::Admin;
 
-/// Most records one file may bring through the admin socket: the node holds a file's records
-/// until the file is complete, so that a broken stream stores nothing.
+/// Most records one file may bring through the admin socket: the node stages a file's records
+/// on disk until the file is complete (so that a broken stream stores nothing), and this bounds
+/// what one stream may stage.
 pub const MAX_INGEST_RECORDS: usize = 10_000_000;
 /// Largest chunk of a rendered view in one message.
 pub const VIEW_CHUNK_BYTES: usize = 1024 * 1024;
@@ -129,38 +130,52 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::IngestReply>, Status> {
         let mut stream = request.into_inner();
         let ctx = ValidationContext::for_today(self.node.country());
-        let mut records = Vec::new();
+        // Each batch is staged as it arrives, so the node holds one batch at a time; the file
+        // moves into the records once its end has arrived.
+        let session = self.node.begin_staging();
+        let mut staged = 0usize;
         let mut complete = false;
-        while let Some(batch) = stream.message().await? {
-            if records.len() + batch.records.len() > MAX_INGEST_RECORDS {
-                return Err(Status::resource_exhausted(format!(
-                    "a file of more than {MAX_INGEST_RECORDS} records (max_ingest_records) cannot go through the admin socket; split it, or stop the node and ingest on the store"
-                )));
+        let arrived = async {
+            while let Some(batch) = stream.message().await? {
+                if staged + batch.records.len() > MAX_INGEST_RECORDS {
+                    return Err(Status::resource_exhausted(format!(
+                        "a file of more than {MAX_INGEST_RECORDS} records (max_ingest_records) cannot go through the admin socket; split it, or stop the node and ingest on the store"
+                    )));
+                }
+                let records = batch
+                    .records
+                    .into_iter()
+                    .map(|m| {
+                        let id = m.event_id.clone();
+                        from_message(m, &ctx).map_err(|e| Status::invalid_argument(format!("event {id}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let first = staged as u64;
+                staged += records.len();
+                run(&self.node, move |node| node.stage(session, first, &records)).await?;
+                if batch.end {
+                    complete = true;
+                    break;
+                }
             }
-            for m in batch.records {
-                let id = m.event_id.clone();
-                records.push(from_message(m, &ctx).map_err(|e| Status::invalid_argument(format!("event {id}: {e}")))?);
-            }
-            if batch.end {
-                complete = true;
-                break;
-            }
+            Ok(())
         }
-        if !complete {
-            // The sender went away mid-file: store none of it.
+        .await;
+        if arrived.is_err() || !complete {
+            // The sender went away mid-file, or sent what cannot be stored: store none of it.
+            run(&self.node, move |node| node.drop_staged(session)).await?;
+            arrived?;
             return Err(Status::cancelled(
                 "the ingest stream ended before the end of the file; nothing was stored",
             ));
         }
         let reply = run(&self.node, move |node| {
-            let mut reply = proto::IngestReply::default();
-            for batch in records.chunks(crate::io::ingest::BATCH_SIZE) {
-                let outcome = node.ingest(batch)?;
-                reply.stored += outcome.stored;
-                reply.replaced += outcome.replaced;
-            }
+            let outcome = node.commit_staged(session)?;
             node.flush()?;
-            Ok(reply)
+            Ok(proto::IngestReply {
+                stored: outcome.stored,
+                replaced: outcome.replaced,
+            })
         })
         .await?;
         Ok(Response::new(reply))
