@@ -222,7 +222,7 @@ pub fn child_raw_sled(args: &[String]) -> serde_json::Value {
     let n: u64 = args[1].parse().expect("key count");
     let db = sled::Config::new()
         .path(&args[0])
-        .cache_capacity(128 * 1024 * 1024)
+        .cache_capacity(accord::store::CACHE_BYTES)
         .open()
         .expect("open sled");
     let tree = db.open_tree("accord").expect("open tree");

@@ -6,6 +6,7 @@
 mod attack;
 mod attest;
 mod convergence;
+mod daemon_ingest;
 mod daemon_view;
 mod dashboard;
 mod fidelity;
@@ -35,7 +36,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|load|attack|convergence|fidelity|attest|dashboard|governance|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|attest|dashboard|governance|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -55,6 +56,7 @@ pub fn main() {
         "view" => view::run(&mut fx),
         "status" => status::run(&mut fx),
         "daemon-view" => daemon_view::run(&mut fx),
+        "daemon-ingest" => daemon_ingest::run(&mut fx),
         "load" => load::run(&mut fx),
         "attack" => attack::run(&mut fx),
         "convergence" => convergence::run(&mut fx),
@@ -69,6 +71,7 @@ pub fn main() {
             view::run(&mut fx);
             status::run(&mut fx);
             daemon_view::run(&mut fx);
+            daemon_ingest::run(&mut fx);
             load::run(&mut fx);
             attack::run(&mut fx);
             convergence::run(&mut fx);

@@ -223,10 +223,10 @@ impl Node {
         self.store.begin_staging()
     }
 
-    /// Stages validated rows of `session`'s file, from row `first` on: on disk, pseudonymised,
-    /// not yet counted.
-    pub fn stage(&self, session: u64, first: u64, batch: &[Record]) -> Result<(), NodeError> {
-        Ok(self.store.stage(session, first, batch)?)
+    /// Stages the next validated rows of `session`'s file: on disk, pseudonymised, not yet
+    /// counted.
+    pub fn stage(&self, session: u64, batch: &[Record]) -> Result<(), NodeError> {
+        Ok(self.store.stage(session, batch)?)
     }
 
     /// Stores `session`'s staged file, its end having arrived: the rows move into the records

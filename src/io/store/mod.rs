@@ -8,7 +8,6 @@
 //! | `r:` | event_id | [`records::StoredRecord`], 53 bytes, person pseudonymised |
 //! | `a:` | [`CellKey`](crate::domain::aggregate::CellKey) | [`Tally`](crate::domain::aggregate::Tally), 16 bytes |
 //! | `t:` | event type code | record count, i64 BE |
-//! | `n:` | session (u64 BE) + row (u64 BE); row `u64::MAX` marks the file's end | a row of a file arriving through the admin socket: event id length (u16 BE), event id, [`records::StoredRecord`] (see [`staging`](self::staging)) |
 //! | `f:` | publisher (3) + seq (u64 BE) | feed entry, protobuf `Entry` |
 //! | `h:` | publisher (3) | head: seq (u64 BE) + digest (32) + the head entry's `created_at` (i64 BE) |
 //! | `w:` | publisher (3) + seq (u64 BE) | marks an entry held without its payload (audience) |
@@ -18,6 +17,9 @@
 //! | `p:` | peer (3) | peer sync status, JSON |
 //! | `v:` | publisher (3) + seq (u64 BE) | the entry's first witness: member (3) + time (i64 BE) + seq named (u64 BE) |
 //! | `u:` | member (3) + time (i64 BE) | a witnessing attestation, the signed note |
+//!
+//! Files arriving through the admin socket are staged beside the database, in
+//! `<data_dir>/staging/`, until their end has arrived (see `staging`).
 //!
 //! The node secret (HMAC key for pseudonyms and cell keys) lives beside the database in
 //! `node.secret`, mode 0600, created on first use; it is never logged or exported.
@@ -89,6 +91,9 @@ pub enum StoreError {
     /// A backup could not be written or restored.
     #[error("backup {path}: {source}")]
     Backup { path: PathBuf, source: backup::BackupError },
+    /// A file arriving through the admin socket could not be staged or moved.
+    #[error("staging file {path}: {source}")]
+    Staging { path: PathBuf, source: std::io::Error },
     /// Another process holds the store (a running node).
     #[error("store {path} is in use by another process (is `accord serve` running? its admin socket is {path}/../admin.sock)")]
     Locked { path: PathBuf },
@@ -355,12 +360,17 @@ impl Store {
     }
 }
 
+/// sled's page cache. sled is most of a node's memory: with 128 MiB, ingesting a million
+/// records peaked at 256 MB of RSS; with 16 MiB at 84 MB, for 10-15% more time
+/// (BENCHMARKS.md, issue 28), and reads of a year's aggregates or feeds stay in the OS cache.
+pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Opens the sled database at `path`, telling a store held by another process apart.
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let open = || {
         sled::Config::new()
             .path(path)
-            .cache_capacity(128 * 1024 * 1024)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(ref io)
@@ -383,6 +393,17 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
             }
             other => return other,
         }
+    }
+}
+
+/// A staging file's I/O error, out of space told apart as for sled.
+fn classify_io(path: PathBuf, source: std::io::Error) -> StoreError {
+    match classify(path, sled::Error::Io(source)) {
+        StoreError::Sled {
+            path,
+            source: sled::Error::Io(source),
+        } => StoreError::Staging { path, source },
+        other => other,
     }
 }
 

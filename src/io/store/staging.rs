@@ -1,137 +1,172 @@
-//! Files on their way in through a running node's admin socket. The batches are staged under
-//! `n:` as they arrive (pseudonymised, like any stored record), so the node never holds a whole
-//! file in memory, and move into the records only once the file's end has arrived: a stream cut
-//! off mid-file stores nothing of it, as on the direct path a file with an invalid row stores
-//! nothing.
+//! Files on their way in through a running node's admin socket. The batches are appended to a
+//! staging file in `<data_dir>/staging/` as they arrive (pseudonymised, like any stored record:
+//! the raw person id never reaches the disk), so the node never holds a whole file in memory,
+//! and the file moves into the records only once its end has arrived: a stream cut off mid-file
+//! stores nothing of it, as on the direct path a file with an invalid row stores nothing.
 //!
-//! A file whose end arrived is marked before it moves; the move goes in chunks, each one atomic
-//! with the aggregates it changes and the removal of its staged rows. A node that stops mid-move
-//! finishes it when the store is next opened; staged files without the mark are dropped then.
+//! A staging file is `<session>.part` while it grows and is renamed `<session>.ready` (after an
+//! fsync) once its end has arrived; the move then applies it in chunks, each one atomic with the
+//! aggregates it changes, exactly as the direct path stores batches. Applying a whole file again
+//! gives the same records (each event ends as the file's last row for it), so a node stopped
+//! mid-move applies the `.ready` file again at the next open; `.part` files are dropped then.
 
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use super::records::{StoredRecord, RECORD_LEN};
-use super::{IngestOutcome, Store, StoreError};
+use super::{host, IngestOutcome, Store, StoreError};
 use crate::domain::record::Record;
 
-/// Records moved per atomic batch, as the direct path stores them.
+/// Records applied per atomic batch, as the direct path stores them.
 const CHUNK: usize = 1_000;
 
-/// The index that marks a file whose end arrived.
-pub(super) const END: u64 = u64::MAX;
+/// Grows while the file arrives.
+const PART: &str = "part";
+/// The file's end has arrived: to be moved into the records.
+const READY: &str = "ready";
 
-pub(super) fn key(session: u64, index: u64) -> [u8; 18] {
-    let mut k = [0u8; 18];
-    k[..2].copy_from_slice(b"n:");
-    k[2..10].copy_from_slice(&session.to_be_bytes());
-    k[10..].copy_from_slice(&index.to_be_bytes());
-    k
+/// One staged row: the event id's length (u16 BE; a validated id has at most 64 characters),
+/// the event id, the stored record.
+fn encode(out: &mut Vec<u8>, event_id: &str, record: &StoredRecord) {
+    out.extend_from_slice(&(event_id.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
+    out.extend_from_slice(&event_id.as_bytes()[..event_id.len().min(usize::from(u16::MAX))]);
+    out.extend_from_slice(&record.encode());
 }
 
-fn session_prefix(session: u64) -> [u8; 10] {
-    let mut k = [0u8; 10];
-    k[..2].copy_from_slice(b"n:");
-    k[2..].copy_from_slice(&session.to_be_bytes());
-    k
+/// The next row of a staging file; `None` at its end, an error on a damaged row.
+fn next_row(input: &mut impl Read, path: &Path) -> Result<Option<(String, StoredRecord)>, StoreError> {
+    let damaged = || StoreError::Corrupt {
+        path: path.to_path_buf(),
+        key: "a staged row".into(),
+    };
+    let mut len = [0u8; 2];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(staging_error(path, e)),
+    }
+    let mut row = vec![0u8; usize::from(u16::from_be_bytes(len)) + RECORD_LEN];
+    input.read_exact(&mut row).map_err(|_| damaged())?;
+    let (id, record) = row.split_at(row.len() - RECORD_LEN);
+    let id = String::from_utf8(id.to_vec()).map_err(|_| damaged())?;
+    Ok(Some((id, StoredRecord::decode(record).ok_or_else(damaged)?)))
 }
 
-/// A staged row: the event id's length (u16 BE; a validated id has at most 64 characters), the
-/// event id, the stored record.
-fn encode(event_id: &str, record: &StoredRecord) -> Vec<u8> {
-    let mut v = Vec::with_capacity(2 + event_id.len() + RECORD_LEN);
-    v.extend_from_slice(&(event_id.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
-    v.extend_from_slice(event_id.as_bytes());
-    v.extend_from_slice(&record.encode());
-    v
-}
-
-fn decode(v: &[u8]) -> Option<(String, StoredRecord)> {
-    let len = usize::from(u16::from_be_bytes(v.get(..2)?.try_into().ok()?));
-    let rest = &v[2..];
-    let id = rest.get(..len)?;
-    let record = StoredRecord::decode(rest.get(len..)?)?;
-    Some((String::from_utf8(id.to_vec()).ok()?, record))
+fn staging_error(path: &Path, e: std::io::Error) -> StoreError {
+    super::classify_io(path.to_path_buf(), e)
 }
 
 impl Store {
+    fn staging_dir(&self) -> PathBuf {
+        self.path.with_file_name("staging")
+    }
+
+    fn staging_file(&self, session: u64, state: &str) -> PathBuf {
+        self.staging_dir().join(format!("{session}.{state}"))
+    }
+
     /// A new staging session for one file.
     pub fn begin_staging(&self) -> u64 {
         self.sessions.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Stages `records`, the rows of `session`'s file from row `first` on (validated, and
-    /// pseudonymised here before they touch the disk).
-    pub fn stage(&self, session: u64, first: u64, records: &[Record]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (i, r) in records.iter().enumerate() {
-            batch.insert(
-                key(session, first + i as u64).as_slice(),
-                encode(&r.event_id, &self.to_stored(r)),
-            );
+    /// Appends `records`, the next rows of `session`'s file (validated, and pseudonymised here
+    /// before they touch the disk).
+    pub fn stage(&self, session: u64, records: &[Record]) -> Result<(), StoreError> {
+        let dir = self.staging_dir();
+        host::private_dir(&dir).map_err(|e| staging_error(&dir, e))?;
+        let path = self.staging_file(session, PART);
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(|e| staging_error(&path, e))?;
+        let mut rows = Vec::with_capacity(records.len() * (RECORD_LEN + 24));
+        for r in records {
+            encode(&mut rows, &r.event_id, &self.to_stored(r));
         }
-        self.tree.apply_batch(batch).map_err(|e| self.sled(e))
+        let mut out = BufWriter::new(file);
+        out.write_all(&rows).and_then(|()| out.flush()).map_err(|e| staging_error(&path, e))
     }
 
     /// Moves `session`'s staged file into the records, in file order: its end has arrived.
     pub fn commit_staged(&self, session: u64) -> Result<IngestOutcome, StoreError> {
-        self.tree.insert(key(session, END), &[]).map_err(|e| self.sled(e))?;
-        self.move_staged(session)
+        let part = self.staging_file(session, PART);
+        let ready = self.staging_file(session, READY);
+        if !part.exists() {
+            // An empty file: no batch was staged.
+            return Ok(IngestOutcome::default());
+        }
+        File::open(&part)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&part, &ready))
+            .and_then(|()| File::open(self.staging_dir()).and_then(|d| d.sync_all()))
+            .map_err(|e| staging_error(&part, e))?;
+        self.move_staged(&ready)
     }
 
     /// Drops `session`'s staged rows: the file's end never came.
     pub fn drop_staged(&self, session: u64) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for item in self.tree.scan_prefix(session_prefix(session)) {
-            let (k, _) = item.map_err(|e| self.sled(e))?;
-            batch.remove(k);
+        let part = self.staging_file(session, PART);
+        match std::fs::remove_file(&part) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(staging_error(&part, e)),
+            _ => Ok(()),
         }
-        self.tree.apply_batch(batch).map_err(|e| self.sled(e))
     }
 
-    fn move_staged(&self, session: u64) -> Result<IngestOutcome, StoreError> {
+    /// Applies a `.ready` file in chunks, makes it durable, then removes the file.
+    fn move_staged(&self, ready: &Path) -> Result<IngestOutcome, StoreError> {
+        let mut input = BufReader::new(File::open(ready).map_err(|e| staging_error(ready, e))?);
         let mut outcome = IngestOutcome::default();
         loop {
             let mut rows = Vec::with_capacity(CHUNK);
-            let mut batch = sled::Batch::default();
-            for item in self.tree.range(key(session, 0)..key(session, END)).take(CHUNK) {
-                let (k, v) = item.map_err(|e| self.sled(e))?;
-                rows.push(decode(&v).ok_or_else(|| self.corrupt(&k))?);
-                batch.remove(k);
+            while rows.len() < CHUNK {
+                match next_row(&mut input, ready)? {
+                    Some(row) => rows.push(row),
+                    None => break,
+                }
             }
             if rows.is_empty() {
                 break;
             }
             let records: Vec<(&str, StoredRecord)> = rows.iter().map(|(id, r)| (id.as_str(), *r)).collect();
-            outcome.add(self.apply(&records, batch)?);
+            outcome.add(self.apply(&records, sled::Batch::default())?);
         }
-        self.tree.remove(key(session, END)).map_err(|e| self.sled(e))?;
+        self.flush()?;
+        std::fs::remove_file(ready).map_err(|e| staging_error(ready, e))?;
         Ok(outcome)
     }
 
-    /// At open: finishes moving the files whose end had arrived and drops the others.
+    /// At open: applies the files whose end had arrived and drops the others.
     pub(super) fn settle_staged(&self) -> Result<(), StoreError> {
-        let mut sessions = std::collections::BTreeMap::new();
-        for item in self.tree.scan_prefix(b"n:") {
-            let (k, _) = item.map_err(|e| self.sled(e))?;
-            let session = k.get(2..10).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-            let index = k.get(10..18).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-            let (Some(session), Some(index)) = (session, index) else {
-                return Err(self.corrupt(&k));
-            };
-            *sessions.entry(session).or_insert(false) |= index == END;
-        }
+        let dir = self.staging_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(staging_error(&dir, e)),
+        };
+        let mut files: Vec<PathBuf> = entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| staging_error(&dir, e))?;
+        files.sort();
         let (mut moved, mut dropped) = (0, 0);
-        for (session, ended) in sessions {
-            if ended {
-                self.move_staged(session)?;
-                moved += 1;
-            } else {
-                self.drop_staged(session)?;
-                dropped += 1;
+        for path in files {
+            match path.extension().and_then(|e| e.to_str()) {
+                Some(READY) => {
+                    self.move_staged(&path)?;
+                    moved += 1;
+                }
+                Some(PART) => {
+                    std::fs::remove_file(&path).map_err(|e| staging_error(&path, e))?;
+                    dropped += 1;
+                }
+                _ => {}
             }
         }
         if moved + dropped > 0 {
-            self.flush()?;
             tracing::info!(
                 moved,
                 dropped,

@@ -150,9 +150,8 @@ impl Admin for AdminService {
                         from_message(m, &ctx).map_err(|e| Status::invalid_argument(format!("event {id}: {e}")))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let first = staged as u64;
                 staged += records.len();
-                run(&self.node, move |node| node.stage(session, first, &records)).await?;
+                run(&self.node, move |node| node.stage(session, &records)).await?;
                 if batch.end {
                     complete = true;
                     break;
