@@ -53,7 +53,10 @@ pub fn run(fx: &mut Fixture) {
         "daemon RSS: started / peak / after",
         format!("{:.0} / {:.0} / {:.0} MB", mb(started), mb(peak.daemon), mb(after)),
     );
-    line("TARGET daemon RSS growth < 100 MB", format!("{growth:.0} MB -> {}", verdict(growth < 100.0)));
+    line(
+        "TARGET daemon RSS growth < 100 MB",
+        format!("{growth:.0} MB -> {}", verdict(growth < 100.0)),
+    );
 }
 
 /// Peak resident memory of the CLI and the daemon, in MiB.

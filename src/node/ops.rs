@@ -24,8 +24,9 @@ pub enum OpError {
     /// A record file was refused (unreadable, invalid rows) or could not be stored.
     #[error(transparent)]
     Ingest(#[from] IngestError),
-    /// The running node reported a failure through its admin socket.
-    #[error("node: {0}")]
+    /// The running node reported a failure through its admin socket: its text, as the same
+    /// failure reads in process.
+    #[error("{0}")]
     Remote(String),
     /// The output could not be written.
     #[error("writing the output: {0}")]
@@ -127,6 +128,17 @@ pub struct Local {
 impl Local {
     pub fn open(config: NodeConfig) -> Result<Local, OpError> {
         let node = Node::open(config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(OpError::Runtime)?;
+        Ok(Local { node, runtime })
+    }
+
+    /// The operations over a node this process already holds (a daemon's own node): the same
+    /// code the daemon's admin socket runs, without the socket. Blocks: call it, use it and drop
+    /// it outside async code.
+    pub fn over(node: Arc<Node>) -> Result<Local, OpError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

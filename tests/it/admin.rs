@@ -115,3 +115,150 @@ async fn a_file_cut_off_mid_stream_stores_nothing_and_a_complete_one_stores_all(
     drop(node);
     cluster.shutdown().await;
 }
+
+/// Every operation of `Operations`, in process (`Local` over the running node) and through the
+/// node's admin socket (`admin::Remote`), on the same node in the same state: the typed results
+/// agree. Ingest and publish change the state, so each runs in process first and then through
+/// the socket, and the second result is what the first predicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_gives_the_same_typed_result_in_process_and_through_the_socket() {
+    let cluster = start_cluster(&["DEU", "FRA"], full_mesh, 3600).await;
+    let node = cluster.running(0).clone();
+    let socket = node.config().admin_socket();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let deu = Country::parse("DEU").expect("DEU");
+    let file = dir.path().join("deu.csv");
+    let mut writer = accord::reader::CsvRecordWriter::create(&file).expect("records file");
+    for r in synthetic_records(deu, &countries(&["FRA"]), last_year(), 2_000, 17) {
+        writer.write(&r).expect("write a record");
+    }
+    writer.finish().expect("records file");
+    let out = dir.path().to_path_buf();
+
+    tokio::task::spawn_blocking(move || {
+        let mut remote = None;
+        for _ in 0..100 {
+            remote = admin::Remote::connect(&socket).expect("runtime");
+            if remote.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let remote = remote.expect("the node's admin socket");
+        let local = accord::node::Local::over(node.clone()).expect("runtime");
+        assert!(remote.through_daemon() && !local.through_daemon());
+        let ops: [(&str, &dyn Operations); 2] = [("in process", &local), ("through the socket", &remote)];
+        let ctx = || accord::record::validate::ValidationContext::for_today(deu);
+
+        // Ingest: the first run stores the file, every later one replaces each record.
+        let first = local.ingest(&file, ctx(), false, &mut |_| {}).expect("ingest");
+        assert_eq!(
+            (first.outcome.stored, first.outcome.replaced, first.rejected),
+            (2_000, 0, 0)
+        );
+        let again: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| {
+                op.ingest(&file, ctx(), false, &mut |_| {})
+                    .unwrap_or_else(|e| panic!("ingest {how}: {e}"))
+            })
+            .collect();
+        assert_eq!(again[0], again[1]);
+        assert_eq!((again[1].outcome.stored, again[1].outcome.replaced), (2_000, 2_000));
+
+        // Publish: the same cube and period twice; the second is the next entry of the feed,
+        // with the same figures.
+        let year = Period::Year(last_year());
+        let published: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| {
+                op.publish(Cube::Flows, year, Vec::new())
+                    .unwrap_or_else(|e| panic!("publish {how}: {e}"))
+            })
+            .collect();
+        assert_eq!(published[1].seq, published[0].seq + 1);
+        let figures =
+            |p: &accord::node::Published| (p.publisher, p.cube, p.period, p.cells, p.confidential, p.suppressed);
+        assert_eq!(figures(&published[0]), figures(&published[1]));
+
+        // The rest leave the state as it is: the same results both ways.
+        let sync: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| op.sync().unwrap_or_else(|e| panic!("sync {how}: {e}")))
+            .collect();
+        assert_eq!(sync[0], sync[1]);
+        let views: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| {
+                let mut csv = Vec::new();
+                let left_out = op
+                    .view(ViewFilter::default(), Format::Csv, &mut |b| csv.extend_from_slice(b))
+                    .unwrap_or_else(|e| panic!("view {how}: {e}"));
+                (csv, left_out)
+            })
+            .collect();
+        assert_eq!(views[0], views[1]);
+        assert!(!views[0].0.is_empty());
+        let status: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| report::status_json(&op.status().unwrap_or_else(|e| panic!("status {how}: {e}"))))
+            .collect();
+        assert_eq!(status[0], status[1]);
+        let exports: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| {
+                op.export(deu, published[1].seq)
+                    .unwrap_or_else(|e| panic!("export {how}: {e}"))
+            })
+            .collect();
+        assert_eq!(exports[0], exports[1]);
+        let checks: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| op.check(&mut |_| {}).unwrap_or_else(|e| panic!("check {how}: {e}")))
+            .collect();
+        assert_eq!(checks[0], checks[1]);
+        assert!(checks[0].differences.is_empty() && checks[0].records == 2_000);
+        let consortium: Vec<_> = ops
+            .iter()
+            .map(|(how, op)| op.consortium(None).unwrap_or_else(|e| panic!("consortium {how}: {e}")))
+            .collect();
+        assert_eq!(consortium[0], consortium[1]);
+        let backups: Vec<_> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, (how, op))| {
+                op.backup(&out.join(format!("backup-{i}")))
+                    .unwrap_or_else(|e| panic!("backup {how}: {e}"))
+            })
+            .collect();
+        assert_eq!(backups[0].keys, backups[1].keys);
+        let certified: Vec<_> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, (how, op))| {
+                let c = op
+                    .certify(&out.join(format!("bundle-{i}")))
+                    .unwrap_or_else(|e| panic!("certify {how}: {e}"));
+                (c.view_digest, c.attested_by)
+            })
+            .collect();
+        assert_eq!(certified[0], certified[1]);
+
+        // Governance: a proposal in process, the same document again through the socket is
+        // refused the same way as in process; an approval of an unknown version likewise.
+        let current = consortium[0].document.clone();
+        let refusals: Vec<_> = ops
+            .iter()
+            .map(|(_, op)| {
+                let proposal = op.propose(&current).expect_err("the document in force again");
+                let approval = op.approve(99, [0; 32]).expect_err("no version 99");
+                (proposal.to_string(), approval.to_string())
+            })
+            .collect();
+        assert_eq!(refusals[0], refusals[1]);
+        drop(local);
+    })
+    .await
+    .expect("operations");
+    cluster.shutdown().await;
+}

@@ -88,7 +88,9 @@ impl Store {
             encode(&mut rows, &r.event_id, &self.to_stored(r));
         }
         let mut out = BufWriter::new(file);
-        out.write_all(&rows).and_then(|()| out.flush()).map_err(|e| staging_error(&path, e))
+        out.write_all(&rows)
+            .and_then(|()| out.flush())
+            .map_err(|e| staging_error(&path, e))
     }
 
     /// Moves `session`'s staged file into the records, in file order: its end has arrived.

@@ -443,7 +443,11 @@ fn at_open_a_file_whose_end_arrived_is_stored_and_one_without_it_dropped() {
     store.stage(ended, &rows).unwrap();
     store.ingest(&rows[..600]).unwrap();
     let staging = store.path.with_file_name("staging");
-    std::fs::rename(staging.join(format!("{ended}.part")), staging.join(format!("{ended}.ready"))).unwrap();
+    std::fs::rename(
+        staging.join(format!("{ended}.part")),
+        staging.join(format!("{ended}.ready")),
+    )
+    .unwrap();
     store.flush().unwrap();
     drop(store);
     let store = open(dir.path());
