@@ -6,8 +6,9 @@ use std::time::Duration;
 use super::Node;
 use crate::domain::dataset::Head;
 use crate::domain::model::Country;
-use crate::io::exchange::{AcceptError, Accepted, Feeds, PeerSync, SyncError};
+use crate::io::exchange::{AcceptError, Accepted, Feeds, FeedsError, PeerSync, SyncError};
 use crate::io::store::StoreError;
+use crate::node::NodeError;
 use crate::proto;
 
 impl Feeds for Node {
@@ -27,16 +28,16 @@ impl Feeds for Node {
         !self.is_member(country) && self.governance.widened().member(country).is_some()
     }
 
-    fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError> {
-        self.store.head(publisher)
+    fn head(&self, publisher: Country) -> Result<Option<Head>, FeedsError> {
+        Ok(self.store.head(publisher)?)
     }
 
-    fn heads(&self) -> Result<Vec<(Country, Head)>, StoreError> {
-        self.store.heads()
+    fn heads(&self) -> Result<Vec<(Country, Head)>, FeedsError> {
+        Ok(self.store.heads()?)
     }
 
-    fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, StoreError> {
-        self.store.entry(publisher, seq)
+    fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, FeedsError> {
+        Ok(self.store.entry(publisher, seq)?)
     }
 
     fn entry_with_digest(
@@ -44,27 +45,27 @@ impl Feeds for Node {
         publisher: Country,
         seq: u64,
         digest: &[u8; 32],
-    ) -> Result<Option<proto::Entry>, StoreError> {
-        self.store.entry_with_digest(publisher, seq, digest)
+    ) -> Result<Option<proto::Entry>, FeedsError> {
+        Ok(self.store.entry_with_digest(publisher, seq, digest)?)
     }
 
-    fn evidence_wanted(&self, note: &str) -> Result<Vec<(Country, u64, [u8; 32])>, StoreError> {
-        Node::evidence_wanted(self, note)
+    fn evidence_wanted(&self, note: &str) -> Result<Vec<(Country, u64, [u8; 32])>, FeedsError> {
+        Ok(Node::evidence_wanted(self, note)?)
     }
 
-    fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError> {
-        self.store.lacking_payload(publisher)
+    fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, FeedsError> {
+        Ok(self.store.lacking_payload(publisher)?)
     }
 
     fn may_receive(&self, header: &crate::domain::dataset::EntryHeader, member: Country) -> bool {
         self.may_hold(header, member)
     }
 
-    fn attestations(&self) -> Result<Vec<String>, StoreError> {
+    fn attestations(&self) -> Result<Vec<String>, FeedsError> {
         Ok(self.store.attestations()?.into_iter().map(|(_, note)| note).collect())
     }
 
-    fn attestation_times(&self) -> Result<Vec<(Country, i64)>, StoreError> {
+    fn attestation_times(&self) -> Result<Vec<(Country, i64)>, FeedsError> {
         Ok(self
             .store
             .attestations()?
@@ -81,7 +82,10 @@ impl Feeds for Node {
     }
 
     fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError> {
-        let (v, placement) = self.place(entry)?;
+        let (v, placement) = Node::accept(self, entry).map_err(|e| match e {
+            NodeError::Verify(e) => AcceptError::Invalid(e),
+            other => AcceptError::Local(FeedsError(other.to_string())),
+        })?;
         Ok(Accepted {
             publisher: v.header().publisher,
             seq: v.header().seq,
@@ -90,8 +94,8 @@ impl Feeds for Node {
         })
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.store.flush()
+    fn flush(&self) -> Result<(), FeedsError> {
+        Ok(self.store.flush()?)
     }
 
     fn pulled(&self, peer: Country, started_at: i64, took: Duration, result: &Result<PeerSync, SyncError>) {
@@ -116,5 +120,12 @@ impl Feeds for Node {
         if let Err(e) = self.attest_if_changed(crate::domain::date::unix_now()) {
             tracing::warn!(error = %e, "cannot sign this node's attestation");
         }
+    }
+}
+
+/// The exchange learns only the text of a store failure (see [`FeedsError`]).
+impl From<StoreError> for FeedsError {
+    fn from(e: StoreError) -> FeedsError {
+        FeedsError(e.to_string())
     }
 }

@@ -35,7 +35,7 @@ use crate::domain::model::{Consortium, Country};
 use crate::domain::reconcile::View;
 use crate::domain::record::Record;
 use crate::io::config::NodeConfig;
-use crate::io::exchange::{AcceptError, Syncer};
+use crate::io::exchange::Syncer;
 use crate::io::ingest::{IngestError, RecordSink};
 use crate::io::store::{CheckReport, ForkEvidence, IngestOutcome, PeerStatus, Store, StoreError};
 
@@ -71,15 +71,6 @@ pub enum NodeError {
         found: String,
         pinned: String,
     },
-}
-
-impl From<AcceptError> for NodeError {
-    fn from(e: AcceptError) -> NodeError {
-        match e {
-            AcceptError::Invalid(e) => NodeError::Verify(e),
-            AcceptError::Store(e) => NodeError::Store(e),
-        }
-    }
 }
 
 /// What [`Node::restore`] did.
@@ -337,10 +328,6 @@ impl Node {
 
     /// Verifies an entry from the network and places it in its feed.
     pub fn accept(&self, entry: crate::proto::Entry) -> Result<(VerifiedEntry, Placement), NodeError> {
-        Ok(self.place(entry)?)
-    }
-
-    fn place(&self, entry: crate::proto::Entry) -> Result<(VerifiedEntry, Placement), AcceptError> {
         // Governance entries may come from a member a proposal adds: they are checked against
         // the version in force plus those members (see `governance`). A dataset is checked
         // against the version in force, or for a removed member against its last version if

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use crate::domain::dataset::{Head, Placement, VerifyError};
 use crate::domain::model::Country;
-use crate::io::store::StoreError;
 use crate::proto;
 
 pub use sync::{PeerSync, RejectReason, Rejection, SyncError, Syncer};
@@ -47,15 +46,22 @@ pub struct Accepted {
     pub placement: Placement,
 }
 
+/// This node could not read or keep what the exchange asked of it (its store failed): the
+/// round stops, a peer is told only that the node failed, the operator's log gets this text.
+/// The exchange's own error, so that it never depends on how the node keeps its feeds.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FeedsError(pub String);
+
 /// Why [`Feeds::accept`] did not place an entry.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
     /// The entry failed verification: the peer's fault, reported and skipped.
     #[error(transparent)]
     Invalid(#[from] VerifyError),
-    /// This node's store failed: the round stops.
+    /// This node failed: the round stops.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Local(#[from] FeedsError),
 }
 
 /// What the exchange needs from the node it serves and syncs for. Calls may block (store
@@ -73,11 +79,11 @@ pub trait Feeds: Send + Sync + 'static {
     /// member (whose entries from before its removal still verify).
     fn knows_publisher(&self, publisher: Country) -> bool;
     /// The head of `publisher`'s feed.
-    fn head(&self, publisher: Country) -> Result<Option<Head>, StoreError>;
+    fn head(&self, publisher: Country) -> Result<Option<Head>, FeedsError>;
     /// Every feed's head, by publisher.
-    fn heads(&self) -> Result<Vec<(Country, Head)>, StoreError>;
+    fn heads(&self) -> Result<Vec<(Country, Head)>, FeedsError>;
     /// A stored entry exactly as received.
-    fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, StoreError>;
+    fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, FeedsError>;
     /// The entry `publisher`/`seq` whose header has `digest`: the feed's own, or the fork
     /// evidence held with that digest.
     fn entry_with_digest(
@@ -85,27 +91,27 @@ pub trait Feeds: Send + Sync + 'static {
         publisher: Country,
         seq: u64,
         digest: &[u8; 32],
-    ) -> Result<Option<proto::Entry>, StoreError>;
+    ) -> Result<Option<proto::Entry>, FeedsError>;
     /// Headers a member's attestation names that conflict with this node's feeds: the sync
     /// fetches them as fork evidence from the peer that sent the note.
-    fn evidence_wanted(&self, note: &str) -> Result<Vec<(Country, u64, [u8; 32])>, StoreError>;
+    fn evidence_wanted(&self, note: &str) -> Result<Vec<(Country, u64, [u8; 32])>, FeedsError>;
     /// Seqs of `publisher`'s feed held as header only, oldest first.
-    fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, StoreError>;
+    fn lacking_payload(&self, publisher: Country) -> Result<Vec<u64>, FeedsError>;
     /// Whether `member` may hold the payload of the entry with this header: it is in the
     /// entry's audience and, for a dataset, the sharing rules in force let the publisher's
     /// cube reach it (SPEC §11 agreements).
     fn may_receive(&self, header: &crate::domain::dataset::EntryHeader, member: Country) -> bool;
     /// The latest attestation of each member held (signed notes), for the `Attestations` RPC.
-    fn attestations(&self) -> Result<Vec<String>, StoreError>;
+    fn attestations(&self) -> Result<Vec<String>, FeedsError>;
     /// The attested time of each member's latest note held, so a peer sends only newer ones.
-    fn attestation_times(&self) -> Result<Vec<(Country, i64)>, StoreError>;
+    fn attestation_times(&self) -> Result<Vec<(Country, i64)>, FeedsError>;
     /// Checks and keeps an attestation a peer sent (only a member's, signed under its key,
     /// newer than the one held); why not, if it is refused.
     fn accept_attestation(&self, note: &str) -> Result<bool, String>;
     /// Verifies an entry against its publisher's keys and places it in its feed.
     fn accept(&self, entry: proto::Entry) -> Result<Accepted, AcceptError>;
     /// Makes everything accepted so far durable.
-    fn flush(&self) -> Result<(), StoreError>;
+    fn flush(&self) -> Result<(), FeedsError>;
     /// Told after every pull from `peer`, with when it started and how long it took.
     fn pulled(&self, peer: Country, started_at: i64, took: Duration, result: &Result<PeerSync, SyncError>);
 }
@@ -124,9 +130,9 @@ pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send 
     }
 }
 
-/// The one place store errors become gRPC statuses for a peer: the peer learns nothing of the
-/// store, the operator's log gets the cause.
-pub fn store_status(error: StoreError) -> tonic::Status {
+/// The one place this node's failures become gRPC statuses for a peer: the peer learns nothing
+/// of the store, the operator's log gets the cause.
+pub fn store_status(error: FeedsError) -> tonic::Status {
     tracing::error!(error = %error, "store error while serving a peer");
     tonic::Status::internal("store error")
 }

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use tonic::transport::Channel;
 
 use super::{
-    blocking, AcceptError, Feeds, MAX_ATTESTATIONS, MAX_ATTESTATIONS_BYTES, MAX_FETCH_ENTRIES, MAX_HEADS_BYTES,
-    MAX_MESSAGE_BYTES,
+    blocking, AcceptError, Feeds, FeedsError, MAX_ATTESTATIONS, MAX_ATTESTATIONS_BYTES, MAX_FETCH_ENTRIES,
+    MAX_HEADS_BYTES, MAX_MESSAGE_BYTES,
 };
 use crate::domain::dataset::{EntryHeader, Placement};
 use crate::domain::date::unix_now;
 use crate::domain::hex;
 use crate::domain::model::Country;
 use crate::io::config::Peer;
-use crate::io::store::StoreError;
 use crate::io::tls::TlsFiles;
 use crate::proto;
 use crate::proto::exchange_client::ExchangeClient;
@@ -32,9 +31,9 @@ pub enum SyncError {
         peer: Country,
         source: crate::io::tls::TlsError,
     },
-    /// This node's store failed during the pull.
+    /// This node failed during the pull (its store).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Local(#[from] FeedsError),
 }
 
 impl SyncError {
@@ -43,7 +42,7 @@ impl SyncError {
         match self {
             SyncError::Rpc { message, .. } => message.clone(),
             SyncError::Tls { source, .. } => source.to_string(),
-            SyncError::Store(e) => e.to_string(),
+            SyncError::Local(e) => e.to_string(),
         }
     }
 }
@@ -320,7 +319,7 @@ async fn fetch_attestations(
                 Err(reason) => tracing::debug!(peer = %country, %reason, "attestation refused"),
             }
         }
-        Ok::<_, StoreError>(wanted)
+        Ok::<_, FeedsError>(wanted)
     })
     .await;
     wanted.unwrap_or_default()
@@ -377,7 +376,7 @@ async fn fetch_missing_payloads(
 /// A blocking [`Feeds`] read, off the async workers.
 async fn call<T: Send + 'static>(
     feeds: &Arc<dyn Feeds>,
-    read: impl FnOnce(&dyn Feeds) -> Result<T, StoreError> + Send + 'static,
+    read: impl FnOnce(&dyn Feeds) -> Result<T, FeedsError> + Send + 'static,
 ) -> Result<T, SyncError> {
     let f = feeds.clone();
     Ok(blocking(move || read(f.as_ref())).await?)
@@ -509,7 +508,7 @@ async fn fetch_stream(
                 });
                 return Ok(Fetched::Stopped);
             }
-            Err(AcceptError::Store(e)) => return Err(e.into()),
+            Err(AcceptError::Local(e)) => return Err(e.into()),
         }
         expected += 1;
     }
