@@ -93,7 +93,7 @@ pub fn ingest(config: &Path, files: &[PathBuf], skip_invalid: bool) -> Result<i3
             Ok(()) => {}
             Err(e) if is_rejection(&e) => {
                 let e = anyhow::Error::from(e);
-                outln!("{}: rejected, nothing stored: {e:#}", file.display());
+                outln!("{}", report::ingest_rejected(file, &format!("{e:#}")));
                 rejected.push(e);
             }
             Err(e) => return Err(e.into()),
@@ -119,20 +119,7 @@ fn ingest_one(ops: &dyn Operations, file: &Path, ctx: &ValidationContext, skip_i
     let bar = Bar::new(0, "bytes");
     let report = ops.ingest(file, ctx.clone(), skip_invalid, &mut progress_for(&bar, file))?;
     bar.finish();
-    let outcome = report.outcome;
-    let secs = started.elapsed().as_secs_f64();
-    out!(
-        "{}: stored {} records ({} replaced earlier ones) in {:.1} s, {:.0} records/s",
-        file.display(),
-        outcome.stored,
-        outcome.replaced,
-        secs,
-        outcome.stored as f64 / secs.max(1e-9)
-    );
-    match &report.rejected_file {
-        Some(r) => outln!("; {} rejected rows written to {}", report.rejected, r.display()),
-        None => outln!(),
-    }
+    outln!("{}", report::ingested(file, &report, started.elapsed().as_secs_f64()));
     Ok(())
 }
 
@@ -141,7 +128,7 @@ pub fn publish(config: &Path, cube: Cube, period: Period, audience: &[Country]) 
     let published = ops.publish(cube, period, audience.to_vec())?;
     out!("{}", report::published_line(&published));
     if !ops.through_daemon() {
-        outln!("(no node running: peers receive it at their next sync with this node's daemon)");
+        outln!("{}", report::PUBLISHED_OFFLINE);
     }
     Ok(0)
 }
@@ -156,16 +143,13 @@ pub fn view(config: &Path, filter: ViewFilter, format: Format) -> Result<i32> {
     let config = load(config)?;
     if filter.cube.is_none() && matches!(format, Format::Csv | Format::SdmxCsv) {
         // One CSV holds one cube; say which, so nobody takes the file for the whole view.
-        eprintln!(
-            "note: {} shows flows; --cube asylum or --cube permits for the others",
-            format.as_str()
-        );
+        eprintln!("{}", report::view_cube_note(format));
     }
     let ops = operations(&config)?;
     let left_out = ops.view(filter, format, &mut |bytes| out!("{}", String::from_utf8_lossy(bytes)))?;
     // Named on stderr, so nobody takes the view for complete.
     for entry in left_out {
-        eprintln!("note: left out of the view (no longer verifies under the consortium in force): {entry}");
+        eprintln!("{}", report::left_out_note(&entry));
     }
     Ok(0)
 }
@@ -178,7 +162,7 @@ pub fn status(config: &Path, json: bool) -> Result<i32> {
     } else {
         out!("{}", report::status_text(&status));
         if !ops.through_daemon() {
-            outln!("node         not running (store opened directly)");
+            outln!("{}", report::STATUS_OFFLINE);
         }
     }
     Ok(0)
@@ -191,20 +175,7 @@ pub fn consortium(config: &Path, version: Option<u64>, json: bool) -> Result<i32
         outln!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
     } else {
         // stdout is the document alone, so that its SHA-256 is the digest; the rest on stderr.
-        eprintln!(
-            "# consortium version {} ({}), digest {}, {}",
-            c.version,
-            if c.version == c.in_force {
-                "in force".to_string()
-            } else {
-                format!("version {} is in force", c.in_force)
-            },
-            c.digest,
-            match &c.proposer {
-                None => "genesis".to_string(),
-                Some(p) => format!("proposed by {p}, approved by {}", c.approvals.join(", ")),
-            }
-        );
+        eprintln!("{}", report::consortium_header(&c));
         out!("{}", c.document);
     }
     Ok(0)
@@ -215,24 +186,14 @@ pub fn propose(config: &Path, change: &Path) -> Result<i32> {
     let document =
         std::fs::read_to_string(change).map_err(|e| anyhow!("propose: cannot read {}: {e}", change.display()))?;
     let (version, digest, in_force) = ops.propose(&document)?;
-    let digest = accord::hex::encode(&digest);
-    if in_force == version {
-        outln!("proposed version {version} (digest {digest}): in force now, the proposal alone is a quorum");
-    } else {
-        outln!(
-            "proposed version {version} (digest {digest}); version {in_force} stays in force until a quorum of its members approves: accord approve --version {version} --digest {digest}"
-        );
-    }
+    outln!("{}", report::proposed(version, &digest, in_force));
     Ok(0)
 }
 
 pub fn approve(config: &Path, version: u64, digest: [u8; 32]) -> Result<i32> {
     let ops = operations(&load(config)?)?;
     let (version, digest, in_force) = ops.approve(version, digest)?;
-    outln!(
-        "approved version {version} (digest {}); version {in_force} is in force",
-        accord::hex::encode(&digest)
-    );
+    outln!("{}", report::approved(version, &digest, in_force));
     Ok(0)
 }
 
@@ -240,7 +201,7 @@ pub fn export(config: &Path, publisher: Country, seq: u64, out: &Path) -> Result
     let ops = operations(&load(config)?)?;
     let bytes = ops.export(publisher, seq)?;
     std::fs::write(out, &bytes).map_err(|e| anyhow!("cannot write {}: {e}", out.display()))?;
-    outln!("wrote {publisher} seq {seq} to {}", out.display());
+    outln!("{}", report::exported(publisher, seq, out));
     Ok(0)
 }
 
@@ -249,12 +210,7 @@ pub fn backup(config: &Path, out: &Path) -> Result<i32> {
     // The daemon may run elsewhere in the file system: it gets the path whole.
     let out = std::path::absolute(out).map_err(|e| anyhow!("backup: {}: {e}", out.display()))?;
     let s = ops.backup(&out)?;
-    outln!(
-        "backed up {} keys ({} bytes) to {}: mode 0600, it holds the node secret and pseudonymised records; keep it as you keep the signing key",
-        s.keys,
-        s.bytes,
-        out.display()
-    );
+    outln!("{}", report::backed_up(&s, &out));
     Ok(0)
 }
 
@@ -262,16 +218,7 @@ pub fn certify(config: &Path, out: &Path) -> Result<i32> {
     let ops = operations(&load(config)?)?;
     let out = std::path::absolute(out).map_err(|e| anyhow!("certify: {}: {e}", out.display()))?;
     let s = ops.certify(&out)?;
-    outln!(
-        "certified view {} in {}: {} files, {} entries, attested by {} ({}), {} witnessing attestations",
-        accord::hex::encode(&s.view_digest),
-        out.display(),
-        s.written.files,
-        s.written.entries,
-        s.attested_by.len(),
-        s.attested_by.join(", "),
-        s.written.witnesses
-    );
+    outln!("{}", report::certify_written(&s, &out));
     Ok(0)
 }
 
@@ -286,21 +233,7 @@ pub fn restore(config: &Path, file: &Path) -> Result<i32> {
     let config = load(config)?;
     let data_dir = config.data_dir.clone();
     let r = accord::node::Node::restore(config, file)?;
-    if let Some(from) = r.migrated_from {
-        outln!(
-            "migrated the restored store from format {from} to format {}",
-            accord::store::FORMAT_VERSION
-        );
-    }
-    outln!(
-        "restored {} keys ({} bytes) from {} into {}; {} entries verified again ({} left out under the consortium in force)",
-        r.keys,
-        r.bytes,
-        file.display(),
-        data_dir.display(),
-        r.entries,
-        r.left_out
-    );
+    outln!("{}", report::restored(&r, file, &data_dir));
     let (text, failure) = report::check_text(&r.check);
     print_outcome(&text, failure)
 }
@@ -329,27 +262,8 @@ fn migrate_store(config: &NodeConfig) -> Result<()> {
     }
     // The backup taken first is sealed like any other: with the node's signing key.
     let key = accord::node::signing_key(config)?;
-    match accord::store::migrate(&config.data_dir, Some(&key))? {
-        Some(m) => {
-            if let Some(backup) = &m.backup {
-                outln!(
-                    "backed up the format {} store to {} (restore it with `accord restore` into an empty data_dir to undo)",
-                    m.from,
-                    backup.display()
-                );
-            }
-            outln!(
-                "migrated the store from format {} to format {} ({} values rewritten)",
-                m.from,
-                m.to,
-                m.rewritten
-            );
-        }
-        None => outln!(
-            "the store already has format {}; nothing to migrate",
-            accord::store::FORMAT_VERSION
-        ),
-    }
+    let migrated = accord::store::migrate(&config.data_dir, Some(&key))?;
+    outln!("{}", report::migrated(migrated.as_ref()));
     Ok(())
 }
 
@@ -367,16 +281,7 @@ fn rebuild_then_check(config: &NodeConfig) -> Result<i32> {
         &mut |n| bar.set(n),
     )?;
     bar.finish();
-    match rebuilt {
-        Some(r) => outln!(
-            "rebuilt {} aggregate cells from {} records: {} (was {})",
-            r.cells,
-            r.records,
-            r.to,
-            r.from
-        ),
-        None => outln!("aggregates already follow the consortium's definition; nothing to rebuild"),
-    }
+    outln!("{}", report::rebuilt(rebuilt.as_ref()));
     // Checked on the store already open: sled lets go of its lock only after its background
     // flusher stops, so reopening at once could find the store still "in use".
     let bar = Bar::new(0, "records");

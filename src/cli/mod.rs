@@ -465,23 +465,7 @@ pub fn run(args: Args) -> Result<i32> {
             let c = accord::model::Consortium::load(&consortium)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let v = accord::export::verify_file(&bytes, &c).with_context(|| format!("{}", file.display()))?;
-            let h = v.header();
-            let what = match h.dataset() {
-                Some((cube, period)) => format!("{cube} {period}"),
-                None => h.subject.kind().to_string(),
-            };
-            outln!(
-                "valid: {} seq {} {what} created {} digest {}{}",
-                h.publisher,
-                h.seq,
-                accord::date::format_timestamp(h.created_at),
-                accord::hex::encode(&v.digest()),
-                match (v.dataset(), v.governance()) {
-                    (Some(d), _) => format!(", payload verified ({} cells)", d.cells.len()),
-                    (None, Some(g)) => format!(", {}", accord::report::governance_line(g)),
-                    (None, None) => ", header only (payload not included)".to_string(),
-                }
-            );
+            outln!("{}", accord::report::export_valid(&v));
             Ok(0)
         }
         Command::Synth {

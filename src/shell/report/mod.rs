@@ -1,6 +1,12 @@
-//! What the operator reads: the text of every command's result (`status`, `sync`, `publish`,
-//! `check`), rendered from the typed results of [`node::Operations`](crate::node::Operations).
-//! The one place command output is built; the CLI and the demo print what it returns.
+//! What the operator reads: the text of every node command's result (`status`, `sync`,
+//! `publish`, `check`, and in [`lines`] the one-line confirmations of the others), rendered from
+//! the typed results of [`node::Operations`](crate::node::Operations). The one place the output
+//! of node commands is built; the CLI and the demo print what it returns. (The tools' commands,
+//! `certs` and `synth`, which sit above the shells, say their one line in the CLI.)
+
+pub mod lines;
+
+pub use lines::*;
 
 use crate::io::store::CheckReport;
 use crate::node::{PeerPull, Published, Status};
