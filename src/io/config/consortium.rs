@@ -125,209 +125,15 @@ impl Consortium {
         if raw.name.trim().is_empty() {
             return Err(invalid(file, "name", "must not be empty"));
         }
-        let defaults = Definition::default();
-        let definition = Definition {
-            min_duration_months: raw
-                .definitions
-                .min_duration_months
-                .unwrap_or(defaults.min_duration_months),
-            unknown_duration: match raw.definitions.unknown_duration.as_deref() {
-                None => defaults.unknown_duration,
-                Some(s) => UnknownDuration::parse(s).ok_or_else(|| {
-                    invalid(
-                        file,
-                        "definitions.unknown_duration",
-                        format!("must be \"count\" or \"exclude\", got {s:?}"),
-                    )
-                })?,
-            },
-        };
-        let d = &raw.disclosure;
-        let disclosure = match d.method.as_deref().unwrap_or("threshold") {
-            "threshold" => {
-                let k = d.threshold.unwrap_or(5);
-                if k < 1 {
-                    return Err(invalid(file, "disclosure.threshold", "must be at least 1"));
-                }
-                floor(file, raw.test_only, "disclosure.threshold", k, MIN_THRESHOLD)?;
-                Disclosure::Threshold { k }
-            }
-            "cell-key" => {
-                let max_noise = d.max_noise.unwrap_or(2);
-                let variance = d.variance.unwrap_or(1.0);
-                // Counts below 5 are "small" as under the default threshold: never shown exact.
-                let small_count = d.small_count.unwrap_or(5);
-                if !(1..=20).contains(&max_noise) {
-                    return Err(invalid(file, "disclosure.max_noise", "must be between 1 and 20"));
-                }
-                if !(variance > 0.0 && variance <= 100.0) {
-                    return Err(invalid(file, "disclosure.variance", "must be in (0, 100]"));
-                }
-                if small_count > 100 {
-                    return Err(invalid(file, "disclosure.small_count", "must be at most 100"));
-                }
-                floor(file, raw.test_only, "disclosure.max_noise", max_noise, MIN_MAX_NOISE)?;
-                floor(
-                    file,
-                    raw.test_only,
-                    "disclosure.small_count",
-                    small_count,
-                    MIN_SMALL_COUNT,
-                )?;
-                Disclosure::CellKey {
-                    max_noise,
-                    variance,
-                    small_count,
-                }
-            }
-            "none" => {
-                if !raw.test_only {
-                    return Err(invalid(
-                        file,
-                        "disclosure.method",
-                        "\"none\" is allowed only on a consortium with test_only = true",
-                    ));
-                }
-                Disclosure::None
-            }
-            other => {
-                return Err(invalid(
-                    file,
-                    "disclosure.method",
-                    format!("must be \"threshold\", \"cell-key\" or \"none\", got {other:?}"),
-                ))
-            }
-        };
-        let rd = Reconcile::default();
-        let reconcile = Reconcile {
-            rule: match raw.reconcile.rule.as_deref() {
-                None => rd.rule,
-                Some(s) => Rule::parse(s).ok_or_else(|| {
-                    invalid(
-                        file,
-                        "reconcile.rule",
-                        format!("must be receiving, sending, max or mean, got {s:?}"),
-                    )
-                })?,
-            },
-            asymmetry_flag: raw.reconcile.asymmetry_flag.unwrap_or(rd.asymmetry_flag),
-        };
-        if !(reconcile.asymmetry_flag >= 0.0 && reconcile.asymmetry_flag <= 1.0) {
-            return Err(invalid(file, "reconcile.asymmetry_flag", "must be between 0 and 1"));
-        }
-        let quorum = match raw.governance.quorum.as_deref() {
-            None => Quorum::default(),
-            Some(s) => Quorum::parse(s).ok_or_else(|| {
-                invalid(
-                    file,
-                    "governance.quorum",
-                    format!("must be \"majority\", \"two-thirds\" or \"all\", got {s:?}"),
-                )
-            })?,
-        };
-        if raw.members.is_empty() {
-            return Err(invalid(file, "members", "at least one member is required"));
-        }
-        let mut members: Vec<Member> = Vec::new();
-        let mut all_keys = BTreeSet::new();
-        for (i, m) in raw.members.iter().enumerate() {
-            let key = format!("members[{i}]");
-            let code = country(file, &format!("{key}.country"), &m.country)?;
-            if members.iter().any(|x| x.country == code) {
-                return Err(invalid(
-                    file,
-                    format!("{key}.country"),
-                    format!("duplicate member {code}"),
-                ));
-            }
-            if m.keys.is_empty() {
-                return Err(invalid(
-                    file,
-                    format!("{key}.keys"),
-                    format!("member {code} has no signing key"),
-                ));
-            }
-            let mut keys = Vec::new();
-            for (j, k) in m.keys.iter().enumerate() {
-                let kk = format!("{key}.keys[{j}]");
-                let public_key = parse_public_key(&k.public_key).ok_or_else(|| {
-                    invalid(
-                        file,
-                        format!("{kk}.public_key"),
-                        "must be 64 hex characters (a raw Ed25519 public key)",
-                    )
-                })?;
-                if !all_keys.insert(public_key) {
-                    return Err(invalid(
-                        file,
-                        format!("{kk}.public_key"),
-                        "the same key is listed twice",
-                    ));
-                }
-                let valid_from = date::parse_timestamp(&k.valid_from).ok_or_else(|| {
-                    invalid(
-                        file,
-                        format!("{kk}.valid_from"),
-                        format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {:?}", k.valid_from),
-                    )
-                })?;
-                let valid_until = match &k.valid_until {
-                    None => None,
-                    Some(u) => Some(date::parse_timestamp(u).ok_or_else(|| {
-                        invalid(
-                            file,
-                            format!("{kk}.valid_until"),
-                            format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {u:?}"),
-                        )
-                    })?),
-                };
-                if valid_until.is_some_and(|u| u <= valid_from) {
-                    return Err(invalid(file, format!("{kk}.valid_until"), "must be after valid_from"));
-                }
-                keys.push(SigningKey {
-                    public_key,
-                    valid_from,
-                    valid_until,
-                    retired_after_seq: k.retired_after_seq,
-                });
-            }
-            members.push(Member { country: code, keys });
-        }
-        let sharing = match raw.sharing.default.as_deref() {
-            None => SharingDefault::All,
-            Some(s) => SharingDefault::parse(s).ok_or_else(|| {
-                invalid(
-                    file,
-                    "sharing.default",
-                    format!("must be \"all\" or \"agreements\", got {s:?}"),
-                )
-            })?,
-        };
+        // Section by section, in the file's order: the first fault is the one named.
+        let definition = definition(file, &raw.definitions)?;
+        let disclosure = disclosure(file, raw.test_only, &raw.disclosure)?;
+        let reconcile = reconcile(file, &raw.reconcile)?;
+        let quorum = quorum(file, &raw.governance)?;
+        let members = members(file, &raw.members)?;
+        let sharing = sharing(file, &raw.sharing)?;
         let agreements = agreements(file, &raw.agreements, &members)?;
-        let mut forks: Vec<BranchKept> = Vec::new();
-        for (i, f) in raw.forks.iter().enumerate() {
-            let key = format!("forks[{i}]");
-            let publisher = country(file, &format!("{key}.publisher"), &f.publisher)?;
-            if f.seq == 0 {
-                return Err(invalid(file, format!("{key}.seq"), "feeds start at seq 1"));
-            }
-            let keep = crate::domain::hex::decode(&f.keep)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| invalid(file, format!("{key}.keep"), "not a header digest (64 hex digits)"))?;
-            if forks.iter().any(|k| k.publisher == publisher && k.seq == f.seq) {
-                return Err(invalid(
-                    file,
-                    key,
-                    format!("a second branch for {publisher} seq {}", f.seq),
-                ));
-            }
-            forks.push(BranchKept {
-                publisher,
-                seq: f.seq,
-                keep,
-            });
-        }
-        forks.sort_by_key(|f| (f.publisher, f.seq));
+        let forks = forks(file, &raw.forks)?;
         Ok(Consortium {
             name: raw.name,
             test_only: raw.test_only,
@@ -341,6 +147,233 @@ impl Consortium {
             members,
         })
     }
+}
+
+/// `[definitions]`: the harmonised definition of long-term migration.
+fn definition(file: &Path, raw: &DefinitionsToml) -> Result<Definition, ConfigError> {
+    let defaults = Definition::default();
+    let definition = Definition {
+        min_duration_months: raw.min_duration_months.unwrap_or(defaults.min_duration_months),
+        unknown_duration: match raw.unknown_duration.as_deref() {
+            None => defaults.unknown_duration,
+            Some(s) => UnknownDuration::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    "definitions.unknown_duration",
+                    format!("must be \"count\" or \"exclude\", got {s:?}"),
+                )
+            })?,
+        },
+    };
+    Ok(definition)
+}
+
+/// `[disclosure]`: the method and its parameters, floors refused unless `test_only`.
+fn disclosure(file: &Path, test_only: bool, d: &DisclosureToml) -> Result<Disclosure, ConfigError> {
+    let disclosure = match d.method.as_deref().unwrap_or("threshold") {
+        "threshold" => {
+            let k = d.threshold.unwrap_or(5);
+            if k < 1 {
+                return Err(invalid(file, "disclosure.threshold", "must be at least 1"));
+            }
+            floor(file, test_only, "disclosure.threshold", k, MIN_THRESHOLD)?;
+            Disclosure::Threshold { k }
+        }
+        "cell-key" => {
+            let max_noise = d.max_noise.unwrap_or(2);
+            let variance = d.variance.unwrap_or(1.0);
+            // Counts below 5 are "small" as under the default threshold: never shown exact.
+            let small_count = d.small_count.unwrap_or(5);
+            if !(1..=20).contains(&max_noise) {
+                return Err(invalid(file, "disclosure.max_noise", "must be between 1 and 20"));
+            }
+            if !(variance > 0.0 && variance <= 100.0) {
+                return Err(invalid(file, "disclosure.variance", "must be in (0, 100]"));
+            }
+            if small_count > 100 {
+                return Err(invalid(file, "disclosure.small_count", "must be at most 100"));
+            }
+            floor(file, test_only, "disclosure.max_noise", max_noise, MIN_MAX_NOISE)?;
+            floor(file, test_only, "disclosure.small_count", small_count, MIN_SMALL_COUNT)?;
+            Disclosure::CellKey {
+                max_noise,
+                variance,
+                small_count,
+            }
+        }
+        "none" => {
+            if !test_only {
+                return Err(invalid(
+                    file,
+                    "disclosure.method",
+                    "\"none\" is allowed only on a consortium with test_only = true",
+                ));
+            }
+            Disclosure::None
+        }
+        other => {
+            return Err(invalid(
+                file,
+                "disclosure.method",
+                format!("must be \"threshold\", \"cell-key\" or \"none\", got {other:?}"),
+            ))
+        }
+    };
+    Ok(disclosure)
+}
+
+/// `[reconcile]`: the fixed rule and the asymmetry flag.
+fn reconcile(file: &Path, raw: &ReconcileToml) -> Result<Reconcile, ConfigError> {
+    let rd = Reconcile::default();
+    let reconcile = Reconcile {
+        rule: match raw.rule.as_deref() {
+            None => rd.rule,
+            Some(s) => Rule::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    "reconcile.rule",
+                    format!("must be receiving, sending, max or mean, got {s:?}"),
+                )
+            })?,
+        },
+        asymmetry_flag: raw.asymmetry_flag.unwrap_or(rd.asymmetry_flag),
+    };
+    if !(reconcile.asymmetry_flag >= 0.0 && reconcile.asymmetry_flag <= 1.0) {
+        return Err(invalid(file, "reconcile.asymmetry_flag", "must be between 0 and 1"));
+    }
+    Ok(reconcile)
+}
+
+/// `[governance]`: the quorum.
+fn quorum(file: &Path, raw: &GovernanceToml) -> Result<Quorum, ConfigError> {
+    let quorum = match raw.quorum.as_deref() {
+        None => Quorum::default(),
+        Some(s) => Quorum::parse(s).ok_or_else(|| {
+            invalid(
+                file,
+                "governance.quorum",
+                format!("must be \"majority\", \"two-thirds\" or \"all\", got {s:?}"),
+            )
+        })?,
+    };
+    Ok(quorum)
+}
+
+/// `[[members]]`: at least one, no duplicate, each with its signing keys (no key listed twice).
+fn members(file: &Path, raw: &[MemberToml]) -> Result<Vec<Member>, ConfigError> {
+    if raw.is_empty() {
+        return Err(invalid(file, "members", "at least one member is required"));
+    }
+    let mut members: Vec<Member> = Vec::new();
+    let mut all_keys = BTreeSet::new();
+    for (i, m) in raw.iter().enumerate() {
+        let key = format!("members[{i}]");
+        let code = country(file, &format!("{key}.country"), &m.country)?;
+        if members.iter().any(|x| x.country == code) {
+            return Err(invalid(
+                file,
+                format!("{key}.country"),
+                format!("duplicate member {code}"),
+            ));
+        }
+        if m.keys.is_empty() {
+            return Err(invalid(
+                file,
+                format!("{key}.keys"),
+                format!("member {code} has no signing key"),
+            ));
+        }
+        let mut keys = Vec::new();
+        for (j, k) in m.keys.iter().enumerate() {
+            let kk = format!("{key}.keys[{j}]");
+            let public_key = parse_public_key(&k.public_key).ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("{kk}.public_key"),
+                    "must be 64 hex characters (a raw Ed25519 public key)",
+                )
+            })?;
+            if !all_keys.insert(public_key) {
+                return Err(invalid(
+                    file,
+                    format!("{kk}.public_key"),
+                    "the same key is listed twice",
+                ));
+            }
+            let valid_from = date::parse_timestamp(&k.valid_from).ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("{kk}.valid_from"),
+                    format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {:?}", k.valid_from),
+                )
+            })?;
+            let valid_until = match &k.valid_until {
+                None => None,
+                Some(u) => Some(date::parse_timestamp(u).ok_or_else(|| {
+                    invalid(
+                        file,
+                        format!("{kk}.valid_until"),
+                        format!("not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): {u:?}"),
+                    )
+                })?),
+            };
+            if valid_until.is_some_and(|u| u <= valid_from) {
+                return Err(invalid(file, format!("{kk}.valid_until"), "must be after valid_from"));
+            }
+            keys.push(SigningKey {
+                public_key,
+                valid_from,
+                valid_until,
+                retired_after_seq: k.retired_after_seq,
+            });
+        }
+        members.push(Member { country: code, keys });
+    }
+    Ok(members)
+}
+
+/// `[sharing]`: what a cube reaches by default.
+fn sharing(file: &Path, raw: &SharingToml) -> Result<SharingDefault, ConfigError> {
+    let sharing = match raw.default.as_deref() {
+        None => SharingDefault::All,
+        Some(s) => SharingDefault::parse(s).ok_or_else(|| {
+            invalid(
+                file,
+                "sharing.default",
+                format!("must be \"all\" or \"agreements\", got {s:?}"),
+            )
+        })?,
+    };
+    Ok(sharing)
+}
+
+/// `[[forks]]`: the branch the members chose to keep for a fork, one per publisher and seq.
+fn forks(file: &Path, raw: &[ForkToml]) -> Result<Vec<BranchKept>, ConfigError> {
+    let mut forks: Vec<BranchKept> = Vec::new();
+    for (i, f) in raw.iter().enumerate() {
+        let key = format!("forks[{i}]");
+        let publisher = country(file, &format!("{key}.publisher"), &f.publisher)?;
+        if f.seq == 0 {
+            return Err(invalid(file, format!("{key}.seq"), "feeds start at seq 1"));
+        }
+        let keep = crate::domain::hex::decode(&f.keep)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| invalid(file, format!("{key}.keep"), "not a header digest (64 hex digits)"))?;
+        if forks.iter().any(|k| k.publisher == publisher && k.seq == f.seq) {
+            return Err(invalid(
+                file,
+                key,
+                format!("a second branch for {publisher} seq {}", f.seq),
+            ));
+        }
+        forks.push(BranchKept {
+            publisher,
+            seq: f.seq,
+            keep,
+        });
+    }
+    forks.sort_by_key(|f| (f.publisher, f.seq));
+    Ok(forks)
 }
 
 /// `[[agreements]]`, each checked: a name, two or more parties that are members, known cubes,
