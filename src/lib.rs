@@ -5,7 +5,7 @@
 //!
 //! - [`proto`]: the generated wire types.
 //! - `domain`: the pure tier, no I/O: model, records, aggregates and disclosure control,
-//!   datasets and signatures, attestations, governance, the common view.
+//!   datasets and signatures, attestations, the consortium and its versions, the common view.
 //! - `io`: record files, the sled store, TLS, configuration files, the gRPC exchange, ingest,
 //!   certified bundles.
 //! - `node`: the operations over one member's store.
@@ -22,7 +22,7 @@ pub mod node;
 mod shell;
 mod tools;
 
-pub use domain::{aggregate, attest, dataset, date, excerpt, export, governance, hex, model, reconcile, record};
+pub use domain::{aggregate, attest, consortium, dataset, date, excerpt, export, hex, model, reconcile, record};
 pub use io::{certify, config, exchange, http, ingest, reader, store, tls};
 pub use shell::{admin, daemon, dashboard, report};
 pub use tools::{certs, cluster, demo, synth};

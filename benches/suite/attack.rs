@@ -378,7 +378,7 @@ fn sign(site: &Site, dataset: &Dataset, head: Option<Head>) -> proto::Entry {
 }
 
 fn dataset_of(site: &Site, publisher: Country, period: Period, cells: Vec<accord::model::Cell>) -> Dataset {
-    let consortium = accord::model::Consortium::load(&site.dir.join("pki/consortium.toml")).expect("consortium");
+    let consortium = accord::consortium::Consortium::load(&site.dir.join("pki/consortium.toml")).expect("consortium");
     let own = publisher.to_string();
     Dataset {
         publisher,

@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use accord::attest::{check, open, sign, Attestation};
-use accord::model::Consortium;
+use accord::consortium::Consortium;
 use accord::proto;
 use prost::Message;
 use ring::rand::SystemRandom;

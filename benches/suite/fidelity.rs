@@ -465,7 +465,7 @@ async fn view_mape(
     edit: ConsortiumEdit,
     truth: &accord::reconcile::fidelity::Truth,
     periods: &[Period],
-) -> (Vec<(accord::model::Rule, f64)>, usize, Published) {
+) -> (Vec<(accord::consortium::Rule, f64)>, usize, Published) {
     let options = ClusterOptions {
         countries: COUNTRIES.iter().map(|c| country(c)).collect(),
         peered: full_mesh,

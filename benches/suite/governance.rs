@@ -98,7 +98,7 @@ fn proposals(pki: &Path, node: &Node, n: usize) -> Vec<accord::proto::Entry> {
     let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&std::fs::read(pki.join("fra.sign.pk8")).expect("FRA's key"))
         .expect("key");
     let current = node.governance().current().clone();
-    let text = accord::governance::canonical_toml(&current.document);
+    let text = accord::consortium::canonical_toml(&current.document);
     let mut head: Option<Head> = None;
     (0..n)
         .map(|i| {

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use accord::config::NodeConfig;
+use accord::consortium::Definition;
 use accord::ingest::{ingest_file, BATCH_SIZE};
-use accord::model::Definition;
 use accord::reader::{RecordReader, Row};
 use accord::record::validate::ValidationContext;
 use accord::record::Record;

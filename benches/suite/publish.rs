@@ -6,11 +6,11 @@
 use std::time::Instant;
 
 use accord::config::NodeConfig;
+use accord::consortium::Consortium;
 use accord::dataset::envelope::{pae, PAYLOAD_TYPE};
 use accord::dataset::publish::{sign_entry, EntryParams};
 use accord::dataset::{verify, Dataset, Limits};
 use accord::date::unix_now;
-use accord::model::Consortium;
 use accord::model::{Cube, Period};
 use accord::node::Node;
 use accord::proto;

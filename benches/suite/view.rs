@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use accord::consortium::Reconcile;
 use accord::dataset::envelope::sha256;
 use accord::dataset::{AcceptedDataset, Dataset, Limits};
 use accord::model::Cell;
 use accord::model::Country;
-use accord::model::Reconcile;
 use serde_json::json;
 
 use super::{country, line, num, path_str, peak_rss_mib, rss_mib, run_child, section, thousands, verdict, Fixture};

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use accord::attest::{self, Attestation};
+use accord::consortium::Consortium;
+use accord::consortium::{canonical_toml, digest};
 use accord::dataset::envelope::{sha256, sign};
 use accord::dataset::publish::{sign_governance, EntryParams};
 use accord::dataset::{verify, Dataset, EntryHeader, Governance, Limits, Subject};
-use accord::governance::{canonical_toml, digest};
-use accord::model::{Consortium, Country, Cube, Period};
+use accord::model::{Country, Cube, Period};
 use accord::node::{parse_document, MAX_ATTESTATION_BYTES};
 use accord::proto;
 use prost::Message;

@@ -223,7 +223,7 @@ pub fn certify(config: &Path, out: &Path) -> Result<i32> {
 }
 
 pub fn verify_bundle(consortium: &Path, dir: &Path) -> Result<i32> {
-    let trusted = accord::model::Consortium::load(consortium)?;
+    let trusted = accord::consortium::Consortium::load(consortium)?;
     let r = accord::certify::verify(dir, &trusted).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     out!("{}", report::certified(&r));
     Ok(0)

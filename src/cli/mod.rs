@@ -462,7 +462,7 @@ pub fn run(args: Args) -> Result<i32> {
         Command::Certify { config, out } => commands::certify(&config, &out),
         Command::Verify { consortium, file } if file.is_dir() => commands::verify_bundle(&consortium, &file),
         Command::Verify { consortium, file } => {
-            let c = accord::model::Consortium::load(&consortium)?;
+            let c = accord::consortium::Consortium::load(&consortium)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let v = accord::export::verify_file(&bytes, &c).with_context(|| format!("{}", file.display()))?;
             outln!("{}", accord::report::export_valid(&v));

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::consortium::Consortium;
 use crate::domain::dataset::{verify_at, Limits, VerifiedEntry, VerifyError};
-use crate::domain::model::Consortium;
 use crate::proto;
 
 /// The `format` value of an exported entry file.

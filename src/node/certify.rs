@@ -62,7 +62,7 @@ impl Node {
                 view_digest,
                 consortium_version: version.version,
                 consortium_digest: version.digest,
-                document: crate::domain::governance::canonical_toml(&version.document),
+                document: crate::domain::consortium::canonical_toml(&version.document),
                 entries: entries.into_values().collect(),
                 attestations,
                 witnesses: witnesses

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::NodeError;
+use crate::domain::consortium::InForce;
 use crate::domain::dataset::{verify, AcceptedDataset, Dataset, EntryHeader, Limits, Placement, VerifiedEntry};
-use crate::domain::governance::InForce;
 use crate::domain::model::{Country, Cube, Period};
 use crate::domain::reconcile::View;
 use crate::io::store::{Store, StoreError};

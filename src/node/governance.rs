@@ -23,9 +23,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::domain::consortium::{in_force, InForce, Vote};
+use crate::domain::consortium::{Consortium, Member};
 use crate::domain::dataset::{Governance as Act, Limits, VerifiedEntry, VerifyError};
-use crate::domain::governance::{in_force, InForce, Vote};
-use crate::domain::model::{Consortium, Country, Member};
+use crate::domain::model::Country;
 use crate::io::store::Store;
 use crate::proto;
 
@@ -134,7 +135,7 @@ fn widen(base: &Consortium, in_force: &InForce, votes: &[Vote]) -> Consortium {
     for pending in in_force.pending.iter().filter(|p| p.needed == 0) {
         let document = votes.iter().find_map(|v| match v {
             Vote::Proposal(p)
-                if p.version == pending.version && crate::domain::governance::digest(&p.document) == pending.digest =>
+                if p.version == pending.version && crate::domain::consortium::digest(&p.document) == pending.digest =>
             {
                 Some(&p.document)
             }
@@ -156,7 +157,7 @@ fn widen(base: &Consortium, in_force: &InForce, votes: &[Vote]) -> Consortium {
 fn keyring<'a>(documents: impl IntoIterator<Item = &'a Consortium>) -> Consortium {
     let mut documents = documents.into_iter();
     let mut out = documents.next().cloned().expect("genesis comes first");
-    let open = |k: &crate::domain::model::SigningKey| crate::domain::model::SigningKey {
+    let open = |k: &crate::domain::consortium::SigningKey| crate::domain::consortium::SigningKey {
         public_key: k.public_key,
         valid_from: i64::MIN,
         valid_until: None,
@@ -217,7 +218,7 @@ pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<Vote>, VerifyError> {
                     message,
                 })
             })?;
-            Vote::Proposal(crate::domain::governance::Proposal {
+            Vote::Proposal(crate::domain::consortium::Proposal {
                 proposer: h.publisher,
                 seq: h.seq,
                 version: *version,
@@ -227,7 +228,7 @@ pub(super) fn vote_of(v: &VerifiedEntry) -> Result<Option<Vote>, VerifyError> {
                 created_at: h.created_at,
             })
         }
-        Act::Approval { version, digest } => Vote::Approval(crate::domain::governance::Approval {
+        Act::Approval { version, digest } => Vote::Approval(crate::domain::consortium::Approval {
             member: h.publisher,
             seq: h.seq,
             version: *version,
@@ -263,7 +264,7 @@ impl Governance {
                         Ok(Some(vote)) => {
                             if let Vote::Proposal(p) = &vote {
                                 documents
-                                    .entry(crate::domain::governance::digest(&p.document))
+                                    .entry(crate::domain::consortium::digest(&p.document))
                                     .or_insert_with(|| p.document.clone());
                             }
                             state.hold(vote);
@@ -352,7 +353,7 @@ impl Governance {
             .range((member, 0)..=(member, u64::MAX))
             .find_map(|(_, vote)| {
                 let (voter, v, d) = match vote {
-                    Vote::Proposal(p) => (p.proposer, p.version, crate::domain::governance::digest(&p.document)),
+                    Vote::Proposal(p) => (p.proposer, p.version, crate::domain::consortium::digest(&p.document)),
                     Vote::Approval(a) => (a.member, a.version, a.digest),
                 };
                 (voter == member && v == version && d != *digest).then_some(d)
@@ -368,7 +369,7 @@ use crate::domain::date::unix_now;
 impl super::Node {
     /// Counts a governance entry just appended; when it changes the version in force, the node
     /// applies the new version from now on and rebuilds its index of current datasets under it.
-    pub(super) fn count(&self, vote: crate::domain::governance::Vote) {
+    pub(super) fn count(&self, vote: crate::domain::consortium::Vote) {
         if self.governance.count(vote) {
             let in_force = self.governance();
             let current = in_force.current();
@@ -423,7 +424,7 @@ impl super::Node {
         let parsed = parse_document(document).map_err(NodeError::Request)?;
         let in_force = self.governance();
         let current = in_force.current();
-        let digest = crate::domain::governance::digest(&parsed);
+        let digest = crate::domain::consortium::digest(&parsed);
         if digest == current.digest {
             return Err(NodeError::Request(format!(
                 "the proposed document is version {} itself (digest {}): nothing to propose",
@@ -442,7 +443,7 @@ impl super::Node {
         let act = crate::domain::dataset::Governance::Proposal {
             version,
             parent: current.digest,
-            document: crate::domain::governance::canonical_toml(&parsed),
+            document: crate::domain::consortium::canonical_toml(&parsed),
         };
         self.append_governance(&act)?;
         Ok((version, digest))

@@ -29,9 +29,10 @@ use std::sync::Arc;
 
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
+use crate::domain::consortium::Consortium;
 use crate::domain::dataset::{verify_at, AcceptedDataset, Head, Limits, Placement, VerifiedEntry, VerifyError};
 use crate::domain::date::unix_now;
-use crate::domain::model::{Consortium, Country};
+use crate::domain::model::Country;
 use crate::domain::reconcile::View;
 use crate::domain::record::Record;
 use crate::io::config::NodeConfig;
@@ -110,7 +111,7 @@ pub struct Node {
 impl Node {
     /// Opens the store and loads the signing key, checking it is one of this member's keys.
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
-        let genesis = crate::domain::governance::digest(&config.consortium);
+        let genesis = crate::domain::consortium::digest(&config.consortium);
         if let Some(pinned) = config.consortium_sha256.filter(|p| *p != genesis) {
             return Err(NodeError::ConsortiumPin {
                 file: config.consortium_path.display().to_string(),
@@ -175,7 +176,7 @@ impl Node {
     }
 
     /// The consortium versions: the one in force, how it came to be, pending proposals.
-    pub fn governance(&self) -> Arc<crate::domain::governance::InForce> {
+    pub fn governance(&self) -> Arc<crate::domain::consortium::InForce> {
         self.governance.in_force()
     }
 

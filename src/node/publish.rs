@@ -9,10 +9,11 @@ use super::{Node, NodeError};
 use crate::domain::aggregate::audit::{self, Earlier};
 use crate::domain::aggregate::disclosure;
 use crate::domain::aggregate::{margins, Tally};
+use crate::domain::consortium::{Consortium, Disclosure};
 use crate::domain::dataset::publish::{sign_entry, EntryParams};
 use crate::domain::dataset::{verify_at, Dataset, Placement};
 use crate::domain::date::unix_now;
-use crate::domain::model::{Cell, CellValue, Consortium, Country, Cube, Disclosure, Period};
+use crate::domain::model::{Cell, CellValue, Country, Cube, Period};
 
 /// One period's live tallies by published key.
 type Tallies = BTreeMap<Vec<String>, Tally>;

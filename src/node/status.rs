@@ -107,7 +107,7 @@ impl Node {
         Ok(ConsortiumVersion {
             version: v.version,
             digest: hex::encode(&v.digest),
-            document: crate::domain::governance::canonical_toml(&v.document),
+            document: crate::domain::consortium::canonical_toml(&v.document),
             proposer: v.proposer.map(|p| p.to_string()),
             approvals: v.approvals.iter().map(ToString::to_string).collect(),
             in_force,

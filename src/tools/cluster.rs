@@ -109,7 +109,7 @@ impl LocalCluster {
             .map_err(io("local addr"))?;
         let n = options.countries.len();
         // A country the (edited) consortium file leaves out runs as a member-to-be.
-        let genesis = crate::domain::model::Consortium::load(&pki.join("consortium.toml"))?;
+        let genesis = crate::domain::consortium::Consortium::load(&pki.join("consortium.toml"))?;
         let mut nodes = Vec::new();
         for (i, &country) in options.countries.iter().enumerate() {
             let node_dir = dir.join(country.lower());

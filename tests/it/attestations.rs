@@ -49,7 +49,7 @@ async fn five_converged_members_attest_and_a_certified_view_verifies_elsewhere()
     std::fs::copy(cluster.pki.join("consortium.toml"), &consortium_file).unwrap();
     cluster.shutdown().await;
 
-    let trusted = accord::model::Consortium::load(&consortium_file).unwrap();
+    let trusted = accord::consortium::Consortium::load(&consortium_file).unwrap();
     let report = accord::certify::verify(&bundle, &trusted).expect("the bundle verifies");
     let attested: Vec<String> = report.attested.iter().map(|a| a.member.to_string()).collect();
     assert_eq!(attested, ["DEU", "ESP", "FRA", "ITA", "POL"]);
@@ -345,7 +345,7 @@ async fn a_consortium_version_naming_the_branch_to_keep_brings_the_publisher_bac
     let (fra, ita, esp) = (cluster.running(1), cluster.running(2), cluster.running(3));
     let document = format!(
         "{}\n[[forks]]\npublisher = \"DEU\"\nseq = 1\nkeep = \"{}\"\n",
-        accord::governance::canonical_toml(&ita.consortium()),
+        accord::consortium::canonical_toml(&ita.consortium()),
         accord::hex::encode(&kept)
     );
     let (version, digest) = ita.propose(&document).expect("ITA proposes");

@@ -78,7 +78,7 @@ fn subtract_everything(figures: &Figures) -> Option<String> {
 }
 
 fn export_all(site: &Site, fra: &Member, last: u64) -> Vec<(u64, Period, BTreeMap<Vec<String>, CellValue>)> {
-    let consortium = accord::model::Consortium::load(&site.path("pki/consortium.toml")).expect("consortium");
+    let consortium = accord::consortium::Consortium::load(&site.path("pki/consortium.toml")).expect("consortium");
     (1..=last)
         .map(|seq| {
             let out = format!("deu-{seq}.json");

@@ -5,13 +5,13 @@
 //! control → datasets → view.
 
 use accord::aggregate::disclosure::protect;
+use accord::consortium::{Definition, Disclosure, Reconcile, Rule};
 use accord::dataset::envelope::sha256;
 use accord::dataset::{AcceptedDataset, Dataset};
 use accord::date::Date;
 use accord::ingest::ingest_file;
 use accord::model::Country;
 use accord::model::{Cube, Period};
-use accord::model::{Definition, Disclosure, Reconcile, Rule};
 use accord::reconcile::{compute, pair_total_mape, read_truth};
 use accord::record::validate::ValidationContext;
 use accord::store::Store;

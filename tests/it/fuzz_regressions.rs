@@ -115,10 +115,11 @@ fn backups_sealed_by_the_member_verify_and_nothing_else_does() {
 /// time): (target, file name, bytes). A file name starts with what the target must make of it.
 fn made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     use accord::attest::{self, Attestation, Fork};
+    use accord::consortium::Consortium;
+    use accord::consortium::{canonical_toml, digest};
     use accord::dataset::publish::{sign_governance, EntryParams};
     use accord::dataset::Governance;
-    use accord::governance::{canonical_toml, digest};
-    use accord::model::{Consortium, Country};
+    use accord::model::Country;
 
     let c = |code: &str| Country::parse(code).expect("code");
     let example_file = std::fs::read_to_string(targets::root().join("certs-example/consortium.toml")).expect("example");
@@ -321,11 +322,11 @@ fn governance_payloads_and_documents_read_as_a_node_reads_them() {
     let proposal = std::fs::read(seeds.join("proposal-threshold.bin")).expect("seed");
     let proposal = accord::proto::Proposal::decode(&proposal[1..]).expect("a proposal");
     assert_eq!(proposal.version, 2);
-    assert_eq!(proposal.parent, accord::governance::digest(targets::consortium()));
+    assert_eq!(proposal.parent, accord::consortium::digest(targets::consortium()));
     let proposed = accord::node::parse_document(&proposal.document).expect("the proposed document");
     let approval = std::fs::read(seeds.join("approval-version-2.bin")).expect("seed");
     let approval = accord::proto::Approval::decode(&approval[1..]).expect("an approval");
-    assert_eq!(approval.digest, accord::governance::digest(&proposed));
+    assert_eq!(approval.digest, accord::consortium::digest(&proposed));
     // A document over the node's bound is refused before it is parsed.
     let big = format!(
         "{}\n{}",

@@ -31,8 +31,8 @@ fn status_consortium_and_view_name_the_version_in_force_and_its_digest() {
         shown.details()
     );
     site.write("canonical.toml", &shown.stdout());
-    let reread = accord::model::Consortium::load(&site.path("canonical.toml")).expect("canonical TOML parses");
-    assert_eq!(accord::hex::encode(&accord::governance::digest(&reread)), digest);
+    let reread = accord::consortium::Consortium::load(&site.path("canonical.toml")).expect("canonical TOML parses");
+    assert_eq!(accord::hex::encode(&accord::consortium::digest(&reread)), digest);
     let json: serde_json::Value =
         serde_json::from_str(&site.ok(&format!("consortium --config {config} --format json")).stdout()).expect("json");
     assert_eq!(

@@ -30,11 +30,11 @@ async fn a_quorum_puts_a_version_in_force_on_every_node_and_a_minority_never_doe
         cluster.running(2),
         cluster.running(3),
     );
-    assert_eq!(deu.consortium().reconcile.rule, accord::model::Rule::Receiving);
+    assert_eq!(deu.consortium().reconcile.rule, accord::consortium::Rule::Receiving);
 
     // ESP proposes version 2: the mean of the two sides as the reconciled figure.
     let document =
-        accord::governance::canonical_toml(&deu.consortium()).replace("rule = \"receiving\"", "rule = \"mean\"");
+        accord::consortium::canonical_toml(&deu.consortium()).replace("rule = \"receiving\"", "rule = \"mean\"");
     let (version, digest) = esp.propose(&document).expect("ESP proposes");
     assert_eq!(version, 2);
     esp.syncer().announce_all().await;
@@ -66,7 +66,7 @@ async fn a_quorum_puts_a_version_in_force_on_every_node_and_a_minority_never_doe
     for i in cluster.running_indices() {
         assert_eq!(
             cluster.running(i).consortium().reconcile.rule,
-            accord::model::Rule::Receiving
+            accord::consortium::Rule::Receiving
         );
     }
 
@@ -85,7 +85,7 @@ async fn a_quorum_puts_a_version_in_force_on_every_node_and_a_minority_never_doe
         let node = cluster.running(i);
         assert_eq!(
             node.consortium().reconcile.rule,
-            accord::model::Rule::Mean,
+            accord::consortium::Rule::Mean,
             "{}",
             node.country()
         );
@@ -95,7 +95,7 @@ async fn a_quorum_puts_a_version_in_force_on_every_node_and_a_minority_never_doe
         assert_eq!(v2.document, document);
         let view = node.view().expect("view");
         assert_eq!(view.consortium.version, 2);
-        assert_eq!(view.rule, accord::model::Rule::Mean);
+        assert_eq!(view.rule, accord::consortium::Rule::Mean);
     }
     // ITA, which never approved, applies it too; an approval now of version 2 is refused.
     let late = ita.approve(2, digest).unwrap_err().to_string();
@@ -107,7 +107,7 @@ async fn a_quorum_puts_a_version_in_force_on_every_node_and_a_minority_never_doe
     cluster.restart(2).await.expect("restart ITA");
     let ita = cluster.running(2);
     assert_eq!(ita.governance().current().version, 2);
-    assert_eq!(ita.consortium().reconcile.rule, accord::model::Rule::Mean);
+    assert_eq!(ita.consortium().reconcile.rule, accord::consortium::Rule::Mean);
     eventually("views agree after the restart", || all_agree(&cluster, 2, &[])).await;
     cluster.shutdown().await;
 }
@@ -145,7 +145,7 @@ async fn a_signing_key_rotated_through_a_version_retires_the_old_key_everywhere(
     };
     let deu = cluster.running(0);
     let proposal_seq = deu_head(&cluster, 0).expect("DEU").seq + 1;
-    let genesis = accord::governance::canonical_toml(&deu.consortium());
+    let genesis = accord::consortium::canonical_toml(&deu.consortium());
     let deu_block = genesis.find("country = \"DEU\"").expect("DEU");
     let key_end = deu_block + genesis[deu_block..].find("\n\n[[members]]").expect("next member");
     let rotated = format!(

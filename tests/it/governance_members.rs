@@ -57,7 +57,7 @@ async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
     let esp = cluster.running(3);
     let document = format!(
         "{}\n[[members]]\ncountry = \"POL\"\n\n[[members.keys]]\npublic_key = \"{}\"\nvalid_from = \"2020-01-01\"\n",
-        accord::governance::canonical_toml(&esp.consortium()),
+        accord::consortium::canonical_toml(&esp.consortium()),
         hex::encode(key.public_key().as_ref())
     );
     let (version, digest) = esp.propose(&document).expect("ESP proposes");
@@ -152,7 +152,7 @@ async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
             .expect("DEU's feed")
     };
     let proposal_seq = deu_head(0).seq + 1;
-    let v2 = accord::governance::canonical_toml(&deu.consortium());
+    let v2 = accord::consortium::canonical_toml(&deu.consortium());
     let deu_block = v2.find("country = \"DEU\"").expect("DEU");
     let key_end = deu_block + v2[deu_block..].find("\n\n[[members]]").expect("next member");
     let v3 = format!(
@@ -247,7 +247,7 @@ async fn a_removed_members_earlier_entries_stay_and_later_ones_are_refused() {
 
     // DEU proposes version 2 without ITA; FRA and ESP approve.
     let deu = cluster.running(0);
-    let document = accord::governance::canonical_toml(&deu.consortium());
+    let document = accord::consortium::canonical_toml(&deu.consortium());
     let at = document.find("\n[[members]]\ncountry = \"ITA\"").expect("ITA");
     let end = document[at + 1..]
         .find("\n[[members]]")

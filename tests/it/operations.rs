@@ -3,7 +3,7 @@
 //! same feeds and view, ingests the same records without counting them twice, and publishes
 //! the same cell-key noise, because the node secret travelled with the backup.
 
-use accord::model::Consortium;
+use accord::consortium::Consortium;
 
 use crate::support::cli::{mode, Site};
 use crate::support::{eventually_blocking, last_year};

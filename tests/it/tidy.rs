@@ -28,12 +28,12 @@ const LAYERS: &[&[&str]] = &[
     &["domain::hex", "domain::date", "domain::excerpt"],
     // shared model: country, cube, period, dimensions, cells, consortium policy
     &["domain::model"],
+    // the consortium: policy, canonical document and digest, the version in force
+    &["domain::consortium"],
     &["domain::record"],
     &["domain::aggregate"],
     // sign, verify, feed rules; signed notes (attestations)
     &["domain::dataset", "domain::attest"],
-    // the consortium document as versioned state
-    &["domain::governance"],
     // the common view; the export file's format
     &["domain::reconcile", "domain::export"],
     // record files; serving HTTP with deadlines and caps

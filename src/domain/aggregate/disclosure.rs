@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::domain::aggregate::Tally;
-use crate::domain::model::Disclosure;
+use crate::domain::consortium::Disclosure;
 use crate::domain::model::{Cell, CellValue};
 
 /// Rows above this count share one noise distribution.

@@ -9,8 +9,8 @@ pub mod audit;
 pub mod disclosure;
 pub mod margins;
 
+use crate::domain::consortium::Definition;
 use crate::domain::model::Country;
-use crate::domain::model::Definition;
 use crate::domain::model::{Cube, AGE_BANDS};
 use crate::domain::record::{EventType, Reason, Sex};
 
@@ -160,7 +160,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::UnknownDuration;
+    use crate::domain::consortium::UnknownDuration;
 
     fn facts(event_type: EventType, duration: Option<u32>) -> Facts {
         Facts {

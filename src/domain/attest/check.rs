@@ -3,7 +3,7 @@
 //! `accord verify` on a certified bundle offline.
 
 use super::{open, verify, Attestation};
-use crate::domain::model::Consortium;
+use crate::domain::consortium::Consortium;
 
 /// Largest attestation note read: a consortium of a few hundred members fits with room.
 pub const MAX_NOTE_BYTES: usize = 64 * 1024;

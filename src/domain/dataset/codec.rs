@@ -7,10 +7,10 @@ use prost::Message;
 
 use super::Dataset;
 use crate::domain::aggregate::margins;
+use crate::domain::consortium::{Definition, Disclosure, UnknownDuration};
 use crate::domain::model::Country;
 use crate::domain::model::AGE_BANDS;
 use crate::domain::model::{Cell, CellValue, Cube, Period};
-use crate::domain::model::{Definition, Disclosure, UnknownDuration};
 use crate::domain::record::{Reason, Sex};
 use crate::proto;
 

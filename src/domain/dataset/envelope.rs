@@ -13,8 +13,8 @@ use prost::Message;
 
 use super::codec::{DecodeError, EntryHeader, Subject};
 use super::Dataset;
+use crate::domain::consortium::Consortium;
 use crate::domain::hex;
-use crate::domain::model::Consortium;
 use crate::domain::model::Country;
 use crate::proto;
 
@@ -506,7 +506,7 @@ pub fn verify_at(
 fn check_signatures(
     env: &proto::Envelope,
     header: &EntryHeader,
-    member: &crate::domain::model::Member,
+    member: &crate::domain::consortium::Member,
 ) -> Result<[u8; 32], VerifyError> {
     if env.signatures.is_empty() {
         return Err(VerifyError::Unsigned);

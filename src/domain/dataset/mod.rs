@@ -14,8 +14,9 @@ pub use codec::{DecodeError, EntryHeader, Subject};
 pub use envelope::{verify, verify_at, Governance, Limits, VerifiedEntry, VerifyError};
 pub use feed::{Head, Placement};
 
+use crate::domain::consortium::{Definition, Disclosure};
 use crate::domain::model::Country;
-use crate::domain::model::{Cell, Cube, Definition, Disclosure, Period};
+use crate::domain::model::{Cell, Cube, Period};
 
 /// A dataset: one cube for one period from one publisher, after disclosure control.
 /// Cells are sorted by key and unique.

@@ -8,8 +8,9 @@ use super::envelope::{key_id, pae, sign, PAYLOAD_TYPE};
 use super::feed::place;
 use super::publish::{sign_entry, EntryParams};
 use super::*;
-use crate::domain::model::{Cell, CellValue, Cube, Definition, Disclosure, Period, Reconcile};
-use crate::domain::model::{Consortium, Member, SigningKey};
+use crate::domain::consortium::{Consortium, Member, SigningKey};
+use crate::domain::consortium::{Definition, Disclosure, Reconcile};
+use crate::domain::model::{Cell, CellValue, Cube, Period};
 use crate::proto;
 
 const NOW: i64 = 1_750_000_000;
@@ -47,8 +48,8 @@ fn fixture() -> Fixture {
         definition: Definition::default(),
         disclosure: Disclosure::default(),
         reconcile: Reconcile::default(),
-        quorum: crate::domain::model::Quorum::default(),
-        sharing: crate::domain::model::SharingDefault::All,
+        quorum: crate::domain::consortium::Quorum::default(),
+        sharing: crate::domain::consortium::SharingDefault::All,
         agreements: Vec::new(),
         forks: Vec::new(),
         members: vec![member("DEU", &deu), member("FRA", &fra), member("ITA", &keypair())],

@@ -376,7 +376,7 @@ mod tests {
     fn the_rule_is_part_of_the_digest() {
         let input = vec![flows(deu(), 1, &[out(fra(), "FRA", 10)])];
         let mut other = settings();
-        other.rule = crate::domain::model::Rule::Max;
+        other.rule = crate::domain::consortium::Rule::Max;
         assert_ne!(compute(&input, &settings()).digest(), compute(&input, &other).digest());
     }
 

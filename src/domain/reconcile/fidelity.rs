@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::domain::consortium::Rule;
 use crate::domain::model::Country;
-use crate::domain::model::Rule;
 use crate::domain::model::{Cube, Period};
 
 use super::{reconcile_figure, View};

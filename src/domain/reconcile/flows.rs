@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::domain::aggregate::margins::TOTAL;
+use crate::domain::consortium::{Definition, Disclosure, Reconcile};
 use crate::domain::dataset::{AcceptedDataset, Code};
 use crate::domain::model::Country;
 use crate::domain::model::{CellValue, Cube, Period};
-use crate::domain::model::{Definition, Disclosure, Reconcile};
 
 use super::{
     asymmetry, flagged, reconcile_figure, Latest, Meta, MirrorKey, MirrorRow, Note, PairKey, PairTotal, Reported, Rows,

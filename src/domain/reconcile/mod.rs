@@ -32,10 +32,10 @@ mod test_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::domain::consortium::{Definition, Disclosure, Reconcile, Rule};
 use crate::domain::dataset::{AcceptedDataset, Code};
 use crate::domain::model::Country;
 use crate::domain::model::{Cube, Period};
-use crate::domain::model::{Definition, Disclosure, Reconcile, Rule};
 
 pub use fidelity::{pair_total_mape, read_truth, TruthError};
 pub use lines::ViewFilter;

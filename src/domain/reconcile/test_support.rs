@@ -2,10 +2,10 @@
 
 use ring::digest::{digest, SHA256};
 
+use crate::domain::consortium::{Definition, Disclosure, Reconcile};
 use crate::domain::dataset::{AcceptedDataset, Dataset};
 use crate::domain::model::Country;
 use crate::domain::model::{Cell, CellValue, Cube, Period};
-use crate::domain::model::{Definition, Disclosure, Reconcile};
 
 pub fn country(code: &str) -> Country {
     Country::parse(code).unwrap()

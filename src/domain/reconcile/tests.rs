@@ -2,8 +2,8 @@
 
 use super::test_support::*;
 use super::*;
+use crate::domain::consortium::{Definition, Disclosure, UnknownDuration};
 use crate::domain::model::{CellValue, Cube, Period};
-use crate::domain::model::{Definition, Disclosure, UnknownDuration};
 
 fn row_key(origin: Country, destination: Country, citizenship: &str) -> MirrorKey {
     MirrorKey {

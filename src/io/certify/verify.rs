@@ -8,8 +8,9 @@ use std::path::Path;
 
 use super::{render_file, view_files, CertifyError, Manifest, DOCUMENT, FORMAT, MANIFEST};
 use crate::domain::attest::{check, Attestation};
+use crate::domain::consortium::Consortium;
 use crate::domain::dataset::AcceptedDataset;
-use crate::domain::model::{Consortium, Country, Cube, Period};
+use crate::domain::model::{Country, Cube, Period};
 use crate::domain::reconcile::ConsortiumRef;
 
 /// Files larger than this are refused before they are read: a bundle is local input, but
@@ -145,7 +146,7 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
     let document_text = read_text(dir, DOCUMENT)?;
     let document =
         Consortium::parse(Path::new(DOCUMENT), &document_text).map_err(|e| invalid(DOCUMENT, e.to_string()))?;
-    if crate::domain::governance::digest(&document) != consortium_digest {
+    if crate::domain::consortium::digest(&document) != consortium_digest {
         return Err(invalid(
             DOCUMENT,
             "its digest is not the consortium digest the certificate names",
@@ -287,7 +288,7 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
         attested,
         entries,
         view_files: files.len(),
-        document_is_trusted: crate::domain::governance::digest(trusted) == consortium_digest,
+        document_is_trusted: crate::domain::consortium::digest(trusted) == consortium_digest,
     })
 }
 

@@ -7,12 +7,13 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{country, floor, invalid, read_toml, ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
-use crate::domain::date;
-use crate::domain::model::BranchKept;
-use crate::domain::model::{
-    Agreement, Consortium, Cube, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
+use crate::domain::consortium::BranchKept;
+use crate::domain::consortium::{
+    Agreement, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
     UnknownDuration,
 };
+use crate::domain::date;
+use crate::domain::model::Cube;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::model::Consortium;
+use crate::domain::consortium::Consortium;
 use crate::domain::model::Country;
 use crate::io::tls::TlsFiles;
 
@@ -415,7 +415,7 @@ use consortium::parse_public_key;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{Definition, Disclosure, Rule, SigningKey};
+    use crate::domain::consortium::{Definition, Disclosure, Rule, SigningKey};
 
     const KEY_A: &str = "1111111111111111111111111111111111111111111111111111111111111111";
     const KEY_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";

@@ -45,8 +45,8 @@ use std::sync::Mutex;
 
 use ring::hmac;
 
+use crate::domain::consortium::Definition;
 use crate::domain::model::Country;
-use crate::domain::model::Definition;
 
 /// The store format this build reads and writes. Format 1 could hold 40-byte heads (without
 /// the head entry's `created_at`); format 2 holds 48-byte heads only. [`migrate`] moves a store
@@ -115,7 +115,7 @@ fn parse_definition(text: &str) -> Option<Definition> {
     for part in text.split_whitespace() {
         match part.split_once('=')? {
             ("min_duration_months", v) => months = v.parse().ok(),
-            ("unknown_duration", v) => unknown = crate::domain::model::UnknownDuration::parse(v),
+            ("unknown_duration", v) => unknown = crate::domain::consortium::UnknownDuration::parse(v),
             _ => return None,
         }
     }

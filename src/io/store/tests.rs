@@ -5,9 +5,9 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::domain::consortium::{Definition, UnknownDuration};
 use crate::domain::date::Date;
 use crate::domain::model::{Cube, Period};
-use crate::domain::model::{Definition, UnknownDuration};
 use crate::domain::record::{EventType, Reason, Record, Sex};
 
 fn deu() -> Country {

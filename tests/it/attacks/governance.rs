@@ -30,7 +30,7 @@ fn header_only(entry: &proto::Entry) -> proto::Entry {
 
 /// The document in force with one reconciliation setting changed: a valid next version.
 fn changed_document(node: &Node, asymmetry: &str) -> String {
-    let text = accord::governance::canonical_toml(&node.consortium());
+    let text = accord::consortium::canonical_toml(&node.consortium());
     let changed: String = text
         .lines()
         .map(|l| match l.starts_with("asymmetry_flag = ") {
@@ -144,7 +144,7 @@ async fn a_squatting_proposal_fixes_no_key_for_a_member_to_be() {
     let adding = |node: &Node, key: &Ed25519KeyPair| {
         format!(
             "{}\n[[members]]\ncountry = \"POL\"\n\n[[members.keys]]\npublic_key = \"{}\"\nvalid_from = \"2020-01-01\"\n",
-            accord::governance::canonical_toml(&node.consortium()),
+            accord::consortium::canonical_toml(&node.consortium()),
             accord::hex::encode(key.public_key().as_ref())
         )
     };

@@ -18,7 +18,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::document::digest;
-use crate::domain::model::{Consortium, Country};
+use crate::domain::consortium::Consortium;
+use crate::domain::model::Country;
 
 /// A signed proposal: the whole next document, from `proposer`'s feed.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,9 +8,9 @@ use std::fmt::Write;
 
 use ring::digest::{digest as sha256, SHA256};
 
+use crate::domain::consortium::{Consortium, Disclosure};
 use crate::domain::date::format_timestamp;
 use crate::domain::hex;
-use crate::domain::model::{Consortium, Disclosure};
 
 /// A TOML string literal (escaped as the TOML spec requires).
 fn string(text: &str) -> String {

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use super::*;
-use crate::domain::model::{Consortium, Country};
+use crate::domain::consortium::Consortium;
+use crate::domain::model::Country;
 
 fn c(code: &str) -> Country {
     Country::parse(code).unwrap()
@@ -324,11 +325,11 @@ fn the_outcome_does_not_depend_on_the_order_of_the_entries() {
 #[test]
 fn quorums_are_always_more_than_half() {
     for n in 1..=40 {
-        for q in crate::domain::model::Quorum::ALL {
+        for q in crate::domain::consortium::Quorum::ALL {
             assert!(q.needed(n) * 2 > n && q.needed(n) <= n, "{q:?} of {n}");
         }
     }
-    use crate::domain::model::Quorum::*;
+    use crate::domain::consortium::Quorum::*;
     assert_eq!([Majority.needed(4), TwoThirds.needed(4), All.needed(4)], [3, 3, 4]);
     assert_eq!([Majority.needed(5), TwoThirds.needed(5), All.needed(5)], [3, 4, 5]);
     assert_eq!(TwoThirds.needed(30), 20);

@@ -3,7 +3,7 @@
 //! aggregate, dataset and reconcile modules consume them. The consortium's members and
 //! their signing keys live here too: `config` reads them from TOML. No I/O.
 
-use super::Country;
+use crate::domain::model::{Country, Cube};
 
 /// What counts as long-term migration (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,14 +236,14 @@ pub struct Agreement {
     pub name: String,
     /// Sorted, unique, at least two.
     pub parties: Vec<Country>,
-    pub cubes: Vec<super::Cube>,
+    pub cubes: Vec<Cube>,
     pub from: i64,
     pub until: i64,
 }
 
 impl Agreement {
     /// Whether it lets `member` receive `publisher`'s `cube` for an entry created at `time`.
-    pub fn shares(&self, publisher: Country, member: Country, cube: super::Cube, time: i64) -> bool {
+    pub fn shares(&self, publisher: Country, member: Country, cube: Cube, time: i64) -> bool {
         self.from <= time
             && time < self.until
             && self.cubes.contains(&cube)
@@ -296,7 +296,7 @@ impl Consortium {
     /// Whether the sharing rules let `member` receive the payload of `publisher`'s `cube` in an
     /// entry created at `time` (the entry's own audience is checked apart). A publisher always
     /// receives its own.
-    pub fn shares(&self, publisher: Country, member: Country, cube: super::Cube, time: i64) -> bool {
+    pub fn shares(&self, publisher: Country, member: Country, cube: Cube, time: i64) -> bool {
         publisher == member
             || self.sharing == SharingDefault::All
             || self.agreements.iter().any(|a| a.shares(publisher, member, cube, time))
@@ -304,7 +304,7 @@ impl Consortium {
 
     /// Under `default = "agreements"`, the members `publisher` may send `cube` to at `time`,
     /// itself excluded; `None` under `default = "all"` (every member).
-    pub fn sharing_audience(&self, publisher: Country, cube: super::Cube, time: i64) -> Option<Vec<Country>> {
+    pub fn sharing_audience(&self, publisher: Country, cube: Cube, time: i64) -> Option<Vec<Country>> {
         if self.sharing == SharingDefault::All {
             return None;
         }

@@ -1,0 +1,26 @@
+//! The consortium (SPEC §7, §11): its policy (`policy`: the harmonised definition, disclosure,
+//! reconciliation, quorum, sharing, members and their signing keys), its canonical document and
+//! digest (`document`), and which version of it is in force (`versions`), all as pure
+//! functions every member computes alike. Reading `consortium.toml` is `io::config`'s, section by
+//! section; the node keeps the versions in its feeds (`node::governance`).
+//!
+//! Version 1 (genesis) is the `consortium.toml` each member starts from; a version is named by
+//! its number and the SHA-256 of its canonical encoding ([`document::canonical_toml`]), so two
+//! members can tell at a glance whether they apply the same document, and the view records the
+//! version it was computed under. Later versions come from signed proposals and a quorum of
+//! approvals in the members' feeds; [`versions`] decides, as a pure function of those entries,
+//! which version is in force.
+
+pub mod document;
+pub mod policy;
+pub mod versions;
+
+pub use document::{canonical_toml, digest};
+pub use policy::{
+    Agreement, BranchKept, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault,
+    SigningKey, UnknownDuration,
+};
+pub use versions::{in_force, Approval, Equivocation, InForce, Pending, Proposal, Version, Vote};
+
+#[cfg(test)]
+mod tests;
