@@ -12,7 +12,7 @@ use accord::reconcile::{Format, ViewFilter};
 use accord::report;
 
 use crate::support::cluster::{countries, start_cluster, synthetic_records};
-use crate::support::last_year;
+use crate::support::{eventually, last_year};
 
 fn batches(records: &[accord::record::Record], end_after_last: bool) -> Vec<proto::IngestBatch> {
     let mut out: Vec<proto::IngestBatch> = records
@@ -260,5 +260,56 @@ async fn every_operation_gives_the_same_typed_result_in_process_and_through_the_
     })
     .await
     .expect("operations");
+    cluster.shutdown().await;
+}
+
+/// A client that goes away mid-file (its call dropped, the connection gone) leaves nothing
+/// behind: the rows staged so far are dropped from `data_dir/staging/` and nothing is stored,
+/// however often it does so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_mid_file_leaves_no_staged_rows() {
+    let cluster = start_cluster(&["DEU", "FRA"], full_mesh, 3600).await;
+    let node = cluster.running(0).clone();
+    let socket = node.config().admin_socket();
+    let staging = node.config().data_dir.join("staging");
+    let files = move || std::fs::read_dir(&staging).map_or(0, |d| d.count());
+    let deu = Country::parse("DEU").expect("DEU");
+    let records = synthetic_records(deu, &countries(&["FRA"]), last_year(), 3000, 11);
+    for _ in 0..3 {
+        let mut client = None;
+        for _ in 0..100 {
+            client = admin::connect(&socket).await;
+            if client.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let mut client = client.expect("admin socket of the running node");
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let call = tokio::spawn(async move { client.ingest(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+        for batch in batches(&records, false).into_iter().take(4) {
+            tx.send(batch).await.expect("the node reads the stream");
+        }
+        let staged = files.clone();
+        eventually("the node stages the batches sent", || {
+            (staged() == 1)
+                .then_some(())
+                .ok_or_else(|| format!("{} staging files", staged()))
+        })
+        .await;
+        // The client goes away without closing its stream: the call and its connection dropped.
+        call.abort();
+        let _ = call.await;
+        drop(tx);
+        let staged = files.clone();
+        eventually("the staged rows are dropped", || {
+            (staged() == 0)
+                .then_some(())
+                .ok_or_else(|| format!("{} staging files", staged()))
+        })
+        .await;
+        assert_eq!(stored(&node), 0, "nothing of the cut file is stored");
+    }
+    drop(node);
     cluster.shutdown().await;
 }

@@ -122,62 +122,76 @@ pub fn view_args(
     Ok((filter, format))
 }
 
+/// One file's batches: each validated and staged as it arrives; the file stored once its end
+/// has arrived, dropped if the stream ends (or fails) before.
+async fn ingest_stream(
+    node: Arc<Node>,
+    mut stream: Streaming<proto::IngestBatch>,
+) -> Result<Response<proto::IngestReply>, Status> {
+    let ctx = ValidationContext::for_today(node.country());
+    // Each batch is staged as it arrives, so the node holds one batch at a time; the file
+    // moves into the records once its end has arrived.
+    let session = node.begin_staging();
+    let mut staged = 0usize;
+    let mut complete = false;
+    let arrived = async {
+        while let Some(batch) = stream.message().await? {
+            if staged + batch.records.len() > MAX_INGEST_RECORDS {
+                return Err(Status::resource_exhausted(format!(
+                    "a file of more than {MAX_INGEST_RECORDS} records (max_ingest_records) cannot go through the admin socket; split it, or stop the node and ingest on the store"
+                )));
+            }
+            let records = batch
+                .records
+                .into_iter()
+                .map(|m| {
+                    let id = m.event_id.clone();
+                    from_message(m, &ctx).map_err(|e| Status::invalid_argument(format!("event {id}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            staged += records.len();
+            run(&node, move |node| node.stage(session, &records)).await?;
+            if batch.end {
+                complete = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if arrived.is_err() || !complete {
+        // The sender went away mid-file, or sent what cannot be stored: store none of it.
+        run(&node, move |node| node.drop_staged(session)).await?;
+        arrived?;
+        return Err(Status::cancelled(
+            "the ingest stream ended before the end of the file; nothing was stored",
+        ));
+    }
+    let reply = run(&node, move |node| {
+        let outcome = node.commit_staged(session)?;
+        node.flush()?;
+        Ok(proto::IngestReply {
+            stored: outcome.stored,
+            replaced: outcome.replaced,
+        })
+    })
+    .await?;
+    Ok(Response::new(reply))
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn ingest(
         &self,
         request: Request<Streaming<proto::IngestBatch>>,
     ) -> Result<Response<proto::IngestReply>, Status> {
-        let mut stream = request.into_inner();
-        let ctx = ValidationContext::for_today(self.node.country());
-        // Each batch is staged as it arrives, so the node holds one batch at a time; the file
-        // moves into the records once its end has arrived.
-        let session = self.node.begin_staging();
-        let mut staged = 0usize;
-        let mut complete = false;
-        let arrived = async {
-            while let Some(batch) = stream.message().await? {
-                if staged + batch.records.len() > MAX_INGEST_RECORDS {
-                    return Err(Status::resource_exhausted(format!(
-                        "a file of more than {MAX_INGEST_RECORDS} records (max_ingest_records) cannot go through the admin socket; split it, or stop the node and ingest on the store"
-                    )));
-                }
-                let records = batch
-                    .records
-                    .into_iter()
-                    .map(|m| {
-                        let id = m.event_id.clone();
-                        from_message(m, &ctx).map_err(|e| Status::invalid_argument(format!("event {id}: {e}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                staged += records.len();
-                run(&self.node, move |node| node.stage(session, &records)).await?;
-                if batch.end {
-                    complete = true;
-                    break;
-                }
-            }
-            Ok(())
-        }
-        .await;
-        if arrived.is_err() || !complete {
-            // The sender went away mid-file, or sent what cannot be stored: store none of it.
-            run(&self.node, move |node| node.drop_staged(session)).await?;
-            arrived?;
-            return Err(Status::cancelled(
-                "the ingest stream ended before the end of the file; nothing was stored",
-            ));
-        }
-        let reply = run(&self.node, move |node| {
-            let outcome = node.commit_staged(session)?;
-            node.flush()?;
-            Ok(proto::IngestReply {
-                stored: outcome.stored,
-                replaced: outcome.replaced,
-            })
-        })
-        .await?;
-        Ok(Response::new(reply))
+        // On a task of its own, which the caller going away does not cancel: the stream then
+        // ends with an error and the staged rows are dropped, never left on disk.
+        let (node, stream) = (self.node.clone(), request.into_inner());
+        self.tasks
+            .spawn(ingest_stream(node, stream))
+            .await
+            .map_err(|e| Status::internal(format!("ingest task: {e}")))?
     }
 
     async fn publish(&self, request: Request<proto::PublishRequest>) -> Result<Response<proto::PublishReply>, Status> {
