@@ -8,7 +8,8 @@
 //! fsync) once its end has arrived; the move then applies it in chunks, each one atomic with the
 //! aggregates it changes, exactly as the direct path stores batches. Applying a whole file again
 //! gives the same records (each event ends as the file's last row for it), so a node stopped
-//! mid-move applies the `.ready` file again at the next open; `.part` files are dropped then.
+//! mid-move applies the `.ready` file again at the next open, before anything else can be
+//! ingested; `.part` files are dropped then. A move that fails while the node runs drops its file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -106,7 +107,15 @@ impl Store {
             .and_then(|()| std::fs::rename(&part, &ready))
             .and_then(|()| File::open(self.staging_dir()).and_then(|d| d.sync_all()))
             .map_err(|e| staging_error(&part, e))?;
-        self.move_staged(&ready)
+        let moved = self.move_staged(&ready);
+        if moved.is_err() {
+            // A move that failed while the node runs (a full disk) is not resumed at the next
+            // open: the operator may have ingested newer rows for the same events meanwhile, which
+            // the old file would overwrite. What was applied stays, as on the direct path, and
+            // the error says to run the command again.
+            let _ = std::fs::remove_file(&ready);
+        }
+        moved
     }
 
     /// Drops `session`'s staged rows: the file's end never came.
