@@ -148,30 +148,7 @@ pub fn admin_request(data: &[u8]) -> bool {
                 batch
                     .records
                     .into_iter()
-                    .map(|m| {
-                        let raw = accord::record::validate::RawRecord {
-                            event_id: m.event_id,
-                            person_id: m.person_id,
-                            event_type: m.event_type,
-                            event_date: m.event_date,
-                            citizenship: m.citizenship,
-                            country_of_birth: m.country_of_birth,
-                            partner_country: m.partner_country,
-                            sex: m.sex,
-                            birth_year: if m.birth_year == 0 {
-                                String::new()
-                            } else {
-                                m.birth_year.to_string()
-                            },
-                            reason: m.reason,
-                            duration_months: if m.duration_months < 0 {
-                                String::new()
-                            } else {
-                                m.duration_months.to_string()
-                            },
-                        };
-                        accord::record::validate::validate_fields(&raw, &ctx).is_ok()
-                    })
+                    .map(|m| accord::admin::from_message(m, &ctx).is_ok())
                     .filter(|ok| *ok)
                     .count()
                     > 0

@@ -434,8 +434,12 @@ pub fn to_message(r: &Record) -> proto::RecordMessage {
     }
 }
 
-/// The node validates again what it receives: the socket is a boundary too.
-fn from_message(m: proto::RecordMessage, ctx: &ValidationContext) -> Result<Record, crate::domain::record::FieldError> {
+/// The node validates again what it receives: the socket is a boundary too. (Public for the
+/// fuzz target of admin requests, which feeds it what arrives on the socket.)
+pub fn from_message(
+    m: proto::RecordMessage,
+    ctx: &ValidationContext,
+) -> Result<Record, crate::domain::record::FieldError> {
     let raw = RawRecord {
         event_id: m.event_id,
         person_id: m.person_id,
