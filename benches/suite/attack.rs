@@ -387,6 +387,7 @@ fn dataset_of(site: &Site, publisher: Country, period: Period, cells: Vec<accord
         definition: consortium.definition,
         disclosure: consortium.disclosure,
         cells: cells.into_iter().filter(|c| c.key[1] != own).collect(),
+        unreported: Default::default(),
     }
 }
 

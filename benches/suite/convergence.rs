@@ -71,6 +71,7 @@ async fn run_async(fx: &mut Fixture) {
                 definition: consortium.definition,
                 disclosure: consortium.disclosure,
                 cells: flows_cells(CELLS, (i as u64) << 32 | k),
+                unreported: Default::default(),
             };
             let entry = sign_entry(
                 &dataset,

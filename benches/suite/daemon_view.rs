@@ -132,6 +132,7 @@ pub(super) fn fill_cells(config_path: &Path, dir: &Path, members: &[Country], ye
                 definition: node.consortium().definition,
                 disclosure: node.consortium().disclosure,
                 cells,
+                unreported: Default::default(),
             };
             let entry = sign_entry(
                 &dataset,

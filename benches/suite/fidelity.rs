@@ -15,7 +15,7 @@ use accord::cluster::{full_mesh, ClusterOptions, LocalCluster};
 use accord::hex;
 use accord::ingest::ingest_file;
 use accord::model::{CellValue, Cube, Period};
-use accord::node::Node;
+use accord::node::{Node, PublishRequest};
 use accord::reconcile::{pair_total_mape, read_truth};
 use accord::record::validate::ValidationContext;
 use accord::synth::{synthesize, SynthOptions, SynthSummary};
@@ -492,7 +492,11 @@ async fn view_mape(
             ingest_file(&file, ctx, false, &mut &*node, &mut |_| {}).expect("ingest");
             periods
                 .into_iter()
-                .map(|p| node.publish(Cube::Flows, p, Vec::new()).expect("publish").suppressed)
+                .map(|p| {
+                    node.publish(PublishRequest::new(Cube::Flows, p))
+                        .expect("publish")
+                        .suppressed
+                })
                 .sum::<usize>()
         }));
     }

@@ -12,7 +12,7 @@ use accord::dataset::publish::{sign_entry, EntryParams};
 use accord::dataset::{verify, Dataset, Limits};
 use accord::date::unix_now;
 use accord::model::{Cube, Period};
-use accord::node::Node;
+use accord::node::{Node, PublishRequest};
 use accord::proto;
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 
@@ -36,7 +36,7 @@ pub fn run_publish(fx: &mut Fixture) {
     assert!(copied.success(), "copying the store");
     let node = fx.open_node("DEU");
     let year = Period::Year(fx.year);
-    let (published, secs) = timed(|| node.publish(Cube::Flows, year, Vec::new()).expect("publish"));
+    let (published, secs) = timed(|| node.publish(PublishRequest::new(Cube::Flows, year)).expect("publish"));
     line(
         &format!("publish flows {year}"),
         format!(
@@ -64,7 +64,7 @@ pub fn run_publish(fx: &mut Fixture) {
     let (_, months_secs) = timed(|| {
         for month in 1..=12 {
             let p = node
-                .publish(Cube::Flows, Period::Month(fx.year, month), Vec::new())
+                .publish(PublishRequest::new(Cube::Flows, Period::Month(fx.year, month)))
                 .expect("publish month");
             monthly_cells.push(p.cells);
         }
@@ -82,11 +82,14 @@ pub fn run_publish(fx: &mut Fixture) {
     // everything published before; then revisions of the year.
     let (_, quarters_secs) = timed(|| {
         for q in 1..=4 {
-            node.publish(Cube::Flows, Period::Quarter(fx.year, q), Vec::new())
+            node.publish(PublishRequest::new(Cube::Flows, Period::Quarter(fx.year, q)))
                 .expect("publish quarter");
         }
     });
-    let (again, again_secs) = timed(|| node.publish(Cube::Flows, year, Vec::new()).expect("publish the year"));
+    let (again, again_secs) = timed(|| {
+        node.publish(PublishRequest::new(Cube::Flows, year))
+            .expect("publish the year")
+    });
     let all_secs = months_secs + quarters_secs + again_secs;
     line(
         "months, quarters, then the year (17 audited publications)",
@@ -102,7 +105,13 @@ pub fn run_publish(fx: &mut Fixture) {
         ),
     );
     let mut revisions: Vec<f64> = (0..REVISIONS)
-        .map(|_| timed(|| node.publish(Cube::Flows, year, Vec::new()).expect("revise year")).1)
+        .map(|_| {
+            timed(|| {
+                node.publish(PublishRequest::new(Cube::Flows, year))
+                    .expect("revise year")
+            })
+            .1
+        })
         .collect();
     revisions.sort_by(f64::total_cmp);
     let median = revisions[revisions.len() / 2];
@@ -158,6 +167,7 @@ pub fn run_verify(fx: &mut Fixture) {
         definition: consortium.definition,
         disclosure: consortium.disclosure,
         cells,
+        unreported: Default::default(),
     };
     let entry = |d: &Dataset| {
         sign_entry(

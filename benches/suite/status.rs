@@ -7,7 +7,7 @@
 use accord::config::NodeConfig;
 use accord::ingest::ingest_file;
 use accord::model::{Cube, Period};
-use accord::node::Node;
+use accord::node::{Node, PublishRequest};
 use accord::record::validate::ValidationContext;
 use accord::synth::{synthesize, SynthOptions};
 
@@ -44,7 +44,7 @@ pub fn run(fx: &mut Fixture) {
             ingest_file(&file, ctx, false, &mut &*node, &mut |_| {}).expect("ingest");
             for _ in 0..revisions {
                 for month in 1..=DATASETS {
-                    node.publish(Cube::Flows, Period::Month(fx.year, month), Vec::new())
+                    node.publish(PublishRequest::new(Cube::Flows, Period::Month(fx.year, month)))
                         .expect("publish");
                 }
             }

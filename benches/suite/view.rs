@@ -125,6 +125,7 @@ pub fn write_inputs(dir: &Path, monthly: &[AcceptedDataset]) -> PathBuf {
             let dataset = Dataset {
                 publisher: member,
                 cells,
+                unreported: Default::default(),
                 ..a.dataset.clone()
             };
             let name = format!("{member}-{:02}.bin", i + 1);

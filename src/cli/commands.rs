@@ -9,8 +9,8 @@ use anyhow::{anyhow, bail, Result};
 use accord::admin::Remote;
 use accord::config::NodeConfig;
 use accord::ingest::{IngestError, Progress};
-use accord::model::{Country, Cube, Period};
-use accord::node::{Local, Node, OpError, Operations};
+use accord::model::Country;
+use accord::node::{Local, Node, OpError, Operations, PublishRequest};
 use accord::reconcile::{Format, ViewFilter};
 use accord::record::validate::ValidationContext;
 use accord::report;
@@ -123,9 +123,9 @@ fn ingest_one(ops: &dyn Operations, file: &Path, ctx: &ValidationContext, skip_i
     Ok(())
 }
 
-pub fn publish(config: &Path, cube: Cube, period: Period, audience: &[Country]) -> Result<i32> {
+pub fn publish(config: &Path, request: PublishRequest) -> Result<i32> {
     let ops = operations(&load(config)?)?;
-    let published = ops.publish(cube, period, audience.to_vec())?;
+    let published = ops.publish(request)?;
     out!("{}", report::published_line(&published));
     if !ops.through_daemon() {
         outln!("{}", report::PUBLISHED_OFFLINE);

@@ -106,6 +106,10 @@ enum Command {
         /// Members allowed the payload (default: every member).
         #[arg(long, value_delimiter = ',', value_parser = member_arg)]
         audience: Vec<Country>,
+        /// What this flows dataset does not report (SPEC §2), repeatable: a whole direction
+        /// (`OUT`) or some partners (`IN:AUT,EST`). Those sides read as missing, not zero.
+        #[arg(long, value_name = "DIR[:CODES]")]
+        unreported: Vec<String>,
     },
     /// Pull from every peer now and print what came.
     Sync {
@@ -415,7 +419,16 @@ pub fn run(args: Args) -> Result<i32> {
             cube,
             period,
             audience,
-        } => commands::publish(&config, cube, period, &audience),
+            unreported,
+        } => commands::publish(
+            &config,
+            accord::node::PublishRequest {
+                cube,
+                period,
+                audience,
+                unreported,
+            },
+        ),
         Command::Sync { config } => commands::sync(&config),
         Command::View {
             config,

@@ -21,7 +21,7 @@ pub use current::LeftOut;
 pub use governance::{parse_document, MAX_DOCUMENT_BYTES, MAX_VERSIONS_AHEAD, MAX_VOTES_PER_VERSION};
 pub use health::EXPIRY_WARNING_SECS;
 pub use ops::{Local, OpError, Operations, PeerPull};
-pub use publish::Published;
+pub use publish::{PublishRequest, Published};
 pub use status::{ConsortiumVersion, FeedStatus, ForkReport, PeerReport, ProposalReport, Status};
 
 use std::path::Path;

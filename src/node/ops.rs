@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Node, NodeError, Published, Status};
-use crate::domain::model::{Country, Cube, Period};
+use super::{Node, NodeError, PublishRequest, Published, Status};
+use crate::domain::model::Country;
 use crate::domain::reconcile::{render_to, Format, ViewFilter};
 use crate::domain::record::validate::ValidationContext;
 use crate::io::config::NodeConfig;
@@ -97,7 +97,7 @@ pub trait Operations {
         skip_invalid: bool,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<FileReport, OpError>;
-    fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, OpError>;
+    fn publish(&self, request: PublishRequest) -> Result<Published, OpError>;
     /// Pulls from every configured peer now.
     fn sync(&self) -> Result<Vec<PeerPull>, OpError>;
     /// Writes the rendered view to `out` piece by piece; returns the stored entries it leaves out.
@@ -162,8 +162,8 @@ impl Operations for Local {
         Ok(ingest_file(file, ctx, skip_invalid, &mut &*self.node, progress)?)
     }
 
-    fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, OpError> {
-        Ok(self.node.publish(cube, period, audience)?)
+    fn publish(&self, request: PublishRequest) -> Result<Published, OpError> {
+        Ok(self.node.publish(request)?)
     }
 
     fn sync(&self) -> Result<Vec<PeerPull>, OpError> {

@@ -11,7 +11,7 @@ use crate::domain::aggregate::disclosure;
 use crate::domain::aggregate::{margins, Tally};
 use crate::domain::consortium::{Consortium, Disclosure};
 use crate::domain::dataset::publish::{sign_entry, EntryParams};
-use crate::domain::dataset::{verify_at, Dataset, Placement};
+use crate::domain::dataset::{verify_at, Dataset, Placement, Unreported};
 use crate::domain::date::unix_now;
 use crate::domain::model::{Cell, CellValue, Country, Cube, Period};
 
@@ -33,11 +33,61 @@ pub struct Published {
     pub suppressed: usize,
 }
 
+/// What to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRequest {
+    pub cube: Cube,
+    pub period: Period,
+    /// Members allowed the payload; empty = every member the sharing rules allow.
+    pub audience: Vec<Country>,
+    /// `--unreported` arguments (SPEC §2: `OUT`, `IN:AUT,EST`); `flows` only.
+    pub unreported: Vec<String>,
+}
+
+impl PublishRequest {
+    /// `cube` for `period`, to every member, everything reported.
+    pub fn new(cube: Cube, period: Period) -> PublishRequest {
+        PublishRequest {
+            cube,
+            period,
+            audience: Vec::new(),
+            unreported: Vec::new(),
+        }
+    }
+
+    /// The same request for `audience` only.
+    pub fn to(mut self, audience: Vec<Country>) -> PublishRequest {
+        self.audience = audience;
+        self
+    }
+}
+
 impl Node {
     /// Builds `cube` for `period` from the live aggregates, applies disclosure control, signs
     /// it as the next entry of this node's feed and stores it. The head is read, the entry
     /// signed and appended under one store lock, so concurrent publishes get consecutive seqs.
-    pub fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, NodeError> {
+    pub fn publish(&self, request: PublishRequest) -> Result<Published, NodeError> {
+        let PublishRequest {
+            cube,
+            period,
+            audience,
+            unreported: arguments,
+        } = request;
+        let mut unreported = Unreported::none();
+        for argument in &arguments {
+            if cube != Cube::Flows {
+                return Err(NodeError::Request(format!(
+                    "--unreported {argument}: only flows datasets have directions and partners; {cube} reports everything it publishes"
+                )));
+            }
+            unreported
+                .add_argument(argument, self.country())
+                .map_err(|e| NodeError::Request(e.to_string()))?;
+        }
+        // The tables outside what the dataset reports are published as nothing and audited as
+        // nothing: a table is one direction and partner, and the audit couples cells within a
+        // table only, so leaving whole tables out leaves the audit of the rest exact.
+        let reported = |key: &Vec<String>| !unreported.covers_key(key);
         let consortium = self.consortium();
         for a in &audience {
             if consortium.member(*a).is_none() {
@@ -60,7 +110,16 @@ impl Node {
         // Under `threshold` the audit needs the year's months as the records give them now; the
         // period's tallies are their sum.
         let truth = match consortium.disclosure {
-            Disclosure::Threshold { .. } => Some(self.months_of(cube, period.year())?),
+            Disclosure::Threshold { .. } => {
+                let (mut by_month, mut months) = self.months_of(cube, period.year())?;
+                if !unreported.is_empty() {
+                    months.retain(|key, _| reported(key));
+                    for tallies in &mut by_month {
+                        tallies.retain(|key, _| reported(key));
+                    }
+                }
+                Some((by_month, months))
+            }
             _ => None,
         };
         let tallies = match &truth {
@@ -70,7 +129,11 @@ impl Node {
                 }
                 sum
             }),
-            None => margins::with_totals(cube, self.store.period_tallies(cube, period)?),
+            None => {
+                let mut tallies = margins::with_totals(cube, self.store.period_tallies(cube, period)?);
+                tallies.retain(|key, _| reported(key));
+                tallies
+            }
         };
         let consortium = &*consortium;
         let cells = disclosure::protect(&consortium.disclosure, tallies);
@@ -87,7 +150,10 @@ impl Node {
             // period is either in the history or waits for this one.
             let cells = match consortium.disclosure {
                 Disclosure::Threshold { k } => {
-                    let history = self.own_history(cube, period.year())?;
+                    let mut history = self.own_history(cube, period.year())?;
+                    for (_, _, cells) in &mut history {
+                        cells.retain(|cell| reported(&cell.key));
+                    }
                     let earlier: Vec<Earlier<'_>> = history
                         .iter()
                         .map(|(seq, period, cells)| Earlier {
@@ -114,6 +180,7 @@ impl Node {
                 definition: consortium.definition,
                 disclosure: consortium.disclosure,
                 cells,
+                unreported: unreported.clone(),
             };
             let entry = sign_entry(
                 &dataset,

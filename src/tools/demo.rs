@@ -14,7 +14,7 @@ use crate::domain::model::{Cube, Period};
 use crate::domain::reconcile::Reported;
 use crate::domain::record::validate::ValidationContext;
 use crate::io::ingest::{ingest_file, IngestError};
-use crate::node::PeerPull;
+use crate::node::{PeerPull, PublishRequest};
 use crate::shell::report::sync_text;
 use crate::tools::cluster::{full_mesh, ClusterError, ClusterOptions, LocalCluster};
 use crate::tools::synth::{synthesize, SynthOptions};
@@ -155,13 +155,13 @@ async fn run_in(
             let report = ingest_file(&file, ctx, false, &mut &*node, &mut |_| {})?;
             let mut published = Vec::new();
             for cube in Cube::ALL {
-                published.push(node.publish(cube, period, Vec::new())?);
+                published.push(node.publish(PublishRequest::new(cube, period))?);
             }
             if months {
                 // Under threshold disclosure the audit may refuse a month that, with the year
                 // already out, would give a small count away (SPEC §10): that month is skipped.
                 for month in 1..=12 {
-                    if let Ok(p) = node.publish(Cube::Flows, Period::Month(year, month), Vec::new()) {
+                    if let Ok(p) = node.publish(PublishRequest::new(Cube::Flows, Period::Month(year, month))) {
                         published.push(p);
                     }
                 }

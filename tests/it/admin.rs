@@ -6,7 +6,7 @@
 use accord::admin;
 use accord::cluster::full_mesh;
 use accord::model::{Country, Cube, Period};
-use accord::node::Operations;
+use accord::node::{Operations, PublishRequest};
 use accord::proto;
 use accord::reconcile::{Format, ViewFilter};
 use accord::report;
@@ -69,7 +69,7 @@ async fn a_file_cut_off_mid_stream_stores_nothing_and_a_complete_one_stores_all(
     assert_eq!(stored(&node), 3000);
 
     // The view through the socket equals the node's own rendering, however many chunks it took.
-    node.publish(Cube::Flows, Period::Year(last_year()), Vec::new())
+    node.publish(PublishRequest::new(Cube::Flows, Period::Year(last_year())))
         .expect("publish");
     let mut chunks = client
         .view(proto::ViewRequest {
@@ -172,7 +172,7 @@ async fn every_operation_gives_the_same_typed_result_in_process_and_through_the_
         let published: Vec<_> = ops
             .iter()
             .map(|(how, op)| {
-                op.publish(Cube::Flows, year, Vec::new())
+                op.publish(PublishRequest::new(Cube::Flows, year))
                     .unwrap_or_else(|e| panic!("publish {how}: {e}"))
             })
             .collect();

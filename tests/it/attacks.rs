@@ -11,6 +11,7 @@ mod governance;
 mod listeners;
 
 use accord::model::{Cube, Period};
+use accord::node::PublishRequest;
 use accord::proto;
 use accord::tls;
 
@@ -25,7 +26,9 @@ async fn repeated_forks_with_large_payloads_do_not_grow_the_store() {
     let mut cluster = start_hostile_cluster(&[DEU, FRA, ITA]).await;
     let node = cluster.running(VICTIM).clone();
     let ita = cluster.running(2).clone();
-    let held = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    let held = ita
+        .publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+        .unwrap();
     let syncer = node.syncer();
     syncer.pull_from(member(ITA)).await.expect("pull from ITA");
     let key = signing_key(&cluster.pki, member(ITA));
@@ -131,7 +134,9 @@ async fn a_stalled_peer_does_not_hold_up_the_others() {
         .expect("announce accepted");
 
     // ITA publishes and announces: DEU's daemon pulls from ITA meanwhile.
-    let published = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    let published = ita
+        .publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+        .unwrap();
     ita.syncer().announce_all().await;
     eventually("DEU holds ITA's new entry while the pull from FRA hangs", || match node
         .head(member(ITA))
@@ -167,7 +172,9 @@ async fn strangers_holding_sockets_do_not_lock_members_out() {
 
     // A member's Heads still answers, and a member still pulls a new entry from the victim.
     assert_serves_honest_peer(&cluster, VICTIM, 2).await;
-    let published = node.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    let published = node
+        .publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+        .unwrap();
     let pulled = ita.syncer().pull_from(member(DEU)).await.expect("ITA pulls from DEU");
     assert_eq!(pulled.appended, 1, "{pulled:?}");
     assert_eq!(ita.head(member(DEU)).unwrap().map(|h| h.digest), Some(published.digest));
@@ -244,7 +251,7 @@ async fn fetch_streams_that_are_never_read_cost_a_bounded_buffer() {
     // Another member is served, and the node's own work goes on.
     assert_serves_honest_peer(&cluster, VICTIM, 2).await;
     let own = node
-        .publish(Cube::Flows, Period::Year(2022), Vec::new())
+        .publish(PublishRequest::new(Cube::Flows, Period::Year(2022)))
         .expect("publish");
     assert_eq!(own.seq, 1);
     assert!(node.status().is_ok());

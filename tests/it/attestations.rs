@@ -5,6 +5,7 @@
 use accord::cluster::{full_mesh, line};
 use accord::exchange::Feeds;
 use accord::model::{Cube, Period};
+use accord::node::PublishRequest;
 
 use crate::support::cluster::{ingest_synthetic, publish_and_announce, start_cluster, TestCluster};
 use crate::support::{eventually, last_year};
@@ -250,7 +251,7 @@ async fn split_line() -> (TestCluster, [u8; 32], [u8; 32]) {
         let node = cluster.running(i);
         ingest_synthetic(node, last_year(), 200, 7);
         if i != 0 {
-            node.publish(Cube::Flows, period, Vec::new()).expect("publish");
+            node.publish(PublishRequest::new(Cube::Flows, period)).expect("publish");
         }
     }
     sync_round(&cluster).await;
@@ -263,7 +264,9 @@ async fn split_line() -> (TestCluster, [u8; 32], [u8; 32]) {
         );
     }
     let deu = cluster.running(0);
-    let one = deu.publish(Cube::Flows, period, Vec::new()).expect("DEU publishes");
+    let one = deu
+        .publish(PublishRequest::new(Cube::Flows, period))
+        .expect("DEU publishes");
     let first = deu.entry(one.publisher, 1).unwrap().unwrap();
     let key = std::fs::read(cluster.pki.join("deu.sign.pk8")).unwrap();
     let key = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key).unwrap();

@@ -16,7 +16,7 @@ use accord::cluster::{full_mesh, line};
 use accord::hex;
 use accord::model::Country;
 use accord::model::{Cube, Period};
-use accord::node::Published;
+use accord::node::{PublishRequest, Published};
 use prost::Message;
 
 use crate::support::cluster::{
@@ -83,7 +83,7 @@ async fn ingest_and_publish_everywhere(cluster: &TestCluster, cubes: &[Cube], an
             let p = if announce {
                 publish_and_announce(node, cube, period, &[]).await
             } else {
-                node.publish(cube, period, Vec::new())
+                node.publish(PublishRequest::new(cube, period))
                     .unwrap_or_else(|e| panic!("{}: publish {cube}: {e}", node.country()))
             };
             published.push(p);
@@ -397,7 +397,7 @@ async fn heads_of_matches_status_feeds() {
     assert!(heads_of(node).is_empty(), "a fresh node holds no feeds");
     ingest_synthetic(node, last_year(), 50, 7);
     let p = node
-        .publish(Cube::Permits, Period::Year(last_year()), Vec::new())
+        .publish(PublishRequest::new(Cube::Permits, Period::Year(last_year())))
         .expect("publish");
     let heads = heads_of(node);
     let status = node.status().expect("status");

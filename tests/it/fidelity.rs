@@ -60,6 +60,7 @@ fn receiving_beats_sending_on_default_settings() {
             definition: Definition::default(),
             disclosure: Disclosure::default(),
             cells,
+            unreported: Default::default(),
         };
         accepted.push(AcceptedDataset {
             publisher: *country,

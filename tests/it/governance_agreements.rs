@@ -2,6 +2,7 @@
 //! payload between its parties, through relays, until it ends.
 
 use accord::model::{Cube, Period};
+use accord::node::PublishRequest;
 
 use crate::support::cluster::{cluster_options, ingest_synthetic, publish_and_announce, start_cluster_with};
 use crate::support::{eventually, last_year};
@@ -47,13 +48,16 @@ async fn a_bilateral_agreement_keeps_the_payload_between_its_parties_until_it_en
     ingest_synthetic(deu, last_year(), 300, 4);
 
     // Refused at publish: a cube no agreement covers, an audience wider than the agreement.
-    let asylum = deu.publish(Cube::Asylum, period, Vec::new()).unwrap_err().to_string();
+    let asylum = deu
+        .publish(PublishRequest::new(Cube::Asylum, period))
+        .unwrap_err()
+        .to_string();
     assert!(
         asylum.contains("no sharing agreement in force lets DEU share asylum"),
         "{asylum}"
     );
     let wider = deu
-        .publish(Cube::Flows, period, vec![ita_code])
+        .publish(PublishRequest::new(Cube::Flows, period).to(vec![ita_code]))
         .unwrap_err()
         .to_string();
     assert!(
@@ -127,13 +131,16 @@ async fn a_bilateral_agreement_keeps_the_payload_between_its_parties_until_it_en
     while accord::date::unix_now() < until {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let ended = deu.publish(Cube::Flows, period, Vec::new()).unwrap_err().to_string();
+    let ended = deu
+        .publish(PublishRequest::new(Cube::Flows, period))
+        .unwrap_err()
+        .to_string();
     assert!(
         ended.contains("no sharing agreement in force lets DEU share flows"),
         "{ended}"
     );
     let forced = deu
-        .publish(Cube::Flows, period, vec![fra_code])
+        .publish(PublishRequest::new(Cube::Flows, period).to(vec![fra_code]))
         .unwrap_err()
         .to_string();
     assert!(forced.contains("no sharing agreement in force"), "{forced}");

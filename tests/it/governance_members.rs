@@ -5,6 +5,7 @@
 use accord::cluster::full_mesh;
 use accord::hex;
 use accord::model::{Cube, Period};
+use accord::node::PublishRequest;
 
 use crate::support::cluster::{
     cluster_options, ingest_synthetic, publish_and_announce, start_cluster, start_cluster_with,
@@ -48,7 +49,10 @@ async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
         .member(accord::model::Country::parse("POL").unwrap())
         .is_none());
     ingest_synthetic(pol, last_year(), 300, 3);
-    let refused = pol.publish(Cube::Flows, period, Vec::new()).unwrap_err().to_string();
+    let refused = pol
+        .publish(PublishRequest::new(Cube::Flows, period))
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("POL"), "a non-member cannot publish: {refused}");
 
     // ESP proposes version 2 with POL and its signing key.

@@ -16,6 +16,7 @@ use accord::exchange::sync::{self, PeerSync};
 use accord::exchange::{Feeds, RejectReason, Rejection};
 use accord::exchange::{MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES};
 use accord::model::{Cube, Period};
+use accord::node::PublishRequest;
 use accord::proto;
 use accord::tls::{self, TlsFiles};
 
@@ -29,7 +30,7 @@ fn client_without_a_certificate_is_refused() {
     with_logs(|logs| async move {
         let cluster = start_hostile_cluster(&[DEU, FRA, ITA]).await;
         let node = cluster.running(VICTIM).clone();
-        node.publish(Cube::Flows, Period::Year(2023), Vec::new())
+        node.publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
             .expect("publish");
         let before = heads(&node);
 
@@ -57,7 +58,7 @@ fn certificate_from_another_ca_is_refused() {
     with_logs(|logs| async move {
         let cluster = start_hostile_cluster(&[DEU, FRA, ITA]).await;
         let node = cluster.running(VICTIM).clone();
-        node.publish(Cube::Flows, Period::Year(2023), Vec::new())
+        node.publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
             .expect("publish");
         let before = heads(&node);
 
@@ -89,7 +90,7 @@ fn revoked_certificate_is_refused() {
         let mut cluster = start_hostile_cluster(&[DEU, FRA, ITA]).await;
         cluster
             .running(VICTIM)
-            .publish(Cube::Flows, Period::Year(2023), Vec::new())
+            .publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
             .expect("publish");
         let fra_config = tls::client_config(&member_files(&cluster.pki, member(FRA)), member(DEU)).expect("config");
         call_heads(&mut dial(fra_config.clone(), cluster.nodes[VICTIM].addr, member(DEU)))
@@ -189,7 +190,7 @@ fn member_serving_a_dataset_as_another_publisher_is_rejected() {
         // The node still syncs with the honest publisher.
         let published = cluster
             .running(2)
-            .publish(Cube::Flows, Period::Year(2023), Vec::new())
+            .publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
             .unwrap();
         syncer.pull_from(member(ITA)).await.expect("pull from ITA");
         assert_eq!(
@@ -270,8 +271,11 @@ fn replayed_old_seq_changes_nothing() {
         let mut cluster = start_hostile_cluster(&[DEU, FRA, ITA]).await;
         let node = cluster.running(VICTIM).clone();
         let ita = cluster.running(2).clone();
-        ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
-        let second = ita.publish(Cube::Flows, Period::Year(2022), Vec::new()).unwrap();
+        ita.publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+            .unwrap();
+        let second = ita
+            .publish(PublishRequest::new(Cube::Flows, Period::Year(2022)))
+            .unwrap();
         drop(ita);
         let syncer = node.syncer();
         syncer.pull_from(member(ITA)).await.expect("pull from ITA");
@@ -333,8 +337,11 @@ fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
         let node = cluster.running(VICTIM).clone();
         let ita = cluster.running(2).clone();
         let esp = cluster.running(3).clone();
-        let held = ita.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
-        esp.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+        let held = ita
+            .publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+            .unwrap();
+        esp.publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+            .unwrap();
         let syncer = node.syncer();
         syncer.pull_from(member(ITA)).await.expect("pull from ITA");
         syncer.pull_from(member(ESP)).await.expect("pull from ESP");
@@ -379,14 +386,18 @@ fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
         evil.stop().await;
 
         // Other feeds go on: ESP and DEU extend, and ESP's new entry reaches DEU.
-        let esp_next = esp.publish(Cube::Flows, Period::Year(2022), Vec::new()).unwrap();
+        let esp_next = esp
+            .publish(PublishRequest::new(Cube::Flows, Period::Year(2022)))
+            .unwrap();
         let sync = syncer.pull_from(member(ESP)).await.expect("pull from ESP");
         assert_eq!(
             node.head(member(ESP)).unwrap().map(|h| (h.seq, h.digest)),
             Some((2, esp_next.digest)),
             "{sync:?}"
         );
-        let own = node.publish(Cube::Flows, Period::Year(2022), Vec::new()).unwrap();
+        let own = node
+            .publish(PublishRequest::new(Cube::Flows, Period::Year(2022)))
+            .unwrap();
         assert_eq!(own.seq, 1);
         let status = node.status().unwrap();
         assert_eq!(status.equivocating, vec![ITA.to_string()]);
@@ -444,7 +455,8 @@ async fn oversized_messages_from_a_member_are_refused() {
 async fn oversized_request_to_a_node_is_refused() {
     let cluster = start_hostile_cluster(&[DEU, FRA, ITA]).await;
     let node = cluster.running(VICTIM).clone();
-    node.publish(Cube::Flows, Period::Year(2023), Vec::new()).unwrap();
+    node.publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+        .unwrap();
     let before = heads(&node);
 
     // FRA (a member, so past TLS) announces a head whose digest is over the request limit.
@@ -530,7 +542,7 @@ async fn member_answering_for_another_member_is_refused() {
     let node = cluster.running(VICTIM).clone();
     cluster
         .running(2)
-        .publish(Cube::Flows, Period::Year(2023), Vec::new())
+        .publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
         .unwrap();
     let before = heads(&node);
 

@@ -5,7 +5,7 @@
 
 use prost::Message;
 
-use super::Dataset;
+use super::{Dataset, Scope, Unreported};
 use crate::domain::aggregate::margins;
 use crate::domain::consortium::{Definition, Disclosure, UnknownDuration};
 use crate::domain::model::Country;
@@ -224,6 +224,15 @@ impl Dataset {
                     confidential: c.value == CellValue::Confidential,
                 })
                 .collect(),
+            unreported: self
+                .unreported
+                .entries()
+                .into_iter()
+                .map(|(direction, partners)| proto::Unreported {
+                    direction: direction.to_string(),
+                    partners: partners.iter().map(Country::to_string).collect(),
+                })
+                .collect(),
         }
         .encode_to_vec()
     }
@@ -275,9 +284,16 @@ impl Dataset {
                 message: format!("more than {max_cells} cells (limit max_cells)"),
             });
         }
+        let unreported = decode_unreported(publisher, cube, &d.unreported)?;
         let mut cells: Vec<Cell> = Vec::with_capacity(d.cells.len());
         for (index, c) in d.cells.into_iter().enumerate() {
             check_key(cube, &c.key).map_err(|message| DecodeError::BadCell { index, message })?;
+            if unreported.covers_key(&c.key) {
+                return Err(DecodeError::BadCell {
+                    index,
+                    message: format!("{} is inside what the dataset declares unreported", c.key.join(",")),
+                });
+            }
             if c.confidential && c.value != 0 {
                 return Err(DecodeError::ValueOnConfidentialCell { index });
             }
@@ -300,8 +316,58 @@ impl Dataset {
             definition,
             disclosure,
             cells,
+            unreported,
         })
     }
+}
+
+/// Decodes the unreported scope (SPEC §2), refusing anything but its canonical form: only on
+/// `flows`, IN before OUT and each once, partners real countries other than the publisher,
+/// sorted and unique. A peer can therefore not send two encodings of one declaration.
+fn decode_unreported(publisher: Country, cube: Cube, entries: &[proto::Unreported]) -> Result<Unreported, DecodeError> {
+    let bad = |value: String| DecodeError::InvalidField {
+        what: "dataset",
+        field: "unreported",
+        value,
+    };
+    if !entries.is_empty() && cube != Cube::Flows {
+        return Err(bad(format!("{} entries on a {cube} dataset", entries.len())));
+    }
+    let mut unreported = Unreported::none();
+    let mut last: Option<&str> = None;
+    for entry in entries {
+        let direction = entry.direction.as_str();
+        let in_order = match (last, direction) {
+            (None, "IN" | "OUT") | (Some("IN"), "OUT") => true,
+            _ => false,
+        };
+        if !in_order {
+            return Err(bad(format!(
+                "direction {direction:?} out of order, repeated or unknown"
+            )));
+        }
+        last = Some(direction);
+        let mut partners = std::collections::BTreeSet::new();
+        for (i, code) in entry.partners.iter().enumerate() {
+            let partner = Country::parse(code)
+                .filter(|c| c.is_iso() && *c != publisher)
+                .ok_or_else(|| bad(format!("{direction} partner {code:?}")))?;
+            if i > 0 && entry.partners[i - 1] >= *code {
+                return Err(bad(format!("{direction} partners not sorted and unique at {code:?}")));
+            }
+            partners.insert(partner);
+        }
+        let scope = if partners.is_empty() {
+            Scope::All
+        } else {
+            Scope::Partners(partners)
+        };
+        match direction {
+            "IN" => unreported.inbound = scope,
+            _ => unreported.outbound = scope,
+        }
+    }
+    Ok(unreported)
 }
 
 /// Checks one cell key against its cube's dimensions.

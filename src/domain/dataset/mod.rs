@@ -8,11 +8,13 @@ pub mod feed;
 pub mod publish;
 #[cfg(test)]
 mod tests;
+pub mod unreported;
 
 pub use code::Code;
 pub use codec::{DecodeError, EntryHeader, Subject};
 pub use envelope::{verify, verify_at, Governance, Limits, VerifiedEntry, VerifyError};
 pub use feed::{Head, Placement};
+pub use unreported::{Scope, Unreported, UnreportedError};
 
 use crate::domain::consortium::{Definition, Disclosure};
 use crate::domain::model::Country;
@@ -28,6 +30,8 @@ pub struct Dataset {
     pub definition: Definition,
     pub disclosure: Disclosure,
     pub cells: Vec<Cell>,
+    /// What a `flows` dataset does not report (SPEC §2); empty for the other cubes.
+    pub unreported: Unreported,
 }
 
 /// A dataset the node has accepted (verified, chained), with its provenance: the input the

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::domain::aggregate::margins::TOTAL;
 use crate::domain::consortium::{Definition, Disclosure, Reconcile};
-use crate::domain::dataset::{AcceptedDataset, Code};
+use crate::domain::dataset::{AcceptedDataset, Code, Unreported};
 use crate::domain::model::Country;
 use crate::domain::model::{CellValue, Cube, Period};
 
@@ -59,10 +59,10 @@ pub(super) fn mirror(
     notes: &mut BTreeSet<Note>,
 ) -> (Rows, BTreeMap<PairKey, PairTotal>) {
     // One shared source per flows dataset; every row of that dataset points at it.
-    let sources: BTreeMap<(Country, Period), Arc<Source>> = latest
+    let sources: Sources = latest
         .iter()
         .filter(|((_, cube, _), _)| *cube == Cube::Flows)
-        .map(|(&(publisher, _, period), meta)| ((publisher, period), Arc::new(meta.source)))
+        .map(|(&(publisher, _, period), meta)| ((publisher, period), (Arc::new(meta.source), &meta.unreported)))
         .collect();
     // The cells come out of `meet` in key order, so the rows are pushed in order. The vector
     // is reserved for a row per cell: pages never written are never resident.
@@ -73,8 +73,8 @@ pub(super) fn mirror(
             published.insert(key.pair, (out_cell, in_cell));
             return None;
         }
-        let sender = side(&sources, key.pair.origin, key.pair.period, out_cell);
-        let receiver = side(&sources, key.pair.destination, key.pair.period, in_cell);
+        let sender = side(&sources, key.pair, Direction::Out, out_cell);
+        let receiver = side(&sources, key.pair, Direction::In, in_cell);
         let asym = asymmetry(sender.reported, receiver.reported);
         let row = MirrorRow {
             reconciled: reconcile_figure(settings.rule, sender.reported, receiver.reported),
@@ -148,14 +148,24 @@ fn place(publisher: Country, period: Period, key: &[String]) -> Result<(MirrorKe
     Ok((key, direction))
 }
 
-/// One side of a row: missing without a dataset, zero for an absent cell in a published one.
-fn side(
-    sources: &BTreeMap<(Country, Period), Arc<Source>>,
-    publisher: Country,
-    period: Period,
-    cell: Option<CellValue>,
-) -> Side {
-    match sources.get(&(publisher, period)) {
+/// The flows dataset of each (publisher, period): its shared source and what it does not report.
+type Sources<'a> = BTreeMap<(Country, Period), (Arc<Source>, &'a Unreported)>;
+
+/// The dataset that reports one side of `pair` (the origin's OUT or the destination's IN), if
+/// its publisher has one and it reports that side (SPEC §2).
+fn reporting<'s>(sources: &'s Sources<'_>, pair: PairKey, direction: Direction) -> Option<&'s Arc<Source>> {
+    let (publisher, partner, code) = match direction {
+        Direction::Out => (pair.origin, pair.destination, "OUT"),
+        Direction::In => (pair.destination, pair.origin, "IN"),
+    };
+    let (source, unreported) = sources.get(&(publisher, pair.period))?;
+    (!unreported.covers(code, partner)).then_some(source)
+}
+
+/// One side of a row: missing without a dataset or outside what it reports, zero for an absent
+/// cell in a published one.
+fn side(sources: &Sources<'_>, pair: PairKey, direction: Direction, cell: Option<CellValue>) -> Side {
+    match reporting(sources, pair, direction) {
         None => Side {
             reported: Reported::Missing,
             source: None,
@@ -223,7 +233,7 @@ impl Tally {
 fn totals(
     rows: &Rows,
     published: &BTreeMap<PairKey, Meeting>,
-    sources: &BTreeMap<(Country, Period), Arc<Source>>,
+    sources: &Sources<'_>,
     settings: &Reconcile,
 ) -> BTreeMap<PairKey, PairTotal> {
     let mut tallies: BTreeMap<PairKey, (Tally, Tally, Option<u64>, u64)> = BTreeMap::new();
@@ -248,8 +258,13 @@ fn totals(
             sender.into_iter().chain(receiver)
         })
         .collect();
-    let side_total = |publisher: Country, period: Period, cell: Option<CellValue>, summed: &Tally| {
-        let Some(source) = sources.get(&(publisher, period)) else {
+    let side_total = |pair: PairKey, direction: Direction, cell: Option<CellValue>, summed: &Tally| {
+        let publisher = match direction {
+            Direction::Out => pair.origin,
+            Direction::In => pair.destination,
+        };
+        let period = pair.period;
+        let Some(source) = reporting(sources, pair, direction) else {
             return SideTotal {
                 reported: Reported::Missing,
                 withheld: 0,
@@ -275,8 +290,8 @@ fn totals(
         .into_iter()
         .map(|(pair, (sender, receiver, reconciled, reconciled_withheld))| {
             let (out_cell, in_cell) = published.get(&pair).copied().unwrap_or((None, None));
-            let sender = side_total(pair.origin, pair.period, out_cell, &sender);
-            let receiver = side_total(pair.destination, pair.period, in_cell, &receiver);
+            let sender = side_total(pair, Direction::Out, out_cell, &sender);
+            let receiver = side_total(pair, Direction::In, in_cell, &receiver);
             let present = [sender, receiver]
                 .into_iter()
                 .filter(|s| s.reported != Reported::Missing);
@@ -316,6 +331,22 @@ fn pair_notes(latest: &Latest, pair: PairKey, notes: &mut BTreeSet<Note>) {
             add(format!(
                 "{absent} published no flows for {}: {role} side missing",
                 pair.period
+            ));
+        }
+    }
+    for (meta, direction, partner, role) in [
+        (sender, "OUT", pair.destination, "sender"),
+        (receiver, "IN", pair.origin, "receiver"),
+    ] {
+        if let Some(meta) = meta.filter(|meta| meta.unreported.covers(direction, partner)) {
+            let what = if direction == "OUT" {
+                "emigration to"
+            } else {
+                "immigration from"
+            };
+            add(format!(
+                "{} does not report {what} {partner} in {}: {role} side missing (not zero)",
+                meta.source.publisher, pair.period
             ));
         }
     }

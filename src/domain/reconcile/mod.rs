@@ -11,9 +11,10 @@
 //! - [`render()`] prints a filtered view as a table, CSV, JSON or SDMX-CSV.
 //! - [`fidelity`] scores every rule against synthetic truth.
 //!
-//! Reading a side: a publisher with no dataset for the cube and period is `Missing`; a publisher
-//! that published the dataset but no cell for a key reported zero there (SPEC §3: zero cells are
-//! not published), so that side reads `Value(0)`.
+//! Reading a side: a publisher with no dataset for the cube and period is `Missing`, and so is a
+//! side its dataset declares unreported (SPEC §2: not reported is not zero); a publisher that
+//! published the dataset but no cell for a key it reports reported zero there (SPEC §3: zero
+//! cells are not published), so that side reads `Value(0)`.
 
 mod delimited;
 pub mod digest;
@@ -33,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::domain::consortium::{Definition, Disclosure, Reconcile, Rule};
-use crate::domain::dataset::{AcceptedDataset, Code};
+use crate::domain::dataset::{AcceptedDataset, Code, Unreported};
 use crate::domain::model::Country;
 use crate::domain::model::{Cube, Period};
 
@@ -231,11 +232,13 @@ pub struct ConsortiumRef {
 
 /// What the view keeps of a dataset once its cells are read: where it came from and how it was
 /// made (for the notes on pairs whose sides differ).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Meta {
     source: Source,
     definition: Definition,
     disclosure: Disclosure,
+    /// What a `flows` dataset does not report (SPEC §2).
+    unreported: Unreported,
 }
 
 /// The current dataset of every (publisher, cube, period), as metadata.
@@ -273,6 +276,7 @@ pub fn compute_current<D: std::borrow::Borrow<AcceptedDataset>>(
                 source: Source::of(accepted),
                 definition: d.definition,
                 disclosure: d.disclosure,
+                unreported: d.unreported.clone(),
             },
         );
         match d.cube {

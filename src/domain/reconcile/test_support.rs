@@ -86,6 +86,7 @@ pub fn dataset(publisher: Country, seq: u64, cube: Cube, period: Period, mut cel
             definition: Definition::default(),
             disclosure: Disclosure::default(),
             cells,
+            unreported: Default::default(),
         },
     }
 }

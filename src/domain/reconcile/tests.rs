@@ -535,3 +535,65 @@ fn published_totals_are_the_pair_totals_exactly() {
     assert_eq!(pair_total.receiver.reported, Reported::Value(9));
     assert_eq!(pair_total.reconciled, Some(9));
 }
+
+#[test]
+fn an_unreported_side_is_missing_not_zero_and_the_rule_falls_back() {
+    let total = |direction: &str, partner: Country, value: u64| {
+        cell(
+            &[direction, partner.as_str(), "_T", "_T", "_T"],
+            CellValue::Value(value),
+        )
+    };
+    // DEU reports no emigration at all and no immigration from ITA; FRA and ITA report both.
+    let mut deu_flows = flows(deu(), 1, &[inn(fra(), "FRA", 8), total("IN", fra(), 8)]);
+    deu_flows.dataset.unreported.add_argument("OUT", deu()).unwrap();
+    deu_flows.dataset.unreported.add_argument("IN:ITA", deu()).unwrap();
+    let inputs = [
+        deu_flows,
+        flows(
+            fra(),
+            1,
+            &[
+                inn(deu(), "DEU", 11),
+                total("IN", deu(), 11),
+                out(deu(), "FRA", 6),
+                total("OUT", deu(), 6),
+            ],
+        ),
+        flows(ita(), 1, &[out(deu(), "ITA", 9), total("OUT", deu(), 9)]),
+    ];
+    let view = compute(&inputs, &with_rule(Rule::Sending));
+
+    // DEU -> FRA: DEU's OUT side is missing (not 0), so `sending` falls back to FRA's 11.
+    let row = &view.rows.get(&row_key(deu(), fra(), "DEU")).unwrap();
+    assert_eq!(row.sender.reported, Reported::Missing);
+    assert_eq!(row.reconciled, Some(11));
+    let deu_fra = &view.pairs[&pair(deu(), fra())];
+    assert_eq!(deu_fra.sender.reported, Reported::Missing);
+    assert_eq!(deu_fra.reconciled, Some(11));
+    assert_eq!(deu_fra.asymmetry, None);
+    // ITA -> DEU: DEU's IN side from ITA is missing; ITA's 9 stands.
+    let ita_deu = &view.pairs[&pair(ita(), deu())];
+    assert_eq!(ita_deu.receiver.reported, Reported::Missing);
+    assert_eq!(ita_deu.reconciled, Some(9));
+    // FRA -> DEU is reported by both: DEU's 8 beside FRA's 6.
+    let fra_deu = &view.pairs[&pair(fra(), deu())];
+    assert_eq!(
+        (fra_deu.sender.reported, fra_deu.receiver.reported),
+        (Reported::Value(6), Reported::Value(8))
+    );
+    // The notes say why, and the scope is part of what the view's digest covers.
+    assert!(view
+        .notes
+        .iter()
+        .any(|n| n.pair == Some(pair(deu(), fra())) && n.text.contains("DEU does not report emigration to FRA")));
+    let mut reported_everything = inputs.clone();
+    reported_everything[0].dataset.unreported = Default::default();
+    let as_zero = compute(&reported_everything, &with_rule(Rule::Sending));
+    assert_eq!(
+        as_zero.pairs[&pair(deu(), fra())].reconciled,
+        Some(0),
+        "without the scope, a zero"
+    );
+    assert_ne!(view.digest(), as_zero.digest());
+}

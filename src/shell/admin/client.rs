@@ -15,7 +15,7 @@ use crate::domain::record::validate::ValidationContext;
 use crate::domain::record::Record;
 use crate::io::ingest::{ingest_file, FileReport, IngestError, Progress, RecordSink};
 use crate::io::store::{CheckReport, IngestOutcome};
-use crate::node::{OpError, Operations, PeerPull, Published, Status};
+use crate::node::{OpError, Operations, PeerPull, PublishRequest, Published, Status};
 use crate::proto;
 use crate::proto::admin_client::AdminClient;
 
@@ -115,12 +115,13 @@ impl Operations for Remote {
         Ok(report)
     }
 
-    fn publish(&self, cube: Cube, period: Period, audience: Vec<Country>) -> Result<Published, OpError> {
+    fn publish(&self, request: PublishRequest) -> Result<Published, OpError> {
         let mut client = self.client.clone();
         let r = self.call(client.publish(proto::PublishRequest {
-            cube: cube.to_string(),
-            period: period.to_string(),
-            audience: audience.iter().map(ToString::to_string).collect(),
+            cube: request.cube.to_string(),
+            period: request.period.to_string(),
+            audience: request.audience.iter().map(ToString::to_string).collect(),
+            unreported: request.unreported,
         }))?;
         Ok(Published {
             publisher: reply_field("publisher", Country::parse(&r.publisher))?,

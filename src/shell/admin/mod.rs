@@ -23,7 +23,7 @@ use crate::domain::reconcile::{render_to, Format, ViewFilter};
 use crate::domain::record::validate::{validate_fields, RawRecord, ValidationContext};
 use crate::domain::record::Record;
 use crate::io::exchange::Syncer;
-use crate::node::{Node, NodeError, PeerPull};
+use crate::node::{Node, NodeError, PeerPull, PublishRequest};
 use crate::proto;
 use crate::proto::admin_server::Admin;
 
@@ -205,7 +205,13 @@ impl Admin for AdminService {
             .iter()
             .map(|a| country_arg("audience", a))
             .collect::<Result<Vec<_>, _>>()?;
-        let p = run(&self.node, move |node| node.publish(cube, period, audience)).await?;
+        let request = PublishRequest {
+            cube,
+            period,
+            audience,
+            unreported: r.unreported,
+        };
+        let p = run(&self.node, move |node| node.publish(request)).await?;
         self.syncer.announce_on(&self.tasks, &self.stop);
         Ok(Response::new(proto::PublishReply {
             publisher: p.publisher.to_string(),

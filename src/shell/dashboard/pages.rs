@@ -94,6 +94,9 @@ pub struct Flows {
     pub pairs: Vec<PairLine>,
     pub series: Vec<SeriesPoint>,
     pub breakdowns: Vec<(String, Vec<BreakdownLine>)>,
+    /// The view's notes on the chosen pair and period (a side not reported, different
+    /// definitions or disclosure methods).
+    pub notes: Vec<String>,
     pub max: u64,
 }
 
@@ -219,6 +222,21 @@ impl Flows {
             (Some(o), Some(d), Some(p)) => (series(view, o, d, year_of(p)), breakdowns(view, o, d, p)),
             _ => (Vec::new(), Vec::new()),
         };
+        let notes = match (origin, destination, period) {
+            (Some(origin), Some(destination), Some(period)) => {
+                let pair = Some(PairKey {
+                    origin,
+                    destination,
+                    period,
+                });
+                view.notes
+                    .iter()
+                    .filter(|n| n.pair == pair)
+                    .map(|n| n.text.clone())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Flows {
             periods: periods.iter().map(ToString::to_string).collect(),
             period: period.map(|p| p.to_string()),
@@ -239,6 +257,7 @@ impl Flows {
             pairs,
             series,
             breakdowns,
+            notes,
             max,
         }
     }

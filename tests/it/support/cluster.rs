@@ -11,7 +11,7 @@ use accord::cluster::{ClusterOptions, LocalCluster};
 use accord::date::Date;
 use accord::model::Country;
 use accord::model::{Cube, Period};
-use accord::node::{Node, Published};
+use accord::node::{Node, PublishRequest, Published};
 use accord::record::{EventType, Reason, Record, Sex};
 use accord::store::IngestOutcome;
 use tempfile::TempDir;
@@ -182,7 +182,7 @@ pub fn ingest_synthetic(node: &Node, year: i32, count: usize, seed: u64) -> Inge
 /// store the entry, then announce our heads to every peer so they pull at once.
 pub async fn publish_and_announce(node: &Arc<Node>, cube: Cube, period: Period, audience: &[Country]) -> Published {
     let published = node
-        .publish(cube, period, audience.to_vec())
+        .publish(PublishRequest::new(cube, period).to(audience.to_vec()))
         .unwrap_or_else(|e| panic!("{}: publish {cube} {period}: {e}", node.country()));
     node.syncer().announce_all().await;
     published

@@ -186,6 +186,7 @@ pub fn dataset(node: &Node, publisher: Country, value: u64) -> Dataset {
             key: ["IN", "DEU", "DEU", "F", "Y20-24"].map(String::from).to_vec(),
             value: CellValue::Value(value),
         }],
+        unreported: Default::default(),
     }
 }
 
