@@ -179,6 +179,7 @@ fn keyring<'a>(documents: impl IntoIterator<Item = &'a Consortium>) -> Consortiu
                 None => out.members.push(Member {
                     country: member.country,
                     keys: member.keys.iter().map(open).collect(),
+                    measurement: member.measurement,
                 }),
             }
         }

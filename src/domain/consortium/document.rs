@@ -79,11 +79,30 @@ pub fn canonical_toml(consortium: &Consortium) -> String {
         let _ = writeln!(out, "seq = {}", f.seq);
         let _ = writeln!(out, "keep = {}", string(&hex::encode(&f.keep)));
     }
+    // Written only when declared, so documents from before estimates keep their digests.
+    if !consortium.estimates.is_default() {
+        let e = &consortium.estimates;
+        let _ = writeln!(out, "\n[estimates]");
+        let _ = writeln!(out, "method = {}", string(e.method.as_str()));
+        let reference: Vec<String> = e.reference.iter().map(|c| string(c.as_str())).collect();
+        let _ = writeln!(out, "reference = [{}]", reference.join(", "));
+    }
     let mut members: Vec<_> = consortium.members.iter().collect();
     members.sort_by_key(|m| m.country);
     for member in members {
         let _ = writeln!(out, "\n[[members]]");
         let _ = writeln!(out, "country = {}", string(member.country.as_str()));
+        if !member.measurement.is_default() {
+            let _ = writeln!(out, "\n[members.measurement]");
+            for (name, r) in [
+                ("emigration", member.measurement.emigration),
+                ("immigration", member.measurement.immigration),
+            ] {
+                let _ = writeln!(out, "{name}_undercount = {}", string(r.undercount.as_str()));
+                let _ = writeln!(out, "{name}_accuracy = {}", string(r.accuracy.as_str()));
+                let _ = writeln!(out, "{name}_duration_months = {}", r.duration_months);
+            }
+        }
         let mut keys: Vec<_> = member.keys.iter().collect();
         keys.sort_by_key(|k| (k.valid_from, k.public_key));
         for key in keys {
@@ -261,5 +280,87 @@ retired_after_seq = 41
             .unwrap_err()
             .to_string();
         assert!(error.contains("a second branch for DEU seq 1"), "{error}");
+    }
+
+    #[test]
+    fn estimates_and_measurement_classes_are_part_of_the_document_and_checked() {
+        let base = parse(FILE);
+        assert!(base.estimates.is_default() && base.members.iter().all(|m| m.measurement.is_default()));
+        let canonical_base = canonical_toml(&base);
+        assert!(!canonical_base.contains("estimates") && !canonical_base.contains("measurement"));
+        let with = FILE.replace(
+            "[[members]]\ncountry = \"DEU\"\n",
+            "[[members]]\ncountry = \"DEU\"\n[members.measurement]\nemigration_undercount = \"high\"\nimmigration_duration_months = 3\n",
+        ) + "[estimates]\nmethod = \"imem-lite\"\nreference = [\"FRA\", \"DEU\"]\n";
+        let parsed = parse(&with);
+        let deu = parsed
+            .member(crate::domain::model::Country::parse("DEU").unwrap())
+            .unwrap();
+        assert_eq!(
+            deu.measurement.emigration.undercount,
+            crate::domain::consortium::Undercount::High
+        );
+        assert_eq!(deu.measurement.immigration.duration_months, 3);
+        assert_eq!(
+            deu.measurement.immigration.undercount,
+            crate::domain::consortium::Undercount::Medium
+        );
+        assert_eq!(
+            parsed.estimates.method,
+            crate::domain::consortium::EstimateMethod::ImemLite
+        );
+        let codes: Vec<String> = parsed.estimates.reference.iter().map(|c| c.to_string()).collect();
+        assert_eq!(codes, ["DEU", "FRA"], "sorted");
+        let canonical = canonical_toml(&parsed);
+        assert_eq!(canonical_toml(&parse(&canonical)), canonical, "a fixed point");
+        assert_eq!(digest(&parse(&canonical)), digest(&parsed));
+        assert_ne!(digest(&parsed), digest(&base));
+        let other_class = with.replace("emigration_undercount = \"high\"", "emigration_undercount = \"low\"");
+        assert_ne!(
+            digest(&parse(&other_class)),
+            digest(&parsed),
+            "a class is part of the digest"
+        );
+
+        for (from, to, field) in [
+            ("method = \"imem-lite\"", "method = \"imem\"", "estimates.method"),
+            (
+                "reference = [\"FRA\", \"DEU\"]",
+                "reference = [\"FRA\", \"POL\"]",
+                "estimates.reference[1]",
+            ),
+            (
+                "reference = [\"FRA\", \"DEU\"]",
+                "reference = [\"FRA\", \"FRA\"]",
+                "estimates.reference[1]",
+            ),
+            (
+                "emigration_undercount = \"high\"",
+                "emigration_undercount = \"huge\"",
+                "members[1].measurement.emigration_undercount",
+            ),
+            (
+                "immigration_duration_months = 3",
+                "immigration_duration_months = 24",
+                "members[1].measurement.immigration_duration_months",
+            ),
+            (
+                "immigration_duration_months = 3",
+                "immigration_accuracy = \"medium\"",
+                "members[1].measurement.immigration_accuracy",
+            ),
+            (
+                "immigration_duration_months = 3",
+                "immigration_coverage = 0.5",
+                "immigration_coverage",
+            ),
+        ] {
+            let text = with.replace(from, to);
+            assert_ne!(text, with, "{from}");
+            let error = Consortium::parse(Path::new("consortium.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{to}: {error}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The consortium (SPEC §7, §11): its policy (`policy`: the harmonised definition, disclosure,
-//! reconciliation, quorum, sharing, members and their signing keys), its canonical document and
+//! reconciliation, quorum, sharing, members and their signing keys; `measurement`: what the
+//! members agree about each other's registers for the estimates, SPEC §15), its canonical document and
 //! digest (`document`), and which version of it is in force (`versions`), all as pure
 //! functions every member computes alike. Reading `consortium.toml` is `io::config`'s, section by
 //! section; the node keeps the versions in its feeds (`node::governance`).
@@ -12,10 +13,12 @@
 //! which version is in force.
 
 pub mod document;
+pub mod measurement;
 pub mod policy;
 pub mod versions;
 
 pub use document::{canonical_toml, digest};
+pub use measurement::{Accuracy, EstimateMethod, Estimates, Measurement, Register, Undercount, DURATION_RULES};
 pub use policy::{
     Agreement, BranchKept, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault,
     SigningKey, UnknownDuration,

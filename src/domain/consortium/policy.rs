@@ -3,6 +3,7 @@
 //! aggregate, dataset and reconcile modules consume them. The consortium's members and
 //! their signing keys live here too: `config` reads them from TOML. No I/O.
 
+use super::measurement::{Estimates, Measurement};
 use crate::domain::model::{Country, Cube};
 
 /// What counts as long-term migration (SPEC §2).
@@ -164,6 +165,8 @@ impl SigningKey {
 pub struct Member {
     pub country: Country,
     pub keys: Vec<SigningKey>,
+    /// `[members.measurement]` (SPEC §15).
+    pub measurement: Measurement,
 }
 
 /// How many of a version's members must approve the next version (SPEC §11 `[governance]`).
@@ -268,6 +271,8 @@ pub struct Consortium {
     /// `[[forks]]`: for a publisher found equivocating, the branch the consortium keeps (SPEC
     /// §12); the other branch stays out of every view, and nodes holding it switch.
     pub forks: Vec<BranchKept>,
+    /// `[estimates]` (SPEC §15).
+    pub estimates: Estimates,
     pub members: Vec<Member>,
 }
 

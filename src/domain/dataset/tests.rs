@@ -41,6 +41,7 @@ fn fixture() -> Fixture {
             valid_until: Some(NOW + 1000),
             retired_after_seq: None,
         }],
+        measurement: Default::default(),
     };
     let consortium = Consortium {
         name: "t".into(),
@@ -52,6 +53,7 @@ fn fixture() -> Fixture {
         sharing: crate::domain::consortium::SharingDefault::All,
         agreements: Vec::new(),
         forks: Vec::new(),
+        estimates: Default::default(),
         members: vec![member("DEU", &deu), member("FRA", &fra), member("ITA", &keypair())],
     };
     Fixture { consortium, deu, fra }

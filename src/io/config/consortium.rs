@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::{country, floor, invalid, read_toml, ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
 use crate::domain::consortium::BranchKept;
 use crate::domain::consortium::{
-    Agreement, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault, SigningKey,
-    UnknownDuration,
+    Accuracy, Agreement, Consortium, Definition, Disclosure, EstimateMethod, Estimates, Measurement, Member, Quorum,
+    Reconcile, Rule, SharingDefault, SigningKey, Undercount, UnknownDuration, DURATION_RULES,
 };
 use crate::domain::date;
 use crate::domain::model::Cube;
@@ -36,7 +36,28 @@ struct ConsortiumToml {
     #[serde(default)]
     forks: Vec<ForkToml>,
     #[serde(default)]
+    estimates: EstimatesToml,
+    #[serde(default)]
     members: Vec<MemberToml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EstimatesToml {
+    method: Option<String>,
+    #[serde(default)]
+    reference: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MeasurementToml {
+    emigration_undercount: Option<String>,
+    immigration_undercount: Option<String>,
+    emigration_accuracy: Option<String>,
+    immigration_accuracy: Option<String>,
+    emigration_duration_months: Option<u32>,
+    immigration_duration_months: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +120,7 @@ struct MemberToml {
     country: String,
     #[serde(default)]
     keys: Vec<KeyToml>,
+    measurement: Option<MeasurementToml>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +157,7 @@ impl Consortium {
         let sharing = sharing(file, &raw.sharing)?;
         let agreements = agreements(file, &raw.agreements, &members)?;
         let forks = forks(file, &raw.forks)?;
+        let estimates = estimates(file, &raw.estimates, &members)?;
         Ok(Consortium {
             name: raw.name,
             test_only: raw.test_only,
@@ -145,9 +168,94 @@ impl Consortium {
             sharing,
             agreements,
             forks,
+            estimates,
             members,
         })
     }
+}
+
+/// `[estimates]` (SPEC §15): the method and the reference members, each a member, none twice.
+fn estimates(file: &Path, raw: &EstimatesToml, members: &[Member]) -> Result<Estimates, ConfigError> {
+    let method = match raw.method.as_deref() {
+        None => EstimateMethod::None,
+        Some(s) => EstimateMethod::parse(s).ok_or_else(|| {
+            invalid(
+                file,
+                "estimates.method",
+                format!("must be \"imem-lite\" or \"none\", got {s:?}"),
+            )
+        })?,
+    };
+    let mut reference = Vec::new();
+    for (i, code) in raw.reference.iter().enumerate() {
+        let key = format!("estimates.reference[{i}]");
+        let member = country(file, &key, code)?;
+        if !members.iter().any(|m| m.country == member) {
+            return Err(invalid(file, key, format!("{member} is not a member")));
+        }
+        if reference.contains(&member) {
+            return Err(invalid(file, key, format!("{member} is listed twice")));
+        }
+        reference.push(member);
+    }
+    reference.sort();
+    Ok(Estimates { method, reference })
+}
+
+/// `[members.measurement]` (SPEC §15): each direction's undercount class, accuracy and duration
+/// rule, defaults where a key is absent.
+fn measurement(file: &Path, member: &str, raw: Option<&MeasurementToml>) -> Result<Measurement, ConfigError> {
+    let mut out = Measurement::default();
+    let Some(raw) = raw else {
+        return Ok(out);
+    };
+    let key = |name: &str| format!("{member}.measurement.{name}");
+    for (register, undercount, accuracy, duration, name) in [
+        (
+            &mut out.emigration,
+            &raw.emigration_undercount,
+            &raw.emigration_accuracy,
+            raw.emigration_duration_months,
+            "emigration",
+        ),
+        (
+            &mut out.immigration,
+            &raw.immigration_undercount,
+            &raw.immigration_accuracy,
+            raw.immigration_duration_months,
+            "immigration",
+        ),
+    ] {
+        if let Some(s) = undercount {
+            register.undercount = Undercount::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    key(&format!("{name}_undercount")),
+                    format!("must be \"low\", \"medium\" or \"high\", got {s:?}"),
+                )
+            })?;
+        }
+        if let Some(s) = accuracy {
+            register.accuracy = Accuracy::parse(s).ok_or_else(|| {
+                invalid(
+                    file,
+                    key(&format!("{name}_accuracy")),
+                    format!("must be \"high\" or \"low\", got {s:?}"),
+                )
+            })?;
+        }
+        if let Some(months) = duration {
+            if !DURATION_RULES.contains(&months) {
+                return Err(invalid(
+                    file,
+                    key(&format!("{name}_duration_months")),
+                    format!("must be 0 (none), 3, 6, 12 or 60 (permanent), got {months}"),
+                ));
+            }
+            register.duration_months = months;
+        }
+    }
+    Ok(out)
 }
 
 /// `[definitions]`: the harmonised definition of long-term migration.
@@ -328,7 +436,12 @@ fn members(file: &Path, raw: &[MemberToml]) -> Result<Vec<Member>, ConfigError> 
                 retired_after_seq: k.retired_after_seq,
             });
         }
-        members.push(Member { country: code, keys });
+        let measurement = measurement(file, &key, m.measurement.as_ref())?;
+        members.push(Member {
+            country: code,
+            keys,
+            measurement,
+        });
     }
     Ok(members)
 }
