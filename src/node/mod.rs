@@ -417,10 +417,14 @@ impl Node {
         }
         let in_force = self.governance();
         let version = in_force.current();
-        view.consortium = crate::domain::reconcile::ConsortiumRef {
-            version: version.version,
-            digest: version.digest,
-        };
+        crate::domain::reconcile::under(
+            &mut view,
+            crate::domain::reconcile::ConsortiumRef {
+                version: version.version,
+                digest: version.digest,
+            },
+            &version.document,
+        );
         let view = Arc::new(view);
         let digest = view.digest();
         self.current.cache_view(snapshot.generation, view.clone(), digest);

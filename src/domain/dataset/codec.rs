@@ -337,10 +337,7 @@ fn decode_unreported(publisher: Country, cube: Cube, entries: &[proto::Unreporte
     let mut last: Option<&str> = None;
     for entry in entries {
         let direction = entry.direction.as_str();
-        let in_order = match (last, direction) {
-            (None, "IN" | "OUT") | (Some("IN"), "OUT") => true,
-            _ => false,
-        };
+        let in_order = matches!((last, direction), (None, "IN" | "OUT") | (Some("IN"), "OUT"));
         if !in_order {
             return Err(bad(format!(
                 "direction {direction:?} out of order, repeated or unknown"

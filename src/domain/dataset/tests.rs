@@ -716,7 +716,8 @@ fn an_unreported_scope_round_trips_and_only_its_canonical_form_is_accepted() {
         check(&f, with_payload(&f, d))
     };
     assert!(with(&|_| {}).is_ok());
-    let refused: [(&str, &dyn Fn(&mut proto::Dataset)); 7] = [
+    type Edit<'a> = &'a dyn Fn(&mut proto::Dataset);
+    let refused: [(&str, Edit); 7] = [
         ("OUT before IN", &|d| d.unreported.reverse()),
         ("a direction twice", &|d| d.unreported[1].direction = "IN".into()),
         ("an unknown direction", &|d| d.unreported[1].direction = "UP".into()),

@@ -2,7 +2,9 @@
 //! field is empty and a status column says why.
 //!
 //! # CSV
-//! `flows`: the SPEC §8 columns, then provenance and completeness columns:
+//! `flows`: the SPEC §8 columns, the SPEC §15 estimate columns `estimate,estimate_lower,
+//! estimate_upper` (on total rows, when the consortium asks for estimates; empty otherwise),
+//! then provenance and completeness columns:
 //! `sender_publisher,sender_seq,sender_digest,receiver_publisher,receiver_seq,receiver_digest,
 //! reconciled_status,sender_withheld,receiver_withheld,reconciled_withheld`. `reconciled_status`
 //! is empty, `C` (a confidential side kept the figure back) or `M`; the `*_withheld` columns, on
@@ -51,6 +53,9 @@ pub const FLOWS_COLUMNS: [&str; 14] = [
     "rule",
 ];
 
+/// The modelled estimate and its 95% interval (SPEC §15), right after `rule`.
+pub const ESTIMATE_COLUMNS: [&str; 3] = ["estimate", "estimate_lower", "estimate_upper"];
+
 const FLOWS_EXTRA_COLUMNS: [&str; 10] = [
     "sender_publisher",
     "sender_seq",
@@ -68,6 +73,7 @@ pub(super) fn flows_csv(view: &View, filter: &ViewFilter, to: &mut dyn Write) ->
     let mut out = Records::new(to);
     let header: Vec<&str> = FLOWS_COLUMNS
         .iter()
+        .chain(ESTIMATE_COLUMNS.iter())
         .chain(FLOWS_EXTRA_COLUMNS.iter())
         .copied()
         .collect();
@@ -90,6 +96,10 @@ pub(super) fn flows_csv(view: &View, filter: &ViewFilter, to: &mut dyn Write) ->
             if line.flag { "1" } else { "0" }.to_string(),
             view.rule.as_str().to_string(),
         ];
+        fields.extend(match line.estimate {
+            Some(e) => [e.value, e.lower, e.upper].map(|v| v.to_string()),
+            None => Default::default(),
+        });
         fields.extend(provenance(&line.sender));
         fields.extend(provenance(&line.receiver));
         fields.push(line.reconciled_status.to_string());
@@ -281,7 +291,7 @@ mod tests {
         // The total: sender 16, receiver 8 (SYR absent = 0), reconciled 8 + 0 under receiving.
         let fra_digest = hex(&fake_digest(fra(), 2, Cube::Flows, year()));
         assert!(
-            lines[1].starts_with("DEU,FRA,2024,_T,_T,_T,16,,8,,8,-0.5000,1,receiving,DEU,1,"),
+            lines[1].starts_with("DEU,FRA,2024,_T,_T,_T,16,,8,,8,-0.5000,1,receiving,,,,DEU,1,"),
             "{}",
             lines[1]
         );
@@ -291,7 +301,7 @@ mod tests {
             lines[1]
         );
         assert!(
-            lines[2].starts_with("DEU,FRA,2024,FRA,F,Y20-24,10,,8,,8,-0.2000,0,receiving,"),
+            lines[2].starts_with("DEU,FRA,2024,FRA,F,Y20-24,10,,8,,8,-0.2000,0,receiving,,,,"),
             "{}",
             lines[2]
         );
@@ -309,7 +319,7 @@ mod tests {
         let lines = csv_lines(&view, &ViewFilter::default());
         // Sender confidential, receiver (ITA) published nothing: C and M, no values.
         assert!(
-            lines[2].starts_with("DEU,ITA,2024,FRA,F,Y20-24,,C,,M,,,0,receiving,DEU,1,"),
+            lines[2].starts_with("DEU,ITA,2024,FRA,F,Y20-24,,C,,M,,,0,receiving,,,,DEU,1,"),
             "{}",
             lines[2]
         );

@@ -2,17 +2,18 @@
 //! datasets must produce the same bytes here, so this encoding never contains a float, a map
 //! whose key order could vary, or anything from the clock or the input order.
 //!
-//! # Encoding `accord-view/2`
+//! # Encoding `accord-view/3`
 //! Compact JSON (no whitespace) of one object whose fields appear in exactly this order:
-//! - `format`: the string `"accord-view/2"`;
+//! - `format`: the string `"accord-view/3"`;
 //! - `consortium`: `{"version": N, "digest": hex}`, the consortium version the view was
 //!   computed under (two members applying different documents get different digests);
 //! - `rule`: the rule name; `asymmetry_flag_ppm`: the threshold in parts per million, rounded;
 //! - `inputs`: `[publisher, cube, period, seq, digest]` arrays, sorted by (publisher, cube,
 //!   period);
 //! - `pairs`: objects `origin, destination, period, sender, receiver, reconciled,
-//!   reconciled_withheld, asymmetry_ppm, flag`, sorted by (origin, destination, period); a side
-//!   is `reported, status, withheld, publisher, seq, digest`;
+//!   reconciled_withheld, asymmetry_ppm, flag, estimate, estimate_lower, estimate_upper`, sorted
+//!   by (origin, destination, period); a side is `reported, status, withheld, publisher, seq,
+//!   digest`; the estimates (SPEC §15) are whole persons, or `null` without one;
 //! - `rows`: objects `origin, destination, period, citizenship, sex, age_band, sender, receiver,
 //!   reconciled, asymmetry_ppm, flag`, sorted by key; a side is `reported, status, publisher, seq,
 //!   digest`;
@@ -35,7 +36,7 @@ use serde::Serialize;
 use super::{hex, PairTotal, Side, SideTotal, Source, View};
 
 /// The encoding's name, first in the bytes, so a future change cannot collide with this one.
-pub const FORMAT: &str = "accord-view/2";
+pub const FORMAT: &str = "accord-view/3";
 
 impl View {
     /// The canonical encoding described in the module documentation.
@@ -201,6 +202,9 @@ struct CanonicalPair {
     reconciled_withheld: u64,
     asymmetry_ppm: Option<i64>,
     flag: bool,
+    estimate: Option<u64>,
+    estimate_lower: Option<u64>,
+    estimate_upper: Option<u64>,
 }
 
 impl CanonicalPair {
@@ -215,6 +219,9 @@ impl CanonicalPair {
             reconciled_withheld: total.reconciled_withheld,
             asymmetry_ppm: total.asymmetry.map(ppm),
             flag: total.flag,
+            estimate: total.estimate.map(|e| e.value),
+            estimate_lower: total.estimate.map(|e| e.lower),
+            estimate_upper: total.estimate.map(|e| e.upper),
         }
     }
 }
@@ -324,7 +331,7 @@ mod tests {
         let view = compute(&[flows(deu(), 1, &[out(fra(), "FRA", 10)])], &settings());
         let text = String::from_utf8(view.canonical_bytes()).unwrap();
         assert!(
-            text.starts_with(r#"{"format":"accord-view/2","consortium":{"version":0,"digest":"0000000000000000000000000000000000000000000000000000000000000000"},"rule":"receiving","asymmetry_flag_ppm":200000,"#),
+            text.starts_with(r#"{"format":"accord-view/3","consortium":{"version":0,"digest":"0000000000000000000000000000000000000000000000000000000000000000"},"rule":"receiving","asymmetry_flag_ppm":200000,"#),
             "{text}"
         );
         assert!(!text.contains('.'), "no floats or decimals expected: {text}");

@@ -310,6 +310,7 @@ fn totals(
                 reconciled_withheld,
                 asymmetry: asym,
                 flag: flagged(asym, settings.asymmetry_flag),
+                estimate: None,
             };
             (pair, total)
         })

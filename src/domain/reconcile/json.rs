@@ -36,6 +36,11 @@ struct Row<'a> {
     asymmetry: Option<f64>,
     flag: bool,
     rule: &'static str,
+    /// The modelled estimate and its 95% interval (SPEC §15); null on detail rows and without
+    /// estimates.
+    estimate: Option<u64>,
+    estimate_lower: Option<u64>,
+    estimate_upper: Option<u64>,
     sender_publisher: Option<String>,
     sender_seq: Option<u64>,
     sender_digest: Option<String>,
@@ -145,6 +150,9 @@ fn row<'a>(line: &FlowLine<'a>, rule: &'static str) -> Row<'a> {
         asymmetry: line.asymmetry.map(|a| ppm(a) as f64 / 1_000_000.0),
         flag: line.flag,
         rule,
+        estimate: line.estimate.map(|e| e.value),
+        estimate_lower: line.estimate.map(|e| e.lower),
+        estimate_upper: line.estimate.map(|e| e.upper),
         sender_publisher,
         sender_seq,
         sender_digest,

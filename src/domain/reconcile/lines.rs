@@ -5,7 +5,7 @@
 use crate::domain::dataset::Code;
 use crate::domain::model::{Country, Cube, Period};
 
-use super::{MirrorKey, PairKey, Reported, SideBySideEntry, SideBySideKey, Source, View};
+use super::{Estimate, MirrorKey, PairKey, Reported, SideBySideEntry, SideBySideKey, Source, View};
 
 /// What part of the view to print. `origin` and `destination` select `flows` pairs only;
 /// `cube` and `period` apply to every cube.
@@ -57,6 +57,8 @@ pub(super) struct FlowLine<'a> {
     pub reconciled_withheld: Option<u64>,
     pub asymmetry: Option<f64>,
     pub flag: bool,
+    /// On a total: the modelled estimate (SPEC §15); none on detail rows.
+    pub estimate: Option<Estimate>,
 }
 
 impl<'a> FlowLine<'a> {
@@ -96,6 +98,7 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> impl Iterat
                 reconciled_withheld: Some(total.reconciled_withheld),
                 asymmetry: total.asymmetry,
                 flag: total.flag,
+                estimate: total.estimate,
             };
             // Empty strings sort first, so this is the smallest key of the pair.
             let first = MirrorKey {
@@ -126,6 +129,7 @@ pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> impl Iterat
                     reconciled_withheld: None,
                     asymmetry: row.asymmetry,
                     flag: row.flag,
+                    estimate: None,
                 });
             std::iter::once(total_line).chain(rows)
         })

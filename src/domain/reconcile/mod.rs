@@ -18,6 +18,7 @@
 
 mod delimited;
 pub mod digest;
+pub mod estimate;
 pub mod fidelity;
 mod flows;
 mod json;
@@ -33,11 +34,12 @@ mod test_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::domain::consortium::{Definition, Disclosure, Reconcile, Rule};
+use crate::domain::consortium::{Consortium, Definition, Disclosure, EstimateMethod, Reconcile, Rule};
 use crate::domain::dataset::{AcceptedDataset, Code, Unreported};
 use crate::domain::model::Country;
 use crate::domain::model::{Cube, Period};
 
+pub use estimate::{Estimate, Fitted, Flow};
 pub use fidelity::{pair_total_mape, read_truth, TruthError};
 pub use lines::ViewFilter;
 pub use render::{render, render_to, Format};
@@ -173,6 +175,9 @@ pub struct PairTotal {
     /// Asymmetry of the two side totals, as for rows.
     pub asymmetry: Option<f64>,
     pub flag: bool,
+    /// The modelled estimate and its 95% interval (SPEC §15), when the consortium asks for
+    /// them and a side published the pair.
+    pub estimate: Option<Estimate>,
 }
 
 impl PairTotal {
@@ -220,6 +225,10 @@ pub struct View {
     /// One entry per publisher that published the row's cube and period.
     pub side_by_side: BTreeMap<SideBySideKey, BTreeMap<Country, SideBySideEntry>>,
     pub notes: BTreeSet<Note>,
+    /// Each member's registers as the estimates fitted them (SPEC §15); empty without
+    /// estimates. Derived from the pairs and the consortium, so not encoded in the digest
+    /// beyond the estimates it produces.
+    pub measurement: Vec<Fitted>,
 }
 
 /// A consortium version by number and document digest. `compute` leaves it zero (no version);
@@ -295,6 +304,32 @@ pub fn compute_current<D: std::borrow::Borrow<AcceptedDataset>>(
         rows,
         side_by_side,
         notes,
+        measurement: Vec::new(),
+    }
+}
+
+/// Completes a computed view under the consortium version in force: records the version (part
+/// of the digest) and adds the modelled estimates that version's document asks for (SPEC §15),
+/// with a note saying which parameters they used. Every node, and every verifier of a
+/// certified view, finishes a view here.
+pub fn under(view: &mut View, version: ConsortiumRef, consortium: &Consortium) {
+    view.consortium = version;
+    view.measurement = estimate::apply(&mut view.pairs, &consortium.estimates, &consortium.members);
+    if consortium.estimates.method != EstimateMethod::None {
+        let reference: Vec<String> = consortium.estimates.reference.iter().map(Country::to_string).collect();
+        view.notes.insert(Note {
+            pair: None,
+            text: format!(
+                "estimates: {} with the measurement classes of consortium version {} (reference members: {})",
+                consortium.estimates.method.as_str(),
+                version.version,
+                if reference.is_empty() {
+                    "none, priors only".to_string()
+                } else {
+                    reference.join(", ")
+                }
+            ),
+        });
     }
 }
 

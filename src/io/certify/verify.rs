@@ -185,10 +185,14 @@ pub fn verify(dir: &Path, trusted: &Consortium) -> Result<Report, CertifyError> 
 
     // The view those entries make, under the attested document.
     let mut view = crate::domain::reconcile::compute(&inputs, &document.reconcile);
-    view.consortium = ConsortiumRef {
-        version: manifest.consortium.version,
-        digest: consortium_digest,
-    };
+    crate::domain::reconcile::under(
+        &mut view,
+        ConsortiumRef {
+            version: manifest.consortium.version,
+            digest: consortium_digest,
+        },
+        &document,
+    );
     let computed = view.digest();
     if computed != view_digest {
         return Err(CertifyError::ViewDigest {
