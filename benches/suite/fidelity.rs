@@ -49,6 +49,7 @@ pub fn run(fx: &mut Fixture) {
         records: RECORDS,
         seed: SEED,
         out: fx.dir.path().join("fidelity-records"),
+        registers: accord::synth::Registers::Plain,
     };
     let summary = synthesize(&opts, &mut |_| {}).expect("synthesize");
     line(
@@ -470,7 +471,7 @@ async fn view_mape(
         countries: COUNTRIES.iter().map(|c| country(c)).collect(),
         peered: full_mesh,
         sync_interval_secs: 3600,
-        consortium_edit: Some(edit),
+        consortium_edit: Some(std::sync::Arc::new(edit)),
         dashboard: false,
     };
     let cluster = LocalCluster::start(dir, &options).await.expect("start cluster");

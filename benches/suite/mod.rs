@@ -286,6 +286,7 @@ impl Fixture {
                 records: requested,
                 seed: SEED,
                 out,
+                registers: accord::synth::Registers::Plain,
             };
             let (summary, secs) = timed(|| synthesize(&opts, &mut |_| {}).expect("synthesize"));
             let (_, path, rows) = summary.files[0].clone();

@@ -268,6 +268,11 @@ enum Command {
         /// Directory for <code>.csv per country and truth.csv.
         #[arg(long)]
         out: PathBuf,
+        /// How each member's registers see the moves (SPEC §15): `drawn` (classes drawn from
+        /// the seed, written to registers.toml), `plain` (no classes: every move seen at most
+        /// once), or a consortium.toml whose [members.measurement] classes to use.
+        #[arg(long, default_value = "drawn", value_name = "drawn|plain|FILE")]
+        registers: String,
     },
     /// The whole system on one machine: three nodes, ingest, publish, sync, common view.
     Demo {
@@ -487,8 +492,20 @@ pub fn run(args: Args) -> Result<i32> {
             records,
             seed,
             out,
+            registers,
         } => {
             let countries = countries(&list, "--countries")?;
+            let registers = match registers.as_str() {
+                "drawn" => accord::synth::Registers::Drawn,
+                "plain" => accord::synth::Registers::Plain,
+                file => {
+                    let consortium = accord::consortium::Consortium::load(std::path::Path::new(file))
+                        .with_context(|| format!("--registers {file}: not drawn, plain or a consortium file"))?;
+                    accord::synth::Registers::Declared(
+                        consortium.members.iter().map(|m| (m.country, m.measurement)).collect(),
+                    )
+                }
+            };
             let total = records * countries.len() as u64;
             let bar = progress::Bar::new(total, "records");
             let opts = accord::synth::SynthOptions {
@@ -497,6 +514,7 @@ pub fn run(args: Args) -> Result<i32> {
                 records,
                 seed,
                 out,
+                registers,
             };
             let started = std::time::Instant::now();
             let summary = accord::synth::synthesize(&opts, &mut |n| bar.set(n))?;
@@ -509,6 +527,12 @@ pub fn run(args: Args) -> Result<i32> {
                 summary.moves,
                 started.elapsed().as_secs_f64()
             );
+            if let Some(registers) = &summary.registers {
+                outln!(
+                    "the registers' measurement classes (SPEC §15) are in {}",
+                    registers.display()
+                );
+            }
             Ok(0)
         }
         Command::Demo {

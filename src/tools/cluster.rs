@@ -60,7 +60,7 @@ pub struct ClusterOptions {
     pub peered: fn(usize, usize, usize) -> bool,
     pub sync_interval_secs: u64,
     /// Replaces lines of the generated consortium.toml, e.g. to pick a disclosure method.
-    pub consortium_edit: Option<fn(&str) -> String>,
+    pub consortium_edit: Option<std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>>,
     /// Whether every node serves its dashboard (SPEC §13) on a free loopback port.
     pub dashboard: bool,
 }
@@ -92,7 +92,7 @@ impl LocalCluster {
             days: 30,
             force: true,
         })?;
-        if let Some(edit) = options.consortium_edit {
+        if let Some(edit) = &options.consortium_edit {
             let path = pki.join("consortium.toml");
             let text = std::fs::read_to_string(&path).map_err(io(path.display().to_string()))?;
             std::fs::write(&path, edit(&text)).map_err(io(path.display().to_string()))?;

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::domain::consortium::{Measurement, Undercount};
 use crate::domain::date::Date;
 use crate::domain::hex;
 use crate::domain::model::Country;
@@ -17,7 +18,7 @@ use crate::io::ingest::{ingest_file, IngestError};
 use crate::node::{PeerPull, PublishRequest};
 use crate::shell::report::sync_text;
 use crate::tools::cluster::{full_mesh, ClusterError, ClusterOptions, LocalCluster};
-use crate::tools::synth::{synthesize, SynthOptions};
+use crate::tools::synth::{synthesize, Registers, SynthOptions};
 
 /// Demo failures.
 #[derive(Debug, thiserror::Error)]
@@ -110,11 +111,21 @@ async fn run_in(
     let year = Date::today().year - 1;
     let period = Period::Year(year);
 
+    // The members' registers are drawn from measurement classes (SPEC §15); the consortium
+    // declares those classes and asks for estimates, anchored on the members whose immigration
+    // registers miss least.
+    let registers = Registers::Drawn;
+    let declared: Vec<(Country, Measurement)> = options
+        .countries
+        .iter()
+        .filter_map(|&c| registers.classes(options.seed, c).map(|m| (c, m)))
+        .collect();
+    let declaration = declare(&declared);
     let cluster_options = ClusterOptions {
         countries: options.countries.clone(),
         peered: full_mesh,
         sync_interval_secs: 3600,
-        consortium_edit: None,
+        consortium_edit: Some(std::sync::Arc::new(move |text: &str| declaration(text))),
         dashboard: options.dashboard,
     };
     let cluster = LocalCluster::start(dir, &cluster_options).await?;
@@ -130,6 +141,7 @@ async fn run_in(
         records: options.records,
         seed: options.seed,
         out: synth_dir.clone(),
+        registers,
     };
     let summary = tokio::task::spawn_blocking(move || synthesize(&opts, &mut |_| {}))
         .await
@@ -211,10 +223,15 @@ async fn run_in(
         view.rule.as_str(),
         view.asymmetry_flag
     )?;
+    // The synthetic truth, to set the rule's figure and the estimate against.
+    let truth = std::fs::read_to_string(&summary.truth)
+        .ok()
+        .and_then(|text| crate::domain::reconcile::read_truth(&text, period).ok())
+        .unwrap_or_default();
     writeln!(
         out,
-        "  {:<8} {:<12} {:>12} {:>12} {:>12} {:>10}  flag",
-        "origin", "destination", "sender", "receiver", "reconciled", "asymmetry"
+        "  {:<8} {:<12} {:>8} {:>8} {:>10} {:>9}  flag  {:>22} {:>8}",
+        "origin", "destination", "sender", "receiver", "reconciled", "asymmetry", "estimate [95%]", "truth"
     )?;
     let show = |r: Reported, withheld: u64| match r {
         Reported::Value(v) if withheld > 0 => format!("{v}+C"),
@@ -233,7 +250,7 @@ async fn run_in(
         flagged += usize::from(total.flag);
         writeln!(
             out,
-            "  {:<8} {:<12} {:>12} {:>12} {:>12} {:>10}  {}",
+            "  {:<8} {:<12} {:>8} {:>8} {:>10} {:>9}  {:<4}  {:>22} {:>8}",
             key.origin.as_str(),
             key.destination.as_str(),
             show(total.sender.reported, total.sender.withheld),
@@ -244,14 +261,21 @@ async fn run_in(
                 None => "-".into(),
             },
             total.asymmetry.map_or("-".into(), |a| format!("{a:+.4}")),
-            if total.flag { "!" } else { "" }
+            if total.flag { "!" } else { "" },
+            total
+                .estimate
+                .map_or("-".into(), |e| format!("{} [{}, {}]", e.value, e.lower, e.upper)),
+            truth
+                .get(&(key.origin, key.destination, period))
+                .map_or("-".into(), |t| t.to_string())
         )?;
     }
     writeln!(
         out,
         "  (totals are the ones each member published, exact; C: a total itself confidential;\n   \
          +C: a sum of cells that leaves confidential ones out, from a dataset without totals;\n   \
-         flows with non-members are in `accord view`)"
+         estimate: the modelled figure of SPEC §15 under the classes the consortium declares;\n   \
+         truth: the synthetic world's true long-term moves; flows with non-members are in `accord view`)"
     )?;
 
     writeln!(out, "\nView digest per node:")?;
@@ -285,4 +309,46 @@ async fn run_in(
         pairs,
         flagged,
     })
+}
+
+/// Declares `classes` in a generated consortium.toml: each member's `[members.measurement]`
+/// under its `[[members]]`, and `[estimates]` with the members whose immigration registers miss
+/// least as the reference (the first member when none is in the low class).
+fn declare(classes: &[(Country, Measurement)]) -> impl Fn(&str) -> String + Send + Sync {
+    let mut reference: Vec<Country> = classes
+        .iter()
+        .filter(|(_, m)| m.immigration.undercount == Undercount::Low)
+        .map(|(c, _)| *c)
+        .collect();
+    if reference.is_empty() {
+        reference.extend(classes.iter().map(|(c, _)| *c).min());
+    }
+    let classes = classes.to_vec();
+    move |text: &str| {
+        let mut out = String::new();
+        for line in text.lines() {
+            out.push_str(line);
+            out.push('\n');
+            let Some(code) = line.strip_prefix("country = \"").and_then(|r| r.strip_suffix('"')) else {
+                continue;
+            };
+            if let Some((_, m)) = classes.iter().find(|(c, _)| c.as_str() == code) {
+                out.push_str("[members.measurement]\n");
+                for (name, r) in [("emigration", m.emigration), ("immigration", m.immigration)] {
+                    out.push_str(&format!(
+                        "{name}_undercount = \"{}\"\n{name}_accuracy = \"{}\"\n{name}_duration_months = {}\n",
+                        r.undercount.as_str(),
+                        r.accuracy.as_str(),
+                        r.duration_months
+                    ));
+                }
+            }
+        }
+        let codes: Vec<String> = reference.iter().map(|c| format!("\"{c}\"")).collect();
+        out.push_str(&format!(
+            "\n[estimates]\nmethod = \"imem-lite\"\nreference = [{}]\n",
+            codes.join(", ")
+        ));
+        out
+    }
 }

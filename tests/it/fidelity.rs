@@ -32,6 +32,7 @@ fn receiving_beats_sending_on_default_settings() {
             records: 15_000,
             seed: 11,
             out: dir.path().join("records"),
+            registers: accord::synth::Registers::Plain,
         },
         &mut |_| {},
     )

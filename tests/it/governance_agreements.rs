@@ -34,7 +34,7 @@ async fn a_bilateral_agreement_keeps_the_payload_between_its_parties_until_it_en
     // Long enough for the cluster to start and DEU to publish on a loaded machine.
     let until = *AGREEMENT_UNTIL.get_or_init(|| accord::date::unix_now() + 25);
     let cluster = start_cluster_with(accord::cluster::ClusterOptions {
-        consortium_edit: Some(with_agreement),
+        consortium_edit: Some(std::sync::Arc::new(with_agreement)),
         ..cluster_options(&["DEU", "FRA", "ITA"], accord::cluster::line, 1)
     })
     .await;

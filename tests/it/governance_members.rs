@@ -33,7 +33,7 @@ fn without_pol(text: &str) -> String {
 async fn a_new_member_joins_through_a_quorum_and_its_own_approval() {
     use ring::signature::KeyPair;
     let cluster = start_cluster_with(accord::cluster::ClusterOptions {
-        consortium_edit: Some(without_pol),
+        consortium_edit: Some(std::sync::Arc::new(without_pol)),
         ..cluster_options(&["DEU", "FRA", "ITA", "ESP", "POL"], full_mesh, 1)
     })
     .await;

@@ -2,10 +2,12 @@
 //! on every corridor, and the months moves are drawn in, calibrated so that each member's file
 //! comes out near the requested size. Pure; must never do I/O or read the clock.
 
-use super::model::{Corridor, Member, Month, World, ASYLUM_ORIGINS, PERMIT_ORIGINS};
+use super::model::{Corridor, Member, Month, World, ASYLUM_ORIGINS, LONG_TERM_MONTHS, PERMIT_ORIGINS};
+use super::registers::{self, Registers};
 use super::rng::{key, SplitMix64, TAG_CORRIDOR, TAG_MEMBER, TAG_OUTSIDE, TAG_PAIR};
 use crate::domain::date::{days_in_month, Date};
 use crate::domain::model::Country;
+use crate::domain::reconcile::estimate::prior::Flow;
 
 /// A corridor this small (moves per year) keeps some true cells under the confidentiality
 /// threshold whatever the requested size.
@@ -24,7 +26,14 @@ impl World {
     /// Builds the world for distinct, real member countries and a year not after `today`'s
     /// (the caller checks both). Rates are calibrated so each member's file holds about
     /// `records` events.
-    pub(super) fn build(countries: &[Country], year: i32, records: u64, seed: u64, today: Date) -> World {
+    pub(super) fn build(
+        countries: &[Country],
+        registers: &Registers,
+        year: i32,
+        records: u64,
+        seed: u64,
+        today: Date,
+    ) -> World {
         let first_day = Date { year, month: 1, day: 1 }.day_number();
         let last_day = Date {
             year,
@@ -40,7 +49,7 @@ impl World {
 
         let members: Vec<Member> = countries
             .iter()
-            .map(|&country| Member::draw(seed, country, target / active_days))
+            .map(|&country| Member::draw(seed, country, registers, target / active_days))
             .collect();
         // Expected records per day each member should get from moves; the rest of its file
         // is asylum applications and permits.
@@ -81,16 +90,28 @@ impl World {
 impl Member {
     /// A member's register quality and its daily rate of asylum and permit events, given the
     /// daily rate of records its file should have.
-    fn draw(seed: u64, country: Country, daily_records: f64) -> Member {
+    fn draw(seed: u64, country: Country, registers: &Registers, daily_records: f64) -> Member {
         let mut rng = SplitMix64::new(key(&[seed, TAG_MEMBER, code(country)]));
-        let emigration_coverage = 0.6 + 0.2 * rng.unit();
-        let immigration_coverage = 0.9 + 0.08 * rng.unit();
+        let mut emigration_coverage = 0.6 + 0.2 * rng.unit();
+        let mut immigration_coverage = 0.9 + 0.08 * rng.unit();
         let local = daily_records * (0.2 + 0.1 * rng.unit());
         let asylum_part = 0.3 + 0.3 * rng.unit();
+        let registers = registers.classes(seed, country).map(|classes| {
+            let drawn = [
+                registers::draw(seed, country, Flow::Emigration, classes.emigration),
+                registers::draw(seed, country, Flow::Immigration, classes.immigration),
+            ];
+            (classes, drawn)
+        });
+        if let Some((_, [emigration, immigration])) = &registers {
+            emigration_coverage = emigration.coverage;
+            immigration_coverage = immigration.coverage;
+        }
         Member {
             country,
             emigration_coverage,
             immigration_coverage,
+            registers,
             asylum_daily: local * asylum_part,
             permit_daily: local * (1.0 - asylum_part),
         }
@@ -203,14 +224,34 @@ fn window(year: i32, last_day: i64) -> Vec<Month> {
 }
 
 fn corridor(seed: u64, origin: Country, destination: Country, daily_rate: f64, members: &[Member]) -> Corridor {
-    let coverage =
-        |country: Country, of: fn(&Member) -> f64| members.iter().find(|m| m.country == country).map_or(0.0, of);
+    let member = |country: Country| members.iter().find(|m| m.country == country);
+    // (how many times a move is counted, the duration rule) of one side's register.
+    let register = |country: Country, flow: Flow| match member(country) {
+        None => (0.0, LONG_TERM_MONTHS),
+        Some(m) => match &m.registers {
+            None => (
+                match flow {
+                    Flow::Emigration => m.emigration_coverage,
+                    Flow::Immigration => m.immigration_coverage,
+                },
+                LONG_TERM_MONTHS,
+            ),
+            Some((_, drawn)) => {
+                let drawn = drawn[flow as usize];
+                (registers::counted(seed, origin, destination, flow, drawn), drawn.rule)
+            }
+        },
+    };
+    let (emigration_coverage, emigration_rule) = register(origin, Flow::Emigration);
+    let (immigration_coverage, immigration_rule) = register(destination, Flow::Immigration);
     Corridor {
         origin,
         destination,
         daily_rate,
-        emigration_coverage: coverage(origin, |m| m.emigration_coverage),
-        immigration_coverage: coverage(destination, |m| m.immigration_coverage),
+        emigration_coverage,
+        immigration_coverage,
+        emigration_rule,
+        immigration_rule,
         key: key(&[seed, TAG_CORRIDOR, code(origin), code(destination)]),
     }
 }
@@ -264,7 +305,7 @@ mod tests {
             day: 1,
         };
         let members = parse_list(&OUTSIDE_PARTNERS[..20]);
-        let world = World::build(&members, 2024, 1000, 1, today);
+        let world = World::build(&members, &Registers::Plain, 2024, 1000, 1, today);
         assert!(world.outside.len() >= 12);
         assert!(world.outside.iter().all(|c| !members.contains(c)));
         for corridor in &world.corridors {

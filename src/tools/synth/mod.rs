@@ -8,6 +8,7 @@
 //! values: no identifier it emits may look like a real one.
 //!
 //! - [`model`]: the true world and the registers' view of it (pure).
+//! - [`registers`]: the members' registers from the measurement classes (SPEC §15).
 //! - [`calibrate`]: corridor rates sized to the requested number of records.
 //! - [`draw`]: the distributions of counts, attributes and register noise.
 //! - [`output`]: CSV spelling of events.
@@ -17,6 +18,7 @@ mod calibrate;
 mod draw;
 mod model;
 mod output;
+mod registers;
 mod rng;
 #[cfg(test)]
 mod tests;
@@ -46,7 +48,11 @@ pub struct SynthOptions {
     pub seed: u64,
     /// The output directory, created if missing.
     pub out: PathBuf,
+    /// How the members' registers see the moves (SPEC §15).
+    pub registers: Registers,
 }
+
+pub use registers::Registers;
 
 /// What was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +61,8 @@ pub struct SynthSummary {
     pub files: Vec<(Country, PathBuf, u64)>,
     /// The `truth.csv` path.
     pub truth: PathBuf,
+    /// `registers.toml`, the classes the registers were drawn from; none for plain registers.
+    pub registers: Option<PathBuf>,
     /// True moves dated in the year (any duration) that involve at least one member.
     pub moves: u64,
 }
@@ -100,7 +108,14 @@ fn synthesize_as_of(
         path: opts.out.clone(),
         source,
     })?;
-    let world = World::build(&opts.countries, opts.year, opts.records, opts.seed, today);
+    let world = World::build(
+        &opts.countries,
+        &opts.registers,
+        opts.year,
+        opts.records,
+        opts.seed,
+        today,
+    );
     let mut tally = Tally {
         truth: BTreeMap::new(),
         moves: 0,
@@ -116,10 +131,26 @@ fn synthesize_as_of(
     }
     let truth = opts.out.join("truth.csv");
     write_truth(&truth, &tally.truth)?;
+    let drawn: Vec<_> = world
+        .members
+        .iter()
+        .filter_map(|m| m.registers.map(|(classes, drawn)| (m.country, classes, drawn)))
+        .collect();
+    let registers = if drawn.is_empty() {
+        None
+    } else {
+        let path = opts.out.join("registers.toml");
+        std::fs::write(&path, registers::describe(&drawn)).map_err(|source| SynthError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        Some(path)
+    };
     (tally.progress)(tally.written);
     Ok(SynthSummary {
         files,
         truth,
+        registers,
         moves: tally.moves,
     })
 }
@@ -169,28 +200,45 @@ fn write_country(world: &World, member: &Member, path: &Path, tally: &mut Tally<
                         *tally.truth.entry(cell).or_default() += 1;
                     }
                 }
-                let (report, event_type, partner) = if outbound {
-                    (true_move.emigration, EventType::Emigration, corridor.destination)
+                let (report, event_type, partner, extra) = if outbound {
+                    (
+                        true_move.emigration,
+                        EventType::Emigration,
+                        corridor.destination,
+                        true_move.extra[0],
+                    )
                 } else {
-                    (true_move.immigration, EventType::Immigration, corridor.origin)
+                    (
+                        true_move.immigration,
+                        EventType::Immigration,
+                        corridor.origin,
+                        true_move.extra[1],
+                    )
                 };
                 let Some(report) = report.filter(|r| world.reportable(r.day)) else {
                     continue;
                 };
-                let event = Event {
-                    person: true_move.person,
-                    event_type,
-                    day: report.day,
-                    citizenship: true_move.citizenship,
-                    country_of_birth: true_move.country_of_birth,
-                    partner_country: Some(partner),
-                    sex: true_move.sex,
-                    birth_year: true_move.birth_year,
-                    reason: report.reason,
-                    duration_months: report.duration_months,
-                };
-                file.write_event(reporter, &event)?;
-                tally.count_written();
+                for copy in 0..=u64::from(extra) {
+                    let person = match copy {
+                        0 => true_move.person,
+                        // An over-counting register's further records are of "other" people.
+                        n => rng::key(&[true_move.person, rng::TAG_EXTRA, n]),
+                    };
+                    let event = Event {
+                        person,
+                        event_type,
+                        day: report.day,
+                        citizenship: true_move.citizenship,
+                        country_of_birth: true_move.country_of_birth,
+                        partner_country: Some(partner),
+                        sex: true_move.sex,
+                        birth_year: true_move.birth_year,
+                        reason: report.reason,
+                        duration_months: report.duration_months,
+                    };
+                    file.write_event(reporter, &event)?;
+                    tally.count_written();
+                }
             }
         }
         if !month.in_year {

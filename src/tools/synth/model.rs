@@ -9,7 +9,9 @@ use super::calibrate::code;
 use super::draw::{
     draw_birth_year, draw_move_reason, draw_sex, draw_true_duration, jittered, noisy_duration, pick, pick_other,
 };
+use super::registers::Drawn;
 use super::rng::{key, SplitMix64, TAG_COUNT, TAG_LOCAL};
+use crate::domain::consortium::Measurement;
 use crate::domain::date::Date;
 use crate::domain::model::Country;
 use crate::domain::record::{EventType, Reason, Sex};
@@ -36,6 +38,9 @@ pub(super) struct Member {
     pub(super) emigration_coverage: f64,
     /// Probability that an arrival is registered.
     pub(super) immigration_coverage: f64,
+    /// The registers' classes and what was drawn from them (emigration, immigration); none
+    /// for plain registers.
+    pub(super) registers: Option<(Measurement, [Drawn; 2])>,
     pub(super) asylum_daily: f64,
     pub(super) permit_daily: f64,
 }
@@ -45,9 +50,15 @@ pub(super) struct Corridor {
     pub(super) origin: Country,
     pub(super) destination: Country,
     pub(super) daily_rate: f64,
-    /// Zero when the origin is not a member (nobody reports there).
+    /// How many times the origin's register counts a move, on average: at most 1 for plain
+    /// registers, above 1 where a register over-counts the corridor; zero when the origin is
+    /// not a member (nobody reports there).
     pub(super) emigration_coverage: f64,
     pub(super) immigration_coverage: f64,
+    /// The registers' duration rules: 12 lets the harmonised definition decide from reported
+    /// durations; any other counts the moves staying at least that long, durations unknown.
+    pub(super) emigration_rule: u32,
+    pub(super) immigration_rule: u32,
     pub(super) key: u64,
 }
 
@@ -74,6 +85,10 @@ pub(super) struct Move {
     pub(super) emigration: Option<Report>,
     /// `None` when the destination never registered the arrival.
     pub(super) immigration: Option<Report>,
+    /// Further records the origin's and the destination's registers hold of this move (an
+    /// over-counting register): each a record of someone else, as registers that count twice
+    /// do not know it.
+    pub(super) extra: [u32; 2],
 }
 
 /// A register's view of a move.
@@ -186,12 +201,18 @@ impl World {
         let duration_months = draw_true_duration(&mut rng);
         let reason = draw_move_reason(&mut rng);
 
-        let emigration = rng.chance(corridor.emigration_coverage).then(|| Report {
+        let (seen_out, extra_out) = seen(corridor.emigration_coverage, &mut rng);
+        let counts_out = duration_months >= corridor.emigration_rule || corridor.emigration_rule == LONG_TERM_MONTHS;
+        let emigration = (seen_out && counts_out).then(|| Report {
             day: day + rng.below(MAX_EMIGRATION_DELAY as u64 + 1) as i64,
-            duration_months: noisy_duration(&mut rng, duration_months, 0.2, 0.5),
+            duration_months: reported_duration(corridor.emigration_rule, || {
+                noisy_duration(&mut rng, duration_months, 0.2, 0.5)
+            }),
             reason: if rng.chance(0.25) { reason } else { Reason::Unknown },
         });
-        let immigration = rng.chance(corridor.immigration_coverage).then(|| {
+        let (seen_in, extra_in) = seen(corridor.immigration_coverage, &mut rng);
+        let counts_in = duration_months >= corridor.immigration_rule || corridor.immigration_rule == LONG_TERM_MONTHS;
+        let immigration = (seen_in && counts_in).then(|| {
             let u = rng.unit();
             let delay = if u < 0.6 {
                 rng.below(15)
@@ -202,10 +223,16 @@ impl World {
             };
             Report {
                 day: day + delay as i64,
-                duration_months: noisy_duration(&mut rng, duration_months, 0.12, 0.6),
+                duration_months: reported_duration(corridor.immigration_rule, || {
+                    noisy_duration(&mut rng, duration_months, 0.12, 0.6)
+                }),
                 reason: if rng.chance(0.75) { reason } else { Reason::Unknown },
             }
         });
+        let extra = [
+            if emigration.is_some() { extra_out } else { 0 },
+            if immigration.is_some() { extra_in } else { 0 },
+        ];
         Move {
             person,
             day,
@@ -216,6 +243,7 @@ impl World {
             duration_months,
             emigration,
             immigration,
+            extra,
         }
     }
 
@@ -301,6 +329,25 @@ impl World {
             month.key,
             number,
         ])
+    }
+}
+
+/// Whether a register sees a move, and how many further records it makes of it, when it counts
+/// each move of the corridor `counted` times on average. Below 1 this is one draw, exactly as
+/// plain registers have always drawn.
+fn seen(counted: f64, rng: &mut SplitMix64) -> (bool, u32) {
+    let whole = counted.floor();
+    let times = whole as u32 + u32::from(rng.chance(counted - whole));
+    (times > 0, times.saturating_sub(1))
+}
+
+/// The duration a register reports: noisy under the 12-month rule, unknown under any other (the
+/// register counts the move by its own rule and never learns how long the stay was).
+fn reported_duration(rule: u32, noisy: impl FnOnce() -> Option<u32>) -> Option<u32> {
+    if rule == LONG_TERM_MONTHS {
+        noisy()
+    } else {
+        None
     }
 }
 

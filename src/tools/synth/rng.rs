@@ -57,6 +57,7 @@ pub(super) const TAG_PAIR: u64 = 2;
 pub(super) const TAG_OUTSIDE: u64 = 3;
 pub(super) const TAG_CORRIDOR: u64 = 4;
 pub(super) const TAG_LOCAL: u64 = 5;
+pub(super) const TAG_EXTRA: u64 = 6;
 /// Move numbers never reach this, so a count's stream never equals a move's stream.
 pub(super) const TAG_COUNT: u64 = u64::MAX;
 

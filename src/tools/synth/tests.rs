@@ -26,6 +26,7 @@ fn options(out: &Path, seed: u64, records: u64) -> SynthOptions {
         records,
         seed,
         out: out.to_path_buf(),
+        registers: Registers::Plain,
     }
 }
 
@@ -168,7 +169,14 @@ struct TrueMove {
 }
 
 fn true_moves(opts: &SynthOptions, today: Date) -> HashMap<String, TrueMove> {
-    let world = World::build(&opts.countries, opts.year, opts.records, opts.seed, today);
+    let world = World::build(
+        &opts.countries,
+        &opts.registers,
+        opts.year,
+        opts.records,
+        opts.seed,
+        today,
+    );
     let mut moves = HashMap::new();
     for corridor in &world.corridors {
         for month in &world.months {
@@ -382,4 +390,81 @@ fn impossible_options_are_refused() {
         message.contains(&blocker.join("out").display().to_string()),
         "{message}"
     );
+}
+
+/// Registers drawn from measurement classes (SPEC §15) miss, over-count and count by their
+/// own duration rules as their classes say: against the truth, a register in the high
+/// undercount class reports less than one in the low class, one without a duration minimum
+/// more, and one counting permanent moves only much less.
+#[test]
+fn registers_from_classes_report_the_truth_as_their_classes_say() {
+    use crate::domain::consortium::{Accuracy, Measurement, Register, Undercount};
+    let register = |undercount, duration_months| Register {
+        undercount,
+        accuracy: Accuracy::High,
+        duration_months,
+    };
+    let classes = |emigration| Measurement {
+        emigration,
+        immigration: register(Undercount::Low, 12),
+    };
+    let given: BTreeMap<Country, Measurement> = [
+        ("DEU", classes(register(Undercount::Low, 12))),
+        ("FRA", classes(register(Undercount::High, 12))),
+        ("ITA", classes(register(Undercount::Low, 0))),
+        ("POL", classes(register(Undercount::Low, 60))),
+    ]
+    .into_iter()
+    .map(|(c, m)| (Country::parse(c).unwrap(), m))
+    .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        countries: given.keys().copied().collect(),
+        registers: Registers::Declared(given.clone()),
+        ..options(dir.path(), 3, 20_000)
+    };
+    let summary = run(&opts, TODAY);
+    let members: HashSet<Country> = given.keys().copied().collect();
+
+    // Emigration records to other members that the 12-month definition counts, against the true
+    // long-term moves, per member.
+    let mut truth: HashMap<Country, f64> = HashMap::new();
+    for row in read(&summary.truth).1 {
+        let (origin, destination) = (Country::parse(&row[0]).unwrap(), Country::parse(&row[1]).unwrap());
+        if members.contains(&destination) {
+            *truth.entry(origin).or_default() += row[3].parse::<f64>().unwrap();
+        }
+    }
+    let mut ratio: HashMap<String, f64> = HashMap::new();
+    for (reporter, path, _) in &summary.files {
+        let counted = read(path)
+            .1
+            .iter()
+            .filter(|r| &r[2] == "emigration" && members.contains(&Country::parse(&r[6]).unwrap()))
+            .filter(|r| r[10].is_empty() || r[10].parse::<u32>().unwrap() >= 12)
+            .count() as f64;
+        ratio.insert(reporter.to_string(), counted / truth[reporter]);
+    }
+    let (deu, fra, ita, pol) = (ratio["DEU"], ratio["FRA"], ratio["ITA"], ratio["POL"]);
+    assert!(fra < 0.8 * deu, "high undercount: FRA {fra:.2} against DEU {deu:.2}");
+    assert!(
+        ita > 1.3 * deu,
+        "no duration minimum: ITA {ita:.2} against DEU {deu:.2}"
+    );
+    assert!(
+        pol < 0.6 * deu,
+        "permanent moves only: POL {pol:.2} against DEU {deu:.2}"
+    );
+
+    // registers.toml declares each member's true classes in consortium.toml's words.
+    let text = fs::read_to_string(summary.registers.expect("registers.toml written")).unwrap();
+    assert_eq!(text.lines().filter(|l| *l == "[members.measurement]").count(), 4);
+    let fra_part = &text[text.find("country = \"FRA\"").unwrap()..text.find("country = \"ITA\"").unwrap()];
+    assert!(
+        fra_part.contains("emigration_undercount = \"high\"") && fra_part.contains("emigration_duration_months = 12")
+    );
+    // Plain registers write no classes.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = run(&options(plain_dir.path(), 3, 500), TODAY);
+    assert!(plain.registers.is_none());
 }
