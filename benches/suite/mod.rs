@@ -9,6 +9,7 @@ mod convergence;
 mod daemon_ingest;
 mod daemon_view;
 mod dashboard;
+mod estimates;
 mod fidelity;
 mod governance;
 mod ingest;
@@ -36,7 +37,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|attest|dashboard|governance|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|estimates|attest|dashboard|governance|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -61,6 +62,7 @@ pub fn main() {
         "attack" => attack::run(&mut fx),
         "convergence" => convergence::run(&mut fx),
         "fidelity" => fidelity::run(&mut fx),
+        "estimates" => estimates::run(&mut fx),
         "attest" => attest::run(&mut fx),
         "dashboard" => dashboard::run(&mut fx),
         "governance" => governance::run(&mut fx),
@@ -76,6 +78,7 @@ pub fn main() {
             attack::run(&mut fx);
             convergence::run(&mut fx);
             fidelity::run(&mut fx);
+            estimates::run(&mut fx);
             attest::run(&mut fx);
             dashboard::run(&mut fx);
             governance::run(&mut fx);

@@ -26,6 +26,7 @@ pub fn run(fx: &mut Fixture) {
             records: 20_000,
             seed: super::SEED,
             out: records,
+            registers: accord::synth::Registers::Plain,
         },
         &mut |_| {},
     )

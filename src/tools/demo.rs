@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::domain::consortium::{Measurement, Undercount};
+use crate::domain::consortium::{Accuracy, Measurement, Undercount};
 use crate::domain::date::Date;
 use crate::domain::hex;
 use crate::domain::model::Country;
@@ -311,18 +311,32 @@ async fn run_in(
     })
 }
 
-/// Declares `classes` in a generated consortium.toml: each member's `[members.measurement]`
-/// under its `[[members]]`, and `[estimates]` with the members whose immigration registers miss
-/// least as the reference (the first member when none is in the low class).
-fn declare(classes: &[(Country, Measurement)]) -> impl Fn(&str) -> String + Send + Sync {
-    let mut reference: Vec<Country> = classes
-        .iter()
-        .filter(|(_, m)| m.immigration.undercount == Undercount::Low)
-        .map(|(c, _)| *c)
-        .collect();
-    if reference.is_empty() {
-        reference.extend(classes.iter().map(|(c, _)| *c).min());
+/// The reference members a consortium of these classes would pick: those whose immigration
+/// registers miss least (low undercount), count by the 12-month definition and are accurate;
+/// failing that, low undercount and the 12-month rule; failing that, low undercount; failing
+/// that, the first member by code.
+pub fn reference_members(classes: &[(Country, Measurement)]) -> Vec<Country> {
+    let pick = |ok: &dyn Fn(&Measurement) -> bool| -> Vec<Country> {
+        let mut out: Vec<Country> = classes.iter().filter(|(_, m)| ok(m)).map(|(c, _)| *c).collect();
+        out.sort();
+        out
+    };
+    let low = |m: &Measurement| m.immigration.undercount == Undercount::Low;
+    let twelve = |m: &Measurement| low(m) && m.immigration.duration_months == 12;
+    let accurate = |m: &Measurement| twelve(m) && m.immigration.accuracy == Accuracy::High;
+    for ok in [&accurate as &dyn Fn(&Measurement) -> bool, &twelve, &low] {
+        let found = pick(ok);
+        if !found.is_empty() {
+            return found;
+        }
     }
+    classes.iter().map(|(c, _)| *c).min().into_iter().collect()
+}
+
+/// Declares `classes` in a generated consortium.toml: each member's `[members.measurement]`
+/// under its `[[members]]`, and `[estimates]` with [`reference_members`].
+fn declare(classes: &[(Country, Measurement)]) -> impl Fn(&str) -> String + Send + Sync {
+    let reference = reference_members(classes);
     let classes = classes.to_vec();
     move |text: &str| {
         let mut out = String::new();

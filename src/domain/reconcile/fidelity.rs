@@ -39,15 +39,7 @@ pub enum TruthError {
 /// (margins), else from its rows, so the whole view is not recomputed per rule. Empty when no
 /// pair has positive truth (nothing can be scored).
 pub fn pair_total_mape(view: &View, truth: &Truth) -> Vec<(Rule, f64)> {
-    let scored: Vec<(&(Country, Country, Period), u64)> = truth
-        .iter()
-        .filter(|(_, &moves)| moves > 0)
-        .filter(|((origin, destination, period), _)| {
-            let published = |c: &Country| view.inputs.contains_key(&(*c, Cube::Flows, *period));
-            published(origin) && published(destination)
-        })
-        .map(|(k, &m)| (k, m))
-        .collect();
+    let scored = scored(view, truth);
     if scored.is_empty() {
         return Vec::new();
     }
@@ -88,6 +80,57 @@ pub fn pair_total_mape(view: &View, truth: &Truth) -> Vec<(Rule, f64)> {
             (rule, 100.0 * error_sum / scored.len() as f64)
         })
         .collect()
+}
+
+/// The truth's mirror pairs with more than zero moves whose two sides both published `flows`.
+fn scored<'t>(view: &View, truth: &'t Truth) -> Vec<(&'t (Country, Country, Period), u64)> {
+    truth
+        .iter()
+        .filter(|(_, &moves)| moves > 0)
+        .filter(|((origin, destination, period), _)| {
+            let published = |c: &Country| view.inputs.contains_key(&(*c, Cube::Flows, *period));
+            published(origin) && published(destination)
+        })
+        .map(|(k, &m)| (k, m))
+        .collect()
+}
+
+/// How the modelled estimates (SPEC §15) fare against the truth, over the pairs
+/// [`pair_total_mape`] scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EstimateFidelity {
+    pub pairs: usize,
+    /// Mean absolute percentage error, in percent (a pair without an estimate counts as 0).
+    pub mape: f64,
+    /// Share of the pairs whose 95% interval holds the truth.
+    pub covered: f64,
+}
+
+/// The estimates' error and interval coverage against the truth; none without scored pairs.
+pub fn estimate_fidelity(view: &View, truth: &Truth) -> Option<EstimateFidelity> {
+    let scored = scored(view, truth);
+    if scored.is_empty() {
+        return None;
+    }
+    let (mut error, mut covered) = (0.0, 0usize);
+    for ((origin, destination, period), moves) in &scored {
+        let estimate = view
+            .pairs
+            .get(&super::PairKey {
+                origin: *origin,
+                destination: *destination,
+                period: *period,
+            })
+            .and_then(|t| t.estimate);
+        let value = estimate.map_or(0, |e| e.value);
+        error += value.abs_diff(*moves) as f64 / *moves as f64;
+        covered += usize::from(estimate.is_some_and(|e| (e.lower..=e.upper).contains(moves)));
+    }
+    Some(EstimateFidelity {
+        pairs: scored.len(),
+        mape: 100.0 * error / scored.len() as f64,
+        covered: covered as f64 / scored.len() as f64,
+    })
 }
 
 /// Reads `truth.csv` text (header `origin,destination,month,moves`, columns in any order, month

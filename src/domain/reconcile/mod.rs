@@ -40,7 +40,7 @@ use crate::domain::model::Country;
 use crate::domain::model::{Cube, Period};
 
 pub use estimate::{Estimate, Fitted, Flow};
-pub use fidelity::{pair_total_mape, read_truth, TruthError};
+pub use fidelity::{estimate_fidelity, pair_total_mape, read_truth, EstimateFidelity, TruthError};
 pub use lines::ViewFilter;
 pub use render::{render, render_to, Format};
 pub use rows::Rows;

@@ -73,6 +73,23 @@ pub(super) fn draw_true_duration(rng: &mut SplitMix64) -> u32 {
     months as u32
 }
 
+/// The share of true moves staying at least `months` under [`draw_true_duration`], exactly.
+pub(super) fn share_at_least(months: u32) -> f64 {
+    // (probability, first, last month) of each band draw_true_duration draws uniformly from.
+    const BANDS: [(f64, u32, u32); 4] = [(0.22, 1, 11), (0.38, 9, 15), (0.35, 16, 120), (0.05, 121, 360)];
+    BANDS
+        .iter()
+        .map(|&(p, first, last)| {
+            let from = months.max(first);
+            if from > last {
+                0.0
+            } else {
+                p * f64::from(last - from + 1) / f64::from(last - first + 1)
+            }
+        })
+        .sum()
+}
+
 pub(super) fn draw_move_reason(rng: &mut SplitMix64) -> Reason {
     match rng.unit() {
         u if u < 0.35 => Reason::Work,
@@ -104,6 +121,21 @@ pub(super) fn noisy_duration(rng: &mut SplitMix64, truth: u32, missing: f64, exa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_share_staying_at_least_a_duration_matches_the_draws() {
+        let mut rng = SplitMix64::new(7);
+        let draws: Vec<u32> = (0..200_000).map(|_| draw_true_duration(&mut rng)).collect();
+        for months in [0, 1, 3, 6, 12, 60, 121, 361] {
+            let seen = draws.iter().filter(|&&d| d >= months).count() as f64 / draws.len() as f64;
+            assert!(
+                (seen - share_at_least(months)).abs() < 0.005,
+                "{months}: {seen} against {}",
+                share_at_least(months)
+            );
+        }
+        assert!((share_at_least(0) - 1.0).abs() < 1e-12 && share_at_least(361) == 0.0);
+    }
 
     #[test]
     fn counts_keep_their_mean_even_when_small() {

@@ -14,10 +14,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::calibrate::code;
+use super::draw::share_at_least;
 use super::rng::{key, SplitMix64};
 use crate::domain::consortium::{Accuracy, Measurement, Register, Undercount, DURATION_RULES};
 use crate::domain::model::Country;
-use crate::domain::reconcile::estimate::prior::{accuracy_sd, coverage_prior, Flow};
+use crate::domain::reconcile::estimate::prior::{accuracy_sd, coverage_prior, duration_factor, Flow};
 
 /// Which registers the members have.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -46,6 +47,10 @@ pub(super) struct Drawn {
     /// It counts moves staying at least this long (12: the harmonised definition decides, from
     /// the durations it reports).
     pub(super) rule: u32,
+    /// What its rule does to its count beyond the moves staying that long, so that against the
+    /// 12-month truth it counts 1/R times as many (R: SPEC §15's duration factor): registers
+    /// without a minimum also count visitors who never were migrants, and so on.
+    pub(super) rule_scale: f64,
 }
 
 impl Registers {
@@ -94,14 +99,21 @@ pub(super) fn draw(seed: u64, country: Country, flow: Flow, register: Register) 
     let prior = coverage_prior(flow, register.undercount);
     let mut rng = SplitMix64::new(key(&[seed, TAG_COVERAGE, code(country), flow as u64]));
     let coverage = libm::exp(prior.mean + libm::sqrt(prior.variance) * normal(&mut rng)).min(0.99);
+    let rule = if DURATION_RULES.contains(&register.duration_months) {
+        register.duration_months
+    } else {
+        12
+    };
+    let rule_scale = if rule == 12 {
+        1.0
+    } else {
+        share_at_least(12) / (duration_factor(rule) * share_at_least(rule))
+    };
     Drawn {
         coverage,
         sd: accuracy_sd(register.accuracy),
-        rule: if DURATION_RULES.contains(&register.duration_months) {
-            register.duration_months
-        } else {
-            12
-        },
+        rule,
+        rule_scale,
     }
 }
 
@@ -109,7 +121,7 @@ pub(super) fn draw(seed: u64, country: Country, flow: Flow, register: Register) 
 /// scattered by exp(e), e ~ N(0, s²), drawn once per corridor and direction.
 pub(super) fn counted(seed: u64, origin: Country, destination: Country, flow: Flow, register: Drawn) -> f64 {
     let mut rng = SplitMix64::new(key(&[seed, TAG_SCATTER, code(origin), code(destination), flow as u64]));
-    (register.coverage * libm::exp(register.sd * normal(&mut rng))).min(MAX_COUNTED)
+    (register.coverage * register.rule_scale * libm::exp(register.sd * normal(&mut rng))).min(MAX_COUNTED)
 }
 
 /// A standard normal draw (Box–Muller), with `libm` so every platform draws the same.
