@@ -224,3 +224,95 @@ async fn a_signing_key_rotated_through_a_version_retires_the_old_key_everywhere(
     }
     cluster.shutdown().await;
 }
+
+/// SPEC §15: the estimates' parameters are the consortium's, so they change only through a
+/// version, and on every node at once. Three members start from a consortium asking for
+/// imem-lite estimates anchored on DEU; every pair total carries an estimate and the nodes agree
+/// on the view. A version declaring FRA's emigration register in the high undercount class
+/// (it misses more, so its reports are corrected up) goes in force with two approvals: every
+/// node's estimates of FRA's emigration rise, the views agree again on a new digest, and every
+/// member attests that new digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere() {
+    let cluster = crate::support::cluster::start_cluster_with(accord::cluster::ClusterOptions {
+        consortium_edit: Some(std::sync::Arc::new(|text: &str| {
+            format!("{text}\n[estimates]\nmethod = \"imem-lite\"\nreference = [\"DEU\"]\n")
+        })),
+        ..crate::support::cluster::cluster_options(&["DEU", "FRA", "ITA"], full_mesh, 1)
+    })
+    .await;
+    let period = Period::Year(last_year());
+    for i in cluster.running_indices() {
+        let node = cluster.running(i);
+        ingest_synthetic(node, last_year(), 400, 3);
+        publish_and_announce(node, Cube::Flows, period, &[]).await;
+    }
+    eventually("genesis views agree", || all_agree(&cluster, 1, &[])).await;
+    let fra_code = accord::model::Country::parse("FRA").unwrap();
+    let estimates_of_fra = |i: usize| -> Vec<u64> {
+        let view = cluster.running(i).view().expect("view");
+        view.pairs
+            .iter()
+            .filter(|(k, _)| k.origin == fra_code && k.period == period)
+            .map(|(_, t)| t.estimate.expect("an estimate on every pair total").value)
+            .collect()
+    };
+    let before = estimates_of_fra(0);
+    assert!(!before.is_empty());
+    let genesis_view = states(&cluster)[0].3.clone();
+    assert!(cluster
+        .running(0)
+        .view()
+        .unwrap()
+        .notes
+        .iter()
+        .any(|n| n.text.contains("estimates: imem-lite")));
+
+    let (deu, fra) = (cluster.running(0), cluster.running(1));
+    let document = accord::consortium::canonical_toml(&deu.consortium()).replace(
+        "[[members]]\ncountry = \"FRA\"\n",
+        "[[members]]\ncountry = \"FRA\"\n\n[members.measurement]\nemigration_undercount = \"high\"\n",
+    );
+    assert_ne!(document, accord::consortium::canonical_toml(&deu.consortium()));
+    let (version, digest) = fra.propose(&document).expect("FRA proposes");
+    assert_eq!(version, 2);
+    fra.syncer().announce_all().await;
+    eventually("every node holds the proposal", || {
+        all_agree(&cluster, 1, &[(2, &["FRA"])])
+    })
+    .await;
+    deu.approve(2, digest).expect("DEU approves");
+    deu.syncer().announce_all().await;
+    eventually("version 2 in force everywhere", || all_agree(&cluster, 2, &[])).await;
+
+    let after_view = states(&cluster)[0].3.clone();
+    assert_ne!(after_view, genesis_view, "the estimates are part of the view digest");
+    for i in cluster.running_indices() {
+        let after = estimates_of_fra(i);
+        assert_eq!(after.len(), before.len());
+        assert!(
+            after.iter().zip(&before).all(|(a, b)| a >= b) && after.iter().zip(&before).any(|(a, b)| a > b),
+            "{}: FRA's emigration is corrected up: {before:?} -> {after:?}",
+            cluster.running(i).country()
+        );
+    }
+    eventually("every member attests the view computed under version 2", || {
+        for i in cluster.running_indices() {
+            let node = cluster.running(i);
+            node.attest_if_changed(accord::date::unix_now())
+                .map_err(|e| e.to_string())?;
+        }
+        for i in cluster.running_indices() {
+            let status = cluster.running(i).status().map_err(|e| e.to_string())?;
+            if status.view_digest != after_view || status.attested_by != ["DEU", "FRA", "ITA"] {
+                return Err(format!(
+                    "{}: {} attested by {:?}",
+                    status.country, status.view_digest, status.attested_by
+                ));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    cluster.shutdown().await;
+}

@@ -229,7 +229,7 @@ async fn quiet_cluster(
     consortium_edit: Option<fn(&str) -> String>,
 ) -> TestCluster {
     start_cluster_with(accord::cluster::ClusterOptions {
-        consortium_edit,
+        consortium_edit: consortium_edit.map(|edit| std::sync::Arc::new(edit) as _),
         ..cluster_options(codes, peered, 3600)
     })
     .await
