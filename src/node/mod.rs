@@ -22,7 +22,7 @@ pub use governance::{parse_document, MAX_DOCUMENT_BYTES, MAX_VERSIONS_AHEAD, MAX
 pub use health::EXPIRY_WARNING_SECS;
 pub use ops::{Local, OpError, Operations, PeerPull};
 pub use publish::{PublishRequest, Published};
-pub use status::{ConsortiumVersion, FeedStatus, ForkReport, PeerReport, ProposalReport, Status};
+pub use status::{ConsortiumVersion, FeedStatus, ForkReport, MeasurementReport, PeerReport, ProposalReport, Status};
 
 use std::path::Path;
 use std::sync::Arc;

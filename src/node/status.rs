@@ -37,6 +37,52 @@ pub struct Status {
     /// Members whose latest attestation carries this view digest and consortium version
     /// (SPEC §12).
     pub attested_by: Vec<String>,
+    /// Each member's registers as the estimates fitted them (SPEC §15); empty without
+    /// estimates.
+    pub measurement: Vec<MeasurementReport>,
+}
+
+/// One register of one member as the estimates see it: what the consortium declares, and the
+/// coverage fitted from the data, so a statistician can see why an estimate moved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeasurementReport {
+    pub member: String,
+    /// `emigration` (the member's OUT side) or `immigration` (its IN side).
+    pub direction: String,
+    pub declared_undercount: String,
+    pub accuracy: String,
+    pub duration_months: u32,
+    pub duration_factor: f64,
+    /// A reference member's register anchors the scale and keeps its declared prior.
+    pub reference: bool,
+    /// Pair totals compared with a reference member's reports.
+    pub compared: u64,
+    /// The undercount class the reports fit best.
+    pub fitted_undercount: String,
+    /// The fitted coverage and its 95% interval (three decimals).
+    pub coverage: f64,
+    pub coverage_lower: f64,
+    pub coverage_upper: f64,
+}
+
+impl MeasurementReport {
+    pub fn of(f: &crate::domain::reconcile::Fitted) -> MeasurementReport {
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        MeasurementReport {
+            member: f.member.to_string(),
+            direction: f.flow.as_str().to_string(),
+            declared_undercount: f.declared.undercount.as_str().to_string(),
+            accuracy: f.declared.accuracy.as_str().to_string(),
+            duration_months: f.declared.duration_months,
+            duration_factor: f.duration_factor,
+            reference: f.reference,
+            compared: f.compared as u64,
+            fitted_undercount: f.class.as_str().to_string(),
+            coverage: round(f.coverage),
+            coverage_lower: round(f.coverage_lower),
+            coverage_upper: round(f.coverage_upper),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +225,7 @@ impl Node {
             forks,
             equivocating,
             view_digest: hex::encode(&self.view_digest()?),
+            measurement: self.view()?.measurement.iter().map(MeasurementReport::of).collect(),
             left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),
             expiring: self.expiring(crate::domain::date::unix_now()),

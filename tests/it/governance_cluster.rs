@@ -238,6 +238,7 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
         consortium_edit: Some(std::sync::Arc::new(|text: &str| {
             format!("{text}\n[estimates]\nmethod = \"imem-lite\"\nreference = [\"DEU\"]\n")
         })),
+        dashboard: true,
         ..crate::support::cluster::cluster_options(&["DEU", "FRA", "ITA"], full_mesh, 1)
     })
     .await;
@@ -296,6 +297,41 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
             cluster.running(i).country()
         );
     }
+    // `status` says why: FRA's emigration declared high now, DEU the reference.
+    let status = cluster.running(2).status().expect("status");
+    assert_eq!(status.measurement.len(), 6, "{:?}", status.measurement);
+    let fra_out = status
+        .measurement
+        .iter()
+        .find(|m| m.member == "FRA" && m.direction == "emigration")
+        .expect("FRA emigration");
+    assert_eq!(fra_out.declared_undercount, "high");
+    assert!(fra_out.coverage_lower <= fra_out.coverage && fra_out.coverage <= fra_out.coverage_upper);
+    assert!(status.measurement.iter().any(|m| m.member == "DEU" && m.reference));
+    // The dashboard shows the estimates, the pair's picture and the measurement table.
+    let addr = cluster.nodes[0].dashboard.expect("DEU serves its dashboard");
+    let page = http_body(addr, &format!("/flows?period={period}&origin=FRA&destination=DEU"));
+    let fra_deu = cluster.running(0).view().unwrap().pairs[&accord::reconcile::PairKey {
+        origin: fra_code,
+        destination: accord::model::Country::parse("DEU").unwrap(),
+        period,
+    }]
+        .estimate
+        .unwrap();
+    let text = format!("{} [{}, {}]", fra_deu.value, fra_deu.lower, fra_deu.upper);
+    assert!(
+        page.contains("estimate [95% interval]") && page.contains(&text),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"pair-picture\"") && page.contains(&format!("estimate {text}")),
+        "{page}"
+    );
+    let overview = http_body(addr, "/");
+    assert!(
+        overview.contains("id=\"measurement\"") && overview.contains("(reference)"),
+        "{overview}"
+    );
     eventually("every member attests the view computed under version 2", || {
         for i in cluster.running_indices() {
             let node = cluster.running(i);
@@ -315,4 +351,21 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
     })
     .await;
     cluster.shutdown().await;
+}
+
+/// The body of `GET path` on a dashboard.
+fn http_body(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the dashboard");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the page");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(response)
 }

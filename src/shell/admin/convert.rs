@@ -2,7 +2,7 @@
 //! each conversion live, so a field added to one side is added to the other here.
 
 use crate::domain::model::Country;
-use crate::node::{FeedStatus, ForkReport, OpError, PeerPull, PeerReport, ProposalReport, Status};
+use crate::node::{FeedStatus, ForkReport, MeasurementReport, OpError, PeerPull, PeerReport, ProposalReport, Status};
 use crate::proto;
 
 impl From<Status> for proto::StatusReply {
@@ -63,6 +63,24 @@ impl From<Status> for proto::StatusReply {
                 .collect(),
             governance_equivocations: s.governance_equivocations,
             attested_by: s.attested_by,
+            measurement: s
+                .measurement
+                .into_iter()
+                .map(|m| proto::MeasurementReport {
+                    member: m.member,
+                    direction: m.direction,
+                    declared_undercount: m.declared_undercount,
+                    accuracy: m.accuracy,
+                    duration_months: m.duration_months,
+                    duration_factor: m.duration_factor,
+                    reference: m.reference,
+                    compared: m.compared,
+                    fitted_undercount: m.fitted_undercount,
+                    coverage: m.coverage,
+                    coverage_lower: m.coverage_lower,
+                    coverage_upper: m.coverage_upper,
+                })
+                .collect(),
         }
     }
 }
@@ -125,6 +143,24 @@ impl From<proto::StatusReply> for Status {
                 .collect(),
             governance_equivocations: s.governance_equivocations,
             attested_by: s.attested_by,
+            measurement: s
+                .measurement
+                .into_iter()
+                .map(|m| MeasurementReport {
+                    member: m.member,
+                    direction: m.direction,
+                    declared_undercount: m.declared_undercount,
+                    accuracy: m.accuracy,
+                    duration_months: m.duration_months,
+                    duration_factor: m.duration_factor,
+                    reference: m.reference,
+                    compared: m.compared,
+                    fitted_undercount: m.fitted_undercount,
+                    coverage: m.coverage,
+                    coverage_lower: m.coverage_lower,
+                    coverage_upper: m.coverage_upper,
+                })
+                .collect(),
         }
     }
 }

@@ -56,6 +56,51 @@ pub struct PairLine {
     pub reconciled: String,
     pub asymmetry: String,
     pub flag: bool,
+    /// The modelled estimate with its 95% interval (SPEC §15), empty without one.
+    pub estimate: String,
+}
+
+/// The chosen pair's figures as a picture (SPEC §15): both reports, the rule's figure and the
+/// estimate with its interval on one scale, each as a percentage of the width.
+#[derive(Serialize)]
+pub struct Picture {
+    /// The scale's right end, in persons.
+    pub max: u64,
+    /// (label, figure, position %) of each published figure: sender, receiver, rule.
+    pub marks: Vec<(String, u64, f64)>,
+    /// The estimate's (lower %, value %, upper %) and its text.
+    pub estimate: Option<(f64, f64, f64)>,
+    pub estimate_text: String,
+}
+
+impl Picture {
+    fn of(total: &crate::domain::reconcile::PairTotal) -> Option<Picture> {
+        let figures = [
+            ("sender", total.sender.reported.value()),
+            ("receiver", total.receiver.reported.value()),
+            ("rule", total.reconciled),
+        ];
+        let top = figures
+            .iter()
+            .filter_map(|(_, v)| *v)
+            .chain(total.estimate.map(|e| e.upper))
+            .max()?;
+        // A little room on the right, and a scale of at least one person.
+        let max = (top + top / 10).max(1);
+        let at = |v: u64| (1000.0 * v as f64 / max as f64).round() / 10.0;
+        Some(Picture {
+            max,
+            marks: figures
+                .iter()
+                .filter_map(|(label, v)| v.map(|v| (label.to_string(), v, at(v))))
+                .collect(),
+            estimate: total.estimate.map(|e| (at(e.lower), at(e.value), at(e.upper))),
+            estimate_text: total
+                .estimate
+                .map(|e| format!("{} [{}, {}]", e.value, e.lower, e.upper))
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// One line of a breakdown: a value of citizenship, sex or age band, summed over the rest.
@@ -97,6 +142,10 @@ pub struct Flows {
     /// The view's notes on the chosen pair and period (a side not reported, different
     /// definitions or disclosure methods).
     pub notes: Vec<String>,
+    /// The chosen pair's figures and estimate as a picture.
+    pub picture: Option<Picture>,
+    /// Whether the view carries estimates (the consortium asks for them).
+    pub estimates: bool,
     pub max: u64,
 }
 
@@ -216,8 +265,23 @@ impl Flows {
                 reconciled: figure(t.reconciled, t.reconciled_status()),
                 asymmetry: percent(t.asymmetry),
                 flag: t.flag,
+                estimate: t
+                    .estimate
+                    .map(|e| format!("{} [{}, {}]", e.value, e.lower, e.upper))
+                    .unwrap_or_default(),
             })
             .collect();
+        let picture = match (origin, destination, period) {
+            (Some(origin), Some(destination), Some(period)) => view
+                .pairs
+                .get(&PairKey {
+                    origin,
+                    destination,
+                    period,
+                })
+                .and_then(Picture::of),
+            _ => None,
+        };
         let (series, breakdowns) = match (origin, destination, period) {
             (Some(o), Some(d), Some(p)) => (series(view, o, d, year_of(p)), breakdowns(view, o, d, p)),
             _ => (Vec::new(), Vec::new()),
@@ -258,6 +322,8 @@ impl Flows {
             series,
             breakdowns,
             notes,
+            picture,
+            estimates: view.pairs.values().any(|t| t.estimate.is_some()),
             max,
         }
     }

@@ -204,6 +204,30 @@ pub fn status_text(status: &Status) -> String {
             f.publisher, f.seq, f.held, f.conflicting
         ));
     }
+    if !status.measurement.is_empty() {
+        s.push_str("\nmeasurement (estimates, SPEC §15)");
+    }
+    for m in &status.measurement {
+        s.push_str(&format!(
+            "\n  {} {:<11} declared {} undercount, {} accuracy, {} months (R {}){}; coverage {:.3} [{:.3}, {:.3}], fits {}{}",
+            m.member,
+            m.direction,
+            m.declared_undercount,
+            m.accuracy,
+            m.duration_months,
+            m.duration_factor,
+            if m.reference { ", reference" } else { "" },
+            m.coverage,
+            m.coverage_lower,
+            m.coverage_upper,
+            m.fitted_undercount,
+            if m.compared > 0 {
+                format!(" ({} pairs against the reference)", m.compared)
+            } else {
+                String::new()
+            }
+        ));
+    }
     s.push('\n');
     s
 }
