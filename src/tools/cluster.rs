@@ -60,10 +60,13 @@ pub struct ClusterOptions {
     pub peered: fn(usize, usize, usize) -> bool,
     pub sync_interval_secs: u64,
     /// Replaces lines of the generated consortium.toml, e.g. to pick a disclosure method.
-    pub consortium_edit: Option<std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>>,
+    pub consortium_edit: Option<ConsortiumEdit>,
     /// Whether every node serves its dashboard (SPEC §13) on a free loopback port.
     pub dashboard: bool,
 }
+
+/// A rewrite of the generated consortium.toml.
+pub type ConsortiumEdit = std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// Every node peers with every other.
 pub fn full_mesh(i: usize, j: usize, _n: usize) -> bool {

@@ -245,6 +245,20 @@ mod tests {
             }],
             governance_equivocations: vec!["ITA approved 2 documents for version 3: aa, bb".into()],
             attested_by: vec!["DEU".into(), "FRA".into()],
+            measurement: vec![MeasurementReport {
+                member: "FRA".into(),
+                direction: "emigration".into(),
+                declared_undercount: "low".into(),
+                accuracy: "high".into(),
+                duration_months: 6,
+                duration_factor: 0.73,
+                reference: false,
+                compared: 4,
+                fitted_undercount: "high".into(),
+                coverage: 0.47,
+                coverage_lower: 0.39,
+                coverage_upper: 0.56,
+            }],
         };
         let back = Status::from(proto::StatusReply::from(status.clone()));
         assert_eq!(format!("{back:?}"), format!("{status:?}"));
