@@ -87,6 +87,32 @@ fn synth_writes_one_file_per_country_and_truth_and_is_reproducible() {
     let a = site.read("a/deu.csv");
     let c = site.read("c/deu.csv");
     assert_ne!(a, c, "another seed gives other records");
+    assert!(
+        !site.path("a/registers.toml").exists(),
+        "plain registers have no classes"
+    );
+
+    // By default the registers are drawn from measurement classes (SPEC §15) and their classes
+    // written to registers.toml, in the words a consortium file declares them.
+    let year = last_year();
+    site.ok(&format!(
+        "synth --countries DEU,FRA,ITA --year {year} --records 2000 --seed 7 --out d"
+    ))
+    .stdout_has("registers.toml");
+    let classes = site.read("d/registers.toml");
+    assert_eq!(
+        classes.lines().filter(|l| *l == "[members.measurement]").count(),
+        3,
+        "{classes}"
+    );
+    site.ok(&format!(
+        "synth --countries DEU,FRA,ITA --year {year} --records 2000 --seed 7 --out e --registers drawn"
+    ));
+    assert_eq!(site.read("d/deu.csv"), site.read("e/deu.csv"), "drawn is the default");
+    site.fails(&format!(
+        "synth --countries DEU,FRA,ITA --year {year} --records 20 --seed 7 --out f --registers nowhere.toml"
+    ))
+    .reason_has(&["--registers nowhere.toml"]);
 }
 
 // ---------------------------------------------------------------- publish, export, verify

@@ -140,9 +140,10 @@ fn fixture_config(site: &Site) -> &'static str {
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1/deu.backup");
 const FIXTURE_HEAD: &str = "0f8be639a039129d7f64ece9cca2ae688dde54f3794d5dbcff9ba05b3e098546";
 /// The view digest of the fixture's datasets under `certs-example/consortium.toml` as version 1,
-/// in the view encoding `accord-view/2`, which includes the consortium document's digest (so it
-/// changes when the canonical document gains a section: `accord-view/1` gave 5171b3f4...).
-const FIXTURE_VIEW: &str = "54908a961d6c4833abd3691b73a37df22f6cf0e4275a51b2525a3736385c1f37";
+/// in the view encoding `accord-view/3`, which includes the consortium document's digest (so it
+/// changes when the canonical document gains a section) and the estimates (`accord-view/1` gave
+/// 5171b3f4..., `accord-view/2` 54908a96...).
+const FIXTURE_VIEW: &str = "650901818bc6fdae90baea0977a6bf1036120f154f78420b2ec09a1e3b2a316d";
 
 /// The node holds what the fixture store held: records, DEU's feed and the view digest.
 fn holds_the_fixture(site: &Site, config: &str) {
