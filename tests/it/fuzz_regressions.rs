@@ -378,4 +378,9 @@ fn dashboard_queries_read_to_the_filters_they_name() {
     assert!(accord::dashboard::parse_filters("origin=deu")
         .unwrap_err()
         .contains("origin"));
+    assert!(read("period=2025&show=estimate").estimates);
+    assert!(!read("period=2025&show=reconciled").estimates && !read("period=2025").estimates);
+    assert!(accord::dashboard::parse_filters("show=truth")
+        .unwrap_err()
+        .contains("show"));
 }

@@ -327,6 +327,13 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
         page.contains("id=\"pair-picture\"") && page.contains(&format!("estimate {text}")),
         "{page}"
     );
+    let matrix = http_body(addr, &format!("/flows?period={period}&show=estimate"));
+    assert!(
+        matrix.contains("Modelled estimates, origin (rows)")
+            && matrix.contains(&format!("data-destination=\"DEU\" title=\"FRA to DEU: sender "))
+            && matrix.contains(&format!(">{}</a>", fra_deu.value)),
+        "{matrix}"
+    );
     let overview = http_body(addr, "/");
     assert!(
         overview.contains("id=\"measurement\"") && overview.contains("(reference)"),

@@ -27,6 +27,10 @@
 //! A published value (including the zero a published dataset implies for an absent cell) has
 //! `OBS_STATUS` `A` (normal) and `CONF_STATUS` `F` (free); a confidential one has an empty
 //! `OBS_VALUE`, `OBS_STATUS` `A` and `CONF_STATUS` `C` (never 0). Missing sides are omitted.
+//! `flows` has two more columns, the attributes `LOWER_BOUND` and `UPPER_BOUND`: each pair
+//! total's modelled estimate (SPEC §15) is an observation of its own, `REF_AREA` the origin,
+//! `COUNTERPART_AREA` the destination, `FLOW` `EST`, `_T` in the breakdown, `OBS_STATUS` `E`
+//! (estimated value), its 95% interval in the two attributes (empty on reported observations).
 
 use crate::domain::model::Cube;
 
@@ -148,6 +152,9 @@ pub(super) fn side_by_side_csv(view: &View, filter: &ViewFilter, cube: Cube, to:
 /// The SDMX-CSV header before the dimensions, and the values that open every observation.
 const SDMX_LEAD: [&str; 3] = ["STRUCTURE", "STRUCTURE_ID", "ACTION"];
 const SDMX_TAIL: [&str; 3] = ["OBS_VALUE", "OBS_STATUS", "CONF_STATUS"];
+/// `flows` attributes: a modelled estimate's 95% interval (SPEC §15), empty on reports.
+const SDMX_INTERVAL: [&str; 2] = ["LOWER_BOUND", "UPPER_BOUND"];
+const FLOWS_STRUCTURE: &str = "ACCORD:MIGR_FLOWS(1.0)";
 
 pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter, to: &mut dyn Write) -> io::Result<()> {
     let dimensions = [
@@ -159,12 +166,39 @@ pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter, to: &mut dyn Write) -
         "SEX",
         "AGE",
     ];
-    let mut out = sdmx_header(&dimensions, to)?;
+    let mut out = Records::new(to);
+    let header: Vec<&str> = SDMX_LEAD
+        .iter()
+        .chain(&dimensions)
+        .chain(SDMX_TAIL.iter())
+        .chain(SDMX_INTERVAL.iter())
+        .copied()
+        .collect();
+    out.push(&header)?;
     for line in flow_lines(view, filter) {
+        let pair = line.pair;
         let Some(key) = line.breakdown else {
+            // A pair total is a margin, not an observation; its modelled estimate is one.
+            if let Some(e) = line.estimate {
+                let mut fields = vec!["dataflow".to_string(), FLOWS_STRUCTURE.to_string(), "I".to_string()];
+                fields.extend([
+                    pair.origin.to_string(),
+                    pair.destination.to_string(),
+                    "EST".to_string(),
+                    pair.period.to_string(),
+                    "_T".to_string(),
+                    "_T".to_string(),
+                    "_T".to_string(),
+                    e.value.to_string(),
+                    "E".to_string(),
+                    "F".to_string(),
+                    e.lower.to_string(),
+                    e.upper.to_string(),
+                ]);
+                out.push(&fields)?;
+            }
             continue;
         };
-        let pair = line.pair;
         for (side, reporter, counterpart, flow) in [
             (line.sender, pair.origin, pair.destination, "OUT"),
             (line.receiver, pair.destination, pair.origin, "IN"),
@@ -178,7 +212,7 @@ pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter, to: &mut dyn Write) -
                 key.sex.to_string(),
                 key.age_band.to_string(),
             ];
-            push_observation(&mut out, "ACCORD:MIGR_FLOWS(1.0)", &dims, side.reported)?;
+            push_observation(&mut out, FLOWS_STRUCTURE, &dims, side.reported, SDMX_INTERVAL.len())?;
         }
     }
     out.finish()
@@ -201,7 +235,7 @@ pub(super) fn side_by_side_sdmx(view: &View, filter: &ViewFilter, cube: Cube, to
         for (publisher, entry) in entries {
             let mut dims = vec![publisher.to_string(), key.period.to_string()];
             dims.extend(key.dimensions.iter().cloned());
-            push_observation(&mut out, structure, &dims, entry.reported)?;
+            push_observation(&mut out, structure, &dims, entry.reported, 0)?;
         }
     }
     out.finish()
@@ -219,12 +253,13 @@ fn sdmx_header<'w>(dimensions: &[&str], to: &'w mut dyn Write) -> io::Result<Rec
     Ok(out)
 }
 
-/// One SDMX observation; a missing side has none.
+/// One SDMX observation, with `empty` attribute fields after it; a missing side has none.
 fn push_observation(
     out: &mut Records<impl Write>,
     structure: &str,
     dimensions: &[String],
     reported: Reported,
+    empty: usize,
 ) -> io::Result<()> {
     let (value, obs_status, conf_status) = match reported {
         Reported::Value(v) => (v.to_string(), "A", "F"),
@@ -234,6 +269,7 @@ fn push_observation(
     let mut fields = vec!["dataflow".to_string(), structure.to_string(), "I".to_string()];
     fields.extend(dimensions.iter().cloned());
     fields.extend([value, obs_status.to_string(), conf_status.to_string()]);
+    fields.extend(std::iter::repeat_n(String::new(), empty));
     out.push(&fields)
 }
 
@@ -406,15 +442,15 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "STRUCTURE,STRUCTURE_ID,ACTION,REF_AREA,COUNTERPART_AREA,FLOW,TIME_PERIOD,CITIZENSHIP,SEX,AGE,OBS_VALUE,OBS_STATUS,CONF_STATUS"
+            "STRUCTURE,STRUCTURE_ID,ACTION,REF_AREA,COUNTERPART_AREA,FLOW,TIME_PERIOD,CITIZENSHIP,SEX,AGE,OBS_VALUE,OBS_STATUS,CONF_STATUS,LOWER_BOUND,UPPER_BOUND"
         );
         assert_eq!(
             lines[1],
-            "dataflow,ACCORD:MIGR_FLOWS(1.0),I,DEU,FRA,OUT,2024,SYR,F,Y20-24,,A,C"
+            "dataflow,ACCORD:MIGR_FLOWS(1.0),I,DEU,FRA,OUT,2024,SYR,F,Y20-24,,A,C,,"
         );
         assert_eq!(
             lines[2],
-            "dataflow,ACCORD:MIGR_FLOWS(1.0),I,FRA,DEU,IN,2024,SYR,F,Y20-24,7,A,F"
+            "dataflow,ACCORD:MIGR_FLOWS(1.0),I,FRA,DEU,IN,2024,SYR,F,Y20-24,7,A,F,,"
         );
         assert_eq!(lines.len(), 3);
     }
@@ -427,8 +463,33 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[1],
-            "dataflow,ACCORD:MIGR_FLOWS(1.0),I,DEU,ITA,OUT,2024,SYR,F,Y20-24,9,A,F"
+            "dataflow,ACCORD:MIGR_FLOWS(1.0),I,DEU,ITA,OUT,2024,SYR,F,Y20-24,9,A,F,,"
         );
+    }
+
+    #[test]
+    fn sdmx_gives_each_estimate_its_own_observation_with_its_interval() {
+        let mut view = compute(
+            &[
+                flows(deu(), 1, &[out(fra(), "SYR", 9)]),
+                flows(fra(), 1, &[inn(deu(), "SYR", 12)]),
+            ],
+            &settings(),
+        );
+        let pair = *view.pairs.keys().next().unwrap();
+        view.pairs.get_mut(&pair).unwrap().estimate = Some(super::super::Estimate {
+            value: 14,
+            lower: 8,
+            upper: 25,
+        });
+        let text = render(&view, &ViewFilter::default(), Format::SdmxCsv);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "dataflow,ACCORD:MIGR_FLOWS(1.0),I,DEU,FRA,EST,2024,_T,_T,_T,14,E,F,8,25"
+        );
+        assert_eq!(lines.len(), 4, "the estimate, then the two reported sides");
+        assert!(lines[2..].iter().all(|l| l.ends_with(",,")));
     }
 
     #[test]

@@ -196,6 +196,8 @@ pub struct Filters {
     pub format: String,
     /// The side-by-side page, from 0.
     pub page: usize,
+    /// The flows matrix shows the modelled estimates (SPEC §15) instead of the rule's figures.
+    pub estimates: bool,
 }
 
 /// The query string's fields as sent, before they are checked.
@@ -208,6 +210,7 @@ struct QueryFields {
     destination: String,
     format: String,
     page: usize,
+    show: String,
 }
 
 /// Reads a view page's or download's query string as every handler does: form-urlencoded
@@ -219,10 +222,16 @@ pub fn parse_filters(query: &str) -> Result<Filters, String> {
     let filter = crate::shell::admin::view_args(&q.cube, &q.period, &q.origin, &q.destination, "json")
         .map(|(filter, _)| filter)
         .map_err(|e| e.replace("--", ""))?;
+    let estimates = match q.show.as_str() {
+        "" | "reconciled" => false,
+        "estimate" => true,
+        other => return Err(format!("show: \"reconciled\" or \"estimate\", not {other:?}")),
+    };
     Ok(Filters {
         filter,
         format: q.format,
         page: q.page,
+        estimates,
     })
 }
 
@@ -287,10 +296,10 @@ async fn flows(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Resp
         Ok(q) => q,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
-    let filter = q.filter;
+    let (filter, estimates) = (q.filter, q.estimates);
     let page = blocking(move || {
         let view = node.view().map_err(|e| e.to_string())?;
-        let f = Flows::build(&view, filter.period, filter.origin, filter.destination);
+        let f = Flows::build(&view, filter.period, filter.origin, filter.destination, estimates);
         let shown = ViewFilter {
             cube: Some(Cube::Flows),
             period: f.period.as_deref().and_then(Period::parse),

@@ -146,6 +146,8 @@ pub struct Flows {
     pub picture: Option<Picture>,
     /// Whether the view carries estimates (the consortium asks for them).
     pub estimates: bool,
+    /// Whether the matrix shows the estimates rather than the rule's figures.
+    pub matrix_estimates: bool,
     pub max: u64,
 }
 
@@ -198,7 +200,17 @@ fn year_of(p: Period) -> i32 {
 }
 
 impl Flows {
-    pub fn build(view: &View, period: Option<Period>, origin: Option<Country>, destination: Option<Country>) -> Flows {
+    /// The page for `period`, `origin` and `destination` (each optional); the matrix shows the
+    /// modelled estimates when `estimates` is set and the view has them, else the rule's figures.
+    pub fn build(
+        view: &View,
+        period: Option<Period>,
+        origin: Option<Country>,
+        destination: Option<Country>,
+        estimates: bool,
+    ) -> Flows {
+        let has_estimates = view.pairs.values().any(|t| t.estimate.is_some());
+        let show_estimates = estimates && has_estimates;
         let periods: BTreeSet<Period> = view.pairs.keys().map(|k| k.period).collect();
         let period = period.or_else(|| default_period(&periods));
         // The matrix is the mirror matrix: members that publish flows, on both axes. Pairs
@@ -211,7 +223,15 @@ impl Flows {
             .collect();
         let in_period: Vec<(&PairKey, &crate::domain::reconcile::PairTotal)> =
             view.pairs.iter().filter(|(k, _)| Some(k.period) == period).collect();
-        let max = in_period.iter().filter_map(|(_, t)| t.reconciled).max().unwrap_or(0);
+        // The figure the matrix shows for a pair: the estimate, or the rule's figure.
+        let shown_figure = |t: &crate::domain::reconcile::PairTotal| {
+            if show_estimates {
+                t.estimate.map(|e| e.value)
+            } else {
+                t.reconciled
+            }
+        };
+        let max = in_period.iter().filter_map(|(_, t)| shown_figure(t)).max().unwrap_or(0);
         let shade = |v: u64| {
             if max == 0 {
                 0
@@ -234,16 +254,24 @@ impl Flows {
                     .filter(|d| shown(d, destination))
                     .map(|d| {
                         let cell = by_pair.get(&(*o, *d)).map(|t| Cell {
-                            text: figure(t.reconciled, t.reconciled_status()),
-                            shade: t.reconciled.map(shade),
+                            text: if show_estimates {
+                                t.estimate.map_or("-".to_string(), |e| e.value.to_string())
+                            } else {
+                                figure(t.reconciled, t.reconciled_status())
+                            },
+                            shade: shown_figure(t).map(shade),
                             flag: t.flag,
                             title: format!(
-                                "{o} to {d}: sender {}, receiver {}, reconciled {}{}",
+                                "{o} to {d}: sender {}, receiver {}, reconciled {}{}{}",
                                 side(t.sender.reported),
                                 side(t.receiver.reported),
                                 figure(t.reconciled, t.reconciled_status()),
                                 match t.asymmetry {
                                     Some(a) => format!(", asymmetry {}", percent(Some(a))),
+                                    None => String::new(),
+                                },
+                                match t.estimate {
+                                    Some(e) => format!(", estimate {} [{}, {}]", e.value, e.lower, e.upper),
                                     None => String::new(),
                                 }
                             ),
@@ -323,7 +351,8 @@ impl Flows {
             breakdowns,
             notes,
             picture,
-            estimates: view.pairs.values().any(|t| t.estimate.is_some()),
+            estimates: has_estimates,
+            matrix_estimates: show_estimates,
             max,
         }
     }
