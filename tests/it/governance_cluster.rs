@@ -330,7 +330,7 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
     let matrix = http_body(addr, &format!("/flows?period={period}&show=estimate"));
     assert!(
         matrix.contains("Modelled estimates, origin (rows)")
-            && matrix.contains(&format!("data-destination=\"DEU\" title=\"FRA to DEU: sender "))
+            && matrix.contains("data-destination=\"DEU\" title=\"FRA to DEU: sender ")
             && matrix.contains(&format!(">{}</a>", fra_deu.value)),
         "{matrix}"
     );
