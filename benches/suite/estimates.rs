@@ -251,6 +251,7 @@ pub fn run(fx: &mut Fixture) {
             ),
         );
     }
+    cost_at(fx, &EU27);
     line(
         "worst estimate / best rule over the scenarios",
         format!("{worst_ratio:.2}x (target <= 0.75x)"),
@@ -361,4 +362,81 @@ fn oracle(
         }
     }
     100.0 * error / n.max(1) as f64
+}
+
+/// The 27 members of SPEC §15's Eurostat comparison.
+const EU27: [&str; 27] = [
+    "AUT", "BEL", "BGR", "HRV", "CYP", "CZE", "DNK", "EST", "FIN", "FRA", "DEU", "GRC", "HUN", "IRL", "ITA", "LVA",
+    "LTU", "LUX", "MLT", "NLD", "POL", "PRT", "ROU", "SVK", "SVN", "ESP", "SWE",
+];
+
+/// The estimates' share of the view's time for a consortium of `members` (10,000 records each,
+/// classes drawn), median of five.
+fn cost_at(fx: &Fixture, members: &[&str]) {
+    let countries: Vec<Country> = members.iter().map(|c| country(c)).collect();
+    let out = fx.dir.path().join(format!("estimates-cost-{}", members.len()));
+    let summary = synthesize(
+        &SynthOptions {
+            countries: countries.clone(),
+            year: fx.year,
+            records: 10_000,
+            seed: 27,
+            out: out.clone(),
+            registers: Registers::Drawn,
+        },
+        &mut |_| {},
+    )
+    .expect("synthesize");
+    let period = Period::Year(fx.year);
+    let mut accepted = Vec::new();
+    for (member, file, _) in &summary.files {
+        let store = Store::open(&out.join(member.lower()), *member, Definition::default()).expect("open store");
+        ingest_file(
+            file,
+            ValidationContext::for_today(*member),
+            false,
+            &mut &store,
+            &mut |_| {},
+        )
+        .expect("ingest");
+        let tallies = margins::with_totals(Cube::Flows, store.period_tallies(Cube::Flows, period).expect("tallies"));
+        let dataset = Dataset {
+            publisher: *member,
+            cube: Cube::Flows,
+            period,
+            definition: Definition::default(),
+            disclosure: Disclosure::default(),
+            cells: protect(&Disclosure::default(), tallies),
+            unreported: Default::default(),
+        };
+        accepted.push(AcceptedDataset {
+            publisher: *member,
+            seq: 1,
+            digest: sha256(&dataset.encode()),
+            dataset,
+        });
+    }
+    let classes: BTreeMap<Country, Measurement> = countries
+        .iter()
+        .map(|&c| (c, Registers::Drawn.classes(27, c).expect("drawn classes")))
+        .collect();
+    let consortium = consortium(&classes);
+    let mut runs: Vec<(f64, f64, usize)> = (0..5)
+        .map(|_| {
+            let (mut view, view_secs) = timed(|| compute(&accepted, &Reconcile::default()));
+            let ((), estimate_secs) = timed(|| under(&mut view, ConsortiumRef::default(), &consortium));
+            (view_secs, estimate_secs, view.pairs.len())
+        })
+        .collect();
+    runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (view_secs, estimate_secs, pairs) = runs[2];
+    line(
+        &format!("cost at {} members (10,000 records each)", members.len()),
+        format!(
+            "{pairs} pair totals: view {:.1} ms, estimates {:.2} ms = {:.1}% of the view (target < 10%)",
+            view_secs * 1e3,
+            estimate_secs * 1e3,
+            100.0 * estimate_secs / view_secs
+        ),
+    );
 }
