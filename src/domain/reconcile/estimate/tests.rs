@@ -333,3 +333,49 @@ fn the_digest_of_a_view_with_estimates_is_pinned() {
     consortium.members[2].measurement.emigration.undercount = Undercount::Low;
     assert_ne!(view_of(&consortium).digest(), view.digest());
 }
+
+proptest::proptest! {
+    /// Whatever the reports (zeros, a person, hundreds of millions, confidential or missing
+    /// sides) and whatever the declared classes, every estimate is a finite whole number inside
+    /// its own interval, a pair with no published side has none, and the result is the same
+    /// when computed again.
+    #[test]
+    fn every_estimate_lies_inside_its_own_interval(
+        reports in proptest::collection::vec((0u8..4, 0u64..400_000_000, 0u8..4, 0u64..400_000_000), 1..30),
+        classes in proptest::collection::vec((0u8..3, 0u8..2, 0usize..5), 10),
+    ) {
+        let mut world = world();
+        for (member, &(undercount, accuracy, rule)) in world.members.iter_mut().zip(&classes) {
+            member.measurement.emigration = Register {
+                undercount: [Undercount::Low, Undercount::Medium, Undercount::High][usize::from(undercount)],
+                accuracy: if accuracy == 0 { Accuracy::High } else { Accuracy::Low },
+                duration_months: crate::domain::consortium::DURATION_RULES[rule],
+            };
+        }
+        let side = |kind: u8, value: u64| match kind {
+            0 => Reported::Value(value),
+            1 => Reported::Value(value % 3),
+            2 => Reported::Confidential,
+            _ => Reported::Missing,
+        };
+        let mut pairs = BTreeMap::new();
+        for (i, &(sender, s, receiver, r)) in reports.iter().enumerate() {
+            let (origin, destination) = (CODES[i % CODES.len()], CODES[(i / CODES.len() + i + 1) % CODES.len()]);
+            if origin != destination {
+                pairs.insert(pair(origin, destination), total(side(sender, s), side(receiver, r)));
+            }
+        }
+        let mut again = pairs.clone();
+        apply(&mut pairs, &imem(&REFERENCE), &world.members);
+        apply(&mut again, &imem(&REFERENCE), &world.members);
+        proptest::prop_assert_eq!(&pairs, &again);
+        for total in pairs.values() {
+            let published = total.sender.reported.value().is_some() || total.receiver.reported.value().is_some();
+            proptest::prop_assert_eq!(total.estimate.is_some(), published);
+            if let Some(e) = total.estimate {
+                proptest::prop_assert!(e.lower <= e.value && e.value <= e.upper, "{:?}", e);
+                proptest::prop_assert!(e.upper <= 1_000_000_000_000_000);
+            }
+        }
+    }
+}
