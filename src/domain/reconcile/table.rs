@@ -1,7 +1,8 @@
 //! `view --format table`: aligned text for a terminal. A header line with the rule, threshold
 //! and digest; `flows` pairs (each total, then its rows) with `!` on flagged lines; then one
 //! side-by-side table per cube and period; then the notes. Confidential shows as `C`, missing as
-//! `-`, and a total that leaves out confidential cells carries `*`.
+//! `-`, and a total that leaves out confidential cells carries `*`. With estimates (SPEC §15) the
+//! flows table has one more column, each total's estimate and its 95% interval.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -86,6 +87,8 @@ pub(super) fn render(view: &View, filter: &ViewFilter) -> String {
 }
 
 fn flows_table(lines: &[FlowLine<'_>]) -> String {
+    // The modelled estimates (SPEC §15), on total lines, when the consortium asks for them.
+    let estimates = lines.iter().any(|l| l.estimate.is_some());
     let header = [
         "!",
         "origin",
@@ -100,6 +103,9 @@ fn flows_table(lines: &[FlowLine<'_>]) -> String {
         "asymmetry",
     ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    if estimates {
+        table[0].push("estimate [95%]".to_string());
+    }
     for line in lines {
         let [citizenship, sex, age] = line.breakdown_fields();
         table.push(vec![
@@ -120,8 +126,15 @@ fn flows_table(lines: &[FlowLine<'_>]) -> String {
             },
             asymmetry_text(line.asymmetry),
         ]);
+        if estimates {
+            let text = line
+                .estimate
+                .map(|e| format!("{} [{}, {}]", e.value, e.lower, e.upper))
+                .unwrap_or_default();
+            table.last_mut().expect("a line was pushed").push(text);
+        }
     }
-    let right: Vec<bool> = (0..header.len()).map(|i| i >= 7).collect();
+    let right: Vec<bool> = (0..header.len() + usize::from(estimates)).map(|i| i >= 7).collect();
     aligned(&table, &right)
 }
 
@@ -235,6 +248,24 @@ mod tests {
         );
         assert!(text.contains("* total leaves out confidential cells"));
         assert!(text.contains("ITA published no flows for 2024: receiver side missing"));
+        assert!(!text.contains("estimate"), "no estimates, no column");
+
+        // With estimates, each total line ends with its estimate and interval.
+        let mut view = view;
+        let pair = *view.pairs.keys().next().unwrap();
+        view.pairs.get_mut(&pair).unwrap().estimate = Some(super::super::Estimate {
+            value: 12,
+            lower: 7,
+            upper: 20,
+        });
+        let text = render(&view, &ViewFilter::default(), Format::Table);
+        let header = text
+            .lines()
+            .find(|l| l.contains("origin") && l.contains("reconciled"))
+            .unwrap();
+        assert!(header.trim_end().ends_with("estimate [95%]"), "{header}");
+        let total = text.lines().find(|l| l.contains(" _T ")).unwrap();
+        assert!(total.trim_end().ends_with("12 [7, 20]"), "{total}");
     }
 
     #[test]
