@@ -152,8 +152,12 @@ fn accord_view(config: &Path, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
     // Every node runs as `accord serve` does, with `dashboard_listen` in its node.toml.
+    // The consortium asks for modelled estimates (SPEC §15), anchored on DEU.
     let cluster = start_cluster_with(accord::cluster::ClusterOptions {
         dashboard: true,
+        consortium_edit: Some(std::sync::Arc::new(|text: &str| {
+            format!("{text}\n[estimates]\nmethod = \"imem-lite\"\nreference = [\"DEU\"]\n")
+        })),
         ..cluster_options(&["DEU", "FRA", "ITA"], full_mesh, 1)
     })
     .await;
@@ -268,6 +272,36 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
         );
         assert!(dom.contains("id=\"by-citizenship\""), "the breakdown by citizenship");
         assert!(dom.contains("id=\"by-age-band\""), "the breakdown by age band");
+        // The pair's picture: both reports, the rule's figure and the estimate of `accord view`.
+        let pair: serde_json::Value = serde_json::from_str(&accord_view(
+            &config,
+            &[
+                "--cube",
+                "flows",
+                "--period",
+                &month,
+                "--origin",
+                "DEU",
+                "--destination",
+                "FRA",
+            ],
+        ))
+        .unwrap();
+        let total = pair["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["citizenship"] == "_T")
+            .expect("the pair total");
+        let estimate = format!(
+            "estimate {} [{}, {}]",
+            total["estimate"], total["estimate_lower"], total["estimate_upper"]
+        );
+        assert!(total["estimate"].is_u64(), "{total}");
+        assert!(
+            dom.contains("id=\"pair-picture\"") && dom.contains(&estimate),
+            "the picture shows {estimate}"
+        );
         // The quiet month: the confidential pair reads C, never 0.
         let dom = render(
             &format!("http://127.0.0.1:{}/flows?period={quiet}", addr.port()),
