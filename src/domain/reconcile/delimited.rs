@@ -26,7 +26,9 @@
 //!
 //! A published value (including the zero a published dataset implies for an absent cell) has
 //! `OBS_STATUS` `A` (normal) and `CONF_STATUS` `F` (free); a confidential one has an empty
-//! `OBS_VALUE`, `OBS_STATUS` `A` and `CONF_STATUS` `C` (never 0). Missing sides are omitted.
+//! `OBS_VALUE`, `OBS_STATUS` `A` and `CONF_STATUS` `C` (never 0). A side whose member published
+//! nothing is omitted; a side its dataset declares unreported (SPEC §2) has an empty
+//! `OBS_VALUE` and `OBS_STATUS` `L` (missing value, not collected).
 //! `flows` has two more columns, the attributes `LOWER_BOUND` and `UPPER_BOUND`: each pair
 //! total's modelled estimate (SPEC §15) is an observation of its own, `REF_AREA` the origin,
 //! `COUNTERPART_AREA` the destination, `FLOW` `EST`, `_T` in the breakdown, `OBS_STATUS` `E`
@@ -212,7 +214,14 @@ pub(super) fn flows_sdmx(view: &View, filter: &ViewFilter, to: &mut dyn Write) -
                 key.sex.to_string(),
                 key.age_band.to_string(),
             ];
-            push_observation(&mut out, FLOWS_STRUCTURE, &dims, side.reported, SDMX_INTERVAL.len())?;
+            let declared = side.source.is_some();
+            push_observation(
+                &mut out,
+                FLOWS_STRUCTURE,
+                &dims,
+                (side.reported, declared),
+                SDMX_INTERVAL.len(),
+            )?;
         }
     }
     out.finish()
@@ -235,7 +244,7 @@ pub(super) fn side_by_side_sdmx(view: &View, filter: &ViewFilter, cube: Cube, to
         for (publisher, entry) in entries {
             let mut dims = vec![publisher.to_string(), key.period.to_string()];
             dims.extend(key.dimensions.iter().cloned());
-            push_observation(&mut out, structure, &dims, entry.reported, 0)?;
+            push_observation(&mut out, structure, &dims, (entry.reported, true), 0)?;
         }
     }
     out.finish()
@@ -253,18 +262,21 @@ fn sdmx_header<'w>(dimensions: &[&str], to: &'w mut dyn Write) -> io::Result<Rec
     Ok(out)
 }
 
-/// One SDMX observation, with `empty` attribute fields after it; a missing side has none.
+/// One SDMX observation, with `empty` attribute fields after it. A missing side is no
+/// observation, unless a dataset declared it unreported (SPEC §2): then it is one with no value
+/// and `OBS_STATUS` `L` (missing value: data exist but were not collected).
 fn push_observation(
     out: &mut Records<impl Write>,
     structure: &str,
     dimensions: &[String],
-    reported: Reported,
+    side: (Reported, bool),
     empty: usize,
 ) -> io::Result<()> {
-    let (value, obs_status, conf_status) = match reported {
-        Reported::Value(v) => (v.to_string(), "A", "F"),
-        Reported::Confidential => (String::new(), "A", "C"),
-        Reported::Missing => return Ok(()),
+    let (value, obs_status, conf_status) = match side {
+        (Reported::Value(v), _) => (v.to_string(), "A", "F"),
+        (Reported::Confidential, _) => (String::new(), "A", "C"),
+        (Reported::Missing, true) => (String::new(), "L", "F"),
+        (Reported::Missing, false) => return Ok(()),
     };
     let mut fields = vec!["dataflow".to_string(), structure.to_string(), "I".to_string()];
     fields.extend(dimensions.iter().cloned());

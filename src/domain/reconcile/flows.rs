@@ -151,26 +151,31 @@ fn place(publisher: Country, period: Period, key: &[String]) -> Result<(MirrorKe
 /// The flows dataset of each (publisher, period): its shared source and what it does not report.
 type Sources<'a> = BTreeMap<(Country, Period), (Arc<Source>, &'a Unreported)>;
 
-/// The dataset that reports one side of `pair` (the origin's OUT or the destination's IN), if
-/// its publisher has one and it reports that side (SPEC §2).
-fn reporting<'s>(sources: &'s Sources<'_>, pair: PairKey, direction: Direction) -> Option<&'s Arc<Source>> {
+/// The dataset of one side of `pair` (the origin's OUT or the destination's IN), if its
+/// publisher has one, and whether it reports that side (SPEC §2: one that does not names the
+/// side missing, and stays its provenance).
+fn dataset_of<'s>(sources: &'s Sources<'_>, pair: PairKey, direction: Direction) -> Option<(&'s Arc<Source>, bool)> {
     let (publisher, partner, code) = match direction {
         Direction::Out => (pair.origin, pair.destination, "OUT"),
         Direction::In => (pair.destination, pair.origin, "IN"),
     };
     let (source, unreported) = sources.get(&(publisher, pair.period))?;
-    (!unreported.covers(code, partner)).then_some(source)
+    Some((source, !unreported.covers(code, partner)))
 }
 
 /// One side of a row: missing without a dataset or outside what it reports, zero for an absent
 /// cell in a published one.
 fn side(sources: &Sources<'_>, pair: PairKey, direction: Direction, cell: Option<CellValue>) -> Side {
-    match reporting(sources, pair, direction) {
+    match dataset_of(sources, pair, direction) {
         None => Side {
             reported: Reported::Missing,
             source: None,
         },
-        Some(source) => Side {
+        Some((source, false)) => Side {
+            reported: Reported::Missing,
+            source: Some(Arc::clone(source)),
+        },
+        Some((source, true)) => Side {
             reported: match cell {
                 Some(CellValue::Value(v)) => Reported::Value(v),
                 Some(CellValue::Confidential) => Reported::Confidential,
@@ -264,13 +269,16 @@ fn totals(
             Direction::In => pair.destination,
         };
         let period = pair.period;
-        let Some(source) = reporting(sources, pair, direction) else {
-            return SideTotal {
-                reported: Reported::Missing,
-                withheld: 0,
-                source: None,
-                published: false,
-            };
+        let source = match dataset_of(sources, pair, direction) {
+            Some((source, true)) => source,
+            declared => {
+                return SideTotal {
+                    reported: Reported::Missing,
+                    withheld: 0,
+                    source: declared.map(|(source, _)| **source),
+                    published: false,
+                }
+            }
         };
         if !with_totals.contains(&(publisher, period)) {
             return summed.total();

@@ -567,6 +567,8 @@ fn an_unreported_side_is_missing_not_zero_and_the_rule_falls_back() {
     // DEU -> FRA: DEU's OUT side is missing (not 0), so `sending` falls back to FRA's 11.
     let row = &view.rows.get(&row_key(deu(), fra(), "DEU")).unwrap();
     assert_eq!(row.sender.reported, Reported::Missing);
+    // The dataset that declared the side unreported stays its provenance.
+    assert_eq!(row.sender.source.as_deref().map(|s| s.publisher), Some(deu()));
     assert_eq!(row.reconciled, Some(11));
     let deu_fra = &view.pairs[&pair(deu(), fra())];
     assert_eq!(deu_fra.sender.reported, Reported::Missing);
@@ -587,6 +589,13 @@ fn an_unreported_side_is_missing_not_zero_and_the_rule_falls_back() {
         .notes
         .iter()
         .any(|n| n.pair == Some(pair(deu(), fra())) && n.text.contains("DEU does not report emigration to FRA")));
+    // SDMX-CSV says so too: an observation with no value and OBS_STATUS L (not collected).
+    let sdmx = super::render(&view, &ViewFilter::default(), super::Format::SdmxCsv);
+    assert!(
+        sdmx.lines()
+            .any(|l| l == "dataflow,ACCORD:MIGR_FLOWS(1.0),I,DEU,FRA,OUT,2024,DEU,F,Y20-24,,L,F,,"),
+        "{sdmx}"
+    );
     let mut reported_everything = inputs.clone();
     reported_everything[0].dataset.unreported = Default::default();
     let as_zero = compute(&reported_everything, &with_rule(Rule::Sending));
