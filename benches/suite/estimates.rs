@@ -24,7 +24,7 @@ use accord::model::{Country, Cube, Period};
 use accord::reconcile::{compute, estimate_fidelity, pair_total_mape, read_truth, under, ConsortiumRef};
 use accord::record::validate::ValidationContext;
 use accord::store::Store;
-use accord::synth::{synthesize, Registers, SynthOptions};
+use accord::synth::{synthesize, Registers, SynthOptions, SynthSummary};
 
 use super::{country, line, section, timed, Fixture};
 
@@ -160,35 +160,7 @@ pub fn run(fx: &mut Fixture) {
         )
         .expect("synthesize");
         let period = Period::Year(fx.year);
-        let mut accepted = Vec::new();
-        for (member, file, _) in &summary.files {
-            let store = Store::open(&out.join(member.lower()), *member, Definition::default()).expect("open store");
-            ingest_file(
-                file,
-                ValidationContext::for_today(*member),
-                false,
-                &mut &store,
-                &mut |_| {},
-            )
-            .expect("ingest");
-            let tallies =
-                margins::with_totals(Cube::Flows, store.period_tallies(Cube::Flows, period).expect("tallies"));
-            let dataset = Dataset {
-                publisher: *member,
-                cube: Cube::Flows,
-                period,
-                definition: Definition::default(),
-                disclosure: Disclosure::default(),
-                cells: protect(&Disclosure::default(), tallies),
-                unreported: Default::default(),
-            };
-            accepted.push(AcceptedDataset {
-                publisher: *member,
-                seq: 1,
-                digest: sha256(&dataset.encode()),
-                dataset,
-            });
-        }
+        let accepted = published(&summary, &out, period);
         let mut declared = truth_classes.clone();
         for (code, wrong) in &scenario.declared {
             declared.insert(country(code), *wrong);
@@ -408,34 +380,7 @@ fn cost_at(fx: &Fixture, members: &[&str]) {
     )
     .expect("synthesize");
     let period = Period::Year(fx.year);
-    let mut accepted = Vec::new();
-    for (member, file, _) in &summary.files {
-        let store = Store::open(&out.join(member.lower()), *member, Definition::default()).expect("open store");
-        ingest_file(
-            file,
-            ValidationContext::for_today(*member),
-            false,
-            &mut &store,
-            &mut |_| {},
-        )
-        .expect("ingest");
-        let tallies = margins::with_totals(Cube::Flows, store.period_tallies(Cube::Flows, period).expect("tallies"));
-        let dataset = Dataset {
-            publisher: *member,
-            cube: Cube::Flows,
-            period,
-            definition: Definition::default(),
-            disclosure: Disclosure::default(),
-            cells: protect(&Disclosure::default(), tallies),
-            unreported: Default::default(),
-        };
-        accepted.push(AcceptedDataset {
-            publisher: *member,
-            seq: 1,
-            digest: sha256(&dataset.encode()),
-            dataset,
-        });
-    }
+    let accepted = published(&summary, &out, period);
     let classes: BTreeMap<Country, Measurement> = countries
         .iter()
         .map(|&c| (c, Registers::Drawn.classes(27, c).expect("drawn classes")))
@@ -459,4 +404,41 @@ fn cost_at(fx: &Fixture, members: &[&str]) {
             100.0 * estimate_secs / view_secs
         ),
     );
+}
+
+/// Each member's `flows` for `period` as the real path makes it: its file ingested into a sled
+/// store under `out`, the live aggregates with margins, threshold disclosure control, a dataset.
+fn published(summary: &SynthSummary, out: &std::path::Path, period: Period) -> Vec<AcceptedDataset> {
+    summary
+        .files
+        .iter()
+        .map(|(member, file, _)| {
+            let store = Store::open(&out.join(member.lower()), *member, Definition::default()).expect("open store");
+            ingest_file(
+                file,
+                ValidationContext::for_today(*member),
+                false,
+                &mut &store,
+                &mut |_| {},
+            )
+            .expect("ingest");
+            let tallies =
+                margins::with_totals(Cube::Flows, store.period_tallies(Cube::Flows, period).expect("tallies"));
+            let dataset = Dataset {
+                publisher: *member,
+                cube: Cube::Flows,
+                period,
+                definition: Definition::default(),
+                disclosure: Disclosure::default(),
+                cells: protect(&Disclosure::default(), tallies),
+                unreported: Default::default(),
+            };
+            AcceptedDataset {
+                publisher: *member,
+                seq: 1,
+                digest: sha256(&dataset.encode()),
+                dataset,
+            }
+        })
+        .collect()
 }

@@ -34,3 +34,4 @@ mod hostile;
 mod interop;
 mod operations;
 mod tidy;
+mod unreported;

@@ -151,6 +151,10 @@ impl Unreported {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::dataset::tests::{check, dataset, fixture, with_payload};
+    use crate::domain::dataset::{Dataset, VerifyError};
+    use crate::domain::model::Cube;
+    use crate::proto;
 
     fn country(code: &str) -> Country {
         Country::parse(code).unwrap()
@@ -190,5 +194,46 @@ mod tests {
             );
         }
         assert!(scope.is_empty(), "a refused argument adds nothing");
+    }
+
+    #[test]
+    fn an_unreported_scope_round_trips_and_only_its_canonical_form_is_accepted() {
+        let f = fixture();
+        let deu = country("DEU");
+        // A dataset that does not report emigration at all, nor immigration from AUT and EST.
+        let mut declared = dataset("DEU");
+        declared.cells.retain(|c| c.key[0] != "OUT");
+        declared.unreported.add_argument("OUT", deu).unwrap();
+        declared.unreported.add_argument("IN:EST,AUT", deu).unwrap();
+        let decoded = Dataset::decode(&declared.encode(), 100).unwrap();
+        assert_eq!(decoded, declared);
+        assert_eq!(decoded.unreported.arguments(), ["IN:AUT,EST", "OUT"]);
+
+        let with = |edit: &dyn Fn(&mut proto::Dataset)| {
+            use prost::Message;
+            let mut d = proto::Dataset::decode(declared.encode().as_slice()).unwrap();
+            edit(&mut d);
+            check(&f, with_payload(&f, d))
+        };
+        assert!(with(&|_| {}).is_ok());
+        type Edit<'a> = &'a dyn Fn(&mut proto::Dataset);
+        let refused: [(&str, Edit); 7] = [
+            ("OUT before IN", &|d| d.unreported.reverse()),
+            ("a direction twice", &|d| d.unreported[1].direction = "IN".into()),
+            ("an unknown direction", &|d| d.unreported[1].direction = "UP".into()),
+            ("partners unsorted", &|d| d.unreported[0].partners.reverse()),
+            ("the publisher as partner", &|d| {
+                d.unreported[0].partners[0] = "DEU".into()
+            }),
+            ("a cell inside the scope", &|d| d.cells[0].key[0] = "OUT".into()),
+            ("a scope on another cube", &|d| {
+                d.cube = "asylum".into();
+                d.dimensions = Cube::Asylum.dimensions().iter().map(|s| s.to_string()).collect();
+                d.cells.clear();
+            }),
+        ];
+        for (what, edit) in refused {
+            assert!(matches!(with(edit), Err(VerifyError::Decode(_))), "{what}: accepted");
+        }
     }
 }
