@@ -310,7 +310,7 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
     assert!(status.measurement.iter().any(|m| m.member == "DEU" && m.reference));
     // The dashboard shows the estimates, the pair's picture and the measurement table.
     let addr = cluster.nodes[0].dashboard.expect("DEU serves its dashboard");
-    let page = http_body(addr, &format!("/flows?period={period}&origin=FRA&destination=DEU"));
+    let page = crate::support::http_body(addr, &format!("/flows?period={period}&origin=FRA&destination=DEU"));
     let fra_deu = cluster.running(0).view().unwrap().pairs[&accord::reconcile::PairKey {
         origin: fra_code,
         destination: accord::model::Country::parse("DEU").unwrap(),
@@ -327,14 +327,14 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
         page.contains("id=\"pair-picture\"") && page.contains(&format!("estimate {text}")),
         "{page}"
     );
-    let matrix = http_body(addr, &format!("/flows?period={period}&show=estimate"));
+    let matrix = crate::support::http_body(addr, &format!("/flows?period={period}&show=estimate"));
     assert!(
         matrix.contains("Modelled estimates, origin (rows)")
             && matrix.contains("data-destination=\"DEU\" title=\"FRA to DEU: sender ")
             && matrix.contains(&format!(">{}</a>", fra_deu.value)),
         "{matrix}"
     );
-    let overview = http_body(addr, "/");
+    let overview = crate::support::http_body(addr, "/");
     assert!(
         overview.contains("id=\"measurement\"") && overview.contains("(reference)"),
         "{overview}"
@@ -358,21 +358,4 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
     })
     .await;
     cluster.shutdown().await;
-}
-
-/// The body of `GET path` on a dashboard.
-fn http_body(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the dashboard");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the page");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or(response)
 }

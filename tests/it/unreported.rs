@@ -93,28 +93,14 @@ fn a_side_published_as_unreported_reads_missing_and_the_rule_falls_back() {
         .stdout();
     assert!(back.lines().skip(1).all(|l| l.split(',').nth(9) != Some("M")), "{back}");
 
-    let page = http_get(dashboard, &format!("/flows?period={year}&origin=FRA&destination=DEU"));
+    let page = crate::support::http_body(
+        ("127.0.0.1".parse::<std::net::IpAddr>().unwrap(), dashboard).into(),
+        &format!("/flows?period={year}&origin=FRA&destination=DEU"),
+    );
     assert!(page.contains("DEU does not report immigration from FRA"), "{page}");
     let line = format!(
         "<td>FRA</td><td>DEU</td><td class=\"num\">{}</td><td class=\"num\">M</td>",
         total[6]
     );
     assert!(page.contains(&line), "the pair table shows {line}\n{page}");
-}
-
-/// The body of `GET path` on a loopback port.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or(response)
 }
