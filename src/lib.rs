@@ -24,7 +24,7 @@ mod tools;
 
 pub use domain::{aggregate, attest, consortium, dataset, date, excerpt, export, hex, model, reconcile, record};
 pub use io::{certify, config, exchange, http, ingest, reader, store, tls};
-pub use shell::{admin, daemon, dashboard, report};
+pub use shell::{admin, daemon, dashboard, report, sdmx};
 pub use tools::{certs, cluster, demo, synth};
 
 /// Generated protobuf and gRPC types for package `accord.v1`.

@@ -139,14 +139,16 @@ pub fn sync(config: &Path) -> Result<i32> {
     print_outcome(&text, failure)
 }
 
-pub fn view(config: &Path, filter: ViewFilter, format: Format) -> Result<i32> {
+pub fn view(config: &Path, filter: ViewFilter, format: Format, as_of: Option<i64>) -> Result<i32> {
     let config = load(config)?;
     if filter.cube.is_none() && matches!(format, Format::Csv | Format::SdmxCsv) {
         // One CSV holds one cube; say which, so nobody takes the file for the whole view.
         eprintln!("{}", report::view_cube_note(format));
     }
     let ops = operations(&config)?;
-    let left_out = ops.view(filter, format, &mut |bytes| out!("{}", String::from_utf8_lossy(bytes)))?;
+    let left_out = ops.view(filter, format, as_of, &mut |bytes| {
+        out!("{}", String::from_utf8_lossy(bytes))
+    })?;
     // Named on stderr, so nobody takes the view for complete.
     for entry in left_out {
         eprintln!("{}", report::left_out_note(&entry));

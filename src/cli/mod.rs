@@ -137,6 +137,10 @@ enum Command {
         /// table, csv, json or sdmx-csv.
         #[arg(long, default_value = "table", value_parser = format_arg)]
         format: Format,
+        /// The view as it was on this node at an RFC 3339 time (e.g. 2026-12-07T18:10:25Z):
+        /// from the entries it had accepted by then, with that view's digest.
+        #[arg(long, value_parser = instant_arg)]
+        as_of: Option<i64>,
     },
     /// Records by type, feeds, peers, forks and the view digest.
     Status {
@@ -318,6 +322,11 @@ fn period_arg(text: &str) -> Result<Period, String> {
     Period::parse(text).ok_or_else(|| "not a period (2024, 2024-Q2, 2024-05)".to_string())
 }
 
+fn instant_arg(text: &str) -> Result<i64, String> {
+    accord::date::parse_instant_millis(text)
+        .ok_or_else(|| "not an RFC 3339 time (2026-12-07T18:10:25Z, 2026-12-07T19:10:25+01:00)".to_string())
+}
+
 fn country_arg(text: &str) -> Result<Country, String> {
     Country::parse(text).ok_or_else(|| "not a country code (ISO 3166-1 alpha-3)".to_string())
 }
@@ -442,6 +451,7 @@ pub fn run(args: Args) -> Result<i32> {
             origin,
             destination,
             format,
+            as_of,
         } => commands::view(
             &config,
             accord::reconcile::ViewFilter {
@@ -451,6 +461,7 @@ pub fn run(args: Args) -> Result<i32> {
                 destination,
             },
             format,
+            as_of,
         ),
         Command::Status { config, format } => commands::status(&config, format == StatusFormat::Json),
         Command::Consortium {

@@ -106,6 +106,46 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     Some(secs)
 }
 
+/// Parses an RFC 3339 instant into milliseconds since the Unix epoch (SPEC §16 `asOf`,
+/// `updatedAfter`): `YYYY-MM-DD` (midnight UTC), or `YYYY-MM-DDTHH:MM:SS`, optional fraction
+/// (digits past the millisecond are dropped), then `Z` or an offset `+HH:MM`/`-HH:MM`. A `+`
+/// that a query string turned into a space is read as `+`.
+pub fn parse_instant_millis(text: &str) -> Option<i64> {
+    let Some((date, time)) = text.split_once(['T', 't']) else {
+        return parse_timestamp(text).map(|s| s * 1000);
+    };
+    let (clock, offset_secs) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else {
+        let at = time.rfind(['+', '-', ' '])?;
+        let (c, off) = time.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (h, m) = off[1..].split_once(':')?;
+        let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+        if h > 23 || m > 59 || off.len() != 6 {
+            return None;
+        }
+        (c, sign * (h * 3600 + m * 60))
+    };
+    let (whole, fraction) = match clock.split_once('.') {
+        Some((w, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => (w, f),
+        Some(_) => return None,
+        None => (clock, ""),
+    };
+    let secs = parse_timestamp(&format!("{date}T{whole}Z"))?;
+    let millis: i64 = format!("{:0<3}", &fraction[..fraction.len().min(3)]).parse().ok()?;
+    Some((secs - offset_secs) * 1000 + millis)
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn format_instant_millis(millis: i64) -> String {
+    let secs = format_timestamp(millis.div_euclid(1000));
+    match secs.strip_suffix('Z') {
+        Some(s) => format!("{s}.{:03}Z", millis.rem_euclid(1000)),
+        None => secs,
+    }
+}
+
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`; a time outside the years -9999 to 9999
 /// (only a peer's claim can be one) as `@` and its seconds.
 pub fn format_timestamp(secs: i64) -> String {
@@ -119,6 +159,29 @@ pub fn format_timestamp(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_rfc3339_instants_to_the_millisecond() {
+        let base = parse_timestamp("2026-12-07T18:10:25Z").unwrap() * 1000;
+        for (text, want) in [
+            ("2026-12-07T18:10:25Z", Some(base)),
+            ("2026-12-07T18:10:25.5Z", Some(base + 500)),
+            ("2026-12-07T18:10:25.123456Z", Some(base + 123)),
+            ("2026-12-07T19:10:25+01:00", Some(base)),
+            ("2026-12-07T19:10:25 01:00", Some(base)),
+            ("2026-12-07T17:10:25.250-01:00", Some(base + 250)),
+            ("2026-12-07", Some(parse_timestamp("2026-12-07").unwrap() * 1000)),
+            ("2026-12-07T18:10:25", None),
+            ("2026-12-07T18:10:25.Z", None),
+            ("2026-12-07T18:10:25+1:00", None),
+            ("2026-12-07T25:10:25Z", None),
+            ("yesterday", None),
+        ] {
+            assert_eq!(parse_instant_millis(text), want, "{text}");
+        }
+        assert_eq!(format_instant_millis(base + 7), "2026-12-07T18:10:25.007Z");
+        assert_eq!(parse_instant_millis(&format_instant_millis(base + 7)), Some(base + 7));
+    }
 
     #[test]
     fn parses_real_dates_only() {

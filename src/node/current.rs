@@ -80,7 +80,7 @@ impl Index {
     ) -> Result<MutexGuard<'a, Option<State>>, NodeError> {
         let mut guard = self.lock();
         if guard.is_none() {
-            *guard = Some(build(store, in_force, limits)?);
+            *guard = Some(build(store, in_force, limits, None)?);
         }
         Ok(guard)
     }
@@ -177,8 +177,22 @@ pub(super) fn datasets<'a>(
     })
 }
 
-/// Verifies every stored entry once under the consortium in force.
-fn build(store: &Store, in_force: &InForce, limits: &Limits) -> Result<State, NodeError> {
+/// What the view was computed from on this node at `t` (milliseconds since the Unix epoch):
+/// the entries accepted by then, verified under `in_force` (the versions in force then).
+/// Fork evidence is what the node holds now: a publisher later found equivocating is left out
+/// from its fork on, in every vintage.
+pub(super) fn as_of(store: &Store, in_force: &InForce, limits: &Limits, t: i64) -> Result<Snapshot, NodeError> {
+    let state = build(store, in_force, limits, Some(t))?;
+    Ok(Snapshot {
+        generation: 0,
+        cached: None,
+        latest: state.latest.into_iter().collect(),
+    })
+}
+
+/// Verifies every stored entry once under the consortium in force; with `accepted_by`, only the
+/// entries this node had accepted by then (SPEC §16 vintages).
+fn build(store: &Store, in_force: &InForce, limits: &Limits, accepted_by: Option<i64>) -> Result<State, NodeError> {
     let mut latest: BTreeMap<Key, Revision> = BTreeMap::new();
     let mut left_out = Vec::new();
     // SPEC §12: once a publisher is known to have signed two entries for one seq, its entries
@@ -213,6 +227,11 @@ fn build(store: &Store, in_force: &InForce, limits: &Limits) -> Result<State, No
             .and_then(|env| EntryHeader::decode(&env.payload).ok());
         if header.as_ref().is_some_and(|h| h.dataset().is_none()) {
             continue;
+        }
+        if let (Some(t), Some(h)) = (accepted_by, &header) {
+            if store.accepted_at(h.publisher, h.seq)?.unwrap_or(0) > t {
+                continue;
+            }
         }
         if let Some((h, from)) = header
             .as_ref()

@@ -250,8 +250,46 @@ impl Governance {
         store: &Store,
         limits: &Limits,
     ) -> Result<Governance, crate::io::store::StoreError> {
+        let entries = store.governance_entries().collect::<Result<_, _>>()?;
+        Ok(Governance {
+            state: Mutex::new(State::counting(genesis, entries, limits)),
+            placing: Mutex::new(()),
+        })
+    }
+
+    /// The versions that were in force on this node at `t` (milliseconds since the Unix epoch):
+    /// computed, as at start-up, from the governance entries this node had accepted by then
+    /// (SPEC §16 vintages).
+    pub fn in_force_as_of(
+        &self,
+        store: &Store,
+        limits: &Limits,
+        t: i64,
+    ) -> Result<Arc<InForce>, crate::io::store::StoreError> {
+        let mut entries = Vec::new();
+        for entry in store.governance_entries() {
+            let entry = entry?;
+            let header = entry
+                .envelope
+                .as_ref()
+                .and_then(|env| crate::domain::dataset::EntryHeader::decode(&env.payload).ok());
+            let accepted = match &header {
+                Some(h) => store.accepted_at(h.publisher, h.seq)?.unwrap_or(0),
+                None => 0,
+            };
+            if accepted <= t {
+                entries.push(entry);
+            }
+        }
+        let genesis = self.lock().genesis.clone();
+        Ok(State::counting(genesis, entries, limits).in_force)
+    }
+}
+
+impl State {
+    /// The state that counting the votes of `entries` (stored governance entries) gives.
+    fn counting(genesis: Consortium, mut pending: Vec<proto::Entry>, limits: &Limits) -> State {
         let mut state = State::new(genesis);
-        let mut pending: Vec<proto::Entry> = store.governance_entries().collect::<Result<_, _>>()?;
         // The documents proposed so far, by digest: the keys they give are what entries of
         // members-to-be were signed with. They were checked under the stricter rules on arrival.
         let mut documents: BTreeMap<[u8; 32], Consortium> = BTreeMap::new();
@@ -284,12 +322,11 @@ impl Governance {
             }
         }
         state.recompute();
-        Ok(Governance {
-            state: Mutex::new(state),
-            placing: Mutex::new(()),
-        })
+        state
     }
+}
 
+impl Governance {
     /// Serialises placing governance entries: bound, place and count as one step.
     pub fn placing(&self) -> MutexGuard<'_, ()> {
         self.placing.lock().unwrap_or_else(|p| p.into_inner())

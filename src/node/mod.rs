@@ -431,6 +431,47 @@ impl Node {
         Ok((view, digest))
     }
 
+    /// The view as it was on this node at `t` (milliseconds since the Unix epoch, SPEC §16):
+    /// from the entries it had accepted by then, under the consortium version in force then,
+    /// with that view's digest. Computed afresh on every call (each entry verified again).
+    pub fn view_as_of(&self, t: i64) -> Result<(View, [u8; 32]), NodeError> {
+        let in_force = self.governance.in_force_as_of(&self.store, &self.limits, t)?;
+        let snapshot = current::as_of(&self.store, &in_force, &self.limits, t)?;
+        let mut failure = None;
+        let datasets = current::datasets(&self.store, &snapshot, &self.limits)
+            .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
+        let version = in_force.current();
+        let mut view = crate::domain::reconcile::compute_current(datasets, &version.document.reconcile);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        crate::domain::reconcile::under(
+            &mut view,
+            crate::domain::reconcile::ConsortiumRef {
+                version: version.version,
+                digest: version.digest,
+            },
+            &version.document,
+        );
+        let digest = view.digest();
+        Ok((view, digest))
+    }
+
+    /// When this node accepted `publisher`/`seq` (milliseconds since the Unix epoch; 0 for an
+    /// entry stored before acceptance times were kept), `None` when it holds no payload for it.
+    pub fn accepted_at(&self, publisher: Country, seq: u64) -> Result<Option<i64>, NodeError> {
+        match self.store.accepted_at(publisher, seq)? {
+            Some(t) => Ok(Some(t)),
+            None => Ok(self.store.entry(publisher, seq)?.filter(|e| e.has_payload).map(|_| 0)),
+        }
+    }
+
+    /// Every moment this node accepted an entry (milliseconds since the Unix epoch), in order:
+    /// the moments its view may have changed.
+    pub fn acceptance_times(&self) -> Result<Vec<i64>, NodeError> {
+        Ok(self.store.acceptance_times()?)
+    }
+
     /// Stored entries that no longer verify under the consortium in force (a key removed, a
     /// member gone): named, and left out of the view. The first call verifies every stored
     /// entry once (the daemon makes it at start).

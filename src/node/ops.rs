@@ -101,7 +101,15 @@ pub trait Operations {
     /// Pulls from every configured peer now.
     fn sync(&self) -> Result<Vec<PeerPull>, OpError>;
     /// Writes the rendered view to `out` piece by piece; returns the stored entries it leaves out.
-    fn view(&self, filter: ViewFilter, format: Format, out: &mut dyn FnMut(&[u8])) -> Result<Vec<String>, OpError>;
+    /// With `as_of` (milliseconds since the Unix epoch), the view as it was on the node then
+    /// (SPEC §16 vintages).
+    fn view(
+        &self,
+        filter: ViewFilter,
+        format: Format,
+        as_of: Option<i64>,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<Vec<String>, OpError>;
     fn status(&self) -> Result<Status, OpError>;
     /// One stored entry as an export file.
     fn export(&self, publisher: Country, seq: u64) -> Result<Vec<u8>, OpError>;
@@ -171,8 +179,17 @@ impl Operations for Local {
         Ok(results.iter().map(|(peer, r)| PeerPull::of(*peer, r)).collect())
     }
 
-    fn view(&self, filter: ViewFilter, format: Format, out: &mut dyn FnMut(&[u8])) -> Result<Vec<String>, OpError> {
-        let view = self.node.view()?;
+    fn view(
+        &self,
+        filter: ViewFilter,
+        format: Format,
+        as_of: Option<i64>,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<Vec<String>, OpError> {
+        let view = match as_of {
+            None => self.node.view()?,
+            Some(t) => Arc::new(self.node.view_as_of(t)?.0),
+        };
         render_to(&view, &filter, format, &mut Sink(out)).map_err(OpError::Output)?;
         Ok(self.node.left_out()?.iter().map(ToString::to_string).collect())
     }

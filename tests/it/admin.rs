@@ -100,7 +100,7 @@ async fn a_file_cut_off_mid_stream_stores_nothing_and_a_complete_one_stores_all(
         let status = remote.status().expect("status through the socket");
         let mut csv = Vec::new();
         let left_out = remote
-            .view(ViewFilter::default(), Format::Csv, &mut |bytes| {
+            .view(ViewFilter::default(), Format::Csv, None, &mut |bytes| {
                 csv.extend_from_slice(bytes)
             })
             .expect("view through the socket");
@@ -192,7 +192,9 @@ async fn every_operation_gives_the_same_typed_result_in_process_and_through_the_
             .map(|(how, op)| {
                 let mut csv = Vec::new();
                 let left_out = op
-                    .view(ViewFilter::default(), Format::Csv, &mut |b| csv.extend_from_slice(b))
+                    .view(ViewFilter::default(), Format::Csv, None, &mut |b| {
+                        csv.extend_from_slice(b)
+                    })
                     .unwrap_or_else(|e| panic!("view {how}: {e}"));
                 (csv, left_out)
             })

@@ -33,5 +33,6 @@ mod governance_members;
 mod hostile;
 mod interop;
 mod operations;
+mod sdmx;
 mod tidy;
 mod unreported;

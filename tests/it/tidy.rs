@@ -49,9 +49,9 @@ const LAYERS: &[&[&str]] = &[
     &["io::certify"],
     // the node's operations
     &["node"],
-    // shells
-    &["shell::admin", "shell::report"],
-    // the web dashboard, over the node and the status report
+    // shells; SDMX REST over the node's view
+    &["shell::admin", "shell::report", "shell::sdmx"],
+    // the web dashboard (its listener serves SDMX too), over the node and the status report
     &["shell::dashboard"],
     &["shell::daemon"],
     // tools

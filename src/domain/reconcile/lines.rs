@@ -37,7 +37,7 @@ impl ViewFilter {
 
 /// One side of a printed `flows` line.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct LineSide<'a> {
+pub struct LineSide<'a> {
     pub reported: Reported,
     /// Confidential cells left out of a total; none on detail rows.
     pub withheld: Option<u64>,
@@ -46,7 +46,7 @@ pub(super) struct LineSide<'a> {
 
 /// One printed `flows` line: a pair total (`breakdown` none) or a row.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct FlowLine<'a> {
+pub struct FlowLine<'a> {
     pub pair: PairKey,
     pub breakdown: Option<&'a MirrorKey>,
     pub sender: LineSide<'a>,
@@ -73,7 +73,7 @@ impl<'a> FlowLine<'a> {
 
 /// The selected `flows` lines: for each pair in order, its total and then its rows. Lazy, so
 /// a renderer writing a large view holds one line at a time.
-pub(super) fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> impl Iterator<Item = FlowLine<'a>> + 'a {
+pub fn flow_lines<'a>(view: &'a View, filter: &ViewFilter) -> impl Iterator<Item = FlowLine<'a>> + 'a {
     let filter = *filter;
     view.pairs
         .iter()
@@ -141,7 +141,7 @@ fn withheld(reported: Reported, count: u64) -> Option<u64> {
 }
 
 /// The selected side-by-side rows.
-pub(super) fn side_by_side_rows<'a>(
+pub fn side_by_side_rows<'a>(
     view: &'a View,
     filter: &ViewFilter,
 ) -> impl Iterator<

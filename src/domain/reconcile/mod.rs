@@ -41,7 +41,7 @@ use crate::domain::model::{Cube, Period};
 
 pub use estimate::{Estimate, Fitted, Flow};
 pub use fidelity::{estimate_fidelity, pair_total_mape, read_truth, EstimateFidelity, TruthError};
-pub use lines::ViewFilter;
+pub use lines::{flow_lines, side_by_side_rows, FlowLine, LineSide, ViewFilter};
 pub use render::{render, render_to, Format};
 pub use rows::Rows;
 

@@ -154,6 +154,7 @@ struct NodeToml {
     peers: Vec<PeerToml>,
     metrics_listen: Option<String>,
     dashboard_listen: Option<String>,
+    sdmx_max_observations: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +197,10 @@ pub struct Peer {
     pub tls_name: Option<String>,
 }
 
+/// The most observations one SDMX data query returns unless `sdmx_max_observations` says
+/// otherwise: a whole 27-member year with every measure fits.
+pub const DEFAULT_SDMX_MAX_OBSERVATIONS: u64 = 2_000_000;
+
 /// A validated `node.toml`.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -215,6 +220,9 @@ pub struct NodeConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The read-only web dashboard (SPEC §13): a loopback address only.
     pub dashboard_listen: Option<std::net::SocketAddr>,
+    /// The most observations one SDMX data query may return (SPEC §16); a query for more is
+    /// answered 413. Default [`DEFAULT_SDMX_MAX_OBSERVATIONS`].
+    pub sdmx_max_observations: u64,
     /// Every top-level key of the file but `[tls]`, as read at load: a reload compares it with
     /// the file as it is then, to name what changed and takes effect only on restart.
     outside_tls: toml::Table,
@@ -309,6 +317,11 @@ impl NodeConfig {
                 Some(addr)
             }
         };
+        let sdmx_max_observations = match raw.sdmx_max_observations {
+            None => DEFAULT_SDMX_MAX_OBSERVATIONS,
+            Some(0) => return Err(invalid(file, "sdmx_max_observations", "must be at least 1".to_string())),
+            Some(n) => n,
+        };
         let consortium_path = readable(file, "consortium", &raw.consortium)?;
         let consortium = Consortium::load(&consortium_path)?;
         // A member-to-be runs a node to approve the version that adds it (SPEC §11); it says
@@ -383,6 +396,7 @@ impl NodeConfig {
             peers,
             metrics_listen,
             dashboard_listen,
+            sdmx_max_observations,
             outside_tls,
         })
     }

@@ -39,6 +39,23 @@ fn lacking_key(publisher: Country, seq: u64) -> Vec<u8> {
     k
 }
 
+/// When this node accepted an entry with its payload (SPEC §16 vintages): milliseconds since
+/// the Unix epoch, UTC. Entries stored before acceptance times were kept have none and count
+/// as accepted at the epoch (before any `asOf` a client can ask).
+fn accepted_key(publisher: Country, seq: u64) -> Vec<u8> {
+    let mut k = b"t:".to_vec();
+    k.extend_from_slice(&publisher.bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Marks a governance entry (proposal or approval), so the node reads them without reading
 /// every dataset.
 fn governance_key(publisher: Country, seq: u64) -> Vec<u8> {
@@ -231,7 +248,9 @@ impl Store {
                 h.extend_from_slice(&v.digest());
                 h.extend_from_slice(&v.header().created_at.to_be_bytes());
                 batch.insert(head_key(publisher), h);
-                if !v.entry().has_payload {
+                if v.entry().has_payload {
+                    batch.insert(accepted_key(publisher, v.header().seq), &now_millis().to_be_bytes());
+                } else {
                     batch.insert(lacking_key(publisher, v.header().seq), &[]);
                 }
                 if v.header().dataset().is_none() {
@@ -264,6 +283,8 @@ impl Store {
                             let mut batch = sled::Batch::default();
                             batch.insert(entry_key(publisher, v.header().seq), v.entry().encode_to_vec());
                             batch.remove(lacking_key(publisher, v.header().seq));
+                            // Usable from now on: that is when this node accepted the dataset.
+                            batch.insert(accepted_key(publisher, v.header().seq), &now_millis().to_be_bytes());
                             self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
                         }
                     }
@@ -309,6 +330,7 @@ impl Store {
         for k in seq..=head.seq {
             batch.remove(entry_key(publisher, k));
             batch.remove(lacking_key(publisher, k));
+            batch.remove(accepted_key(publisher, k));
             batch.remove(governance_key(publisher, k));
             batch.remove(super::witness::witness_key(publisher, k));
         }
@@ -388,6 +410,35 @@ impl Store {
             let (k, v) = item.map_err(|e| self.sled(e))?;
             proto::Entry::decode(v.as_ref()).map_err(|_| self.corrupt(&k))
         })
+    }
+
+    /// When this node accepted `publisher`/`seq` with its payload, in milliseconds since the
+    /// Unix epoch. `None` for an entry held without its payload, and for one stored before
+    /// acceptance times were kept (callers holding its payload count it as accepted at 0).
+    pub fn accepted_at(&self, publisher: Country, seq: u64) -> Result<Option<i64>, StoreError> {
+        let key = accepted_key(publisher, seq);
+        match self.get(&key)? {
+            Some(v) => {
+                let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| self.corrupt(&key))?;
+                Ok(Some(i64::from_be_bytes(bytes)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every acceptance time kept, distinct and in order (SPEC §16 `includeHistory`), with 0
+    /// first.
+    pub fn acceptance_times(&self) -> Result<Vec<i64>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        for item in self.tree.scan_prefix(b"t:") {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| self.corrupt(&k))?;
+            out.insert(i64::from_be_bytes(bytes));
+        }
+        // Entries stored before acceptance times were kept count as accepted at 0; the view as
+        // of 0 is empty when there are none, and adds no dataset to a history.
+        out.insert(0);
+        Ok(out.into_iter().collect())
     }
 
     /// Every governance entry held (proposals and approvals), in key order.

@@ -141,16 +141,27 @@ impl Operations for Remote {
         reply.pulls.into_iter().map(PeerPull::try_from).collect()
     }
 
-    fn view(&self, filter: ViewFilter, format: Format, out: &mut dyn FnMut(&[u8])) -> Result<Vec<String>, OpError> {
+    fn view(
+        &self,
+        filter: ViewFilter,
+        format: Format,
+        as_of: Option<i64>,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<Vec<String>, OpError> {
         let text = |v: Option<String>| v.unwrap_or_default();
         let mut client = self.client.clone();
-        let mut chunks = self.call(client.view(proto::ViewRequest {
-            cube: text(filter.cube.map(|c| c.to_string())),
-            period: text(filter.period.map(|p| p.to_string())),
-            origin: text(filter.origin.map(|c| c.to_string())),
-            destination: text(filter.destination.map(|c| c.to_string())),
-            format: format.as_str().to_string(),
-        }))?;
+        let mut chunks = self.call(
+            client.view(proto::ViewRequest {
+                cube: text(filter.cube.map(|c| c.to_string())),
+                period: text(filter.period.map(|p| p.to_string())),
+                origin: text(filter.origin.map(|c| c.to_string())),
+                destination: text(filter.destination.map(|c| c.to_string())),
+                format: format.as_str().to_string(),
+                as_of: as_of
+                    .map(crate::domain::date::format_instant_millis)
+                    .unwrap_or_default(),
+            }),
+        )?;
         let mut left_out = Vec::new();
         while let Some(chunk) = self.runtime.block_on(chunks.message()).map_err(remote)? {
             left_out.extend(chunk.left_out);

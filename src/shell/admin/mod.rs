@@ -242,9 +242,19 @@ impl Admin for AdminService {
         let r = request.into_inner();
         let (filter, format) =
             view_args(&r.cube, &r.period, &r.origin, &r.destination, &r.format).map_err(Status::invalid_argument)?;
-        let (view, left_out) = run(&self.node, |node| {
+        let as_of = match r.as_of.as_str() {
+            "" => None,
+            t => Some(crate::domain::date::parse_instant_millis(t).ok_or_else(|| {
+                Status::invalid_argument(format!("--as-of: not an RFC 3339 time {t:?} (2026-12-07T18:10:25Z)"))
+            })?),
+        };
+        let (view, left_out) = run(&self.node, move |node| {
             let left_out = node.left_out()?.iter().map(ToString::to_string).collect::<Vec<_>>();
-            Ok((node.view()?, left_out))
+            let view = match as_of {
+                None => node.view()?,
+                Some(t) => Arc::new(node.view_as_of(t)?.0),
+            };
+            Ok((view, left_out))
         })
         .await?;
         // Rendered on a blocking thread straight into the stream, a chunk at a time: the channel

@@ -88,6 +88,7 @@ pub fn router(node: Arc<Node>) -> Router {
             "/assets/chart.js/LICENSE.md",
             get(|| async { asset("text/plain; charset=utf-8", CHART_JS_LICENSE.as_bytes()) }),
         )
+        .merge(crate::shell::sdmx::routes())
         .layer(axum::middleware::from_fn(guard))
         .with_state(node)
 }
