@@ -34,7 +34,25 @@ fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String, Stri
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_default();
-    (status, content_type, body.to_string())
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    (status, content_type, body)
+}
+
+/// The body of a chunked HTTP/1.1 answer (a streamed SDMX message).
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).expect("a chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
 }
 
 /// The value of XML attribute `name` in `element` (one element's text).

@@ -29,7 +29,7 @@ mod side_by_side;
 mod table;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

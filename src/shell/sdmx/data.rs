@@ -217,16 +217,30 @@ impl Select<'_> {
     }
 }
 
-/// The observations of `flow` in `view` that `select` admits, in view order.
+/// The observations of `flow` in `view` that `select` admits, in view order, at most
+/// `select.limit` of them.
 pub fn observations(view: &View, flow: Flow, select: &Select<'_>) -> Result<Vec<Obs>, TooMany> {
     let mut out = Vec::new();
-    let mut push = |obs: Obs| {
-        if out.len() as u64 >= select.limit {
+    for_each_block(view, flow, select, &mut |block| {
+        if (out.len() + block.len()) as u64 > select.limit {
             return Err(TooMany { limit: select.limit });
         }
-        out.push(obs);
+        out.extend(block);
         Ok(())
-    };
+    })?;
+    Ok(out)
+}
+
+/// Hands the observations of `flow` in `view` that `select` admits to `f`, in view order, a
+/// block at a time: each `flows` pair (origin and destination, every period) is one block, so
+/// every series is whole in one block and a whole view is never held as observations at once;
+/// `asylum` and `permits` (no partner dimension) are one block each.
+pub fn for_each_block<E>(
+    view: &View,
+    flow: Flow,
+    select: &Select<'_>,
+    f: &mut dyn FnMut(Vec<Obs>) -> Result<(), E>,
+) -> Result<(), E> {
     match flow {
         Flow::Mirror | Flow::Reported => {
             // A key naming one origin or one destination reads only those pairs.
@@ -240,18 +254,27 @@ pub fn observations(view: &View, flow: Flow, select: &Select<'_>) -> Result<Vec<
                 origin: select.key.only(o).and_then(Country::parse),
                 destination: select.key.only(d).and_then(Country::parse),
             };
+            let mut block = Vec::new();
+            let mut current = None;
             for line in flow_lines(view, &filter) {
+                let pair = (line.pair.origin, line.pair.destination);
+                if current != Some(pair) {
+                    if !block.is_empty() {
+                        f(std::mem::take(&mut block))?;
+                    }
+                    current = Some(pair);
+                }
                 if !select.periods.admits(line.pair.period) {
                     continue;
                 }
-                let obs = if flow == Flow::Mirror {
-                    mirror(&line, select)
+                if flow == Flow::Mirror {
+                    block.extend(mirror(&line, select));
                 } else {
-                    reported(&line, select)
-                };
-                for o in obs {
-                    push(o)?;
+                    block.extend(reported(&line, select));
                 }
+            }
+            if !block.is_empty() {
+                f(block)?;
             }
         }
         Flow::Asylum | Flow::Permits => {
@@ -264,6 +287,7 @@ pub fn observations(view: &View, flow: Flow, select: &Select<'_>) -> Result<Vec<
                 cube: Some(cube),
                 ..ViewFilter::default()
             };
+            let mut block = Vec::new();
             for (key, entries) in side_by_side_rows(view, &filter) {
                 if key.cube != cube || !select.periods.admits(key.period) {
                     continue;
@@ -274,14 +298,15 @@ pub fn observations(view: &View, flow: Flow, select: &Select<'_>) -> Result<Vec<
                     if !select.key.admits_key(&k) || !select.fresh(&[Some(&entry.source)]) {
                         continue;
                     }
-                    if let Some(o) = published(k, key.period, entry.reported, None, &entry.source) {
-                        push(o)?;
-                    }
+                    block.extend(published(k, key.period, entry.reported, None, &entry.source));
                 }
+            }
+            if !block.is_empty() {
+                f(block)?;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A published figure with its status and provenance attributes (the `REPORTED`-style flows).

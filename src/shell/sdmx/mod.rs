@@ -15,6 +15,9 @@ pub mod structure;
 pub mod write;
 mod xml;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,7 +34,7 @@ use crate::node::Node;
 
 use data::{observations, Select};
 use query::{DataQuery, Query, SdmxError, STRUCTURE_TYPE};
-use write::{DataSet, Message};
+use write::{DataSet, DataSetMeta, Meta, Writer};
 
 /// The most revisions one `includeHistory` query reads (each is a view of its own).
 pub const MAX_VINTAGES: usize = 64;
@@ -68,11 +71,93 @@ async fn handle(
         Ok(q) => q,
         Err(e) => return error(e),
     };
-    let answered = tokio::task::spawn_blocking(move || answer(&node, query)).await;
-    match answered {
-        Ok(Ok((content_type, body))) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+    match query {
+        Query::Data(q) if !q.include_history => stream(node, q).await,
+        query => {
+            let answered = tokio::task::spawn_blocking(move || answer(&node, query)).await;
+            match answered {
+                Ok(Ok((content_type, body))) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+                Ok(Err(e)) => error(e),
+                Err(e) => error(SdmxError::internal(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Bytes gathered before a piece of a streamed answer is sent.
+const CHUNK: usize = 64 * 1024;
+
+/// Answers a data query as a stream: the observations are counted first (so a query over the
+/// bound or without results gets its SDMX error, not half a message), then written a pair at a
+/// time into a channel of a few chunks that the client drains at its own pace.
+async fn stream(node: Arc<Node>, q: DataQuery) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    let (ready, decided) = tokio::sync::oneshot::channel::<Result<&'static str, SdmxError>>();
+    tokio::task::spawn_blocking(move || {
+        let (view, digest) = match current_or_as_of(&node, q.as_of) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let accepted = match acceptance(&node, &view, &q) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let accepted_at = |s: &Source| accepted.get(&(s.publisher, s.seq)).copied().unwrap_or(0);
+        let select = selection(&node, &q, &accepted_at);
+        let mut count = 0u64;
+        let counted = data::for_each_block(&view, q.flow, &select, &mut |block| {
+            count += block.len() as u64;
+            if count > select.limit {
+                return Err(too_large(select.limit));
+            }
+            Ok(())
+        });
+        let verdict = counted.and_then(|()| {
+            if count == 0 {
+                Err(no_results(&q))
+            } else {
+                Ok(q.format.content_type())
+            }
+        });
+        let failed = verdict.is_err();
+        if ready.send(verdict).is_err() || failed {
+            return;
+        }
+        let mut writer = Writer::new(meta(&node, &q));
+        let mut buffer = writer.head(&[DataSetMeta {
+            digest,
+            consortium: view.consortium,
+            valid_from: None,
+        }]);
+        buffer.push_str(&writer.open(0));
+        // A client that went away closes the channel: the writing stops there.
+        let sent = data::for_each_block::<()>(&view, q.flow, &select, &mut |block| {
+            buffer.push_str(&writer.block(&block));
+            if buffer.len() >= CHUNK {
+                tx.blocking_send(Ok(std::mem::take(&mut buffer))).map_err(|_| ())?;
+            }
+            Ok(())
+        });
+        if sent.is_ok() {
+            buffer.push_str(&writer.close());
+            buffer.push_str(&writer.tail());
+            let _ = tx.blocking_send(Ok(buffer));
+        }
+    });
+    match decided.await {
+        Ok(Ok(content_type)) => (
+            [(header::CONTENT_TYPE, content_type)],
+            axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        )
+            .into_response(),
         Ok(Err(e)) => error(e),
-        Err(e) => error(SdmxError::internal(e.to_string())),
+        Err(_) => error(SdmxError::internal("the query's worker stopped")),
     }
 }
 
@@ -104,70 +189,49 @@ fn now_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Answers a parsed query over `node`: the content type and body.
-pub fn answer(node: &Node, query: Query) -> Result<(&'static str, String), SdmxError> {
+/// The header fields and layout every message of `q` shares.
+fn meta(node: &Node, q: &DataQuery) -> Meta {
     let now = now_millis();
-    let id = format!("ACCORD-{}-{now}", node.country());
-    let prepared = format_instant_millis(now);
-    match query {
-        Query::Structure(selection) => {
-            let consortium = node.consortium();
-            let body =
-                structure::structure_message(&selection, &header_xml(&id, &prepared, node.country()), &consortium);
-            Ok((STRUCTURE_TYPE, body))
-        }
-        Query::Data(q) => {
-            let datasets = if q.include_history {
-                history(node, &q)?
-            } else {
-                let (view, digest) = match q.as_of {
-                    None => (node.view().map_err(internal)?, node.view_digest().map_err(internal)?),
-                    Some(t) => {
-                        let (v, d) = node.view_as_of(t).map_err(internal)?;
-                        (Arc::new(v), d)
-                    }
-                };
-                vec![dataset(node, &view, digest, &q, None)?]
-            };
-            if datasets.iter().all(|d| d.obs.is_empty()) {
-                return Err(SdmxError::no_results(format!(
-                    "no observations of {} match the query",
-                    q.flow.id()
-                )));
-            }
-            let message = Message {
-                flow: q.flow,
-                datasets,
-                obs_dim: q.obs_dim,
-                detail: q.detail,
-                id,
-                prepared,
-                sender: node.country().to_string(),
-            };
-            let body = match q.format {
-                query::DataFormat::StructureSpecific => write::structure_specific(&message),
-                query::DataFormat::Csv => write::csv(&message),
-                query::DataFormat::Json => write::json(&message),
-            };
-            Ok((q.format.content_type(), body))
-        }
+    Meta {
+        flow: q.flow,
+        format: q.format,
+        obs_dim: q.obs_dim,
+        detail: q.detail,
+        id: format!("ACCORD-{}-{now}", node.country()),
+        prepared: format_instant_millis(now),
+        sender: node.country().to_string(),
     }
+}
+
+fn too_large(limit: u64) -> SdmxError {
+    SdmxError::too_large(format!(
+        "the query selects more than {limit} observations (sdmx_max_observations): narrow the key or the periods"
+    ))
+}
+
+fn no_results(q: &DataQuery) -> SdmxError {
+    SdmxError::no_results(format!("no observations of {} match the query", q.flow.id()))
 }
 
 fn internal(e: crate::node::NodeError) -> SdmxError {
     SdmxError::internal(e.to_string())
 }
 
-/// The observations of `q` in `view` as one dataset.
-fn dataset(
-    node: &Node,
-    view: &View,
-    digest: [u8; 32],
-    q: &DataQuery,
-    valid_from: Option<i64>,
-) -> Result<DataSet, SdmxError> {
-    // When this node accepted each input: read once per input, not once per observation.
-    let mut accepted: BTreeMap<(Country, u64), i64> = BTreeMap::new();
+/// The view now, or as of `t`, with its digest.
+fn current_or_as_of(node: &Node, as_of: Option<i64>) -> Result<(Arc<View>, [u8; 32]), SdmxError> {
+    match as_of {
+        None => Ok((node.view().map_err(internal)?, node.view_digest().map_err(internal)?)),
+        Some(t) => {
+            let (v, d) = node.view_as_of(t).map_err(internal)?;
+            Ok((Arc::new(v), d))
+        }
+    }
+}
+
+/// When this node accepted each input of `view`, for `updatedAfter`: read once per input, not
+/// once per observation (empty without `updatedAfter`).
+fn acceptance(node: &Node, view: &View, q: &DataQuery) -> Result<BTreeMap<(Country, u64), i64>, SdmxError> {
+    let mut accepted = BTreeMap::new();
     if q.updated_after.is_some() {
         for source in view.inputs.values() {
             let at = node
@@ -177,24 +241,66 @@ fn dataset(
             accepted.insert((source.publisher, source.seq), at);
         }
     }
-    let accepted_at = |s: &Source| accepted.get(&(s.publisher, s.seq)).copied().unwrap_or(0);
-    let select = Select {
+    Ok(accepted)
+}
+
+fn selection<'a>(node: &Node, q: &'a DataQuery, accepted_at: data::AcceptedAt<'a>) -> Select<'a> {
+    Select {
         key: &q.key,
         periods: q.periods,
-        updated_after: q.updated_after.map(|t| (t, &accepted_at as data::AcceptedAt<'_>)),
+        updated_after: q.updated_after.map(|t| (t, accepted_at)),
         limit: node.config().sdmx_max_observations,
-    };
-    let obs = observations(view, q.flow, &select).map_err(|too| {
-        SdmxError::too_large(format!(
-            "the query selects more than {} observations (sdmx_max_observations): narrow the key or the periods",
-            too.limit
-        ))
-    })?;
+    }
+}
+
+/// Answers a structure query, or a data query held whole (`includeHistory`): the content type
+/// and body.
+pub fn answer(node: &Node, query: Query) -> Result<(&'static str, String), SdmxError> {
+    match query {
+        Query::Structure(selection) => {
+            let now = now_millis();
+            let header = header_xml(
+                &format!("ACCORD-{}-{now}", node.country()),
+                &format_instant_millis(now),
+                node.country(),
+            );
+            let body = structure::structure_message(&selection, &header, &node.consortium());
+            Ok((STRUCTURE_TYPE, body))
+        }
+        Query::Data(q) => {
+            let datasets = if q.include_history {
+                history(node, &q)?
+            } else {
+                let (view, digest) = current_or_as_of(node, q.as_of)?;
+                vec![dataset(node, &view, digest, &q, None)?]
+            };
+            if datasets.iter().all(|d| d.obs.is_empty()) {
+                return Err(no_results(&q));
+            }
+            Ok((q.format.content_type(), write::render(meta(node, &q), &datasets)))
+        }
+    }
+}
+
+/// The observations of `q` in `view` as one dataset held whole.
+fn dataset(
+    node: &Node,
+    view: &View,
+    digest: [u8; 32],
+    q: &DataQuery,
+    valid_from: Option<i64>,
+) -> Result<DataSet, SdmxError> {
+    let accepted = acceptance(node, view, q)?;
+    let accepted_at = |s: &Source| accepted.get(&(s.publisher, s.seq)).copied().unwrap_or(0);
+    let select = selection(node, q, &accepted_at);
+    let obs = observations(view, q.flow, &select).map_err(|too| too_large(too.limit))?;
     Ok(DataSet {
+        meta: DataSetMeta {
+            digest,
+            consortium: view.consortium,
+            valid_from,
+        },
         obs,
-        digest,
-        consortium: view.consortium,
-        valid_from,
     })
 }
 
@@ -228,10 +334,7 @@ fn history(node: &Node, q: &DataQuery) -> Result<Vec<DataSet>, SdmxError> {
         }
         total += ds.obs.len() as u64;
         if total > node.config().sdmx_max_observations {
-            return Err(SdmxError::too_large(format!(
-                "the history holds more than {} observations (sdmx_max_observations): narrow the key or the periods",
-                node.config().sdmx_max_observations
-            )));
+            return Err(too_large(node.config().sdmx_max_observations));
         }
         out.push(ds);
     }

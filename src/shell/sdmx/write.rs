@@ -1,5 +1,7 @@
 //! The data messages of SPEC §16: SDMX-ML 2.1 StructureSpecificData (the default), SDMX-CSV
-//! 1.0 and SDMX-JSON 1.0, from the observations [`super::data`] selected. One message may hold
+//! 1.0 and SDMX-JSON 1.0, from the observations [`super::data`] selected, written piece by
+//! piece ([`Writer`]): a whole-view answer goes out one pair's observations at a time, so the
+//! node never holds the message whole. One message may hold
 //! several datasets (`includeHistory`: one per revision, each with the time this node accepted
 //! it as `validFromDate`). The header's `DataSetID` is the digest of the first dataset's view;
 //! each dataset's view digest and consortium version are annotations of the dataset in
@@ -7,12 +9,15 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{json, Value};
+
 use crate::domain::dataset::Code;
 use crate::domain::date::format_instant_millis;
 use crate::domain::hex;
 use crate::domain::reconcile::ConsortiumRef;
 
 use super::data::Obs;
+use super::query::DataFormat;
 use super::structure::{Flow, AGENCY, VERSION};
 use super::xml::{esc, Xml};
 
@@ -73,10 +78,9 @@ impl Detail {
     }
 }
 
-/// One dataset of a message.
-#[derive(Debug, Clone)]
-pub struct DataSet {
-    pub obs: Vec<Obs>,
+/// What a dataset was drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSetMeta {
     /// The digest of the view the observations were read from.
     pub digest: [u8; 32],
     pub consortium: ConsortiumRef,
@@ -85,11 +89,18 @@ pub struct DataSet {
     pub valid_from: Option<i64>,
 }
 
-/// A data message: its flow, datasets and how to lay them out.
+/// One dataset of a message, held whole (`includeHistory`, tests).
 #[derive(Debug, Clone)]
-pub struct Message {
+pub struct DataSet {
+    pub meta: DataSetMeta,
+    pub obs: Vec<Obs>,
+}
+
+/// What every message of a query shares: its flow, layout and header.
+#[derive(Debug, Clone)]
+pub struct Meta {
     pub flow: Flow,
-    pub datasets: Vec<DataSet>,
+    pub format: DataFormat,
     pub obs_dim: ObsDim,
     pub detail: Detail,
     /// The message ID, the time it was prepared (RFC 3339) and the sending member.
@@ -139,121 +150,11 @@ fn namespace(flow: Flow, obs_dim: ObsDim) -> String {
     )
 }
 
-/// `name="value"` for each present attribute of `o`.
-fn attribute_markup(flow: Flow, o: &Obs) -> String {
-    let mut s = String::new();
-    for ((id, _), value) in flow.attributes().iter().zip(&o.attributes) {
-        if let Some(v) = value {
-            s.push_str(&format!(" {id}=\"{}\"", esc(v)));
-        }
-    }
-    s
-}
-
-/// SDMX-ML 2.1 StructureSpecificData.
-pub fn structure_specific(m: &Message) -> String {
-    let flow = m.flow;
-    let ids = dimension_ids(flow);
-    let at = match m.obs_dim {
-        ObsDim::Time => Some(ids.len() - 1),
-        ObsDim::Dim(i) => Some(i),
-        ObsDim::All => None,
-    };
-    let sid = structure_id(flow);
-    let ns = namespace(flow, m.obs_dim);
-    let mut x = Xml::new();
-    x.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x.raw(&format!(
-        "<message:StructureSpecificData xmlns:message=\"http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message\" \
-         xmlns:common=\"http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common\" \
-         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
-         xmlns:ss=\"http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/structurespecific\" \
-         xmlns:ns1=\"{ns}\">"
-    ));
-    x.raw(&format!(
-        "<message:Header><message:ID>{}</message:ID><message:Test>false</message:Test><message:Prepared>{}</message:Prepared><message:Sender id=\"{}\"/>",
-        esc(&m.id),
-        esc(&m.prepared),
-        esc(&m.sender)
-    ));
-    x.raw(&format!(
-        "<message:Structure structureID=\"{sid}\" namespace=\"{ns}\" dimensionAtObservation=\"{}\"><common:Structure><Ref agencyID=\"{AGENCY}\" id=\"{}\" version=\"{VERSION}\"/></common:Structure></message:Structure>",
-        m.obs_dim.id(flow),
-        flow.id()
-    ));
-    if let Some(first) = m.datasets.first() {
-        x.raw(&format!(
-            "<message:DataSetID>{}</message:DataSetID>",
-            hex::encode(&first.digest)
-        ));
-    }
-    x.raw(&format!(
-        "<message:Source xml:lang=\"en\">{}</message:Source>",
-        esc(&provenance(&m.datasets))
-    ));
-    x.raw("</message:Header>");
-    for ds in &m.datasets {
-        let valid_from = ds
-            .valid_from
-            .map(|t| format!(" validFromDate=\"{}\"", format_instant_millis(t)))
-            .unwrap_or_default();
-        x.raw(&format!(
-            "<message:DataSet ss:dataScope=\"DataStructure\" xsi:type=\"ns1:DataSetType\" ss:structureRef=\"{sid}\" action=\"Information\"{valid_from}>"
-        ));
-        match at {
-            Some(at) => {
-                for (key, list) in series(&ds.obs, at) {
-                    let mut series_ids = ids.clone();
-                    let along = series_ids.remove(at);
-                    x.raw("<Series");
-                    for (id, v) in series_ids.iter().zip(&key) {
-                        x.raw(&format!(" {id}=\"{}\"", esc(v)));
-                    }
-                    if !m.detail.observations() {
-                        x.raw("/>");
-                        continue;
-                    }
-                    x.raw(">");
-                    for (value, o) in list {
-                        x.raw(&format!("<Obs {along}=\"{}\"", esc(&value)));
-                        obs_rest(&mut x, flow, o, m.detail);
-                    }
-                    x.raw("</Series>");
-                }
-            }
-            None if m.detail.observations() => {
-                for o in &ds.obs {
-                    x.raw("<Obs");
-                    for (id, v) in ids.iter().zip(dimension_values(o)) {
-                        x.raw(&format!(" {id}=\"{}\"", esc(&v)));
-                    }
-                    obs_rest(&mut x, flow, o, m.detail);
-                }
-            }
-            None => {}
-        }
-        x.raw("</message:DataSet>");
-    }
-    x.raw("</message:StructureSpecificData>\n");
-    x.finish()
-}
-
-/// An observation's value and attributes, and the end of its element.
-fn obs_rest(x: &mut Xml, flow: Flow, o: &Obs, detail: Detail) {
-    if let Some(v) = o.value {
-        x.raw(&format!(" OBS_VALUE=\"{v}\""));
-    }
-    if detail.attributes() {
-        x.raw(&attribute_markup(flow, o));
-    }
-    x.raw("/>");
-}
-
 /// What each dataset was drawn from: the view digest and the consortium version. SDMX-ML 2.1
 /// would carry it as annotations of the dataset, but sdmx1 (2.28) refuses a message whose
 /// dataset has annotations, so the header's `Source` says it (SDMX-JSON keeps them as
 /// annotations of the dataset).
-fn provenance(datasets: &[DataSet]) -> String {
+fn provenance(datasets: &[DataSetMeta]) -> String {
     datasets
         .iter()
         .map(|ds| {
@@ -272,132 +173,332 @@ fn provenance(datasets: &[DataSet]) -> String {
         .join("; ")
 }
 
-/// SDMX-CSV 1.0: `DATAFLOW`, the dimensions, `OBS_VALUE`, the attributes; one line per
-/// observation of every dataset.
-pub fn csv(m: &Message) -> String {
-    let flow = m.flow;
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    let mut header: Vec<&str> = vec!["DATAFLOW"];
-    header.extend(dimension_ids(flow));
-    header.push("OBS_VALUE");
-    if m.detail.attributes() {
-        header.extend(flow.attributes().iter().map(|(id, _)| *id));
+/// Where SDMX-JSON numbers the values it has seen: dimension and attribute values are written
+/// as indexes into lists sent after the observations.
+#[derive(Default)]
+struct JsonIndex {
+    dimensions: Vec<Vec<String>>,
+    attributes: Vec<Vec<String>>,
+}
+
+fn index_of(list: &mut Vec<String>, v: &str) -> usize {
+    match list.iter().position(|x| x == v) {
+        Some(i) => i,
+        None => {
+            list.push(v.to_string());
+            list.len() - 1
+        }
     }
-    // Writing to a Vec cannot fail.
-    let _ = w.write_record(&header);
-    let dataflow = format!("{AGENCY}:{}({VERSION})", flow.id());
-    for ds in &m.datasets {
-        for o in &ds.obs {
+}
+
+/// Writes one message in pieces: [`Writer::head`], then per dataset [`Writer::open`], any
+/// number of [`Writer::block`]s (each holding whole series) and [`Writer::close`], then
+/// [`Writer::tail`]. Each call returns the text to send next.
+pub struct Writer {
+    meta: Meta,
+    json: JsonIndex,
+    /// Observations written into the open dataset (SDMX-JSON separates them with commas).
+    written: u64,
+    datasets: Vec<DataSetMeta>,
+}
+
+impl Writer {
+    pub fn new(meta: Meta) -> Writer {
+        let ids = dimension_ids(meta.flow).len();
+        let attrs = meta.flow.attributes().len();
+        Writer {
+            json: JsonIndex {
+                dimensions: vec![Vec::new(); ids],
+                attributes: vec![Vec::new(); attrs],
+            },
+            meta,
+            written: 0,
+            datasets: Vec::new(),
+        }
+    }
+
+    /// The message's opening: its header names `datasets` (all of them, first to last).
+    pub fn head(&mut self, datasets: &[DataSetMeta]) -> String {
+        self.datasets = datasets.to_vec();
+        let m = &self.meta;
+        let flow = m.flow;
+        match m.format {
+            DataFormat::StructureSpecific => {
+                let ns = namespace(flow, m.obs_dim);
+                let mut x = Xml::new();
+                x.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+                x.raw(&format!(
+                    "<message:StructureSpecificData xmlns:message=\"http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message\" \
+                     xmlns:common=\"http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common\" \
+                     xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+                     xmlns:ss=\"http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/structurespecific\" \
+                     xmlns:ns1=\"{ns}\">"
+                ));
+                x.raw(&format!(
+                    "<message:Header><message:ID>{}</message:ID><message:Test>false</message:Test><message:Prepared>{}</message:Prepared><message:Sender id=\"{}\"/>",
+                    esc(&m.id),
+                    esc(&m.prepared),
+                    esc(&m.sender)
+                ));
+                x.raw(&format!(
+                    "<message:Structure structureID=\"{}\" namespace=\"{ns}\" dimensionAtObservation=\"{}\"><common:Structure><Ref agencyID=\"{AGENCY}\" id=\"{}\" version=\"{VERSION}\"/></common:Structure></message:Structure>",
+                    structure_id(flow),
+                    m.obs_dim.id(flow),
+                    flow.id()
+                ));
+                if let Some(first) = datasets.first() {
+                    x.raw(&format!(
+                        "<message:DataSetID>{}</message:DataSetID>",
+                        hex::encode(&first.digest)
+                    ));
+                }
+                x.raw(&format!(
+                    "<message:Source xml:lang=\"en\">{}</message:Source></message:Header>",
+                    esc(&provenance(datasets))
+                ));
+                x.finish()
+            }
+            DataFormat::Csv => {
+                let mut header: Vec<&str> = vec!["DATAFLOW"];
+                header.extend(dimension_ids(flow));
+                header.push("OBS_VALUE");
+                if m.detail.attributes() {
+                    header.extend(flow.attributes().iter().map(|(id, _)| *id));
+                }
+                csv_line(&header)
+            }
+            DataFormat::Json => {
+                let header = json!({
+                    "id": m.id,
+                    "test": false,
+                    "prepared": m.prepared,
+                    "sender": {"id": m.sender},
+                });
+                format!("{{\"header\":{header},\"dataSets\":[")
+            }
+        }
+    }
+
+    /// Opens the `index`th dataset.
+    pub fn open(&mut self, index: usize) -> String {
+        self.written = 0;
+        let ds = self.datasets.get(index).copied();
+        match self.meta.format {
+            DataFormat::StructureSpecific => {
+                let valid_from = ds
+                    .and_then(|d| d.valid_from)
+                    .map(|t| format!(" validFromDate=\"{}\"", format_instant_millis(t)))
+                    .unwrap_or_default();
+                format!(
+                    "<message:DataSet ss:dataScope=\"DataStructure\" xsi:type=\"ns1:DataSetType\" ss:structureRef=\"{}\" action=\"Information\"{valid_from}>",
+                    structure_id(self.meta.flow)
+                )
+            }
+            DataFormat::Csv => String::new(),
+            DataFormat::Json => {
+                let mut open = String::from(if index > 0 { "," } else { "" });
+                open.push_str("{\"action\":\"Information\",");
+                // Annotations 2i and 2i+1 of the structure are this dataset's.
+                open.push_str(&format!("\"annotations\":[{},{}],", 2 * index, 2 * index + 1));
+                if let Some(t) = ds.and_then(|d| d.valid_from) {
+                    open.push_str(&format!("\"validFrom\":\"{}\",", format_instant_millis(t)));
+                }
+                open.push_str("\"observations\":{");
+                open
+            }
+        }
+    }
+
+    /// Observations of the open dataset; every series they hold is whole in `obs`.
+    pub fn block(&mut self, obs: &[Obs]) -> String {
+        match self.meta.format {
+            DataFormat::StructureSpecific => self.xml_block(obs),
+            DataFormat::Csv => self.csv_block(obs),
+            DataFormat::Json => self.json_block(obs),
+        }
+    }
+
+    pub fn close(&mut self) -> String {
+        match self.meta.format {
+            DataFormat::StructureSpecific => "</message:DataSet>".to_string(),
+            DataFormat::Csv => String::new(),
+            DataFormat::Json => "}}".to_string(),
+        }
+    }
+
+    pub fn tail(&mut self) -> String {
+        match self.meta.format {
+            DataFormat::StructureSpecific => "</message:StructureSpecificData>\n".to_string(),
+            DataFormat::Csv => String::new(),
+            DataFormat::Json => format!("],\"structure\":{}}}\n", self.json_structure()),
+        }
+    }
+
+    fn xml_block(&mut self, obs: &[Obs]) -> String {
+        let (flow, detail) = (self.meta.flow, self.meta.detail);
+        let ids = dimension_ids(flow);
+        let at = match self.meta.obs_dim {
+            ObsDim::Time => Some(ids.len() - 1),
+            ObsDim::Dim(i) => Some(i),
+            ObsDim::All => None,
+        };
+        let mut x = Xml::new();
+        match at {
+            Some(at) => {
+                for (key, list) in series(obs, at) {
+                    let mut series_ids = ids.clone();
+                    let along = series_ids.remove(at);
+                    x.raw("<Series");
+                    for (id, v) in series_ids.iter().zip(&key) {
+                        x.raw(&format!(" {id}=\"{}\"", esc(v)));
+                    }
+                    if !detail.observations() {
+                        x.raw("/>");
+                        continue;
+                    }
+                    x.raw(">");
+                    for (value, o) in list {
+                        x.raw(&format!("<Obs {along}=\"{}\"", esc(&value)));
+                        obs_rest(&mut x, flow, o, detail);
+                    }
+                    x.raw("</Series>");
+                }
+            }
+            None if detail.observations() => {
+                for o in obs {
+                    x.raw("<Obs");
+                    for (id, v) in ids.iter().zip(dimension_values(o)) {
+                        x.raw(&format!(" {id}=\"{}\"", esc(&v)));
+                    }
+                    obs_rest(&mut x, flow, o, detail);
+                }
+            }
+            None => {}
+        }
+        x.finish()
+    }
+
+    fn csv_block(&mut self, obs: &[Obs]) -> String {
+        let dataflow = format!("{AGENCY}:{}({VERSION})", self.meta.flow.id());
+        let mut out = String::new();
+        for o in obs {
             let mut fields = vec![dataflow.clone()];
             fields.extend(dimension_values(o));
             fields.push(o.value.map(|v| v.to_string()).unwrap_or_default());
-            if m.detail.attributes() {
+            if self.meta.detail.attributes() {
                 fields.extend(o.attributes.iter().map(|a| a.clone().unwrap_or_default()));
             }
-            let _ = w.write_record(&fields);
+            out.push_str(&csv_line(&fields));
         }
+        out
     }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
-}
 
-/// SDMX-JSON 1.0 data, every dimension at the observation level: `observations` keyed by the
-/// index of each dimension's value, each `[value, attribute indices...]`.
-pub fn json(m: &Message) -> String {
-    use serde_json::{json, Value};
-    let flow = m.flow;
-    let ids = dimension_ids(flow);
-    let mut values: Vec<Vec<String>> = vec![Vec::new(); ids.len()];
-    let attrs = flow.attributes();
-    let mut attr_values: Vec<Vec<String>> = vec![Vec::new(); attrs.len()];
-    let index = |list: &mut Vec<String>, v: &str| -> usize {
-        match list.iter().position(|x| x == v) {
-            Some(i) => i,
-            None => {
-                list.push(v.to_string());
-                list.len() - 1
-            }
-        }
-    };
-    let mut datasets = Vec::new();
-    for ds in &m.datasets {
-        let mut observations = serde_json::Map::new();
-        for o in &ds.obs {
+    fn json_block(&mut self, obs: &[Obs]) -> String {
+        let mut out = String::new();
+        for o in obs {
             let key: Vec<String> = dimension_values(o)
                 .iter()
                 .enumerate()
-                .map(|(i, v)| index(&mut values[i], v).to_string())
+                .map(|(i, v)| index_of(&mut self.json.dimensions[i], v).to_string())
                 .collect();
             let mut entry = vec![o.value.map_or(Value::Null, |v| json!(v))];
-            if m.detail.attributes() {
+            if self.meta.detail.attributes() {
                 for (i, a) in o.attributes.iter().enumerate() {
-                    entry.push(a.as_ref().map_or(Value::Null, |a| json!(index(&mut attr_values[i], a))));
+                    entry.push(
+                        a.as_ref()
+                            .map_or(Value::Null, |a| json!(index_of(&mut self.json.attributes[i], a))),
+                    );
                 }
             }
-            observations.insert(key.join(":"), Value::Array(entry));
-        }
-        let mut set = json!({
-            "action": "Information",
-            "annotations": [0, 1],
-            "observations": observations,
-        });
-        if let Some(t) = ds.valid_from {
-            set["validFrom"] = json!(format_instant_millis(t));
-        }
-        datasets.push(set);
-    }
-    let dimensions: Vec<Value> = ids
-        .iter()
-        .zip(&values)
-        .enumerate()
-        .map(|(i, (id, vals))| {
-            let mut d = json!({
-                "id": id,
-                "name": id,
-                "keyPosition": i,
-                "values": vals.iter().map(|v| json!({"id": v, "name": v})).collect::<Vec<_>>(),
-            });
-            if *id == "TIME_PERIOD" {
-                d["role"] = json!("time");
-                d.as_object_mut().map(|o| o.remove("keyPosition"));
+            if self.written > 0 {
+                out.push(',');
             }
-            d
-        })
-        .collect();
-    let attributes: Vec<Value> = attrs
-        .iter()
-        .zip(&attr_values)
-        .map(|((id, _), vals)| {
-            json!({"id": id, "name": id, "values": vals.iter().map(|v| json!({"id": v, "name": v})).collect::<Vec<_>>()})
-        })
-        .collect();
-    let first = m.datasets.first();
-    let annotations = first
-        .map(|ds| {
-            vec![
-                json!({"type": "ACCORD_VIEW_DIGEST", "title": hex::encode(&ds.digest)}),
-                json!({"type": "ACCORD_CONSORTIUM_VERSION", "title": format!("{} {}", ds.consortium.version, hex::encode(&ds.consortium.digest))}),
-            ]
-        })
-        .unwrap_or_default();
-    let message = json!({
-        "header": {
-            "id": m.id,
-            "test": false,
-            "prepared": m.prepared,
-            "sender": {"id": m.sender},
-        },
-        "dataSets": datasets,
-        "structure": {
+            self.written += 1;
+            out.push_str(&format!("{}:{}", json!(key.join(":")), Value::Array(entry)));
+        }
+        out
+    }
+
+    /// SDMX-JSON's `structure`: every dimension at the observation level, the values seen.
+    fn json_structure(&self) -> Value {
+        let flow = self.meta.flow;
+        let values = |vals: &[String]| vals.iter().map(|v| json!({"id": v, "name": v})).collect::<Vec<_>>();
+        let dimensions: Vec<Value> = dimension_ids(flow)
+            .iter()
+            .zip(&self.json.dimensions)
+            .enumerate()
+            .map(|(i, (id, vals))| {
+                if *id == "TIME_PERIOD" {
+                    json!({"id": id, "name": id, "role": "time", "values": values(vals)})
+                } else {
+                    json!({"id": id, "name": id, "keyPosition": i, "values": values(vals)})
+                }
+            })
+            .collect();
+        let attributes: Vec<Value> = if self.meta.detail.attributes() {
+            flow.attributes()
+                .iter()
+                .zip(&self.json.attributes)
+                .map(|((id, _), vals)| json!({"id": id, "name": id, "values": values(vals)}))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let annotations: Vec<Value> = self
+            .datasets
+            .iter()
+            .flat_map(|ds| {
+                [
+                    json!({"type": "ACCORD_VIEW_DIGEST", "title": hex::encode(&ds.digest)}),
+                    json!({"type": "ACCORD_CONSORTIUM_VERSION", "title": format!("{} {}", ds.consortium.version, hex::encode(&ds.consortium.digest))}),
+                ]
+            })
+            .collect();
+        json!({
             "links": [{"rel": "datastructure", "urn": format!("urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure={AGENCY}:{}({VERSION})", flow.id())}],
             "name": flow.name(),
             "dimensions": {"dataSet": [], "series": [], "observation": dimensions},
-            "attributes": {"dataSet": [], "series": [], "observation": if m.detail.attributes() { attributes } else { Vec::new() }},
+            "attributes": {"dataSet": [], "series": [], "observation": attributes},
             "annotations": annotations,
-        },
-    });
-    let mut text = message.to_string();
-    text.push('\n');
-    text
+        })
+    }
+}
+
+/// One CSV record (RFC 4180 quoting where a field needs it), `\n`-terminated.
+fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = w.write_record(fields.iter().map(|f| f.as_ref()));
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// An observation's value and attributes, and the end of its element.
+fn obs_rest(x: &mut Xml, flow: Flow, o: &Obs, detail: Detail) {
+    if let Some(v) = o.value {
+        x.raw(&format!(" OBS_VALUE=\"{v}\""));
+    }
+    if detail.attributes() {
+        for ((id, _), value) in flow.attributes().iter().zip(&o.attributes) {
+            if let Some(v) = value {
+                x.raw(&format!(" {id}=\"{}\"", esc(v)));
+            }
+        }
+    }
+    x.raw("/>");
+}
+
+/// A whole message of datasets held in memory, as one text.
+pub fn render(meta: Meta, datasets: &[DataSet]) -> String {
+    let mut w = Writer::new(meta);
+    let metas: Vec<DataSetMeta> = datasets.iter().map(|d| d.meta).collect();
+    let mut out = w.head(&metas);
+    for (i, ds) in datasets.iter().enumerate() {
+        out.push_str(&w.open(i));
+        out.push_str(&w.block(&ds.obs));
+        out.push_str(&w.close());
+    }
+    out.push_str(&w.tail());
+    out
 }
