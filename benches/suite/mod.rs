@@ -15,6 +15,7 @@ mod governance;
 mod ingest;
 mod load;
 mod publish;
+mod sdmx;
 mod status;
 mod view;
 
@@ -37,7 +38,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|estimates|attest|dashboard|governance|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|estimates|attest|dashboard|sdmx|governance|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -65,6 +66,7 @@ pub fn main() {
         "estimates" => estimates::run(&mut fx),
         "attest" => attest::run(&mut fx),
         "dashboard" => dashboard::run(&mut fx),
+        "sdmx" => sdmx::run(&mut fx),
         "governance" => governance::run(&mut fx),
         "all" => {
             ingest::run(&mut fx);
@@ -81,6 +83,7 @@ pub fn main() {
             estimates::run(&mut fx);
             attest::run(&mut fx);
             dashboard::run(&mut fx);
+            sdmx::run(&mut fx);
             governance::run(&mut fx);
         }
         other => {
