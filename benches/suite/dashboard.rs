@@ -16,6 +16,23 @@ use accord::model::{Country, Period};
 use accord::node::Node;
 
 use super::daemon_view::{site, Daemon, MONTHS};
+
+/// A node of `members` (the first is this node) whose `node.toml` has `dashboard_listen` on a
+/// free loopback port, and `extra` lines: its config path and the dashboard's port.
+pub(super) fn dashboard_site(dir: &Path, members: &[Country], extra: &str) -> (std::path::PathBuf, u16) {
+    let (config_path, _) = site(dir, members);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let toml = std::fs::read_to_string(&config_path).expect("node.toml");
+    std::fs::write(
+        &config_path,
+        format!("dashboard_listen = \"127.0.0.1:{port}\"\n{extra}{toml}"),
+    )
+    .expect("node.toml");
+    (config_path, port)
+}
 use super::{line, section, thousands, Fixture};
 
 const MEMBERS: usize = 30;
@@ -25,13 +42,7 @@ pub fn run(fx: &mut Fixture) {
     section("dashboard (issue 18): 30 members, 12 monthly flows datasets each");
     let dir = fx.dir.path().join("dashboard");
     let members: Vec<Country> = Country::all_iso().take(MEMBERS).collect();
-    let (config_path, _) = site(&dir, &members);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let toml = std::fs::read_to_string(&config_path).expect("node.toml");
-    std::fs::write(&config_path, format!("dashboard_listen = \"127.0.0.1:{port}\"\n{toml}")).expect("node.toml");
+    let (config_path, port) = dashboard_site(&dir, &members, "");
     let (rows, fill_secs) = super::timed(|| fill(&config_path, &dir, &members, fx.year));
     line(
         "store",

@@ -14,7 +14,7 @@ use accord::config::NodeConfig;
 use accord::model::Country;
 use accord::node::Node;
 
-use super::daemon_view::{rss_mib, site, Daemon};
+use super::daemon_view::{rss_mib, Daemon};
 use super::{line, section, thousands, verdict, Fixture};
 
 const MEMBERS: usize = 27;
@@ -25,17 +25,7 @@ pub fn run(fx: &mut Fixture) {
     section("SDMX REST (issue 30): 27 members, 12 monthly flows datasets each");
     let dir = fx.dir.path().join("sdmx");
     let members: Vec<Country> = Country::all_iso().take(MEMBERS).collect();
-    let (config_path, _) = site(&dir, &members);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let toml = std::fs::read_to_string(&config_path).expect("node.toml");
-    std::fs::write(
-        &config_path,
-        format!("dashboard_listen = \"127.0.0.1:{port}\"\nsdmx_max_observations = 5000000\n{toml}"),
-    )
-    .expect("node.toml");
+    let (config_path, port) = super::dashboard::dashboard_site(&dir, &members, "sdmx_max_observations = 5000000\n");
     let ((rows, entries), fill_secs) = super::timed(|| {
         super::daemon_view::fill_cells(&config_path, &dir, &members, fx.year, CELLS);
         let node = Node::open(NodeConfig::load(&config_path).expect("node.toml")).expect("open node");

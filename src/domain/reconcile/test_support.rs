@@ -2,7 +2,9 @@
 
 use ring::digest::{digest, SHA256};
 
-use crate::domain::consortium::{Definition, Disclosure, Reconcile};
+use crate::domain::consortium::{
+    Consortium, Definition, Disclosure, Estimates, Measurement, Member, Reconcile, SharingDefault, SigningKey,
+};
 use crate::domain::dataset::{AcceptedDataset, Dataset};
 use crate::domain::model::Country;
 use crate::domain::model::{Cell, CellValue, Cube, Period};
@@ -98,4 +100,35 @@ pub fn flows(publisher: Country, seq: u64, cells: &[Cell]) -> AcceptedDataset {
 
 pub fn flows_cells(publisher: Country, seq: u64, cells: Vec<Cell>) -> AcceptedDataset {
     dataset(publisher, seq, Cube::Flows, year(), cells)
+}
+
+/// A member with a placeholder key (the views here are computed, never verified).
+pub fn member(code: &str, measurement: Measurement) -> Member {
+    Member {
+        country: country(code),
+        keys: vec![SigningKey {
+            public_key: [0; 32],
+            valid_from: 0,
+            valid_until: None,
+            retired_after_seq: None,
+        }],
+        measurement,
+    }
+}
+
+/// A test consortium of `members` (default measurement classes) asking for `estimates`.
+pub fn consortium(members: &[&str], estimates: Estimates) -> Consortium {
+    Consortium {
+        name: "test".into(),
+        test_only: true,
+        definition: Default::default(),
+        disclosure: Default::default(),
+        reconcile: Default::default(),
+        quorum: Default::default(),
+        sharing: SharingDefault::All,
+        agreements: Vec::new(),
+        forks: Vec::new(),
+        estimates,
+        members: members.iter().map(|c| member(c, Measurement::default())).collect(),
+    }
 }

@@ -8,9 +8,9 @@ use super::data::{for_each_block, observations, KeyFilter, Periods, Select};
 use super::query::DataFormat;
 use super::structure::{structure_message, Codelist, Flow, Selection};
 use super::write::{render, DataSet, DataSetMeta, Detail, Meta, ObsDim, Writer};
-use crate::domain::consortium::{Consortium, EstimateMethod, Estimates, Measurement, Member, SigningKey};
+use crate::domain::consortium::{Consortium, EstimateMethod, Estimates};
 use crate::domain::model::Country;
-use crate::domain::reconcile::test_support::{confidential, flows, inn, out, settings};
+use crate::domain::reconcile::test_support::{self, confidential, flows, inn, out, settings};
 use crate::domain::reconcile::{compute, under, ConsortiumRef, View};
 
 const MES: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message";
@@ -22,34 +22,13 @@ fn c(code: &str) -> Country {
 }
 
 fn consortium() -> Consortium {
-    Consortium {
-        name: "sdmx".into(),
-        test_only: true,
-        definition: Default::default(),
-        disclosure: Default::default(),
-        reconcile: Default::default(),
-        quorum: Default::default(),
-        sharing: crate::domain::consortium::SharingDefault::All,
-        agreements: Vec::new(),
-        forks: Vec::new(),
-        estimates: Estimates {
+    test_support::consortium(
+        &["DEU", "FRA", "ITA"],
+        Estimates {
             method: EstimateMethod::ImemLite,
             reference: vec![c("DEU")],
         },
-        members: ["DEU", "FRA", "ITA"]
-            .iter()
-            .map(|code| Member {
-                country: c(code),
-                keys: vec![SigningKey {
-                    public_key: [0; 32],
-                    valid_from: 0,
-                    valid_until: None,
-                    retired_after_seq: None,
-                }],
-                measurement: Measurement::default(),
-            })
-            .collect(),
-    }
+    )
 }
 
 /// DEU, FRA and ITA report each other; DEU withholds one cell.

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::domain::consortium::{Accuracy, Consortium, Measurement, SigningKey};
+use crate::domain::consortium::{Accuracy, Consortium, Measurement};
 use crate::domain::model::CellValue;
-use crate::domain::reconcile::test_support::{cell, flows, settings};
+use crate::domain::reconcile::test_support::{cell, flows, member, settings};
 use crate::domain::reconcile::{compute, under, ConsortiumRef, Reported, SideTotal};
 
 fn country(code: &str) -> Country {
@@ -32,19 +32,6 @@ fn total(sender: Reported, receiver: Reported) -> PairTotal {
         asymmetry: None,
         flag: false,
         estimate: None,
-    }
-}
-
-fn member(code: &str, measurement: Measurement) -> Member {
-    Member {
-        country: country(code),
-        keys: vec![SigningKey {
-            public_key: [0; 32],
-            valid_from: 0,
-            valid_until: None,
-            retired_after_seq: None,
-        }],
-        measurement,
     }
 }
 
@@ -292,22 +279,8 @@ fn the_digest_of_a_view_with_estimates_is_pinned() {
         );
         view
     };
-    let mut consortium = Consortium {
-        name: "pinned".into(),
-        test_only: true,
-        definition: Default::default(),
-        disclosure: Default::default(),
-        reconcile: Default::default(),
-        quorum: Default::default(),
-        sharing: crate::domain::consortium::SharingDefault::All,
-        agreements: Vec::new(),
-        forks: Vec::new(),
-        estimates: Estimates::default(),
-        members: ["DEU", "FRA", "ITA"]
-            .iter()
-            .map(|c| member(c, Measurement::default()))
-            .collect(),
-    };
+    let mut consortium =
+        crate::domain::reconcile::test_support::consortium(&["DEU", "FRA", "ITA"], Estimates::default());
     consortium.estimates = imem(&["DEU"]);
     consortium.members[2].measurement.emigration = Register {
         undercount: Undercount::High,
