@@ -372,3 +372,42 @@ pub fn dashboard_query(data: &[u8]) -> bool {
     );
     true
 }
+
+/// An SDMX REST request as the node reads it (`sdmx::query::parse`): the first line is the path
+/// after `/sdmx/2.1/` with its query string (form-urlencoded, as the handler decodes it), a
+/// second line, if any, the `Accept` header. Properties beyond "no panic": a refusal carries an
+/// SDMX status (400, 404, 406 or 501: 413 needs the view) and a message; an accepted data key
+/// reads back to the same key. Whether the request was accepted.
+pub fn sdmx_request(data: &[u8]) -> bool {
+    use accord::sdmx::query::{parse, Query};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let (request, accept) = match text.split_once('\n') {
+        Some((r, a)) => (r, Some(a)),
+        None => (text, None),
+    };
+    let (path, raw) = request.split_once('?').unwrap_or((request, ""));
+    let Ok(params) = serde_urlencoded::from_str::<Vec<(String, String)>>(raw) else {
+        return false;
+    };
+    match parse(path, &params, accept) {
+        Err(e) => {
+            assert!(
+                matches!(e.status, 400 | 404 | 406 | 501),
+                "{path}: status {} ({})",
+                e.status,
+                e.message
+            );
+            assert!(!e.message.is_empty(), "{path}: an error without a message");
+            false
+        }
+        Ok(Query::Data(q)) => {
+            let key = path.split('/').nth(2).unwrap_or("all");
+            let again = accord::sdmx::data::KeyFilter::parse(q.flow, key).expect("an accepted key parses again");
+            assert_eq!(again, q.key, "{key} reads back to another key");
+            true
+        }
+        Ok(Query::Structure(_)) => true,
+    }
+}

@@ -294,6 +294,17 @@ fn remake_seeds() {
     }
 }
 
+/// SDMX requests: the seeds say by name whether the node accepts them, and the target's own
+/// checks (an SDMX status on every refusal, keys that read back) hold on each.
+#[test]
+fn sdmx_requests_are_accepted_or_refused_with_an_sdmx_status() {
+    let results = run("sdmx_request", |b| targets::sdmx_request(b).to_string());
+    assert!(results.len() >= 8);
+    for (name, accepted) in &results {
+        assert_eq!(accepted, &name.starts_with("accepted-").to_string(), "{name}");
+    }
+}
+
 #[test]
 fn governance_attestation_and_dashboard_seeds_are_as_made() {
     for (target, name, bytes) in made_seeds() {
