@@ -243,7 +243,7 @@ fn strangers(fx: &Fixture, runtime: &tokio::runtime::Runtime) {
                 let mut client =
                     ExchangeClient::new(channel).max_decoding_message_size(accord::exchange::MAX_MESSAGE_BYTES);
                 let mut fetched = 0;
-                if client.heads(proto::HeadsRequest {}).await.is_ok() {
+                if client.heads(proto::HeadsRequest::default()).await.is_ok() {
                     let request = proto::FetchRequest {
                         publisher: publisher.to_string(),
                         from_seq: 1,
@@ -325,12 +325,15 @@ impl Exchange for Hostile {
         &self,
         _: Request<proto::AttestationsRequest>,
     ) -> Result<Response<proto::AttestationsResponse>, Status> {
-        Ok(Response::new(proto::AttestationsResponse { notes: Vec::new() }))
+        Ok(Response::new(proto::AttestationsResponse::default()))
     }
 
     async fn heads(&self, _: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
         let heads = self.0.lock().unwrap().heads.clone();
-        Ok(Response::new(proto::HeadsResponse { heads }))
+        Ok(Response::new(proto::HeadsResponse {
+            heads,
+            ..Default::default()
+        }))
     }
 
     type FetchStream = EntryStream;

@@ -84,7 +84,12 @@ fn members(n: usize) {
         })
         .collect();
     let note_bytes = notes[0].len();
-    let answer = proto::AttestationsResponse { notes: notes.clone() }.encoded_len();
+    let answer = proto::AttestationsResponse {
+        notes: notes.clone(),
+        summary: vec![0; 32],
+        unchanged: false,
+    }
+    .encoded_len();
     let heads_answer = proto::HeadsResponse {
         heads: heads
             .iter()
@@ -94,6 +99,8 @@ fn members(n: usize) {
                 digest: d.to_vec(),
             })
             .collect(),
+        summary: vec![0; 32],
+        unchanged: false,
     }
     .encoded_len();
 
@@ -124,15 +131,39 @@ fn members(n: usize) {
                 time: now,
             })
             .collect(),
+        known: Vec::new(),
     }
     .encoded_len();
     let peers = n - 1;
     let heads_round = peers * heads_answer;
-    // Quiet: the requests go out, nothing newer comes back.
-    let quiet_bytes = peers * request;
+    // Quiet (SPEC §17): each pull sends the two summaries it saw last and reads two short
+    // answers saying nothing changed; before the summaries, every pull sent the held times and
+    // read every head.
+    let quiet_heads = proto::HeadsRequest { known: vec![0; 32] }.encoded_len()
+        + proto::HeadsResponse {
+            heads: Vec::new(),
+            summary: vec![0; 32],
+            unchanged: true,
+        }
+        .encoded_len();
+    let quiet_notes = proto::AttestationsRequest {
+        held: Vec::new(),
+        known: vec![0; 32],
+    }
+    .encoded_len()
+        + proto::AttestationsResponse {
+            notes: Vec::new(),
+            summary: vec![0; 32],
+            unchanged: true,
+        }
+        .encoded_len();
+    let quiet_bytes = peers * (quiet_heads + quiet_notes);
+    let quiet_before = peers * request + heads_round;
     // Busiest: every answer carries the N − 1 notes newer than the node's.
     let new_answer = proto::AttestationsResponse {
         notes: notes[1..].to_vec(),
+        summary: vec![0; 32],
+        unchanged: false,
     }
     .encoded_len();
     let busy_bytes = peers * (request + new_answer);
@@ -151,9 +182,10 @@ fn members(n: usize) {
     line(
         &format!("{n} members: quiet round, {peers} pulls"),
         format!(
-            "{:.1} KiB sent, 0 received (Heads answers: {:.1} KiB), CPU: none but the request",
+            "{:.1} KiB sent and received ({} bytes per peer, whatever N), CPU: none but the two requests; before the summaries {:.1} KiB (held times out, every head back)",
             quiet_bytes as f64 / 1024.0,
-            heads_round as f64 / 1024.0
+            quiet_heads + quiet_notes,
+            quiet_before as f64 / 1024.0
         ),
     );
     line(
@@ -169,7 +201,7 @@ fn members(n: usize) {
         serde_json::json!({
             "members": n, "note_bytes": note_bytes, "first_answer_bytes": answer, "heads_answer_bytes": heads_answer,
             "sign_us": sign_us, "check_us": check_us, "read_us": read_us, "request_bytes": request,
-            "quiet_round_bytes": quiet_bytes, "busy_round_bytes": busy_bytes, "busy_round_cpu_ms": busy_cpu_ms
+            "quiet_round_bytes": quiet_bytes, "quiet_round_bytes_before": quiet_before, "busy_round_bytes": busy_bytes, "busy_round_cpu_ms": busy_cpu_ms
         })
     );
 }

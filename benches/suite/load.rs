@@ -75,7 +75,7 @@ pub fn run(fx: &mut Fixture) {
                         }
                         fetches.push(started.elapsed());
                     } else {
-                        client.heads(proto::HeadsRequest {}).await.expect("heads");
+                        client.heads(proto::HeadsRequest::default()).await.expect("heads");
                         heads.push(started.elapsed());
                     }
                 }

@@ -36,6 +36,14 @@ impl Feeds for Node {
         Ok(self.store.heads()?)
     }
 
+    fn feeds_summary(&self) -> [u8; 32] {
+        self.store.feeds_summary()
+    }
+
+    fn attestations_summary(&self) -> [u8; 32] {
+        self.store.attestations_summary()
+    }
+
     fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, FeedsError> {
         Ok(self.store.entry(publisher, seq)?)
     }

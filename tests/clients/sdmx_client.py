@@ -91,11 +91,22 @@ def main():
         read_back[str(row["MEASURE"])] = None if value is None or value == "" or value != value else float(value)
     out["pysdmx_csv"] = read_back
 
-    # Errors: 404 for a flow that is not there, 501 for a resource not served.
-    for url, want in [(f"{base}/data/MIG_NOTHING", 404), (f"{base}/categoryscheme", 501)]:
-        status = requests.get(url, timeout=30).status_code
-        if status != want:
-            fail(f"{url}: {status}, not {want}")
+    # Errors as SDMX says: 404 for a flow that is not there, 400 for a key of the wrong length,
+    # 501 for a resource not served; sdmx1 raises on each, and the body is an SDMX error message.
+    for url, want in [
+        (f"{base}/data/MIG_NOTHING", 404),
+        (f"{base}/data/{FLOW}/A.FRA", 400),
+        (f"{base}/categoryscheme", 501),
+    ]:
+        answer = requests.get(url, timeout=30)
+        if answer.status_code != want or b"ErrorMessage" not in answer.content:
+            fail(f"{url}: {answer.status_code}, not {want} with an SDMX error message")
+    try:
+        client.data("MIG_NOTHING")
+        fail("sdmx1 read a dataflow that is not there")
+    except requests.exceptions.HTTPError as e:
+        if e.response.status_code != 404:
+            fail(f"sdmx1: {e}")
     print(json.dumps(out))
 
 

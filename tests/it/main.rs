@@ -33,6 +33,7 @@ mod governance_members;
 mod hostile;
 mod interop;
 mod operations;
+mod quiet;
 mod sdmx;
 mod tidy;
 mod unreported;

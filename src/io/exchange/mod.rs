@@ -82,6 +82,11 @@ pub trait Feeds: Send + Sync + 'static {
     fn head(&self, publisher: Country) -> Result<Option<Head>, FeedsError>;
     /// Every feed's head, by publisher.
     fn heads(&self) -> Result<Vec<(Country, Head)>, FeedsError>;
+    /// 32 bytes that change whenever anything a peer could pull from this node changes (and on
+    /// every restart); read before the heads, so a change in between shows next time.
+    fn feeds_summary(&self) -> [u8; 32];
+    /// The same for the attestations held.
+    fn attestations_summary(&self) -> [u8; 32];
     /// A stored entry exactly as received.
     fn entry(&self, publisher: Country, seq: u64) -> Result<Option<proto::Entry>, FeedsError>;
     /// The entry `publisher`/`seq` whose header has `digest`: the feed's own, or the fork

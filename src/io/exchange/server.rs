@@ -100,6 +100,15 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<proto::Entry, Status>> + Sen
 impl Exchange for ExchangeService {
     async fn heads(&self, request: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
         self.caller(&request)?;
+        // Read before the heads: a feed changed in between shows in the next summary.
+        let summary = self.feeds.feeds_summary();
+        if request.get_ref().known.as_slice() == summary.as_slice() {
+            return Ok(Response::new(proto::HeadsResponse {
+                heads: Vec::new(),
+                summary: summary.to_vec(),
+                unchanged: true,
+            }));
+        }
         let feeds = self.feeds.clone();
         let heads = blocking(move || feeds.heads())
             .await
@@ -111,7 +120,11 @@ impl Exchange for ExchangeService {
                 digest: h.digest.to_vec(),
             })
             .collect();
-        Ok(Response::new(proto::HeadsResponse { heads }))
+        Ok(Response::new(proto::HeadsResponse {
+            heads,
+            summary: summary.to_vec(),
+            unchanged: false,
+        }))
     }
 
     type FetchStream = EntryStream;
@@ -212,11 +225,20 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<proto::AttestationsResponse>, Status> {
         let caller = self.caller(&request)?;
         if caller.prospective {
-            return Ok(Response::new(proto::AttestationsResponse { notes: Vec::new() }));
+            return Ok(Response::new(proto::AttestationsResponse::default()));
+        }
+        // Read before the notes: a note kept in between shows in the next summary.
+        let summary = self.feeds.attestations_summary();
+        let request = request.into_inner();
+        if request.known.as_slice() == summary.as_slice() {
+            return Ok(Response::new(proto::AttestationsResponse {
+                notes: Vec::new(),
+                summary: summary.to_vec(),
+                unchanged: true,
+            }));
         }
         // What the caller holds already: one time per member, bounded like the answer.
         let held: HashMap<Country, i64> = request
-            .into_inner()
             .held
             .iter()
             .take(MAX_ATTESTATIONS)
@@ -233,17 +255,26 @@ impl Exchange for ExchangeService {
                     .map(|a| held.get(&a.member).is_none_or(|t| a.time > *t));
                 newer.unwrap_or(false)
             })
-            .take(MAX_ATTESTATIONS);
-        // Within what a caller reads: the rest comes on the next pull, once these are held.
+            .collect::<Vec<_>>();
+        // Within what a caller reads: the rest comes on the next pull, once these are held;
+        // an answer cut short carries no summary, so the caller asks in full next time.
         let mut budget = MAX_ATTESTATIONS_BYTES - 64 * 1024;
-        let notes = notes
+        let newer = notes.len();
+        let notes: Vec<String> = notes
+            .into_iter()
+            .take(MAX_ATTESTATIONS)
             .take_while(|note| {
                 let fits = note.len() + 8 <= budget;
                 budget = budget.saturating_sub(note.len() + 8);
                 fits
             })
             .collect();
-        Ok(Response::new(proto::AttestationsResponse { notes }))
+        let whole = notes.len() == newer;
+        Ok(Response::new(proto::AttestationsResponse {
+            notes,
+            summary: if whole { summary.to_vec() } else { Vec::new() },
+            unchanged: false,
+        }))
     }
 
     async fn announce(

@@ -59,6 +59,8 @@ pub struct PeerSync {
     pub rejected_by_reason: std::collections::BTreeMap<RejectReason, u64>,
     /// Feeds left with a gap the peer could not fill.
     pub gaps: u64,
+    /// The peer said nothing changed since the last complete pull: nothing was fetched.
+    pub quiet: bool,
 }
 
 /// Why something a peer sent was refused: a fixed set, so metrics count by it and a peer's
@@ -175,6 +177,16 @@ fn rpc_error(peer: Country, status: tonic::Status) -> SyncError {
     SyncError::Rpc { peer, message }
 }
 
+/// What this node saw of a peer after its last complete pull (SPEC §17 quiet rounds): the
+/// peer's feeds summary with this node's own as that pull began, and the peer's attestations
+/// summary. When neither side's feeds changed since, a round asks one small question and
+/// fetches nothing; when the peer's notes did not change, it reads none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    feeds: Option<([u8; 32], [u8; 32])>,
+    attestations: Option<[u8; 32]>,
+}
+
 /// Pulls everything `peer` holds that this node lacks; the node hears of the outcome through
 /// [`Feeds::pulled`].
 pub async fn pull(
@@ -182,44 +194,71 @@ pub async fn pull(
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
 ) -> Result<PeerSync, SyncError> {
+    pull_after(feeds, peer, client, Seen::default()).await.0
+}
+
+/// [`pull`], given what the last pull from `peer` saw; returns what this one saw.
+pub async fn pull_after(
+    feeds: &Arc<dyn Feeds>,
+    peer: &Peer,
+    client: &mut ExchangeClient<Channel>,
+    seen: Seen,
+) -> (Result<PeerSync, SyncError>, Seen) {
     let started_at = unix_now();
     let started = std::time::Instant::now();
     // The whole pull has a deadline: a peer that answers slowly (or not at all, after a start)
     // costs at most this, however it paces its answers.
-    let result = match tokio::time::timeout(PULL_DEADLINE, pull_inner(feeds, peer, client)).await {
-        Ok(result) => result,
-        Err(_) => Err(SyncError::Rpc {
-            peer: peer.country,
-            message: format!(
-                "the pull did not finish within {} s (pull_deadline)",
-                PULL_DEADLINE.as_secs()
-            ),
-        }),
+    let (result, next) = match tokio::time::timeout(PULL_DEADLINE, pull_inner(feeds, peer, client, seen)).await {
+        Ok(Ok((report, next))) => (Ok(report), next),
+        Ok(Err(e)) => (Err(e), Seen::default()),
+        Err(_) => (
+            Err(SyncError::Rpc {
+                peer: peer.country,
+                message: format!(
+                    "the pull did not finish within {} s (pull_deadline)",
+                    PULL_DEADLINE.as_secs()
+                ),
+            }),
+            Seen::default(),
+        ),
     };
     let f = feeds.clone();
     let (country, took) = (peer.country, started.elapsed());
-    blocking(move || {
+    let result = blocking(move || {
         f.pulled(country, started_at, took, &result);
         result
     })
-    .await
+    .await;
+    (result, next)
 }
 
 async fn pull_inner(
     feeds: &Arc<dyn Feeds>,
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
-) -> Result<PeerSync, SyncError> {
+    seen: Seen,
+) -> Result<(PeerSync, Seen), SyncError> {
+    // This node's own summary first: anything it keeps or loses from here on makes the next
+    // round ask in full.
+    let ours = feeds.feeds_summary();
+    let known = seen
+        .feeds
+        .filter(|(_, local)| *local == ours)
+        .map(|(theirs, _)| theirs.to_vec())
+        .unwrap_or_default();
     // A Heads answer names one feed per member: it is small, and bounded far below a Fetch.
-    let heads = client
+    let answer = client
         .clone()
         .max_decoding_message_size(MAX_HEADS_BYTES)
-        .heads(proto::HeadsRequest {})
+        .heads(proto::HeadsRequest { known })
         .await
         .map_err(|s| rpc_error(peer.country, s))?
-        .into_inner()
-        .heads;
-    let mut report = PeerSync::default();
+        .into_inner();
+    let mut report = PeerSync {
+        quiet: answer.unchanged,
+        ..PeerSync::default()
+    };
+    let heads = if answer.unchanged { Vec::new() } else { answer.heads };
     for head in heads {
         // A member-to-be's feed is fetched too: it holds its approval of the version adding it.
         let Some(publisher) = Country::parse(&head.publisher).filter(|c| feeds.knows_publisher(*c)) else {
@@ -261,25 +300,57 @@ async fn pull_inner(
         }
         fetch_missing_payloads(feeds, peer, client, publisher, head.seq, &mut report).await?;
     }
+    let mut next = Seen::default();
+    // Only a pull that took everything the heads named lets the next round skip them.
+    let complete = report.rejected_total() == 0 && report.gaps == 0;
+    if let Ok(summary) = <[u8; 32]>::try_from(answer.summary.as_slice()) {
+        if answer.unchanged || complete {
+            next.feeds = Some((summary, ours));
+        }
+    }
     // A fork the peer's attestations name (its own or relayed) is fetched from the peer as
     // evidence: a split view reaches members that never sync with the two sides (SPEC §12).
-    for (publisher, seq, digest) in fetch_attestations(feeds, peer, client).await {
+    let (wanted, attestations) = fetch_attestations(feeds, peer, client, seen.attestations).await;
+    next.attestations = attestations;
+    for (publisher, seq, digest) in wanted {
         // Evidence is extra: a peer that cannot serve it costs the pull nothing else.
         if let Err(e) = fetch_one(feeds, peer, client, publisher, seq, digest, &mut report).await {
             tracing::debug!(peer = %peer.country, %publisher, seq, error = %e, "fork evidence not fetched");
         }
     }
-    Ok(report)
+    Ok((report, next))
 }
 
 /// Reads the peer's attestations (SPEC §12) and keeps those that check out; returns the headers
-/// the new ones name that conflict with this node's feeds (at most [`MAX_EVIDENCE_PER_PULL`]).
-/// A peer that does not answer, or sends notes that do not verify, costs the pull nothing else.
+/// the new ones name that conflict with this node's feeds (at most [`MAX_EVIDENCE_PER_PULL`]),
+/// and the peer's attestations summary to send next time. When `known` is the peer's summary,
+/// one small answer says nothing changed. A peer that does not answer, or sends notes that do
+/// not verify, costs the pull nothing else.
 async fn fetch_attestations(
     feeds: &Arc<dyn Feeds>,
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
-) -> Vec<(Country, u64, [u8; 32])> {
+    known: Option<[u8; 32]>,
+) -> (Vec<(Country, u64, [u8; 32])>, Option<[u8; 32]>) {
+    if let Some(known) = known {
+        let answer = client
+            .clone()
+            .max_decoding_message_size(MAX_ATTESTATIONS_BYTES)
+            .attestations(proto::AttestationsRequest {
+                held: Vec::new(),
+                known: known.to_vec(),
+            })
+            .await;
+        match answer {
+            Ok(r) if r.get_ref().unchanged => return (Vec::new(), Some(known)),
+            // Changed: ask again with the times held, so only newer notes come.
+            Ok(_) => {}
+            Err(status) => {
+                tracing::debug!(peer = %peer.country, error = %status.message(), "attestations not read");
+                return (Vec::new(), None);
+            }
+        }
+    }
     let held = match call(feeds, |f| f.attestation_times()).await {
         Ok(times) => times
             .into_iter()
@@ -293,13 +364,19 @@ async fn fetch_attestations(
     let answer = client
         .clone()
         .max_decoding_message_size(MAX_ATTESTATIONS_BYTES)
-        .attestations(proto::AttestationsRequest { held })
+        .attestations(proto::AttestationsRequest {
+            held,
+            known: Vec::new(),
+        })
         .await;
-    let notes = match answer {
-        Ok(r) => r.into_inner().notes,
+    let (notes, summary) = match answer {
+        Ok(r) => {
+            let r = r.into_inner();
+            (r.notes, <[u8; 32]>::try_from(r.summary.as_slice()).ok())
+        }
         Err(status) => {
             tracing::debug!(peer = %peer.country, error = %status.message(), "attestations not read");
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
     let f = feeds.clone();
@@ -322,7 +399,11 @@ async fn fetch_attestations(
         Ok::<_, FeedsError>(wanted)
     })
     .await;
-    wanted.unwrap_or_default()
+    match wanted {
+        Ok(wanted) => (wanted, summary),
+        // This node failed to keep what it read: ask in full next time.
+        Err(_) => (Vec::new(), None),
+    }
 }
 
 /// Fetches the one entry `publisher`/`seq` whose header has `digest` and places it: fork
@@ -549,6 +630,8 @@ pub struct Syncer {
     /// The files new connections dial with; a reload replaces them ([`Syncer::use_tls`]).
     tls: std::sync::RwLock<TlsFiles>,
     clients: tokio::sync::Mutex<std::collections::HashMap<Country, ExchangeClient<Channel>>>,
+    /// What the last pull from each peer saw, so a quiet round asks one small question.
+    seen: std::sync::Mutex<std::collections::HashMap<Country, Seen>>,
 }
 
 impl Syncer {
@@ -558,6 +641,7 @@ impl Syncer {
             peers,
             tls: std::sync::RwLock::new(tls),
             clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            seen: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -591,7 +675,12 @@ impl Syncer {
             });
         };
         match self.client_for(&p).await {
-            Ok(mut client) => pull(&self.feeds, &p, &mut client).await,
+            Ok(mut client) => {
+                let seen = self.seen_of(peer);
+                let (result, next) = pull_after(&self.feeds, &p, &mut client, seen).await;
+                self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, next);
+                result
+            }
             Err(e) => {
                 let result = Err(e);
                 let f = self.feeds.clone();
@@ -602,6 +691,15 @@ impl Syncer {
                 .await
             }
         }
+    }
+
+    fn seen_of(&self, peer: Country) -> Seen {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Pulls from every configured peer, [`MAX_CONCURRENT_PULLS`] at a time, and returns each

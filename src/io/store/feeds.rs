@@ -257,6 +257,7 @@ impl Store {
                     batch.insert(governance_key(publisher, v.header().seq), &[]);
                 }
                 self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
+                self.changes.feeds_changed();
             }
             Placement::Fork { .. } => {
                 // The first conflicting header proves the equivocation; more add nothing, so a
@@ -272,6 +273,7 @@ impl Store {
                             evidence.encode_to_vec(),
                         )
                         .map_err(|e| self.sled(e))?;
+                    self.changes.feeds_changed();
                 }
             }
             Placement::Replay => {
@@ -286,6 +288,7 @@ impl Store {
                             // Usable from now on: that is when this node accepted the dataset.
                             batch.insert(accepted_key(publisher, v.header().seq), &now_millis().to_be_bytes());
                             self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
+                            self.changes.feeds_changed();
                         }
                     }
                 }
@@ -349,6 +352,7 @@ impl Store {
             batch.insert(head_key(publisher), h);
         }
         self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
+        self.changes.feeds_changed();
         Ok(head.seq - seq + 1)
     }
 
@@ -441,6 +445,17 @@ impl Store {
         Ok(out.into_iter().collect())
     }
 
+    /// A summary of the feeds a peer could pull from this node: changes with every entry
+    /// placed, payload filled, fork evidence kept or branch set aside, and on every open.
+    pub fn feeds_summary(&self) -> [u8; 32] {
+        self.changes.feeds_summary()
+    }
+
+    /// A summary of the attestations held: changes with every one kept, and on every open.
+    pub fn attestations_summary(&self) -> [u8; 32] {
+        self.changes.attestations_summary()
+    }
+
     /// Every governance entry held (proposals and approvals), in key order.
     pub fn governance_entries(&self) -> impl Iterator<Item = Result<proto::Entry, StoreError>> + '_ {
         self.tree.scan_prefix(b"g:").map(move |item| {
@@ -469,6 +484,7 @@ impl Store {
         self.tree
             .insert(attestation_key(member), note.as_bytes())
             .map_err(|e| self.sled(e))?;
+        self.changes.attestations_changed();
         Ok(())
     }
 

@@ -25,6 +25,7 @@
 //! `node.secret`, mode 0600, created on first use; it is never logged or exported.
 
 mod backup;
+mod changes;
 mod feeds;
 mod host;
 mod migrate;
@@ -148,6 +149,8 @@ pub struct Store {
     write_lock: Mutex<()>,
     /// The next staging session (files arriving through the admin socket).
     sessions: std::sync::atomic::AtomicU64,
+    /// Summaries of what a peer could pull, for quiet sync rounds.
+    changes: changes::Changes,
 }
 
 impl Store {
@@ -223,6 +226,7 @@ impl Store {
             definition: std::sync::RwLock::new(definition),
             write_lock: Mutex::new(()),
             sessions: std::sync::atomic::AtomicU64::new(0),
+            changes: changes::Changes::new(),
         };
         store.check_meta(country)?;
         Ok(store)

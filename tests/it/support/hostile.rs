@@ -109,7 +109,7 @@ pub fn dial(config: Arc<ClientConfig>, addr: SocketAddr, server: Country) -> Exc
 
 pub async fn call_heads(client: &mut ExchangeClient<Channel>) -> Result<Vec<proto::Head>, String> {
     client
-        .heads(proto::HeadsRequest {})
+        .heads(proto::HeadsRequest::default())
         .await
         .map(|r| r.into_inner().heads)
         .map_err(|s| describe(&s))
@@ -261,7 +261,7 @@ impl Exchange for MaliciousExchange {
         &self,
         _: Request<proto::AttestationsRequest>,
     ) -> Result<Response<proto::AttestationsResponse>, Status> {
-        Ok(Response::new(proto::AttestationsResponse { notes: Vec::new() }))
+        Ok(Response::new(proto::AttestationsResponse::default()))
     }
 
     async fn heads(&self, _: Request<proto::HeadsRequest>) -> Result<Response<proto::HeadsResponse>, Status> {
@@ -272,7 +272,10 @@ impl Exchange for MaliciousExchange {
         if stalled {
             std::future::pending::<()>().await;
         }
-        Ok(Response::new(proto::HeadsResponse { heads }))
+        Ok(Response::new(proto::HeadsResponse {
+            heads,
+            ..Default::default()
+        }))
     }
 
     type FetchStream = EntryStream;
