@@ -91,6 +91,36 @@ def main():
         read_back[str(row["MEASURE"])] = None if value is None or value == "" or value != value else float(value)
     out["pysdmx_csv"] = read_back
 
+    # pysdmx validates SDMX-ML against the SDMX 2.1 XML schemas it ships: the structure
+    # messages and the StructureSpecificData must pass, and the data read with the DSD must
+    # give the same figures.
+    from pysdmx.io import get_datasets
+
+    for url in [
+        f"{base}/dataflow/ACCORD/all/latest",
+        f"{base}/datastructure/ACCORD/all/latest?references=all",
+        f"{base}/codelist/all/all/latest",
+        f"{base}/conceptscheme/ACCORD/CS_MIGRATION/1.0",
+    ]:
+        answer = requests.get(url, timeout=30)
+        answer.raise_for_status()
+        read_sdmx(answer.text, validate=True)
+    reported_dsd = requests.get(f"{base}/datastructure/ACCORD/MIG_FLOWS_REPORTED/latest?references=children", timeout=30).text
+    reported = requests.get(
+        f"{base}/data/MIG_FLOWS_REPORTED/A.DEU.IN.FRA...?dimensionAtObservation=AllDimensions", timeout=30
+    ).text
+    if len(get_datasets(reported, structure=reported_dsd, validate=True)[0].data) == 0:
+        fail("MIG_FLOWS_REPORTED: no observations read")
+    dsd_text = requests.get(f"{base}/datastructure/ACCORD/{FLOW}/latest?references=children", timeout=30).text
+    path = f"{base}/data/{FLOW}/A.FRA.DEU._T._T._T.{'+'.join(MEASURES)}?startPeriod={year}&endPeriod={year}"
+    data_text = requests.get(path, timeout=30).text
+    datasets = get_datasets(data_text, structure=dsd_text, validate=True)
+    read_xml = {}
+    for _, row in datasets[0].data.iterrows():
+        value = row.get("OBS_VALUE")
+        read_xml[str(row["MEASURE"])] = None if value is None or value == "" or value != value else float(value)
+    out["pysdmx_xml"] = read_xml
+
     # Errors as SDMX says: 404 for a flow that is not there, 400 for a key of the wrong length,
     # 501 for a resource not served; sdmx1 raises on each, and the body is an SDMX error message.
     for url, want in [

@@ -1,9 +1,10 @@
 //! SDMX REST and vintages (SPEC §16) as a statistician's tools meet them: two `accord serve`
 //! daemons publish, one revises, and the other node's dashboard listener answers SDMX 2.1
 //! structure and data queries with the figures `accord view` prints, as of now and as of
-//! before the revision; `accord view --as-of` gives the digest the node had then. An
-//! independent client (the Python packages sdmx1 and pysdmx, installed by `.ci/run`) reads the
-//! same node through `tests/clients/sdmx_client.py`.
+//! before the revision; `accord view --as-of` gives the digest the node had then. Independent
+//! clients (the Python packages sdmx1 and pysdmx, installed by `.ci/run`) read the same node
+//! through `tests/clients/sdmx_client.py`; pysdmx also validates every SDMX-ML message against
+//! the SDMX 2.1 XML schemas it ships.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -404,6 +405,11 @@ fn sdmx_clients_read_the_view_and_its_vintages() {
             client["pysdmx_csv"][measure].as_f64(),
             want,
             "pysdmx {measure}: {client}"
+        );
+        assert_eq!(
+            client["pysdmx_xml"][measure].as_f64(),
+            want,
+            "pysdmx XML {measure}: {client}"
         );
     }
 }
