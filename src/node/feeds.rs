@@ -11,6 +11,10 @@ use crate::io::store::StoreError;
 use crate::node::NodeError;
 use crate::proto;
 
+/// How often quiet pulls still compare this node's attestation with its state: often enough for
+/// the re-attestation every [`super::attest::REATTEST_SECS`].
+pub const ATTEST_CHECK_SECS: i64 = 60;
+
 impl Feeds for Node {
     fn country(&self) -> Country {
         self.config.country
@@ -124,9 +128,18 @@ impl Feeds for Node {
         if let Err(e) = self.store.set_peer_status(peer, &status) {
             tracing::error!(%peer, error = %e, "cannot record peer status");
         }
-        // After each round, this node states what it now holds (SPEC §12).
-        if let Err(e) = self.attest_if_changed(crate::domain::date::unix_now()) {
-            tracing::warn!(error = %e, "cannot sign this node's attestation");
+        // After each round that may have changed what it holds, this node states it (SPEC §12).
+        // A quiet pull changed nothing: comparing the attestation with the state (every head,
+        // the view digest) after each of them would make a quiet round cost N heads per peer,
+        // so they check only now and then, for the re-attestation every ten minutes.
+        let now = crate::domain::date::unix_now();
+        let quiet = matches!(result, Ok(s) if s.quiet && s.appended == 0 && s.forks == 0);
+        let last = self.attest_checked.load(std::sync::atomic::Ordering::Relaxed);
+        if !quiet || now - last >= ATTEST_CHECK_SECS {
+            self.attest_checked.store(now, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = self.attest_if_changed(now) {
+                tracing::warn!(error = %e, "cannot sign this node's attestation");
+            }
         }
     }
 }

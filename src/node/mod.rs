@@ -103,6 +103,9 @@ pub struct Node {
     /// Held while an attestation is compared with the one kept and stored (this node's own or
     /// a peer's): concurrent pulls never put an older note over a newer one.
     attesting: std::sync::Mutex<()>,
+    /// When the last pull made this node compare its attestation with its state (Unix
+    /// seconds): quiet pulls check again only after [`feeds::ATTEST_CHECK_SECS`].
+    attest_checked: std::sync::atomic::AtomicI64,
     /// The TLS files in use: the configured ones, until a reload (SIGHUP) puts the `[tls]`
     /// section as it is then in their place. Readiness and expiry metrics read these.
     tls: std::sync::RwLock<crate::io::tls::TlsFiles>,
@@ -146,6 +149,7 @@ impl Node {
             current: current::Index::default(),
             governance,
             attesting: std::sync::Mutex::new(()),
+            attest_checked: std::sync::atomic::AtomicI64::new(0),
         };
         node.follow_kept_branches()?;
         Ok(Arc::new(node))
