@@ -15,6 +15,7 @@ mod governance;
 mod ingest;
 mod load;
 mod publish;
+mod scale;
 mod sdmx;
 mod status;
 mod view;
@@ -38,7 +39,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|estimates|attest|dashboard|sdmx|governance|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|estimates|attest|dashboard|sdmx|scale|governance|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -67,6 +68,7 @@ pub fn main() {
         "attest" => attest::run(&mut fx),
         "dashboard" => dashboard::run(&mut fx),
         "sdmx" => sdmx::run(&mut fx),
+        "scale" => scale::run(&mut fx),
         "governance" => governance::run(&mut fx),
         "all" => {
             ingest::run(&mut fx);
@@ -84,6 +86,7 @@ pub fn main() {
             attest::run(&mut fx);
             dashboard::run(&mut fx);
             sdmx::run(&mut fx);
+            scale::run(&mut fx);
             governance::run(&mut fx);
         }
         other => {
@@ -103,6 +106,7 @@ fn child_main(args: &[String]) {
         "store-only" => ingest::child_store_only(rest),
         "raw-sled" => ingest::child_raw_sled(rest),
         "view" => view::child_view(rest),
+        "scale" => scale::child_scale(rest),
         other => {
             eprintln!("unknown child job {other:?}");
             std::process::exit(2);
