@@ -134,24 +134,30 @@ pub(super) fn fill_cells(config_path: &Path, dir: &Path, members: &[Country], ye
                 cells,
                 unreported: Default::default(),
             };
-            let entry = sign_entry(
-                &dataset,
-                EntryParams {
-                    head,
-                    created_at: unix_now(),
-                    audience: Vec::new(),
-                    key: &key,
-                },
-            );
-            let (verified, placement) = node.accept(entry).expect("entry accepted");
-            assert_eq!(placement, Placement::Append);
-            head = Some(Head {
-                seq: verified.header().seq,
-                digest: verified.digest(),
-            });
+            head = Some(accept_signed(&node, &dataset, &key, head));
         }
     }
     node.flush().expect("flush");
+}
+
+/// Signs `dataset` after `head` with `key`, has `node` accept it as the next entry of the
+/// publisher's feed, and returns the new head.
+pub(super) fn accept_signed(node: &Node, dataset: &Dataset, key: &Ed25519KeyPair, head: Option<Head>) -> Head {
+    let entry = sign_entry(
+        dataset,
+        EntryParams {
+            head,
+            created_at: unix_now(),
+            audience: Vec::new(),
+            key,
+        },
+    );
+    let (verified, placement) = node.accept(entry).expect("entry accepted");
+    assert_eq!(placement, Placement::Append);
+    Head {
+        seq: verified.header().seq,
+        digest: verified.digest(),
+    }
 }
 
 /// Runs `accord view --format csv`, counting its output, while sampling the daemon's RSS.

@@ -110,7 +110,8 @@ pub fn run(fx: &mut Fixture) {
     daemon.stop();
 }
 
-fn get(port: u16, path: &str) -> String {
+/// `GET path` on the loopback listener at `port`; the body of a 200 answer.
+pub(super) fn get(port: u16, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
     write!(
         stream,

@@ -11,9 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use accord::config::NodeConfig;
-use accord::dataset::publish::{sign_entry, EntryParams};
 use accord::dataset::{Dataset, Head};
-use accord::date::unix_now;
 use accord::model::{Cell, CellValue, Country, Cube, Period};
 use accord::node::Node;
 use ring::signature::Ed25519KeyPair;
@@ -163,18 +161,5 @@ fn publish(node: &Node, dir: &Path, members: &[Country], i: usize, year: i32, he
         cells,
         unreported: Default::default(),
     };
-    let entry = sign_entry(
-        &dataset,
-        EntryParams {
-            head,
-            created_at: unix_now(),
-            audience: Vec::new(),
-            key: &key,
-        },
-    );
-    let (verified, _) = node.accept(entry).expect("entry accepted");
-    Head {
-        seq: verified.header().seq,
-        digest: verified.digest(),
-    }
+    super::daemon_view::accept_signed(node, &dataset, &key, head)
 }

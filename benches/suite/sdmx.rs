@@ -106,18 +106,8 @@ pub fn run(fx: &mut Fixture) {
 /// `GET path`: the body and the milliseconds until it was read whole.
 fn timed_get(port: u16, path: &str) -> (String, f64) {
     let started = Instant::now();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    (body.to_string(), ms)
+    let body = super::dashboard::get(port, path);
+    (body, started.elapsed().as_secs_f64() * 1e3)
 }
 
 /// Reads `path` to its end while sampling the daemon's RSS every 10 ms: bytes, peak MiB, seconds.

@@ -1,5 +1,6 @@
 //! Node-to-node exchange (SPEC §5): the `accord.v1.Exchange` gRPC service a node serves to its
-//! peers ([`server`]) and the anti-entropy client that pulls from them ([`sync`]). Transport
+//! peers ([`server`]) and the anti-entropy client that pulls from them ([`sync`], driven per
+//! peer by [`syncer`]). Transport
 //! only: what a node holds and how it accepts an entry come through the [`Feeds`] trait it is
 //! given, so this module never sees the node, its store's writes or its view. Generated
 //! protobuf types stay here and in `dataset`'s codec; everything else sees domain types.
@@ -11,6 +12,7 @@
 pub mod announce;
 pub mod server;
 pub mod sync;
+pub mod syncer;
 
 use std::time::Duration;
 
@@ -18,7 +20,8 @@ use crate::domain::dataset::{Head, Placement, VerifyError};
 use crate::domain::model::Country;
 use crate::proto;
 
-pub use sync::{PeerSync, RejectReason, Rejection, SyncError, Syncer};
+pub use sync::{PeerSync, RejectReason, Rejection, SyncError};
+pub use syncer::Syncer;
 
 /// Most entries one Fetch may return; clients ask in chunks of this size.
 pub const MAX_FETCH_ENTRIES: u64 = 256;
