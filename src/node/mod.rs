@@ -410,41 +410,23 @@ impl Node {
         if let Some(cached) = snapshot.cached.clone() {
             return Ok(cached);
         }
-        // Each dataset is decoded, read into the view and dropped before the next: the view
-        // never needs every decoded dataset at once.
-        let mut failure = None;
-        let datasets = current::datasets(&self.store, &snapshot, &self.limits)
-            .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
-        let mut view = crate::domain::reconcile::compute_current(datasets, &self.consortium().reconcile);
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let in_force = self.governance();
-        let version = in_force.current();
-        crate::domain::reconcile::under(
-            &mut view,
-            crate::domain::reconcile::ConsortiumRef {
-                version: version.version,
-                digest: version.digest,
-            },
-            &version.document,
-        );
-        let view = Arc::new(view);
+        let view = Arc::new(self.view_of(&snapshot, self.governance().current())?);
         let digest = view.digest();
         self.current.cache_view(snapshot.generation, view.clone(), digest);
         Ok((view, digest))
     }
 
-    /// The view as it was on this node at `t` (milliseconds since the Unix epoch, SPEC §16):
-    /// from the entries it had accepted by then, under the consortium version in force then,
-    /// with that view's digest. Computed afresh on every call (each entry verified again).
-    pub fn view_as_of(&self, t: i64) -> Result<(View, [u8; 32]), NodeError> {
-        let in_force = self.governance.in_force_as_of(&self.store, &self.limits, t)?;
-        let snapshot = current::as_of(&self.store, &in_force, &self.limits, t)?;
+    /// The view of `snapshot`'s datasets under consortium `version`.
+    fn view_of(
+        &self,
+        snapshot: &current::Snapshot,
+        version: &crate::domain::consortium::Version,
+    ) -> Result<View, NodeError> {
+        // Each dataset is decoded, read into the view and dropped before the next: the view
+        // never needs every decoded dataset at once.
         let mut failure = None;
-        let datasets = current::datasets(&self.store, &snapshot, &self.limits)
+        let datasets = current::datasets(&self.store, snapshot, &self.limits)
             .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
-        let version = in_force.current();
         let mut view = crate::domain::reconcile::compute_current(datasets, &version.document.reconcile);
         if let Some(e) = failure {
             return Err(e);
@@ -457,6 +439,16 @@ impl Node {
             },
             &version.document,
         );
+        Ok(view)
+    }
+
+    /// The view as it was on this node at `t` (milliseconds since the Unix epoch, SPEC §16):
+    /// from the entries it had accepted by then, under the consortium version in force then,
+    /// with that view's digest. Computed afresh on every call (each entry verified again).
+    pub fn view_as_of(&self, t: i64) -> Result<(View, [u8; 32]), NodeError> {
+        let in_force = self.governance.in_force_as_of(&self.store, &self.limits, t)?;
+        let snapshot = current::as_of(&self.store, &in_force, &self.limits, t)?;
+        let view = self.view_of(&snapshot, in_force.current())?;
         let digest = view.digest();
         Ok((view, digest))
     }

@@ -6,8 +6,9 @@
 //! Read-only and bounded like the dashboard it shares a listener with (loopback only, the same
 //! guard): [`query`] reads the request (pure), [`data`] selects observations from the view,
 //! [`write`] and [`structure`] write the messages. No request renders more than
-//! `sdmx_max_observations` observations (413), and `includeHistory` reads at most
-//! [`MAX_VINTAGES`] revisions.
+//! `sdmx_max_observations` observations (413), `includeHistory` reads at most
+//! [`MAX_VINTAGES`] revisions, and one vintage (`asOf`, `includeHistory`) is computed at a
+//! time (503 for the others meanwhile).
 
 pub mod data;
 pub mod query;
@@ -222,9 +223,24 @@ fn current_or_as_of(node: &Node, as_of: Option<i64>) -> Result<(Arc<View>, [u8; 
     match as_of {
         None => Ok((node.view().map_err(internal)?, node.view_digest().map_err(internal)?)),
         Some(t) => {
+            let _slot = vintage_slot()?;
             let (v, d) = node.view_as_of(t).map_err(internal)?;
             Ok((Arc::new(v), d))
         }
+    }
+}
+
+/// One vintage computed at a time: each verifies every entry and builds a whole view, so a
+/// client (or another user of the host) sending many `asOf` or `includeHistory` queries at once
+/// gets 503 for all but one instead of every core.
+fn vintage_slot() -> Result<std::sync::MutexGuard<'static, ()>, SdmxError> {
+    static VINTAGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    match VINTAGE.try_lock() {
+        Ok(guard) => Ok(guard),
+        Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => Err(SdmxError::unavailable(
+            "another asOf or includeHistory query is being computed: try again shortly",
+        )),
     }
 }
 
@@ -307,6 +323,7 @@ fn dataset(
 /// `includeHistory`: one dataset per revision that changed the selected observations, each the
 /// view as of the moment this node accepted that revision.
 fn history(node: &Node, q: &DataQuery) -> Result<Vec<DataSet>, SdmxError> {
+    let _slot = vintage_slot()?;
     let mut times = node.acceptance_times().map_err(internal)?;
     if let Some(t) = q.as_of {
         times.retain(|x| *x <= t);

@@ -57,6 +57,14 @@ impl SdmxError {
         }
     }
 
+    pub fn unavailable(message: impl Into<String>) -> SdmxError {
+        SdmxError {
+            status: 503,
+            code: 503,
+            message: message.into(),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> SdmxError {
         SdmxError {
             status: 500,

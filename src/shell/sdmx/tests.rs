@@ -307,3 +307,12 @@ fn a_message_written_pair_by_pair_is_the_message_held_whole() {
         }
     }
 }
+
+#[test]
+fn one_vintage_is_computed_at_a_time() {
+    let first = super::vintage_slot().expect("the slot is free");
+    let refused = super::vintage_slot().expect_err("a second vintage waits its turn");
+    assert_eq!(refused.status, 503);
+    drop(first);
+    assert!(super::vintage_slot().is_ok(), "free again once the first is done");
+}
