@@ -29,6 +29,11 @@
 //! that passed stays passed; but it can reconcile figures that contradicted each other, so the
 //! check runs again until it suppresses nothing more. Where nothing the new publication can
 //! suppress is enough, it is refused.
+//!
+//! A table whose new figures are those its period already shows (the earlier entry's
+//! confidential cells confidential again) is republished as it was without a check: it adds
+//! nothing to what an analyst holds, and tables share no unknowns, so a revision costs only the
+//! tables its records changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -87,10 +92,17 @@ pub(super) fn protect(
         }
     }
     let mut suppressed: BTreeSet<Vec<String>> = BTreeSet::new();
+    // The figures this period shows now, from its latest earlier entry.
+    let previous = earlier.iter().rev().find(|(_, m, _)| *m == this).map(|(_, _, f)| f);
     for keys in tables.values() {
         let Some(total) = keys.iter().copied().find(|key| key[width..].iter().all(|v| v == TOTAL)) else {
             continue;
         };
+        if let Some(again) = previous.and_then(|previous| republished(keys, previous, new)) {
+            // The table as already published: an analyst learns nothing new from it.
+            suppressed.extend(again);
+            continue;
+        }
         let cells: Vec<&[String]> = keys.iter().copied().filter(|key| *key != total).collect();
         // The latest figures of every period from entry `start` on, with the new ones.
         let run = |start: usize| {
@@ -131,6 +143,23 @@ pub(super) fn protect(
         }
     }
     Ok(suppressed.into_iter().collect())
+}
+
+/// Whether the new figures of a table's `keys` show exactly what `previous` (the latest earlier
+/// entry of the same period) showed once its confidential cells are confidential again: then
+/// the keys to suppress for that, since publishing the same figures again adds nothing to what
+/// any reasoning over the feed can find. Tables share no unknowns, so each is judged alone,
+/// and a revision costs the tables whose figures changed.
+fn republished(keys: &[&[String]], previous: &Figures<'_>, new: &Figures<'_>) -> Option<Vec<Vec<String>>> {
+    let mut again = Vec::new();
+    for &key in keys {
+        match (fact(previous, key), fact(new, key)) {
+            (was, now) if was == now => {}
+            (Fact::Confidential, Fact::Exact(v)) if v > 0 => again.push(key.to_vec()),
+            _ => return None,
+        }
+    }
+    Some(again)
 }
 
 /// One arc of the flow network: a figure (or a month of a key handed to the total).
@@ -506,23 +535,36 @@ impl<'k> Table<'k> {
         self.searches += 1;
         let search = self.searches;
         let Table {
-            arcs, adjacent, marks, ..
+            arcs,
+            adjacent,
+            marks,
+            shape,
+            ..
         } = self;
         marks.resize(adjacent.len(), 0);
         marks[start] = search;
-        // The nodes on the current path, each with the next of its arcs to try.
+        // Goal first: at each node the arcs into `end`'s tree are tried before the others, so
+        // a search from a key's figure back to that key closes the short cycle through one
+        // other key (a rectangle of four figures) before it wanders through the table.
+        let len = shape.len().max(1);
+        let tree = |n: usize| n.checked_sub(2).map(|n| n / len);
+        let goal = tree(end);
+        // The nodes on the current path, each with the next of its arcs to try (two passes).
         let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
         let mut via: Vec<(usize, bool)> = Vec::new();
         while let Some((node, next)) = stack.last_mut() {
             if *node == end {
                 return Some(via);
             }
-            let Some(&(a, forward)) = adjacent[*node].get(*next) else {
+            let list = &adjacent[*node];
+            if *next >= 2 * list.len() {
                 stack.pop();
                 via.pop();
                 continue;
-            };
+            }
+            let (pass, i) = (*next / list.len(), *next % list.len());
             *next += 1;
+            let (a, forward) = list[i];
             if a == skip {
                 continue;
             }
@@ -532,6 +574,9 @@ impl<'k> Table<'k> {
             } else {
                 (arc.from, arc.flow - arc.lo)
             };
+            if (tree(to) == goal) != (pass == 0) {
+                continue;
+            }
             if spare >= room && marks[to] != search {
                 marks[to] = search;
                 stack.push((to, 0));

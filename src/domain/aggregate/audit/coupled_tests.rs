@@ -328,3 +328,66 @@ fn a_suppression_that_reconciles_stale_figures_is_checked_again() {
     }
     assert_eq!(lp_attack(k, &feed, &truth), None);
 }
+
+/// A revision where one table changed: the unchanged table goes out exactly as before (its
+/// secondary suppression included), the changed one is audited afresh.
+#[test]
+fn a_revision_keeps_unchanged_tables_as_published_and_audits_the_changed_ones() {
+    let k = 5;
+    let ita_total = key(&format!("IN,ITA,{TOTAL},{TOTAL},{TOTAL}"));
+    // FRA: a small cell beside a large one (the total would pin it); ITA: two large cells.
+    let mut counts = Counts::new();
+    counts.insert(key("IN,FRA,DEU,F,Y20-24"), [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    counts.insert(key("IN,FRA,FRA,M,Y20-24"), [30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    counts.insert(key("IN,ITA,ITA,M,Y20-24"), [0, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    counts.insert(key("IN,ITA,ITA,F,Y20-24"), [0, 25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let truth = |counts: &Counts| {
+        let mut out: Months = counts.iter().map(|(k, m)| (k.clone(), m.map(i64::from))).collect();
+        for (table, total) in [("IN,FRA,", total()), ("IN,ITA,", ita_total.clone())] {
+            let mut sum = [0i64; 12];
+            for (_, months) in counts.iter().filter(|(k, _)| k.join(",").starts_with(table)) {
+                for (s, v) in sum.iter_mut().zip(months) {
+                    *s += i64::from(*v);
+                }
+            }
+            out.insert(total, sum);
+        }
+        out
+    };
+    let cells = |truth: &Months| -> Vec<Cell> {
+        truth
+            .iter()
+            .filter_map(|(key, months)| {
+                let n: i64 = months.iter().sum();
+                let value = match n {
+                    0 => return None,
+                    n if n < i64::from(k) => CellValue::Confidential,
+                    n => CellValue::Value(n as u64),
+                };
+                Some(Cell { key: key.clone(), value })
+            })
+            .collect()
+    };
+    let year = Period::Year(2025);
+    let first = audit(k, &[], year, cells(&truth(&counts)), &truth(&counts)).unwrap();
+    assert_eq!(first.suppressed.len(), 1, "{first:?}");
+    let fra = |cells: &[Cell]| -> Vec<Cell> {
+        cells.iter().filter(|c| c.key[1] == "FRA").cloned().collect()
+    };
+    // Late registrations in ITA only: a small cell beside the large ones.
+    counts.insert(key("IN,ITA,DEU,F,Y0-4"), [0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let earlier = [Earlier {
+        seq: 1,
+        period: year,
+        cells: &first.cells,
+    }];
+    let now = truth(&counts);
+    let second = audit(k, &earlier, year, cells(&now), &now).unwrap();
+    assert_eq!(fra(&second.cells), fra(&first.cells), "FRA's table is republished as it was");
+    assert!(second.suppressed.contains(&first.suppressed[0]), "{second:?}");
+    // ITA's table changed: its small cell is protected by a suppression of its own.
+    assert!(
+        second.suppressed.iter().any(|key| key[1] == "ITA"),
+        "ITA's new small cell needs a secondary suppression: {second:?}"
+    );
+}
