@@ -13,9 +13,9 @@ use accord::dataset::{verify, Dataset, Limits};
 use accord::date::unix_now;
 use accord::date::Date;
 use accord::model::{Country, Cube, Period};
-use accord::record::{EventType, Reason, Record, Sex};
 use accord::node::{Node, PublishRequest};
 use accord::proto;
+use accord::record::{EventType, Reason, Record, Sex};
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 
 use super::{country, flows_cells, line, section, thousands, timed, verdict, Fixture};
@@ -130,7 +130,8 @@ pub fn run_publish(fx: &mut Fixture) {
     );
     // A revision after late registrations: 20 immigrations from FRA arrive for the year, so
     // the IN,FRA table changes and is audited afresh; the other tables go out as before.
-    node.ingest(&late_registrations(fx.year, 20)).expect("ingest late registrations");
+    node.ingest(&late_registrations(fx.year, 20))
+        .expect("ingest late registrations");
     let (late, late_secs) = timed(|| {
         node.publish(PublishRequest::new(Cube::Flows, year))
             .expect("revise year after late registrations")

@@ -6,7 +6,6 @@
 //! `/api/view` is `accord view --format json` byte for byte (the CLI through the admin socket).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -19,24 +18,13 @@ use accord::record::EventType;
 use crate::support::cluster::{
     cluster_options, countries, ingest_synthetic, publish_and_announce, start_cluster_with, synthetic_records,
 };
+use crate::support::http;
 use crate::support::{eventually, last_year};
 
-/// `GET path` with `host`; (status line, headers, body).
+/// `GET path` with `host`; (status line, headers in lower case, body).
 fn get(addr: std::net::SocketAddr, path: &str, host: &str) -> (String, String, String) {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the dashboard");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the answer");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.lines().next().unwrap_or_default().to_string();
-    (status, head.to_lowercase(), body.to_string())
+    let answer = http::get(addr, path, host, &[]);
+    (answer.status_line, answer.head.to_lowercase(), answer.body)
 }
 
 fn chromium() -> PathBuf {

@@ -10,50 +10,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::support::cli::{free_port, Site};
-use crate::support::{eventually_blocking, last_year, DEADLINE};
+use crate::support::http;
+use crate::support::{eventually_blocking, last_year};
 
 /// `GET path` with `accept`: the status, the content type and the body.
 fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the answer");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(body) } else { body.to_string() };
-    (status, content_type, body)
-}
-
-/// The body of a chunked HTTP/1.1 answer (a streamed SDMX message).
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else {
-            return out;
-        };
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).expect("a chunk size");
-        if size == 0 {
-            return out;
-        }
-        out.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
+    let accept = accept.map(|a| format!("Accept: {a}"));
+    let headers: Vec<&str> = accept.iter().map(String::as_str).collect();
+    let answer = http::get(addr, path, &addr.to_string(), &headers);
+    (answer.status, answer.header("content-type"), answer.body)
 }
 
 /// The value of XML attribute `name` in `element` (one element's text).

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use tempfile::TempDir;
 
-use super::{eventually_blocking, last_year, DEADLINE};
+use super::{eventually_blocking, last_year};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_accord");
 
@@ -332,23 +332,11 @@ impl Member {
 
     /// The HTTP status line and body of a GET on the member's metrics port.
     pub fn http_get(&self, path: &str) -> (String, String) {
-        use std::io::{Read, Write};
         let port = self
             .metrics_port
             .unwrap_or_else(|| panic!("{} serves no metrics", self.code));
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("connect to {} metrics: {e}", self.code));
-        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        // HTTP/1.1 keeps a connection open unless asked not to; this reader reads to the end.
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read response");
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+        let answer = super::http::get(([127, 0, 0, 1], port).into(), path, "127.0.0.1", &[]);
+        (answer.status_line, answer.body)
     }
 
     /// The value of an unlabelled metric on `/metrics`.

@@ -6,6 +6,7 @@
 //! - [`cluster`]: real nodes in this process (`TestCluster`, `start_cluster`), synthetic records
 //!   and feed heads;
 //! - [`governance`]: every node's consortium version, digests and pending proposals;
+//! - [`http`]: one plain HTTP GET (metrics, dashboard, SDMX), streamed answers joined;
 //! - [`hostile`]: a cluster with a victim and a member that turns hostile, clients that
 //!   misbehave at the TLS layer, entries signed by hand, and a malicious member's `Exchange`;
 //! - [`logs`]: the one tracing subscriber of the test binary, and the lines a test's own nodes
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod cluster;
 pub mod governance;
 pub mod hostile;
+pub mod http;
 pub mod logs;
 
 use std::time::{Duration, Instant};

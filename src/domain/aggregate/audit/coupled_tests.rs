@@ -364,16 +364,17 @@ fn a_revision_keeps_unchanged_tables_as_published_and_audits_the_changed_ones() 
                     n if n < i64::from(k) => CellValue::Confidential,
                     n => CellValue::Value(n as u64),
                 };
-                Some(Cell { key: key.clone(), value })
+                Some(Cell {
+                    key: key.clone(),
+                    value,
+                })
             })
             .collect()
     };
     let year = Period::Year(2025);
     let first = audit(k, &[], year, cells(&truth(&counts)), &truth(&counts)).unwrap();
     assert_eq!(first.suppressed.len(), 1, "{first:?}");
-    let fra = |cells: &[Cell]| -> Vec<Cell> {
-        cells.iter().filter(|c| c.key[1] == "FRA").cloned().collect()
-    };
+    let fra = |cells: &[Cell]| -> Vec<Cell> { cells.iter().filter(|c| c.key[1] == "FRA").cloned().collect() };
     // Late registrations in ITA only: a small cell beside the large ones.
     counts.insert(key("IN,ITA,DEU,F,Y0-4"), [0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     let earlier = [Earlier {
@@ -383,7 +384,11 @@ fn a_revision_keeps_unchanged_tables_as_published_and_audits_the_changed_ones() 
     }];
     let now = truth(&counts);
     let second = audit(k, &earlier, year, cells(&now), &now).unwrap();
-    assert_eq!(fra(&second.cells), fra(&first.cells), "FRA's table is republished as it was");
+    assert_eq!(
+        fra(&second.cells),
+        fra(&first.cells),
+        "FRA's table is republished as it was"
+    );
     assert!(second.suppressed.contains(&first.suppressed[0]), "{second:?}");
     // ITA's table changed: its small cell is protected by a suppression of its own.
     assert!(
