@@ -136,11 +136,17 @@ impl Node {
             }
         };
         let consortium = &*consortium;
+        // The subtotals (over each single dimension, and pairs of them) under cell-key and
+        // none; under threshold only each table's total (see `margins`).
+        let subtotals = match consortium.disclosure {
+            Disclosure::Threshold { .. } => BTreeMap::new(),
+            _ => margins::subtotals(cube, &tallies),
+        };
         let cells = disclosure::protect(&consortium.disclosure, tallies);
-        if cells.len() > self.limits.max_cells {
+        if cells.len() + subtotals.len() > self.limits.max_cells {
             return Err(NodeError::Request(format!(
                 "{cube} {period} has {} cells, over the limit max_cells ({})",
-                cells.len(),
+                cells.len() + subtotals.len(),
                 self.limits.max_cells
             )));
         }
@@ -171,7 +177,7 @@ impl Node {
                     suppressed = audited.suppressed.len();
                     audited.cells
                 }
-                _ => cells,
+                _ => sorted(cells, disclosure::protect(&consortium.disclosure, subtotals.clone())),
             };
             let dataset = Dataset {
                 publisher: self.country(),
@@ -311,4 +317,11 @@ fn sharing_audience(
         )));
     }
     Ok(if requested.is_empty() { parties } else { requested })
+}
+
+/// `cells` and `more` in one list in key order (a dataset's cells are sorted).
+fn sorted(mut cells: Vec<Cell>, more: Vec<Cell>) -> Vec<Cell> {
+    cells.extend(more);
+    cells.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    cells
 }

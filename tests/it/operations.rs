@@ -104,6 +104,36 @@ fn a_backup_of_a_running_node_restores_whole_on_a_fresh_directory() {
     let (a, b) = (cells(&site, &consortium, "a.json"), cells(&site, &consortium, "b.json"));
     assert!(!a.is_empty());
     assert_eq!(a, b, "same records, same secret: same noise");
+    // Under cell-key the dataset carries its subtotals (SPEC §3) beside each table's total:
+    // over one breakdown dimension (one `_T`) and by one dimension alone (two), each perturbed
+    // through its own cell key, so the subtotals by sex add up to the total within the noise
+    // (at most 2 per figure by default).
+    let totals_in = |key: &[String]| key[2..].iter().filter(|v| *v == "_T").count();
+    for n in 1..=3 {
+        assert!(a.iter().any(|(key, _)| totals_in(key) == n), "no figure with {n} `_T`");
+    }
+    let value = |key: &[String]| match a.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
+        Some(accord::model::CellValue::Value(v)) => *v as i64,
+        _ => 0,
+    };
+    let tables: std::collections::BTreeSet<&[String]> = a.iter().map(|(key, _)| &key[..2]).collect();
+    for table in tables {
+        let figure = |rest: [&str; 3]| {
+            let key: Vec<String> = table
+                .iter()
+                .map(String::as_str)
+                .chain(rest)
+                .map(str::to_string)
+                .collect();
+            value(&key)
+        };
+        let by_sex: i64 = ["F", "M", "X", "U"].iter().map(|s| figure(["_T", s, "_T"])).sum();
+        let total = figure(["_T", "_T", "_T"]);
+        assert!(
+            (by_sex - total).abs() <= 2 * 5,
+            "{table:?}: by sex {by_sex}, total {total}"
+        );
+    }
 
     // Refusals: a data_dir in use, a damaged file.
     site.fails("restore --config deu2.toml deu.backup")

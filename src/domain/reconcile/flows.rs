@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::domain::aggregate::margins::TOTAL;
+use crate::domain::aggregate::margins::{self, TOTAL};
 use crate::domain::consortium::{Definition, Disclosure, Reconcile};
 use crate::domain::dataset::{AcceptedDataset, Code, Unreported};
 use crate::domain::model::Country;
@@ -29,10 +29,9 @@ pub(super) fn read(meetings: &mut Meetings, accepted: &AcceptedDataset, notes: &
     let (publisher, period) = (accepted.publisher, accepted.dataset.period);
     meetings.reserve(accepted.dataset.cells.len());
     for cell in &accepted.dataset.cells {
-        // Of the margins, the view reads each table's total (every breakdown `_T`); the totals
-        // over one dimension are not rows.
-        let breakdown = cell.key.get(2..).unwrap_or_default();
-        if breakdown.iter().any(|v| v == TOTAL) && !breakdown.iter().all(|v| v == TOTAL) {
+        // Of the margins, the view reads each table's total (every breakdown `_T`); the
+        // subtotals are not rows.
+        if margins::is_subtotal(Cube::Flows, &cell.key) {
             continue;
         }
         match place(publisher, period, &cell.key) {
