@@ -117,7 +117,13 @@ pub fn audit(
         .collect();
     let this = mask(period);
     let mut suppressed = Vec::new();
+    // The figures this period shows now, from its latest earlier entry.
+    let previous = earlier.iter().rev().find(|(_, m, _)| *m == this).map(|(_, _, f)| f);
     for key in keys {
+        if previous.is_some_and(|previous| fact(previous, key) == fact(&new, key)) {
+            // The same figure again: the analyst's facts about this key stay what they were.
+            continue;
+        }
         // The latest figure of every period, as an analyst holding the feed sees it now, and as
         // it saw it after each earlier entry.
         let mut latest: BTreeMap<u16, (Fact, u64)> = BTreeMap::new();
