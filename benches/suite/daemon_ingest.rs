@@ -2,7 +2,8 @@
 //! command on the store directly. Through the daemon, the CLI validates the file and streams it
 //! in batches; the daemon stages each batch on disk as it arrives and moves the file into the
 //! records once its end has arrived. The daemon's resident memory is sampled every 10 ms.
-//! Target: the daemon grows by less than 100 MB while it takes the file.
+//! Target: the daemon grows by less than 100 MB while it takes the file. Then the daemon
+//! publishes the year and 100 revisions of it (issue 27): its RSS after them under 450 MB.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,6 +38,7 @@ pub fn run(fx: &mut Fixture) {
     let started = rss_mib(daemon.pid());
     let (peak, secs) = ingest_sampling(&dir, &config, &file, Some(daemon.pid()));
     let after = rss_mib(daemon.pid());
+    let revisions = publish_revisions(&dir, &config, fx.year, daemon.pid());
     daemon.stop();
     let mb = |mib: f64| mib * 1.048_576;
     line(
@@ -57,6 +59,75 @@ pub fn run(fx: &mut Fixture) {
         "TARGET daemon RSS growth < 100 MB",
         format!("{growth:.0} MB -> {}", verdict(growth < 100.0)),
     );
+    // Issue 27: the same daemon then publishes the year and revises it, each publication
+    // audited against all before it.
+    let Revisions {
+        first,
+        median,
+        peak,
+        held,
+    } = revisions;
+    line(
+        &format!(
+            "publish flows {} through the daemon, then {REVISIONS} revisions",
+            fx.year
+        ),
+        format!(
+            "first {:.0} ms, revisions median {:.0} ms; daemon RSS peak {:.0} MB, after them {:.0} MB",
+            first * 1e3,
+            median * 1e3,
+            mb(peak),
+            mb(held)
+        ),
+    );
+    line(
+        &format!("TARGET daemon RSS after {REVISIONS} revisions < 450 MB"),
+        format!("{:.0} MB -> {}", mb(held), verdict(mb(held) < 450.0)),
+    );
+}
+
+/// Revisions of the year published through the daemon.
+const REVISIONS: usize = 100;
+
+/// Seconds of the first publication and the median revision; the daemon's peak and final RSS
+/// in MiB.
+struct Revisions {
+    first: f64,
+    median: f64,
+    peak: f64,
+    held: f64,
+}
+
+/// Publishes `flows` for `year` through the daemon `pid`, then [`REVISIONS`] times again, with
+/// `accord publish` as an operator runs it.
+fn publish_revisions(dir: &Path, config: &Path, year: i32, pid: u32) -> Revisions {
+    let mut secs = Vec::new();
+    let mut peak = rss_mib(pid);
+    for _ in 0..=REVISIONS {
+        let started = Instant::now();
+        let out = Command::new(BIN)
+            .args(["publish", "--config"])
+            .arg(config)
+            .args(["--cube", "flows", "--period", &year.to_string()])
+            .current_dir(dir)
+            .output()
+            .expect("accord publish");
+        assert!(
+            out.status.success(),
+            "publish: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        secs.push(started.elapsed().as_secs_f64());
+        peak = peak.max(rss_mib(pid));
+    }
+    let first = secs.remove(0);
+    secs.sort_by(f64::total_cmp);
+    Revisions {
+        first,
+        median: secs[secs.len() / 2],
+        peak,
+        held: rss_mib(pid),
+    }
 }
 
 /// Peak resident memory of the CLI and the daemon, in MiB.

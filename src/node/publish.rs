@@ -4,6 +4,7 @@
 //! the store's write lock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{Node, NodeError};
 use crate::domain::aggregate::audit::{self, Earlier};
@@ -156,10 +157,7 @@ impl Node {
             // period is either in the history or waits for this one.
             let cells = match consortium.disclosure {
                 Disclosure::Threshold { k } => {
-                    let mut history = self.own_history(cube, period.year())?;
-                    for (_, _, cells) in &mut history {
-                        cells.retain(|cell| reported(&cell.key));
-                    }
+                    let history = self.own_history(cube, period.year(), &reported)?;
                     let earlier: Vec<Earlier<'_>> = history
                         .iter()
                         .map(|(seq, period, cells)| Earlier {
@@ -254,12 +252,16 @@ impl Node {
 
     /// This node's own entries of `cube` for periods of `year`, oldest first: what a new
     /// publication is audited against.
-    fn own_history(&self, cube: Cube, year: i32) -> Result<Vec<(u64, Period, Vec<Cell>)>, NodeError> {
+    /// Only the cells `keep` accepts are kept; an entry whose payload is one an earlier entry
+    /// already had (a republication) shares that entry's cells, so a feed of many identical
+    /// revisions is decoded and held once.
+    fn own_history(&self, cube: Cube, year: i32, keep: &dyn Fn(&Vec<String>) -> bool) -> Result<History, NodeError> {
         let me = self.country();
         let Some(head) = self.store.head(me)? else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        let mut decoded: BTreeMap<[u8; 32], Arc<Vec<Cell>>> = BTreeMap::new();
         for seq in 1..=head.seq {
             let Some(entry) = self.store.entry(me, seq)? else {
                 continue;
@@ -277,9 +279,18 @@ impl Node {
             if entry_cube != cube || period.year() != year || !entry.has_payload {
                 continue;
             }
-            let dataset = Dataset::decode(&entry.payload, self.limits.max_cells)
-                .map_err(|e| NodeError::Request(format!("own entry seq {seq} does not decode: {e}")))?;
-            out.push((seq, period, dataset.cells));
+            let cells = match decoded.get(&header.payload_sha256) {
+                Some(cells) => cells.clone(),
+                None => {
+                    let mut dataset = Dataset::decode(&entry.payload, self.limits.max_cells)
+                        .map_err(|e| NodeError::Request(format!("own entry seq {seq} does not decode: {e}")))?;
+                    dataset.cells.retain(|cell| keep(&cell.key));
+                    let cells = Arc::new(dataset.cells);
+                    decoded.insert(header.payload_sha256, cells.clone());
+                    cells
+                }
+            };
+            out.push((seq, period, cells));
         }
         Ok(out)
     }
@@ -318,6 +329,10 @@ fn sharing_audience(
     }
     Ok(if requested.is_empty() { parties } else { requested })
 }
+
+/// A node's own earlier entries of one cube and year: seq, period and cells (shared between
+/// entries with the same payload).
+type History = Vec<(u64, Period, Arc<Vec<Cell>>)>;
 
 /// `cells` and `more` in one list in key order (a dataset's cells are sorted).
 fn sorted(mut cells: Vec<Cell>, more: Vec<Cell>) -> Vec<Cell> {

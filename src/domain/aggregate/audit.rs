@@ -33,7 +33,8 @@ mod coupled;
 
 pub use coupled::Months;
 
-/// One earlier entry of this node's feed for the same cube and year.
+/// One earlier entry of this node's feed for the same cube and year. Entries with the same
+/// payload may share one slice of cells; the audit then reads it once.
 #[derive(Debug, Clone, Copy)]
 pub struct Earlier<'a> {
     pub seq: u64,
@@ -101,13 +102,24 @@ pub fn audit(
 ) -> Result<Audited, Refusal> {
     let k = i64::from(k);
     let year = period.year();
-    let earlier: Vec<(u64, u16, Figures<'_>)> = earlier
+    let earlier: Vec<&Earlier<'_>> = earlier.iter().filter(|e| e.period.year() == year).collect();
+    // Each distinct list of cells is read into figures once: entries that share their cells
+    // (republications, see `Earlier`) share the figures too.
+    let mut maps: Vec<Figures<'_>> = Vec::new();
+    let mut index: BTreeMap<(*const Cell, usize), usize> = BTreeMap::new();
+    let which: Vec<usize> = earlier
         .iter()
-        .filter(|e| e.period.year() == year)
         .map(|e| {
-            let cells = e.cells.iter().map(|c| (c.key.as_slice(), c.value)).collect();
-            (e.seq, mask(e.period), cells)
+            *index.entry((e.cells.as_ptr(), e.cells.len())).or_insert_with(|| {
+                maps.push(e.cells.iter().map(|c| (c.key.as_slice(), c.value)).collect());
+                maps.len() - 1
+            })
         })
+        .collect();
+    let earlier: Vec<(u64, u16, &Figures<'_>)> = earlier
+        .iter()
+        .zip(which)
+        .map(|(e, i)| (e.seq, mask(e.period), &maps[i]))
         .collect();
     let new: Figures<'_> = cells.iter().map(|c| (c.key.as_slice(), c.value)).collect();
     let keys: BTreeSet<&[String]> = earlier

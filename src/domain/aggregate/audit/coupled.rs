@@ -70,7 +70,7 @@ pub(super) struct Narrowed {
 /// between two changes of the records.
 pub(super) fn protect(
     k: i64,
-    earlier: &[(u64, u16, Figures<'_>)],
+    earlier: &[(u64, u16, &Figures<'_>)],
     this: u16,
     new: &Figures<'_>,
     truth: &Months,
