@@ -366,6 +366,26 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
         assert!(head.contains("cache-control: private, max-age=3600"), "{head}");
         let (line, _, _) = get(addr, "/flows?period=not-a-period", "127.0.0.1");
         assert_eq!(line, "HTTP/1.1 400 Bad Request");
+        // A group of members: the matrix keeps those listed, in the order asked for.
+        let columns = |query: &str| {
+            let (line, _, body) = get(addr, &format!("/flows?period={period}&{query}"), "127.0.0.1");
+            assert_eq!(line, "HTTP/1.1 200 OK", "{query}: {body}");
+            let matrix = body.split("id=\"matrix\"").nth(1).expect("a matrix");
+            let head = matrix.split("</thead>").next().unwrap_or_default();
+            head.split("<th scope=\"col\">")
+                .skip(1)
+                .map(|c| c.split('<').next().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(columns("members=ITA,DEU"), ["DEU", "ITA"]);
+        let mut by_size = columns("sort=size");
+        by_size.sort();
+        assert_eq!(by_size, columns(""), "every member, another order");
+        assert_eq!(columns("sort=asymmetry&members=DEU"), ["DEU"]);
+        for bad in ["sort=largest", "members=D3U"] {
+            let (line, _, _) = get(addr, &format!("/flows?{bad}"), "127.0.0.1");
+            assert_eq!(line, "HTTP/1.1 400 Bad Request", "{bad}");
+        }
     });
     tasks.await.unwrap();
     cluster.shutdown().await;

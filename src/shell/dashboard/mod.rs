@@ -1,5 +1,6 @@
 //! The read-only web dashboard (SPEC §13), served by the daemon on `dashboard_listen`
-//! (loopback only): an overview for operators, the flows matrix, pairs, monthly series and
+//! (loopback only): an overview for operators, the flows matrix (a group of members or the
+//! largest, ordered by code, size or asymmetry: `matrix`), pairs, monthly series and
 //! breakdowns for analysts, asylum and permits side by side, downloads of what each page shows,
 //! and the JSON of `accord status` and `accord view` at `/api/status` and `/api/view`.
 //!
@@ -12,8 +13,10 @@
 //! reaches it: it answers only requests whose `Host` is a loopback name (so a web page
 //! elsewhere cannot read it through DNS rebinding), and sends a strict Content-Security-Policy.
 
+mod matrix;
 mod pages;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{RawQuery, State};
@@ -27,9 +30,10 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::domain::model::{Cube, Period};
+use crate::domain::model::{Country, Cube, Period};
 use crate::domain::reconcile::{render, Format, ViewFilter};
 use crate::node::Node;
+pub use matrix::{Choice, Sort, MATRIX_MEMBERS};
 
 pub use pages::{figure, Flows, SideBySide, ROWS_PER_PAGE};
 
@@ -199,6 +203,9 @@ pub struct Filters {
     pub page: usize,
     /// The flows matrix shows the modelled estimates (SPEC §15) instead of the rule's figures.
     pub estimates: bool,
+    /// The members the flows matrix shows (none: all, or the largest past a limit) and its
+    /// order.
+    pub matrix: Choice,
 }
 
 /// The query string's fields as sent, before they are checked.
@@ -212,6 +219,8 @@ struct QueryFields {
     format: String,
     page: usize,
     show: String,
+    members: String,
+    sort: String,
 }
 
 /// Reads a view page's or download's query string as every handler does: form-urlencoded
@@ -228,11 +237,27 @@ pub fn parse_filters(query: &str) -> Result<Filters, String> {
         "estimate" => true,
         other => return Err(format!("show: \"reconciled\" or \"estimate\", not {other:?}")),
     };
+    let sort = Sort::parse(&q.sort).ok_or_else(|| {
+        format!(
+            "sort: \"code\", \"size\" or \"asymmetry\", not {:?}",
+            crate::domain::excerpt::excerpt(&q.sort)
+        )
+    })?;
+    let members = q
+        .members
+        .split([',', ' '])
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            Country::parse(m)
+                .ok_or_else(|| format!("members: not a member code: {:?}", crate::domain::excerpt::excerpt(m)))
+        })
+        .collect::<Result<BTreeSet<Country>, String>>()?;
     Ok(Filters {
         filter,
         format: q.format,
         page: q.page,
         estimates,
+        matrix: Choice { members, sort },
     })
 }
 
@@ -297,10 +322,17 @@ async fn flows(State(node): State<Arc<Node>>, RawQuery(query): RawQuery) -> Resp
         Ok(q) => q,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e),
     };
-    let (filter, estimates) = (q.filter, q.estimates);
+    let (filter, estimates, choice) = (q.filter, q.estimates, q.matrix);
     let page = blocking(move || {
         let view = node.view().map_err(|e| e.to_string())?;
-        let f = Flows::build(&view, filter.period, filter.origin, filter.destination, estimates);
+        let f = Flows::build(
+            &view,
+            filter.period,
+            filter.origin,
+            filter.destination,
+            estimates,
+            &choice,
+        );
         let shown = ViewFilter {
             cube: Some(Cube::Flows),
             period: f.period.as_deref().and_then(Period::parse),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::matrix::{self, Choice, PairFigures, Shown};
 use crate::domain::model::{Country, Cube, Period};
 use crate::domain::reconcile::{PairKey, Reported, View};
 
@@ -149,6 +150,13 @@ pub struct Flows {
     /// Whether the matrix shows the estimates rather than the rule's figures.
     pub matrix_estimates: bool,
     pub max: u64,
+    /// The matrix's order (`code`, `size`, `asymmetry`) and the members listed, comma-separated.
+    pub sort: String,
+    pub listed: String,
+    /// How many members the matrix shows of how many, and whether it kept the largest.
+    pub shown_members: usize,
+    pub all_members: usize,
+    pub capped: bool,
 }
 
 /// A breakdown sum: the published values, and how many cells were withheld.
@@ -208,6 +216,7 @@ impl Flows {
         origin: Option<Country>,
         destination: Option<Country>,
         estimates: bool,
+        choice: &Choice,
     ) -> Flows {
         let has_estimates = view.pairs.values().any(|t| t.estimate.is_some());
         let show_estimates = estimates && has_estimates;
@@ -245,11 +254,19 @@ impl Flows {
         let by_pair: BTreeMap<(Country, Country), &crate::domain::reconcile::PairTotal> =
             in_period.iter().map(|(k, t)| ((k.origin, k.destination), *t)).collect();
         let shown = |c: &Country, chosen: Option<Country>| chosen.is_none_or(|x| x == *c);
-        let matrix = members
+        // The matrix's members and their order: those listed, or the largest past a limit.
+        let figures: PairFigures = by_pair
+            .iter()
+            .filter(|((o, d), _)| members.contains(o) && members.contains(d))
+            .map(|(pair, t)| (*pair, (shown_figure(t), t.asymmetry)))
+            .collect();
+        let Shown { order, capped } = matrix::shown(&members, &figures, choice);
+        let in_matrix: BTreeSet<Country> = order.iter().copied().collect();
+        let matrix = order
             .iter()
             .filter(|o| shown(o, origin))
             .map(|o| {
-                let cells = members
+                let cells = order
                     .iter()
                     .filter(|d| shown(d, destination))
                     .map(|d| {
@@ -282,9 +299,12 @@ impl Flows {
                 (o.to_string(), cells)
             })
             .collect();
+        // With members listed, the pair table keeps the pairs among them.
+        let listed = |c: &Country| choice.members.is_empty() || in_matrix.contains(c);
         let pairs = in_period
             .iter()
             .filter(|(k, _)| shown(&k.origin, origin) && shown(&k.destination, destination))
+            .filter(|(k, _)| listed(&k.origin) && listed(&k.destination))
             .map(|(k, t)| PairLine {
                 origin: k.origin.to_string(),
                 destination: k.destination.to_string(),
@@ -335,12 +355,12 @@ impl Flows {
             members: members.iter().map(ToString::to_string).collect(),
             origin: origin.map(|c| c.to_string()),
             destination: destination.map(|c| c.to_string()),
-            origins: members
+            origins: order
                 .iter()
                 .filter(|o| shown(o, origin))
                 .map(ToString::to_string)
                 .collect(),
-            destinations: members
+            destinations: order
                 .iter()
                 .filter(|d| shown(d, destination))
                 .map(ToString::to_string)
@@ -354,6 +374,16 @@ impl Flows {
             estimates: has_estimates,
             matrix_estimates: show_estimates,
             max,
+            sort: choice.sort.as_str().to_string(),
+            listed: choice
+                .members
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            shown_members: order.len(),
+            all_members: members.len(),
+            capped,
         }
     }
 }
