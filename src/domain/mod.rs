@@ -4,6 +4,7 @@
 //! - [`hex`], [`date`], [`excerpt`]: text forms (the excerpt is the short quote of input an error
 //!   may carry).
 //! - [`model`]: countries, cubes, periods, cells: the shared vocabulary.
+//! - [`config`]: what configuration files share (their error, member codes, disclosure floors).
 //! - [`consortium`]: the consortium's policy, its canonical document and digest, and the version
 //!   in force (the document as versioned state).
 //! - [`record`]: one migration event and the rules that make it valid.
@@ -15,6 +16,7 @@
 
 pub mod aggregate;
 pub mod attest;
+pub mod config;
 pub mod consortium;
 pub mod dataset;
 pub mod date;

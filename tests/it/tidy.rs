@@ -28,6 +28,8 @@ const LAYERS: &[&[&str]] = &[
     &["domain::hex", "domain::date", "domain::excerpt"],
     // shared model: country, cube, period, dimensions, cells, consortium policy
     &["domain::model"],
+    // what configuration files share: their error, member codes, disclosure floors
+    &["domain::config"],
     // the consortium: policy, canonical document and digest, the version in force
     &["domain::consortium"],
     &["domain::record"],

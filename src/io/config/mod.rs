@@ -1,64 +1,20 @@
-//! Node and consortium configuration (SPEC §7): TOML parsing and validation. Errors name the
-//! file, the key and the problem. Relative paths are resolved against the file that holds them.
-//! This module reads files; it never opens the store or a socket.
+//! Node and consortium configuration (SPEC §7): reading both files (bounded in size), and
+//! parsing and validating `node.toml`; the consortium's sections are checked in
+//! `domain::consortium`. Errors name the file, the key and the problem. Relative paths are
+//! resolved against the file that holds them. This module reads files; it never opens the
+//! store or a socket.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::config::{country, invalid, syntax};
+pub use crate::domain::config::{ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
+use crate::domain::consortium::parse_public_key;
 use crate::domain::consortium::Consortium;
 use crate::domain::model::Country;
 use crate::io::tls::TlsFiles;
-
-/// A configuration problem, naming the file and key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
-    /// The file is not valid TOML or has a wrongly typed or unknown key.
-    #[error("{file}: {message}")]
-    Syntax { file: PathBuf, message: String },
-    /// The file is larger than any configuration file Accord reads.
-    #[error("{file}: {size} bytes, over the limit of {limit} bytes for a configuration file: not read")]
-    TooLarge { file: PathBuf, size: u64, limit: u64 },
-    /// A key has a value Accord cannot use.
-    #[error("{file}: {key}: {message}")]
-    Invalid {
-        file: PathBuf,
-        key: String,
-        message: String,
-    },
-}
-
-/// The one constructor of [`ConfigError::Invalid`]: the message may quote a value from the
-/// file, so it is cut to an excerpt (a value can be a whole 100 MB line).
-fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        file: file.to_path_buf(),
-        key: crate::domain::excerpt::excerpt(&key.into()).into_owned(),
-        message: crate::domain::excerpt::excerpt(&message.into()).into_owned(),
-    }
-}
-
-/// The one constructor of [`ConfigError::Syntax`]. A TOML error's own text quotes the
-/// offending line whole (and serde's messages quote values whole): here it becomes the line
-/// and column, an excerpt of the message and an excerpt of the line around the column.
-fn syntax(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-    let message = crate::domain::excerpt::excerpt(e.message().trim_end()).replace('\n', " ");
-    let message = match e.span() {
-        Some(span) => {
-            let (line, column, shown) = crate::domain::excerpt::line_at(text, span.start);
-            format!("TOML parse error at line {line}, column {column}: {message} (in: {shown})")
-        }
-        None => format!("TOML parse error: {message}"),
-    };
-    ConfigError::Syntax {
-        file: file.to_path_buf(),
-        message,
-    }
-}
 
 /// The largest `node.toml` or consortium file read: 1 MiB, as for a proposed consortium
 /// document (SPEC §11). Real ones are a few kilobytes; the size is checked before the file is
@@ -93,25 +49,6 @@ fn read_bounded(file: &Path) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-/// The weakest disclosure settings a consortium for real data may choose (SPEC §10): below
-/// them a published figure pins a person down (a threshold of 1 or 2 hides nothing an analyst
-/// cannot subtract; noise of at most 1 makes a published 1 an exact 2).
-pub const MIN_THRESHOLD: u32 = 3;
-pub const MIN_MAX_NOISE: u32 = 2;
-pub const MIN_SMALL_COUNT: u32 = 3;
-
-/// Refuses a disclosure setting below its floor unless the consortium is for tests only.
-fn floor(file: &Path, test_only: bool, key: &str, value: u32, min: u32) -> Result<(), ConfigError> {
-    if value < min && !test_only {
-        return Err(invalid(
-            file,
-            key,
-            format!("{value} is below the floor of {min} for real data (allowed only with test_only = true)"),
-        ));
-    }
-    Ok(())
-}
-
 fn read_toml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError> {
     let text = read_bounded(file)?;
     toml::from_str(&text).map_err(|e| syntax(file, &text, &e))
@@ -124,12 +61,6 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
     } else {
         base.parent().unwrap_or(Path::new(".")).join(p)
     }
-}
-
-fn country(file: &Path, key: &str, code: &str) -> Result<Country, ConfigError> {
-    Country::parse(code)
-        .filter(|c| c.is_iso())
-        .ok_or_else(|| invalid(file, key, format!("not an ISO 3166-1 alpha-3 member code: {code:?}")))
 }
 
 // ---------------------------------------------------------------- node.toml
@@ -422,9 +353,12 @@ impl NodeConfig {
     }
 }
 
-mod consortium;
-
-use consortium::parse_public_key;
+impl Consortium {
+    /// Reads and parses a consortium file (`consortium.toml`, SPEC §7, §11).
+    pub fn load(file: &Path) -> Result<Consortium, ConfigError> {
+        Consortium::parse(file, &read_bounded(file)?)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,19 @@
 //! `consortium.toml` (SPEC §7, §11): the consortium document every member starts from, parsed
-//! into [`Consortium`] with every value checked; errors name the file, the key and the problem.
+//! section by section into [`Consortium`] with every value checked; errors name the file, the
+//! key and the problem. Pure: `io::config` reads the file.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{country, floor, invalid, read_toml, ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
-use crate::domain::consortium::BranchKept;
-use crate::domain::consortium::{
+use super::BranchKept;
+use super::{
     Accuracy, Agreement, Consortium, Definition, Disclosure, EstimateMethod, Estimates, Measurement, Member, Quorum,
     Reconcile, Rule, SharingDefault, SigningKey, Undercount, UnknownDuration, DURATION_RULES,
+};
+use crate::domain::config::{
+    country, floor, invalid, syntax, ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD,
 };
 use crate::domain::date;
 use crate::domain::model::Cube;
@@ -133,14 +136,10 @@ struct KeyToml {
 }
 
 impl Consortium {
-    pub fn load(file: &Path) -> Result<Consortium, ConfigError> {
-        let raw: ConsortiumToml = read_toml(file)?;
-        Consortium::from_toml(file, raw)
-    }
-
-    /// Parses consortium text (for `accord verify` and tests); `file` is only used in errors.
+    /// Parses consortium text (`Consortium::load` reads the file; `accord verify` and tests
+    /// parse text); `file` is only used in errors.
     pub fn parse(file: &Path, text: &str) -> Result<Consortium, ConfigError> {
-        let raw: ConsortiumToml = toml::from_str(text).map_err(|e| super::syntax(file, text, &e))?;
+        let raw: ConsortiumToml = toml::from_str(text).map_err(|e| syntax(file, text, &e))?;
         Consortium::from_toml(file, raw)
     }
 
@@ -561,7 +560,7 @@ fn agreements(file: &Path, raw: &[AgreementToml], members: &[Member]) -> Result<
     Ok(out)
 }
 
-pub(super) fn parse_public_key(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_public_key(text: &str) -> Option<[u8; 32]> {
     let bytes = crate::domain::hex::decode(text)?;
     bytes.try_into().ok()
 }
