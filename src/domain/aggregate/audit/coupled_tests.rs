@@ -38,7 +38,13 @@ fn months(counts: &Counts) -> Months {
 
 /// The cells `protect` makes under threshold `k`, the total included.
 fn publishable(k: u32, counts: &Counts, period: Period) -> Vec<Cell> {
-    let mut cells: Vec<Cell> = months(counts)
+    cells_of(k, &months(counts), period)
+}
+
+/// The cells of `months` (every key's monthly counts, totals included) for `period` under
+/// threshold `k`, in key order.
+fn cells_of(k: u32, months: &Months, period: Period) -> Vec<Cell> {
+    let mut cells: Vec<Cell> = months
         .iter()
         .filter_map(|(key, months)| {
             let n: i64 = period.months().map(|m| months[usize::from(m) - 1]).sum();
@@ -423,24 +429,8 @@ fn a_revision_keeps_unchanged_tables_as_published_and_audits_the_changed_ones() 
         }
         out
     };
-    let cells = |truth: &Months| -> Vec<Cell> {
-        truth
-            .iter()
-            .filter_map(|(key, months)| {
-                let n: i64 = months.iter().sum();
-                let value = match n {
-                    0 => return None,
-                    n if n < i64::from(k) => CellValue::Confidential,
-                    n => CellValue::Value(n as u64),
-                };
-                Some(Cell {
-                    key: key.clone(),
-                    value,
-                })
-            })
-            .collect()
-    };
     let year = Period::Year(2025);
+    let cells = |truth: &Months| cells_of(k, truth, year);
     let first = audit(k, &[], year, cells(&truth(&counts)), &truth(&counts)).unwrap();
     assert_eq!(first.suppressed.len(), 1, "{first:?}");
     let fra = |cells: &[Cell]| -> Vec<Cell> { cells.iter().filter(|c| c.key[1] == "FRA").cloned().collect() };
