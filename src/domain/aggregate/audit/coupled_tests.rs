@@ -63,6 +63,9 @@ fn cells_of(k: u32, months: &Months, period: Period) -> Vec<Cell> {
     cells
 }
 
+/// The three cell keys of the random and the found tables (their total is `total()`).
+const NAMES: [&str; 3] = ["IN,FRA,DEU,F,Y20-24", "IN,FRA,DEU,M,Y20-24", "IN,FRA,SYR,F,Y0-4"];
+
 /// seq, period, cells, and the record state they came from.
 type Entry = (u64, Period, Vec<Cell>, usize);
 
@@ -357,7 +360,7 @@ proptest! {
         initial in prop::collection::vec(prop::collection::vec(prop::sample::select(vec![0u32, 0, 1, 1, 2, 3, 6, 9]), 12), 3),
         steps in prop::collection::vec(step(), 1..14),
     ) {
-        let names = ["IN,FRA,DEU,F,Y20-24", "IN,FRA,DEU,M,Y20-24", "IN,FRA,SYR,F,Y0-4"];
+        let names = NAMES;
         let mut counts: Counts = names
             .iter()
             .zip(&initial)
@@ -384,7 +387,7 @@ proptest! {
 #[test]
 fn a_suppression_that_reconciles_stale_figures_is_checked_again() {
     let k = 3;
-    let names = ["IN,FRA,DEU,F,Y20-24", "IN,FRA,DEU,M,Y20-24", "IN,FRA,SYR,F,Y0-4"];
+    let names = NAMES;
     let initial = [
         [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
         [0, 0, 0, 0, 0, 1, 0, 0, 2, 1, 1, 1],
@@ -463,7 +466,7 @@ fn a_revision_keeps_unchanged_tables_as_published_and_audits_the_changed_ones() 
 #[test]
 fn subtotals_of_small_cells_would_be_narrowed() {
     let k = 5;
-    let names = ["IN,FRA,DEU,F,Y20-24", "IN,FRA,DEU,M,Y20-24", "IN,FRA,SYR,F,Y0-4"];
+    let names = NAMES;
     let initial = [
         [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3],
         [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
