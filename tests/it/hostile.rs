@@ -585,12 +585,19 @@ async fn entries_with_impossible_times_are_refused() {
     let node = cluster.running(0).clone();
     let fra = member(FRA);
     let key = signing_key(&cluster.pki, fra);
-    let first = signed(&dataset(&node, fra, 7), &key, None, now());
+    // The key's window opens at midnight UTC of the day the consortium was made: the backdated
+    // entry must stay inside it however soon after midnight this runs.
+    let opens = node.consortium().member(fra).expect("FRA is a member").keys[0].valid_from;
+    while now() <= opens {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let signed_at = now();
+    let first = signed(&dataset(&node, fra, 7), &key, None, signed_at);
     let (_, placement) = node.accept(first.clone()).expect("seq 1 accepted");
     assert_eq!(placement, accord::dataset::Placement::Append);
     let head = node.head(fra).unwrap();
 
-    let backdated = signed(&dataset(&node, fra, 8), &key, head, now() - 3_600);
+    let backdated = signed(&dataset(&node, fra, 8), &key, head, (signed_at - 3_600).max(opens));
     let (_, placement) = node.accept(backdated).expect("verifies on its own");
     assert!(
         matches!(placement, accord::dataset::Placement::Backdated { .. }),
