@@ -31,7 +31,9 @@ use crate::domain::record::Record;
 use csv_rows::CsvRows;
 use jsonl_rows::JsonlRows;
 
-pub use writers::{rejected_path, CsvRecordWriter, RejectedWriter};
+#[cfg(test)]
+pub(crate) use writers::rejected_path;
+pub use writers::{CsvRecordWriter, RejectedWriter};
 
 /// The longest record (CSV) or line (JSON Lines) read, in bytes. A real record is a few hundred
 /// bytes; the cap keeps memory flat when a file is broken.

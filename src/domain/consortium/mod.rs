@@ -25,7 +25,7 @@ pub use policy::{
     Agreement, BranchKept, Consortium, Definition, Disclosure, Member, Quorum, Reconcile, Rule, SharingDefault,
     SigningKey, UnknownDuration,
 };
-pub use versions::{in_force, Approval, Equivocation, InForce, Pending, Proposal, Version, Vote};
+pub use versions::{in_force, Approval, InForce, Proposal, Version, Vote};
 
 #[cfg(test)]
 mod tests;

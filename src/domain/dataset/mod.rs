@@ -14,7 +14,7 @@ pub use code::Code;
 pub use codec::{DecodeError, EntryHeader, Subject};
 pub use envelope::{verify, verify_at, Governance, Limits, VerifiedEntry, VerifyError};
 pub use feed::{Head, Placement};
-pub use unreported::{Scope, Unreported, UnreportedError};
+pub use unreported::{Scope, Unreported};
 
 use crate::domain::consortium::{Definition, Disclosure};
 use crate::domain::model::Country;

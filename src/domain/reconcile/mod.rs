@@ -39,8 +39,8 @@ use crate::domain::dataset::{AcceptedDataset, Code, Unreported};
 use crate::domain::model::Country;
 use crate::domain::model::{Cube, Period};
 
-pub use estimate::{Estimate, Fitted, Flow};
-pub use fidelity::{estimate_fidelity, pair_total_mape, read_truth, EstimateFidelity, TruthError};
+pub use estimate::{Estimate, Fitted};
+pub use fidelity::{estimate_fidelity, pair_total_mape, read_truth};
 pub use lines::{flow_lines, side_by_side_rows, FlowLine, LineSide, ViewFilter};
 pub use render::{render, render_to, Format};
 pub use rows::Rows;

@@ -28,7 +28,7 @@ use crate::domain::model::{Country, Cube};
 use crate::domain::reconcile::{render, Format, View, ViewFilter};
 use crate::proto;
 
-pub use verify::{verify, Attested, EntryWitness, Report};
+pub use verify::{verify, Report};
 
 /// The `format` of `certificate.json`.
 pub const FORMAT: &str = "accord-certificate/1";

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::domain::config::ConfigError;
 use crate::domain::config::{country, invalid, syntax};
-pub use crate::domain::config::{ConfigError, MIN_MAX_NOISE, MIN_SMALL_COUNT, MIN_THRESHOLD};
 use crate::domain::consortium::parse_public_key;
 use crate::domain::consortium::Consortium;
 use crate::domain::model::Country;
@@ -201,14 +201,6 @@ fn tls_files(file: &Path, tls: &TlsToml) -> Result<TlsFiles, ConfigError> {
     })
 }
 
-/// The `[tls]` section of `node.toml` alone, with the checks and the messages of
-/// [`NodeConfig::load`]: the whole file must parse, and each file the section names must be
-/// readable (named by its key, e.g. `tls.crls[1]`). What the files hold is for `tls` to judge.
-pub fn load_tls(file: &Path) -> Result<TlsFiles, ConfigError> {
-    let (raw, _) = read_node_toml(file)?;
-    tls_files(file, &raw.tls)
-}
-
 impl NodeConfig {
     /// The same configuration over another data directory (a restore's staging directory).
     pub fn with_data_dir(self, data_dir: PathBuf) -> NodeConfig {
@@ -332,8 +324,9 @@ impl NodeConfig {
         })
     }
 
-    /// Reads this node's `node.toml` again for a reload: its `[tls]` section as [`load_tls`]
-    /// does, and the names of the top-level keys outside `[tls]` whose value is not the one
+    /// Reads this node's `node.toml` again for a reload: its `[tls]` section with the checks and
+    /// messages of [`NodeConfig::load`] (each file the section names must be readable, named by
+    /// its key, e.g. `tls.crls[1]`; what the files hold is for `tls` to judge), and the names of the top-level keys outside `[tls]` whose value is not the one
     /// loaded at start (sorted), which a reload does not apply.
     pub fn reload_tls(&self) -> Result<TlsReload, ConfigError> {
         let (raw, outside_tls) = read_node_toml(&self.file)?;
@@ -489,7 +482,7 @@ mod tests {
         node_dir(dir.path(), "crls = [\"crl.pem\"]", 30);
         let reload = config.reload_tls().unwrap();
         assert_eq!(reload.tls.crls, vec![dir.path().join("crl.pem")]);
-        assert_eq!(reload.tls, load_tls(&file).unwrap());
+        assert_eq!(reload.tls, NodeConfig::load(&file).unwrap().tls);
         assert!(reload.restart_needed.is_empty(), "{:?}", reload.restart_needed);
 
         node_dir(dir.path(), "crls = [\"crl.pem\"]", 5);

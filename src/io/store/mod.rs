@@ -35,11 +35,10 @@ mod staging;
 mod tests;
 mod witness;
 
-pub use backup::{restore, verify as verify_backup, BackupError, BackupSummary, Restoring, Trust as BackupTrust};
+pub use backup::{restore, verify as verify_backup, BackupSummary, Trust as BackupTrust};
 pub use feeds::{ForkEvidence, PeerStatus};
 pub use migrate::{migrate, Migrated};
-pub use records::{CheckReport, IngestOutcome, StoredRecord};
-pub use witness::Witnessed;
+pub use records::{CheckReport, IngestOutcome};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use super::records::StoredRecord;
 use super::*;
 use crate::domain::consortium::{Definition, UnknownDuration};
 use crate::domain::date::Date;

@@ -25,11 +25,9 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use crate::domain::model::Country;
 
-pub use expiry::{expiries, Expiries};
+pub use expiry::expiries;
 pub use identity::{member_of, peer_member, MEMBER_URN_PREFIX};
-pub use transport::{
-    channel, incoming, incoming_reloadable, listen, Incoming, MemberConnection, MAX_CONNECTIONS_PER_MEMBER,
-};
+pub use transport::{channel, incoming, incoming_reloadable, listen, MAX_CONNECTIONS_PER_MEMBER};
 
 /// Where a node's TLS material lives (SPEC §7 `[tls]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

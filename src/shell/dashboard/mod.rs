@@ -33,9 +33,9 @@ use tokio::sync::watch;
 use crate::domain::model::{Country, Cube, Period};
 use crate::domain::reconcile::{render, Format, ViewFilter};
 use crate::node::Node;
-pub use matrix::{Choice, Sort, MATRIX_MEMBERS};
+pub use matrix::{Choice, Sort};
 
-pub use pages::{figure, Flows, SideBySide, ROWS_PER_PAGE};
+pub use pages::{Flows, SideBySide, ROWS_PER_PAGE};
 
 /// The Chart.js build embedded, its version and SHA-256 (checked by a test).
 pub const CHART_JS: &[u8] = include_bytes!("../../../assets/chart.js/chart.umd.min.js");
