@@ -10,6 +10,7 @@ mod daemon_ingest;
 mod daemon_view;
 mod dashboard;
 mod estimates;
+mod federation;
 mod fidelity;
 mod governance;
 mod ingest;
@@ -39,7 +40,7 @@ pub const RECORDS: u64 = 1_000_000;
 pub const SEED: u64 = 2024;
 
 const USAGE: &str =
-    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|estimates|attest|dashboard|sdmx|scale|governance|all]";
+    "usage: cargo bench --bench ingest -- [ingest|publish|verify|view|status|daemon-view|daemon-ingest|load|attack|convergence|fidelity|estimates|attest|dashboard|sdmx|scale|federation|governance|all]";
 
 pub fn main() {
     // `cargo bench` appends `--bench`; flags are not ours.
@@ -69,6 +70,7 @@ pub fn main() {
         "dashboard" => dashboard::run(&mut fx),
         "sdmx" => sdmx::run(&mut fx),
         "scale" => scale::run(&mut fx),
+        "federation" => federation::run(&mut fx),
         "governance" => governance::run(&mut fx),
         "all" => {
             ingest::run(&mut fx);
@@ -87,6 +89,7 @@ pub fn main() {
             dashboard::run(&mut fx);
             sdmx::run(&mut fx);
             scale::run(&mut fx);
+            federation::run(&mut fx);
             governance::run(&mut fx);
         }
         other => {
