@@ -189,10 +189,15 @@ impl Node {
     /// The members whose latest attestation carries this node's view digest and consortium
     /// version (this node included, once it has attested its current view).
     pub fn attested_by(&self) -> Result<Vec<String>, NodeError> {
-        let view = self.view_digest()?;
+        self.attesting_view(&self.view_digest()?)
+    }
+
+    /// The members whose latest attestation carries view digest `view` under the consortium
+    /// version in force.
+    pub(super) fn attesting_view(&self, view: &[u8; 32]) -> Result<Vec<String>, NodeError> {
         let version = self.governance().current().digest;
         Ok(self
-            .attestations_of(&view, &version)?
+            .attestations_of(view, &version)?
             .into_iter()
             .map(|(member, _)| member.to_string())
             .collect())

@@ -97,6 +97,9 @@ pub struct Node {
     limits: Limits,
     metrics: metrics::Metrics,
     current: current::Index,
+    /// Held while the view is computed: callers that find it out of date meanwhile wait for that
+    /// computation and take its result, rather than computing the same view beside it.
+    computing: std::sync::Mutex<()>,
     /// The consortium versions (SPEC §11): genesis (the configured file) and what the
     /// proposals and approvals held put in force.
     governance: governance::Governance,
@@ -147,6 +150,7 @@ impl Node {
             limits,
             metrics: metrics::Metrics::default(),
             current: current::Index::default(),
+            computing: std::sync::Mutex::new(()),
             governance,
             attesting: std::sync::Mutex::new(()),
             attest_checked: std::sync::atomic::AtomicI64::new(0),
@@ -405,7 +409,14 @@ impl Node {
         Ok(self.view_and_digest()?.1)
     }
 
+    /// The current view and its digest: the one kept, else computed (one computation at a time).
     fn view_and_digest(&self) -> Result<(Arc<View>, [u8; 32]), NodeError> {
+        let snapshot = self.current.snapshot(&self.store, &self.governance(), &self.limits)?;
+        if let Some(cached) = snapshot.cached.clone() {
+            return Ok(cached);
+        }
+        let _computing = self.computing.lock().unwrap_or_else(|p| p.into_inner());
+        // Whoever held the lock may have computed this very view.
         let snapshot = self.current.snapshot(&self.store, &self.governance(), &self.limits)?;
         if let Some(cached) = snapshot.cached.clone() {
             return Ok(cached);

@@ -204,6 +204,10 @@ impl Node {
         equivocating.dedup();
         let c = self.consortium();
         let governance = self.governance();
+        // One view for the whole report: while entries arrive, asking for the view again could
+        // compute a newer one, and the digest, the measurement and who attests it would
+        // disagree.
+        let (view, view_digest) = self.view_and_digest()?;
         let proposals = governance
             .pending
             .iter()
@@ -224,15 +228,15 @@ impl Node {
             peers,
             forks,
             equivocating,
-            view_digest: hex::encode(&self.view_digest()?),
-            measurement: self.view()?.measurement.iter().map(MeasurementReport::of).collect(),
+            view_digest: hex::encode(&view_digest),
+            measurement: view.measurement.iter().map(MeasurementReport::of).collect(),
             left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),
             expiring: self.expiring(crate::domain::date::unix_now()),
             consortium_version: governance.current().version,
             consortium_digest: hex::encode(&governance.current().digest),
             proposals,
-            attested_by: self.attested_by()?,
+            attested_by: self.attesting_view(&view_digest)?,
             governance_equivocations: governance
                 .equivocations
                 .iter()
