@@ -83,13 +83,7 @@ pub fn run(fx: &mut Fixture) {
 /// A PKI for `members` under `dir/pki` and `dir/node.toml` for the first of them, listening on
 /// a free port of 127.0.0.1. Returns the config path and the port.
 pub(super) fn site(dir: &Path, members: &[Country]) -> (std::path::PathBuf, u16) {
-    accord::certs::generate(&accord::certs::CertsOptions {
-        out: dir.join("pki"),
-        countries: members.to_vec(),
-        days: 30,
-        force: true,
-    })
-    .expect("generate PKI");
+    pki(dir, members);
     let me = members[0];
     let lower = me.lower();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -104,6 +98,17 @@ pub(super) fn site(dir: &Path, members: &[Country]) -> (std::path::PathBuf, u16)
     let config_path = dir.join("node.toml");
     std::fs::write(&config_path, toml).expect("node.toml");
     (config_path, port)
+}
+
+/// The example PKI and consortium of `members` in `<dir>/pki`.
+pub(super) fn pki(dir: &Path, members: &[Country]) {
+    accord::certs::generate(&accord::certs::CertsOptions {
+        out: dir.join("pki"),
+        countries: members.to_vec(),
+        days: 30,
+        force: true,
+    })
+    .expect("generate PKI");
 }
 
 /// Signs every member's twelve monthly datasets with its key and accepts them in `me`'s store.

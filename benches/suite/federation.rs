@@ -136,24 +136,17 @@ pub fn run(fx: &mut Fixture) {
             quiet.push(status(config).1);
         }
     }
-    line(
-        "status while converging: median / max",
-        format!(
-            "{:.0} / {:.0} ms over {} calls",
-            1e3 * median(&converging),
-            1e3 * max(&converging),
-            converging.len()
-        ),
-    );
-    line(
-        "status when quiet: median / max",
-        format!(
-            "{:.0} / {:.0} ms over {} calls",
-            1e3 * median(&quiet),
-            1e3 * max(&quiet),
-            quiet.len()
-        ),
-    );
+    for (when, secs) in [("while converging", &converging), ("when quiet", &quiet)] {
+        line(
+            &format!("status {when}: median / max"),
+            format!(
+                "{:.0} / {:.0} ms over {} calls",
+                1e3 * median(secs),
+                1e3 * max(secs),
+                secs.len()
+            ),
+        );
+    }
     let worst = max(&converging).max(max(&quiet));
     line(
         "TARGET status within 0.5 s throughout",
@@ -180,13 +173,7 @@ pub fn run(fx: &mut Fixture) {
 
 /// PKI, and a node.toml per member in `<dir>/<code>/` listing every other member as a peer.
 fn site(dir: &Path, members: &[Country]) -> Vec<PathBuf> {
-    accord::certs::generate(&accord::certs::CertsOptions {
-        out: dir.join("pki"),
-        countries: members.to_vec(),
-        days: 30,
-        force: true,
-    })
-    .expect("generate PKI");
+    super::daemon_view::pki(dir, members);
     // All ports are held at once, so no two members get the same one.
     let listeners: Vec<std::net::TcpListener> = members
         .iter()
