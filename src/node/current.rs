@@ -5,11 +5,16 @@
 //! [`Node::accept`](super::Node::accept) and `publish` update it, so `status` does not
 //! re-verify or recompute the view when nothing arrived.
 //!
+//! A daemon keeps the view up to date in the background ([`Index::wait_for_change`] wakes its
+//! maintainer when an entry changes the index), so `status` reads the latest view computed
+//! ([`Index::latest`]) and never computes one itself.
+//!
 //! An entry that no longer verifies (the consortium removed its key or its publisher) is named
 //! in [`LeftOut`] and left out of the view: it is the consortium's decision, never a failure.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::NodeError;
 use crate::domain::consortium::InForce;
@@ -44,11 +49,36 @@ struct Revision {
 struct State {
     latest: BTreeMap<Key, Revision>,
     left_out: Vec<LeftOut>,
-    /// Grows with every change to `latest`, so a digest computed from an older snapshot is
-    /// never kept as current.
+    /// Names this content of `latest`: it grows with every change, and a rebuilt index takes a
+    /// new one, so a view computed from an older snapshot is never taken as current.
     generation: u64,
-    /// The view of `latest` and its digest, as of a generation.
-    view: Option<(u64, Arc<View>, [u8; 32])>,
+}
+
+/// A view computed from the snapshot of `generation`, with its digest.
+type Computed = (u64, Arc<View>, [u8; 32]);
+
+#[derive(Default)]
+struct Inner {
+    /// `None` until first needed, and again after [`Index::reset`].
+    state: Option<State>,
+    /// The last generation handed out: generations never repeat, even across a reset.
+    generations: u64,
+    /// The latest view computed, current or not: what `status` reads on a daemon.
+    last: Option<Computed>,
+    /// Set when the maintainer is to stop.
+    stopped: bool,
+}
+
+impl Inner {
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
+    }
+
+    /// Whether the latest view computed is the view of the index as it is.
+    fn current(&self) -> bool {
+        matches!((&self.state, &self.last), (Some(s), Some((g, _, _))) if s.generation == *g)
+    }
 }
 
 /// What the view is computed from at one moment.
@@ -62,12 +92,14 @@ pub(super) struct Snapshot {
 /// The index; empty until first needed.
 #[derive(Default)]
 pub(super) struct Index {
-    state: Mutex<Option<State>>,
+    inner: Mutex<Inner>,
+    /// Signalled whenever the index changes or the maintainer is to stop.
+    changed: Condvar,
 }
 
 impl Index {
-    fn lock(&self) -> MutexGuard<'_, Option<State>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The state, built from the store on first use. The lock is held while building, so an
@@ -77,10 +109,12 @@ impl Index {
         store: &Store,
         in_force: &InForce,
         limits: &Limits,
-    ) -> Result<MutexGuard<'a, Option<State>>, NodeError> {
+    ) -> Result<MutexGuard<'a, Inner>, NodeError> {
         let mut guard = self.lock();
-        if guard.is_none() {
-            *guard = Some(build(store, in_force, limits, None)?);
+        if guard.state.is_none() {
+            let mut state = build(store, in_force, limits, None)?;
+            state.generation = guard.next_generation();
+            guard.state = Some(state);
         }
         Ok(guard)
     }
@@ -93,7 +127,8 @@ impl Index {
 
     /// Forgets everything: the next use rebuilds from the store (under a new consortium version).
     pub fn reset(&self) {
-        *self.lock() = None;
+        self.lock().state = None;
+        self.changed.notify_all();
     }
 
     /// Follows an entry the store just placed. Before the index is built there is nothing to
@@ -110,7 +145,8 @@ impl Index {
         let h = v.header();
         let Some((cube, period)) = h.dataset() else { return };
         let mut guard = self.lock();
-        let Some(state) = guard.as_mut() else { return };
+        let inner = &mut *guard;
+        let Some(state) = inner.state.as_mut() else { return };
         let revision = Revision {
             seq: h.seq,
             digest: v.digest(),
@@ -118,7 +154,9 @@ impl Index {
         let slot = state.latest.entry((h.publisher, cube, period)).or_insert(revision);
         if slot.seq <= revision.seq {
             *slot = revision;
-            state.generation += 1;
+            inner.generations += 1;
+            state.generation = inner.generations;
+            self.changed.notify_all();
         }
     }
 
@@ -127,8 +165,8 @@ impl Index {
         let s = state(&guard);
         Ok(Snapshot {
             generation: s.generation,
-            cached: s
-                .view
+            cached: guard
+                .last
                 .as_ref()
                 .filter(|(g, _, _)| *g == s.generation)
                 .map(|(_, view, digest)| (view.clone(), *digest)),
@@ -136,19 +174,48 @@ impl Index {
         })
     }
 
-    /// Keeps `view` as the view of `generation`, unless an entry has changed the index since.
+    /// Keeps `view` as the view of `generation`, unless a later one is kept already. It is
+    /// kept even when an entry has changed the index since: it is then the latest view, not
+    /// the current one.
     pub fn cache_view(&self, generation: u64, view: Arc<View>, digest: [u8; 32]) {
-        if let Some(state) = self.lock().as_mut() {
-            if state.generation == generation {
-                state.view = Some((generation, view, digest));
-            }
+        let mut guard = self.lock();
+        if guard.last.as_ref().is_none_or(|(g, _, _)| *g < generation) {
+            guard.last = Some((generation, view, digest));
         }
+        drop(guard);
+        self.changed.notify_all();
+    }
+
+    /// The latest view computed and its digest, and whether it is current (no entry has
+    /// changed the index since its snapshot). `None` before the first view is computed.
+    pub fn latest(&self) -> Option<(Arc<View>, [u8; 32], bool)> {
+        let guard = self.lock();
+        let current = guard.current();
+        guard.last.as_ref().map(|(_, view, digest)| (view.clone(), *digest, current))
+    }
+
+    /// Waits until the latest view computed is not the view of the index (or there is none),
+    /// or until `timeout` passes. Returns `false` once [`Index::stop`] was called.
+    pub fn wait_for_change(&self, timeout: Duration) -> bool {
+        let guard = self.lock();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |inner| !inner.stopped && inner.current())
+            .unwrap_or_else(|p| p.into_inner());
+        !guard.stopped
+    }
+
+    /// Stops the maintainer: every wait returns.
+    pub fn stop(&self) {
+        self.lock().stopped = true;
+        self.changed.notify_all();
     }
 }
 
 /// The built state behind a guard that [`Index::built`] filled.
-fn state<'a>(guard: &'a MutexGuard<'_, Option<State>>) -> &'a State {
+fn state<'a>(guard: &'a MutexGuard<'_, Inner>) -> &'a State {
     guard
+        .state
         .as_ref()
         .expect("Index::built fills the state before returning the guard")
 }
@@ -282,6 +349,5 @@ fn build(store: &Store, in_force: &InForce, limits: &Limits, accepted_by: Option
         latest,
         left_out,
         generation: 0,
-        view: None,
     })
 }

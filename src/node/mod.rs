@@ -10,6 +10,7 @@ mod current;
 mod feeds;
 mod governance;
 mod health;
+mod maintained;
 pub mod metrics;
 mod ops;
 mod publish;
@@ -20,6 +21,7 @@ pub use certify::CertifySummary;
 pub use current::LeftOut;
 pub use governance::{parse_document, MAX_DOCUMENT_BYTES, MAX_VERSIONS_AHEAD, MAX_VOTES_PER_VERSION};
 pub use health::EXPIRY_WARNING_SECS;
+pub use maintained::ViewMaintainer;
 pub use ops::{Local, OpError, Operations, PeerPull};
 pub use publish::{PublishRequest, Published};
 pub use status::{ConsortiumVersion, FeedStatus, ForkReport, MeasurementReport, PeerReport, ProposalReport, Status};
@@ -100,6 +102,9 @@ pub struct Node {
     /// Held while the view is computed: callers that find it out of date meanwhile wait for that
     /// computation and take its result, rather than computing the same view beside it.
     computing: std::sync::Mutex<()>,
+    /// Set on a daemon, where a thread keeps the view up to date ([`Node::maintain_view`]):
+    /// `status` then reads the latest view computed instead of computing one.
+    maintained: std::sync::atomic::AtomicBool,
     /// The consortium versions (SPEC §11): genesis (the configured file) and what the
     /// proposals and approvals held put in force.
     governance: governance::Governance,
@@ -151,6 +156,7 @@ impl Node {
             metrics: metrics::Metrics::default(),
             current: current::Index::default(),
             computing: std::sync::Mutex::new(()),
+            maintained: std::sync::atomic::AtomicBool::new(false),
             governance,
             attesting: std::sync::Mutex::new(()),
             attest_checked: std::sync::atomic::AtomicI64::new(0),

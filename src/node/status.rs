@@ -21,6 +21,9 @@ pub struct Status {
     pub forks: Vec<ForkReport>,
     pub equivocating: Vec<String>,
     pub view_digest: String,
+    /// Whether `view_digest` covers every entry accepted. On a daemon `status` reports the
+    /// latest view computed, which lags for a moment behind entries just accepted.
+    pub view_current: bool,
     /// Stored entries that no longer verify under the consortium in force, left out of the view.
     pub left_out: Vec<String>,
     pub store_bytes: u64,
@@ -205,9 +208,9 @@ impl Node {
         let c = self.consortium();
         let governance = self.governance();
         // One view for the whole report: while entries arrive, asking for the view again could
-        // compute a newer one, and the digest, the measurement and who attests it would
-        // disagree.
-        let (view, view_digest) = self.view_and_digest()?;
+        // give a newer one, and the digest, the measurement and who attests it would disagree.
+        let reported = self.reported_view()?;
+        let (view, view_digest) = (reported.view, reported.digest);
         let proposals = governance
             .pending
             .iter()
@@ -229,6 +232,7 @@ impl Node {
             forks,
             equivocating,
             view_digest: hex::encode(&view_digest),
+            view_current: reported.current,
             measurement: view.measurement.iter().map(MeasurementReport::of).collect(),
             left_out: self.left_out()?.iter().map(ToString::to_string).collect(),
             store_bytes: self.store.size_on_disk(),

@@ -211,7 +211,13 @@ impl Admin for AdminService {
             audience,
             unreported: r.unreported,
         };
-        let p = run(&self.node, move |node| node.publish(request)).await?;
+        // Settled: the operator's next `status` shows the view with this entry.
+        let p = run(&self.node, move |node| {
+            let p = node.publish(request)?;
+            node.settle()?;
+            Ok(p)
+        })
+        .await?;
         self.syncer.announce_on(&self.tasks, &self.stop);
         Ok(Response::new(proto::PublishReply {
             publisher: p.publisher.to_string(),
@@ -233,6 +239,7 @@ impl Admin for AdminService {
             .iter()
             .map(|(peer, result)| PeerPull::of(*peer, result).into())
             .collect();
+        run(&self.node, |node| node.settle()).await?;
         Ok(Response::new(proto::SyncReply { pulls }))
     }
 
@@ -344,6 +351,7 @@ impl Admin for AdminService {
         let document = request.into_inner().document;
         let (version, digest, in_force) = run(&self.node, move |node| {
             let (version, digest) = node.propose(&document)?;
+            node.settle()?;
             Ok((version, digest, node.governance().current().version))
         })
         .await?;
@@ -363,6 +371,7 @@ impl Admin for AdminService {
         let version = r.version;
         let in_force = run(&self.node, move |node| {
             node.approve(version, digest)?;
+            node.settle()?;
             Ok(node.governance().current().version)
         })
         .await?;

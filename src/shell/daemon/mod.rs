@@ -34,6 +34,9 @@ pub enum DaemonError {
     /// A socket could not be bound.
     #[error("cannot listen on {what}: {source}")]
     Bind { what: String, source: std::io::Error },
+    /// The thread that keeps the view up to date could not be started.
+    #[error("cannot start the view's thread: {0}")]
+    Thread(std::io::Error),
     /// The gRPC server failed.
     #[error("server: {0}")]
     Server(#[from] tonic::transport::Error),
@@ -119,6 +122,9 @@ pub async fn run(
         Ok(Err(e)) => tracing::error!(error = %e, "cannot index the stored entries"),
         Err(e) => tracing::error!(error = %e, "indexing task failed"),
     }
+    // From now on the view is computed in the background whenever what it is built from
+    // changes, so `status` reads it and never computes it (SPEC §17). Stopped at shutdown.
+    let maintainer = node.maintain_view().map_err(DaemonError::Thread)?;
 
     let addr = listener.local_addr().ok();
     if config.consortium.test_only {
@@ -197,6 +203,8 @@ pub async fn run(
         tasks.wait().await;
     }
     let _ = std::fs::remove_file(&socket);
+    // Waits for a view being computed, off the async workers: the store closes only after.
+    let _ = tokio::task::spawn_blocking(move || drop(maintainer)).await;
     let n = node.clone();
     match tokio::task::spawn_blocking(move || n.flush()).await {
         Ok(Ok(())) => {}

@@ -154,9 +154,14 @@ pub fn status_text(status: &Status) -> String {
         ));
     }
     s.push_str(&format!(
-        "\nstore        {} bytes\nview digest  {}\nattested by  {}\nfeeds",
+        "\nstore        {} bytes\nview digest  {}{}\nattested by  {}\nfeeds",
         status.store_bytes,
         status.view_digest,
+        if status.view_current {
+            ""
+        } else {
+            " (being updated: entries accepted since)"
+        },
         if status.attested_by.is_empty() {
             "(nobody yet)".to_string()
         } else {
