@@ -83,11 +83,12 @@ pub fn run(fx: &mut Fixture) {
         format!("{publish_secs:.1} s ({} records each)", thousands(RECORDS as f64)),
     );
 
-    // Converged: every daemon holds a dataset of every member and all show one view digest.
+    // Converged: every daemon holds a dataset of every member and all show one view digest,
+    // each current (status reports the latest view computed, which may lag behind).
     let mut converging = Vec::new();
     let deadline = last_publish + Duration::from_secs(180);
     let converged = loop {
-        let states: Vec<(usize, String)> = configs
+        let states: Vec<(usize, String, bool)> = configs
             .iter()
             .map(|config| {
                 let (state, secs) = status(config);
@@ -96,7 +97,10 @@ pub fn run(fx: &mut Fixture) {
             })
             .collect();
         let first = &states[0].1;
-        if states.iter().all(|(feeds, digest)| *feeds == n && digest == first) {
+        if states
+            .iter()
+            .all(|(feeds, digest, current)| *feeds == n && digest == first && *current)
+        {
             break Some(last_publish.elapsed().as_secs_f64());
         }
         if Instant::now() > deadline {
@@ -228,9 +232,9 @@ fn cli(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `accord status --format json` through the daemon: (members with a dataset, view digest) and
-/// how long the command took.
-fn status(config: &Path) -> ((usize, String), f64) {
+/// `accord status --format json` through the daemon: (members with a dataset, view digest,
+/// whether that view is current) and how long the command took.
+fn status(config: &Path) -> ((usize, String, bool), f64) {
     let (out, secs) = super::timed(|| cli(config, &["status", "--format", "json"]));
     let json: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
     let feeds = json["feeds"]
@@ -238,7 +242,8 @@ fn status(config: &Path) -> ((usize, String), f64) {
         .map(|f| f.iter().filter(|f| f["seq"].as_u64().unwrap_or(0) >= 1).count())
         .unwrap_or(0);
     let digest = json["view_digest"].as_str().unwrap_or_default().to_string();
-    ((feeds, digest), secs)
+    let current = json["view_current"].as_bool().unwrap_or(false);
+    ((feeds, digest, current), secs)
 }
 
 fn path(p: &Path) -> &str {
