@@ -191,7 +191,10 @@ impl Index {
     pub fn latest(&self) -> Option<(Arc<View>, [u8; 32], bool)> {
         let guard = self.lock();
         let current = guard.current();
-        guard.last.as_ref().map(|(_, view, digest)| (view.clone(), *digest, current))
+        guard
+            .last
+            .as_ref()
+            .map(|(_, view, digest)| (view.clone(), *digest, current))
     }
 
     /// Waits until the latest view computed is not the view of the index (or there is none),
@@ -220,6 +223,67 @@ fn state<'a>(guard: &'a MutexGuard<'_, Inner>) -> &'a State {
         .expect("Index::built fills the state before returning the guard")
 }
 
+impl Snapshot {
+    /// Only what the view was computed from: the revision of each dataset.
+    pub fn revisions(&self) -> Snapshot {
+        Snapshot {
+            generation: self.generation,
+            cached: None,
+            latest: self.latest.clone(),
+        }
+    }
+}
+
+/// The datasets whose current revision in `now` is not the one in `earlier`, each read from the
+/// store (`None`: `now` has no dataset for its key any more), for a refresh of the view
+/// computed from `earlier`.
+pub(super) fn changes(
+    store: &Store,
+    now: &Snapshot,
+    earlier: &Snapshot,
+    limits: &Limits,
+) -> Result<Vec<crate::domain::reconcile::Change>, NodeError> {
+    let before: BTreeMap<Key, Revision> = earlier.latest.iter().copied().collect();
+    let after: BTreeMap<Key, Revision> = now.latest.iter().copied().collect();
+    let mut changed: Vec<(Key, Option<Revision>)> = after
+        .iter()
+        .filter(|(key, revision)| before.get(key) != Some(revision))
+        .map(|(key, revision)| (*key, Some(*revision)))
+        .collect();
+    changed.extend(
+        before
+            .keys()
+            .filter(|key| !after.contains_key(key))
+            .map(|key| (*key, None)),
+    );
+    changed
+        .into_iter()
+        .map(|(key, revision)| {
+            let dataset = match revision {
+                Some(revision) => Some(load(store, key.0, revision, limits)?),
+                None => None,
+            };
+            Ok((key, dataset))
+        })
+        .collect()
+}
+
+/// One current dataset, read from the store.
+fn load(store: &Store, publisher: Country, revision: Revision, limits: &Limits) -> Result<AcceptedDataset, NodeError> {
+    let corrupt = || StoreError::Corrupt {
+        path: store.path().to_path_buf(),
+        key: format!("f:{publisher}/{}", revision.seq),
+    };
+    let entry = store.entry(publisher, revision.seq)?.ok_or_else(corrupt)?;
+    let dataset = Dataset::decode(&entry.payload, limits.max_cells).map_err(|_| corrupt())?;
+    Ok(AcceptedDataset {
+        publisher,
+        seq: revision.seq,
+        digest: revision.digest,
+        dataset,
+    })
+}
+
 /// Reads the datasets of a snapshot from the store, one at a time as the iterator is driven.
 /// They were verified when accepted (or when the index was built); the store is this node's
 /// own, so they are only decoded here.
@@ -228,20 +292,10 @@ pub(super) fn datasets<'a>(
     snapshot: &'a Snapshot,
     limits: &'a Limits,
 ) -> impl Iterator<Item = Result<AcceptedDataset, NodeError>> + 'a {
-    snapshot.latest.iter().map(move |((publisher, _, _), revision)| {
-        let corrupt = || StoreError::Corrupt {
-            path: store.path().to_path_buf(),
-            key: format!("f:{publisher}/{}", revision.seq),
-        };
-        let entry = store.entry(*publisher, revision.seq)?.ok_or_else(corrupt)?;
-        let dataset = Dataset::decode(&entry.payload, limits.max_cells).map_err(|_| corrupt())?;
-        Ok(AcceptedDataset {
-            publisher: *publisher,
-            seq: revision.seq,
-            digest: revision.digest,
-            dataset,
-        })
-    })
+    snapshot
+        .latest
+        .iter()
+        .map(move |((publisher, _, _), revision)| load(store, *publisher, *revision, limits))
 }
 
 /// What the view was computed from on this node at `t` (milliseconds since the Unix epoch):

@@ -8,12 +8,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Node, NodeError};
-use crate::domain::reconcile::View;
+use super::{current, Node, NodeError};
+use crate::domain::consortium::Version;
+use crate::domain::reconcile::{under, ConsortiumRef, Kept, View};
 
 /// How long the maintainer waits after a failed computation before it tries again (a store
 /// error is logged, not retried in a loop).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The view a daemon keeps between computations, with what it was computed from, so the next
+/// computation after a new `flows` revision recomputes only the pairs it touches.
+pub(super) struct KeptView {
+    kept: Kept,
+    revisions: current::Snapshot,
+    /// The consortium version it was computed under (its document's digest).
+    consortium: [u8; 32],
+}
 
 /// Stops the maintainer when dropped, and waits for its thread to end.
 pub struct ViewMaintainer {
@@ -43,18 +53,16 @@ impl Node {
     pub fn maintain_view(self: &Arc<Self>) -> std::io::Result<ViewMaintainer> {
         self.maintained.store(true, Ordering::Relaxed);
         let node = self.clone();
-        let thread = std::thread::Builder::new()
-            .name("accord-view".into())
-            .spawn(move || {
-                // Waking on every change is enough; the timeout only bounds how long a missed
-                // wake-up could delay the view.
-                while node.current.wait_for_change(Duration::from_secs(60)) {
-                    if let Err(e) = node.view_and_digest() {
-                        tracing::error!(error = %e, "cannot compute the view");
-                        std::thread::sleep(RETRY_AFTER);
-                    }
+        let thread = std::thread::Builder::new().name("accord-view".into()).spawn(move || {
+            // Waking on every change is enough; the timeout only bounds how long a missed
+            // wake-up could delay the view.
+            while node.current.wait_for_change(Duration::from_secs(60)) {
+                if let Err(e) = node.view_and_digest() {
+                    tracing::error!(error = %e, "cannot compute the view");
+                    std::thread::sleep(RETRY_AFTER);
                 }
-            })?;
+            }
+        })?;
         Ok(ViewMaintainer {
             node: self.clone(),
             thread: Some(thread),
@@ -66,6 +74,49 @@ impl Node {
     /// they changed.
     pub fn settle(&self) -> Result<(), NodeError> {
         self.view_and_digest().map(|_| ())
+    }
+
+    /// The view of `snapshot` under `version`: refreshed from the view kept when only `flows`
+    /// datasets changed since under the same version, otherwise computed afresh; kept for the
+    /// next time either way.
+    pub(super) fn refreshed(
+        &self,
+        kept: &mut Option<KeptView>,
+        snapshot: &current::Snapshot,
+        version: &Version,
+    ) -> Result<Arc<View>, NodeError> {
+        let settings = &version.document.reconcile;
+        let consortium = ConsortiumRef {
+            version: version.version,
+            digest: version.digest,
+        };
+        if let Some(k) = kept.as_mut().filter(|k| k.consortium == version.digest) {
+            let changes = current::changes(&self.store, snapshot, &k.revisions, &self.limits)?;
+            if let Some(mut view) = k.kept.refresh(changes, settings) {
+                under(&mut view, consortium, &version.document);
+                let view = Arc::new(view);
+                k.kept.keep(view.clone());
+                k.revisions = snapshot.revisions();
+                return Ok(view);
+            }
+        }
+        // The old view goes before the new one is computed: never two at once.
+        *kept = None;
+        let mut failure = None;
+        let datasets = current::datasets(&self.store, snapshot, &self.limits)
+            .map_while(|loaded| loaded.map_err(|e| failure = Some(e)).ok());
+        let mut fresh = Kept::compute(datasets, settings);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        fresh.finish(|view| under(view, consortium, &version.document));
+        let view = fresh.view().clone();
+        *kept = Some(KeptView {
+            kept: fresh,
+            revisions: snapshot.revisions(),
+            consortium: version.digest,
+        });
+        Ok(view)
     }
 
     /// The view `status` reports: on a daemon, the latest one computed (current or not);
@@ -160,13 +211,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let node = node(dir.path());
         let _maintainer = node.maintain_view().unwrap();
-        node.publish(PublishRequest::new(Cube::Flows, Period::Year(2024))).unwrap();
+        node.publish(PublishRequest::new(Cube::Flows, Period::Year(2024)))
+            .unwrap();
         let before = current_status(&node);
-        assert_eq!(before.view_digest, crate::domain::hex::encode(&node.view_digest().unwrap()));
+        assert_eq!(
+            before.view_digest,
+            crate::domain::hex::encode(&node.view_digest().unwrap())
+        );
 
         // A view computation that does not end (held here): an entry arrives meanwhile.
         let computing = node.computing.lock().unwrap();
-        node.publish(PublishRequest::new(Cube::Flows, Period::Month(2024, 3))).unwrap();
+        node.publish(PublishRequest::new(Cube::Flows, Period::Month(2024, 3)))
+            .unwrap();
         let (tx, rx) = mpsc::channel();
         let n = node.clone();
         std::thread::spawn(move || tx.send(n.status().map(|s| (s.view_digest, s.view_current))));
@@ -181,7 +237,15 @@ mod tests {
         drop(computing);
         let after = current_status(&node);
         assert_ne!(after.view_digest, before.view_digest);
-        assert_eq!(after.view_digest, crate::domain::hex::encode(&node.view_digest().unwrap()));
+        assert_eq!(
+            after.view_digest,
+            crate::domain::hex::encode(&node.view_digest().unwrap())
+        );
+        // The maintainer refreshed the view it kept (a flows revision): the same view as one
+        // computed afresh from every dataset.
+        let (afresh, digest) = node.view_as_of(i64::MAX / 2).unwrap();
+        assert_eq!(after.view_digest, crate::domain::hex::encode(&digest));
+        assert_eq!(*node.view().unwrap(), afresh);
     }
 
     #[test]
@@ -189,7 +253,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let node = node(dir.path());
         let empty = node.status().unwrap();
-        node.publish(PublishRequest::new(Cube::Flows, Period::Year(2024))).unwrap();
+        node.publish(PublishRequest::new(Cube::Flows, Period::Year(2024)))
+            .unwrap();
         let s = node.status().unwrap();
         assert!(s.view_current);
         assert_ne!(s.view_digest, empty.view_digest);

@@ -100,8 +100,9 @@ pub struct Node {
     metrics: metrics::Metrics,
     current: current::Index,
     /// Held while the view is computed: callers that find it out of date meanwhile wait for that
-    /// computation and take its result, rather than computing the same view beside it.
-    computing: std::sync::Mutex<()>,
+    /// computation and take its result, rather than computing the same view beside it. On a
+    /// daemon it holds the view kept for the next refresh.
+    computing: std::sync::Mutex<Option<maintained::KeptView>>,
     /// Set on a daemon, where a thread keeps the view up to date ([`Node::maintain_view`]):
     /// `status` then reads the latest view computed instead of computing one.
     maintained: std::sync::atomic::AtomicBool,
@@ -155,7 +156,7 @@ impl Node {
             limits,
             metrics: metrics::Metrics::default(),
             current: current::Index::default(),
-            computing: std::sync::Mutex::new(()),
+            computing: std::sync::Mutex::new(None),
             maintained: std::sync::atomic::AtomicBool::new(false),
             governance,
             attesting: std::sync::Mutex::new(()),
@@ -421,13 +422,18 @@ impl Node {
         if let Some(cached) = snapshot.cached.clone() {
             return Ok(cached);
         }
-        let _computing = self.computing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = self.computing.lock().unwrap_or_else(|p| p.into_inner());
         // Whoever held the lock may have computed this very view.
         let snapshot = self.current.snapshot(&self.store, &self.governance(), &self.limits)?;
         if let Some(cached) = snapshot.cached.clone() {
             return Ok(cached);
         }
-        let view = Arc::new(self.view_of(&snapshot, self.governance().current())?);
+        let governance = self.governance();
+        let view = if self.maintained.load(std::sync::atomic::Ordering::Relaxed) {
+            self.refreshed(&mut kept, &snapshot, governance.current())?
+        } else {
+            Arc::new(self.view_of(&snapshot, governance.current())?)
+        };
         let digest = view.digest();
         self.current.cache_view(snapshot.generation, view.clone(), digest);
         Ok((view, digest))

@@ -353,6 +353,14 @@ async fn status_after_periodic_convergence_reports_feeds_and_healthy_peers() {
                     return Err(format!("{me}: peer {p:?}"));
                 }
             }
+            // A pull records what it received once it ends, after the entries are in the feeds.
+            let foreign = published.iter().filter(|p| p.publisher.to_string() != me).count() as u64;
+            let received: u64 = status.peers.iter().map(|p| p.entries_received).sum();
+            if received < foreign {
+                return Err(format!(
+                    "{me}: {received} of {foreign} entries recorded as received so far"
+                ));
+            }
         }
         Ok(())
     })

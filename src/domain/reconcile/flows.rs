@@ -55,6 +55,7 @@ pub(super) fn mirror(
     meetings: Meetings,
     latest: &Latest,
     settings: &Reconcile,
+    with_totals: &BTreeSet<(Country, Period)>,
     notes: &mut BTreeSet<Note>,
 ) -> (Rows, BTreeMap<PairKey, PairTotal>) {
     // One shared source per flows dataset; every row of that dataset points at it.
@@ -86,16 +87,41 @@ pub(super) fn mirror(
     }));
     let rows = Rows::from_sorted(sorted);
 
-    let pairs = totals(&rows, &published, &sources, settings);
+    let pairs = totals(&rows, &published, &sources, settings, with_totals);
     for pair in pairs.keys() {
         pair_notes(latest, *pair, notes);
     }
     (rows, pairs)
 }
 
+/// The flows datasets (publisher, period) that publish totals (SPEC §3): those with a table
+/// total among their cells. Each names at least one pair.
+pub(super) fn with_totals<'a>(
+    cells: impl IntoIterator<Item = &'a (MirrorKey, Direction, CellValue)>,
+) -> BTreeSet<(Country, Period)> {
+    cells
+        .into_iter()
+        .filter(|(key, _, _)| key.citizenship.as_str() == TOTAL)
+        .map(|(key, direction, _)| (publisher_of(key.pair, *direction), key.pair.period))
+        .collect()
+}
+
+/// The publisher of a side of a pair: the origin reports OUT, the destination IN.
+pub(super) fn publisher_of(pair: PairKey, direction: Direction) -> Country {
+    match direction {
+        Direction::Out => pair.origin,
+        Direction::In => pair.destination,
+    }
+}
+
+/// Sorts cells by row key, then side: the order `meet` reads them in.
+pub(super) fn sort(cells: &mut Meetings) {
+    cells.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+}
+
 /// The cells of each row key, in key order: (sender's OUT cell, receiver's IN cell).
 fn meet(mut cells: Meetings) -> impl Iterator<Item = (MirrorKey, Meeting)> {
-    cells.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    sort(&mut cells);
     let mut cells = cells.into_iter().peekable();
     std::iter::from_fn(move || {
         let (key, direction, value) = cells.next()?;
@@ -239,6 +265,7 @@ fn totals(
     published: &BTreeMap<PairKey, Meeting>,
     sources: &Sources<'_>,
     settings: &Reconcile,
+    with_totals: &BTreeSet<(Country, Period)>,
 ) -> BTreeMap<PairKey, PairTotal> {
     let mut tallies: BTreeMap<PairKey, (Tally, Tally, Option<u64>, u64)> = BTreeMap::new();
     for (key, row) in rows {
@@ -253,20 +280,8 @@ fn totals(
     for pair in published.keys() {
         tallies.entry(*pair).or_default();
     }
-    // The datasets that publish totals: each names at least one pair.
-    let with_totals: BTreeSet<(Country, Period)> = published
-        .iter()
-        .flat_map(|(pair, (out_cell, in_cell))| {
-            let sender = out_cell.map(|_| (pair.origin, pair.period));
-            let receiver = in_cell.map(|_| (pair.destination, pair.period));
-            sender.into_iter().chain(receiver)
-        })
-        .collect();
     let side_total = |pair: PairKey, direction: Direction, cell: Option<CellValue>, summed: &Tally| {
-        let publisher = match direction {
-            Direction::Out => pair.origin,
-            Direction::In => pair.destination,
-        };
+        let publisher = publisher_of(pair, direction);
         let period = pair.period;
         let source = match dataset_of(sources, pair, direction) {
             Some((source, true)) => source,

@@ -22,6 +22,7 @@ pub mod estimate;
 pub mod fidelity;
 mod flows;
 mod json;
+mod kept;
 mod lines;
 mod render;
 mod rows;
@@ -41,6 +42,7 @@ use crate::domain::model::{Cube, Period};
 
 pub use estimate::{Estimate, Fitted};
 pub use fidelity::{estimate_fidelity, pair_total_mape, read_truth};
+pub use kept::{Change, Kept};
 pub use lines::{flow_lines, side_by_side_rows, FlowLine, LineSide, ViewFilter};
 pub use render::{render, render_to, Format};
 pub use rows::Rows;
@@ -250,6 +252,18 @@ struct Meta {
     unreported: Unreported,
 }
 
+impl Meta {
+    fn of(accepted: &AcceptedDataset) -> Meta {
+        let d = &accepted.dataset;
+        Meta {
+            source: Source::of(accepted),
+            definition: d.definition,
+            disclosure: d.disclosure,
+            unreported: d.unreported.clone(),
+        }
+    }
+}
+
 /// The current dataset of every (publisher, cube, period), as metadata.
 type Latest = BTreeMap<(Country, Cube, Period), Meta>;
 
@@ -279,21 +293,14 @@ pub fn compute_current<D: std::borrow::Borrow<AcceptedDataset>>(
         if latest.contains_key(&key) {
             continue;
         }
-        latest.insert(
-            key,
-            Meta {
-                source: Source::of(accepted),
-                definition: d.definition,
-                disclosure: d.disclosure,
-                unreported: d.unreported.clone(),
-            },
-        );
+        latest.insert(key, Meta::of(accepted));
         match d.cube {
             Cube::Flows => flows::read(&mut meetings, accepted, &mut notes),
             Cube::Asylum | Cube::Permits => side_by_side::read(&mut side_cells, accepted, &mut notes),
         }
     }
-    let (rows, pairs) = flows::mirror(meetings, &latest, settings, &mut notes);
+    let with_totals = flows::with_totals(&meetings);
+    let (rows, pairs) = flows::mirror(meetings, &latest, settings, &with_totals, &mut notes);
     let side_by_side = side_by_side::merge(side_cells, &latest);
     View {
         consortium: ConsortiumRef::default(),

@@ -20,6 +20,20 @@ impl Rows {
         Rows(entries)
     }
 
+    /// `old`'s rows but those `replaced` names, with `new` (in key order) in their place.
+    pub(super) fn merged(old: &Rows, replaced: impl Fn(&MirrorKey) -> bool, new: Rows) -> Rows {
+        let mut out = Vec::with_capacity(old.0.len() + new.0.len());
+        let mut new = new.0.into_iter().peekable();
+        for (key, row) in old.0.iter().filter(|(key, _)| !replaced(key)) {
+            while let Some(next) = new.next_if(|(k, _)| k < key) {
+                out.push(next);
+            }
+            out.push((*key, row.clone()));
+        }
+        out.extend(new);
+        Rows::from_sorted(out)
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
