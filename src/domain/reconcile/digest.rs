@@ -137,9 +137,9 @@ impl Serialize for CanonicalView<'_> {
             "rows",
             &Seq(|| {
                 view.rows.iter().map(|(key, row)| CanonicalRow {
-                    origin: key.pair.origin.to_string(),
-                    destination: key.pair.destination.to_string(),
-                    period: key.pair.period.to_string(),
+                    origin: key.pair.origin.as_str(),
+                    destination: key.pair.destination.as_str(),
+                    period: Short::of(&key.pair.period),
                     citizenship: &key.citizenship,
                     sex: &key.sex,
                     age_band: &key.age_band,
@@ -192,12 +192,12 @@ pub fn ppm(ratio: f64) -> i64 {
 }
 
 #[derive(Serialize)]
-struct CanonicalPair {
-    origin: String,
-    destination: String,
-    period: String,
-    sender: CanonicalSideTotal,
-    receiver: CanonicalSideTotal,
+struct CanonicalPair<'a> {
+    origin: &'a str,
+    destination: &'a str,
+    period: Short,
+    sender: CanonicalSideTotal<'a>,
+    receiver: CanonicalSideTotal<'a>,
     reconciled: Option<u64>,
     reconciled_withheld: u64,
     asymmetry_ppm: Option<i64>,
@@ -207,12 +207,12 @@ struct CanonicalPair {
     estimate_upper: Option<u64>,
 }
 
-impl CanonicalPair {
-    fn new(pair: &super::PairKey, total: &PairTotal) -> CanonicalPair {
+impl<'a> CanonicalPair<'a> {
+    fn new(pair: &'a super::PairKey, total: &'a PairTotal) -> CanonicalPair<'a> {
         CanonicalPair {
-            origin: pair.origin.to_string(),
-            destination: pair.destination.to_string(),
-            period: pair.period.to_string(),
+            origin: pair.origin.as_str(),
+            destination: pair.destination.as_str(),
+            period: Short::of(&pair.period),
             sender: CanonicalSideTotal::new(&total.sender),
             receiver: CanonicalSideTotal::new(&total.receiver),
             reconciled: total.reconciled,
@@ -227,17 +227,17 @@ impl CanonicalPair {
 }
 
 #[derive(Serialize)]
-struct CanonicalSideTotal {
+struct CanonicalSideTotal<'a> {
     reported: Option<u64>,
     status: &'static str,
     withheld: u64,
-    publisher: Option<String>,
+    publisher: Option<&'a str>,
     seq: Option<u64>,
-    digest: Option<String>,
+    digest: Option<Hex>,
 }
 
-impl CanonicalSideTotal {
-    fn new(total: &SideTotal) -> CanonicalSideTotal {
+impl<'a> CanonicalSideTotal<'a> {
+    fn new(total: &'a SideTotal) -> CanonicalSideTotal<'a> {
         let (publisher, seq, digest) = source_fields(total.source.as_ref());
         CanonicalSideTotal {
             reported: total.reported.value(),
@@ -252,30 +252,30 @@ impl CanonicalSideTotal {
 
 #[derive(Serialize)]
 struct CanonicalRow<'a> {
-    origin: String,
-    destination: String,
-    period: String,
+    origin: &'a str,
+    destination: &'a str,
+    period: Short,
     citizenship: &'a str,
     sex: &'a str,
     age_band: &'a str,
-    sender: CanonicalSide,
-    receiver: CanonicalSide,
+    sender: CanonicalSide<'a>,
+    receiver: CanonicalSide<'a>,
     reconciled: Option<u64>,
     asymmetry_ppm: Option<i64>,
     flag: bool,
 }
 
 #[derive(Serialize)]
-struct CanonicalSide {
+struct CanonicalSide<'a> {
     reported: Option<u64>,
     status: &'static str,
-    publisher: Option<String>,
+    publisher: Option<&'a str>,
     seq: Option<u64>,
-    digest: Option<String>,
+    digest: Option<Hex>,
 }
 
-impl CanonicalSide {
-    fn new(side: &Side) -> CanonicalSide {
+impl<'a> CanonicalSide<'a> {
+    fn new(side: &'a Side) -> CanonicalSide<'a> {
         let (publisher, seq, digest) = source_fields(side.source.as_deref());
         CanonicalSide {
             reported: side.reported.value(),
@@ -287,10 +287,56 @@ impl CanonicalSide {
     }
 }
 
-fn source_fields(source: Option<&Source>) -> (Option<String>, Option<u64>, Option<String>) {
+fn source_fields(source: Option<&Source>) -> (Option<&str>, Option<u64>, Option<Hex>) {
     match source {
-        Some(s) => (Some(s.publisher.to_string()), Some(s.seq), Some(hex(&s.digest))),
+        Some(s) => (Some(s.publisher.as_str()), Some(s.seq), Some(Hex::of(&s.digest))),
         None => (None, None, None),
+    }
+}
+
+/// A digest in lower-case hex, encoded on the stack: the encoding writes two per row, and a
+/// string allocated for each cost more than the hashing.
+struct Hex([u8; 64]);
+
+impl Hex {
+    fn of(digest: &[u8; 32]) -> Hex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in digest.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        Hex(out)
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(&self.0).unwrap_or_default())
+    }
+}
+
+/// A short text (a period) written on the stack.
+struct Short {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Short {
+    fn of(value: &impl std::fmt::Display) -> Short {
+        use std::io::Write;
+        let mut bytes = [0u8; 16];
+        let mut cursor = std::io::Cursor::new(&mut bytes[..]);
+        // A period is at most 7 bytes; anything longer is cut, never a panic.
+        let _ = write!(cursor, "{value}");
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        Short { bytes, len }
+    }
+}
+
+impl Serialize for Short {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default())
     }
 }
 
