@@ -181,6 +181,34 @@ pub fn run(fx: &mut Fixture) {
         "daemon peak RSS since start: median / max",
         format!("{:.0} / {:.0} MiB", median(&peak), max(&peak)),
     );
+    let mut largest: Vec<(f64, f64, &Country)> = rss
+        .iter()
+        .zip(&peak)
+        .zip(&members)
+        .map(|((r, p), m)| (*r, *p, m))
+        .collect();
+    largest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    line(
+        "largest peaks: member (n-th to publish) now / peak",
+        largest
+            .iter()
+            .take(3)
+            .map(|(r, p, m)| {
+                let order = members.iter().position(|x| x == *m).map_or(0, |i| i + 1);
+                format!("{m} ({order}) {r:.0} / {p:.0} MiB")
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    // The size of the view they agree on (after the memory figures: answering it costs memory).
+    let csv = cli(&configs[0], &["view", "--format", "csv"]);
+    line(
+        "the view they agree on",
+        format!(
+            "{} rows (CSV, pair totals included)",
+            thousands(csv.lines().count().saturating_sub(1) as f64)
+        ),
+    );
     for daemon in &mut daemons {
         daemon.stop();
     }
