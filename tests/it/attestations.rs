@@ -2,6 +2,7 @@
 //! it holds and computes, the notes travel with the `Attestations` RPC (and are relayed), and
 //! every `status` names every member in `attested_by`. A forged or foreign note is refused.
 
+use crate::support::SettledStatus;
 use accord::cluster::{full_mesh, line};
 use accord::exchange::Feeds;
 use accord::model::{Cube, Period};
@@ -22,7 +23,7 @@ async fn every_status_names(codes: &[&str], peered: fn(usize, usize, usize) -> b
     all.sort();
     eventually("every node names every member in attested_by", || {
         for i in cluster.running_indices() {
-            let status = cluster.running(i).status().map_err(|e| e.to_string())?;
+            let status = cluster.running(i).settled_status().map_err(|e| e.to_string())?;
             if status.attested_by != all {
                 return Err(format!("{}: attested_by {:?}", status.country, status.attested_by));
             }
@@ -309,7 +310,7 @@ async fn a_split_view_in_a_line_is_found_and_healed_within_two_rounds() {
     let mut digests = std::collections::BTreeSet::new();
     for i in [1, 2, 3] {
         let node = cluster.running(i);
-        let status = node.status().unwrap();
+        let status = node.settled_status().unwrap();
         assert_eq!(status.equivocating, ["DEU"], "{} after two rounds", status.country);
         let view = node.view().unwrap();
         assert!(
@@ -328,7 +329,7 @@ async fn a_split_view_in_a_line_is_found_and_healed_within_two_rounds() {
     // the view it computes.
     sync_round(&cluster).await;
     for i in [1, 2, 3] {
-        let status = cluster.running(i).status().unwrap();
+        let status = cluster.running(i).settled_status().unwrap();
         assert_eq!(status.attested_by, ["ESP", "FRA", "ITA"], "{}", status.country);
     }
     cluster.shutdown().await;
@@ -369,7 +370,7 @@ async fn a_consortium_version_naming_the_branch_to_keep_brings_the_publisher_bac
     }
     let mut digests = std::collections::BTreeSet::new();
     for node in [fra, ita, esp] {
-        let status = node.status().unwrap();
+        let status = node.settled_status().unwrap();
         assert_eq!(status.consortium_version, version, "{}", status.country);
         let head = node.heads().unwrap().into_iter().find(|(p, _)| *p == deu);
         assert_eq!(

@@ -10,6 +10,7 @@
 //! Each test states whether it relies on announcements (a sync interval of an hour, so the
 //! periodic pull cannot be what converged) or on the periodic pull alone (no announcement).
 
+use crate::support::SettledStatus;
 use std::collections::BTreeMap;
 
 use accord::cluster::{full_mesh, line};
@@ -45,7 +46,9 @@ fn views_agree(cluster: &TestCluster) -> Result<(), String> {
                 .map_err(|e| format!("{}: view: {e}", node.country()))?
                 .digest(),
         );
-        let status = node.status().map_err(|e| format!("{}: status: {e}", node.country()))?;
+        let status = node
+            .settled_status()
+            .map_err(|e| format!("{}: status: {e}", node.country()))?;
         if status.view_digest != view {
             return Err(format!(
                 "{}: status view_digest {} but view().digest() {view}",
@@ -329,7 +332,7 @@ async fn status_after_periodic_convergence_reports_feeds_and_healthy_peers() {
         for i in cluster.running_indices() {
             let node = cluster.running(i);
             let me = node.country().to_string();
-            let status = node.status().map_err(|e| format!("{me}: status: {e}"))?;
+            let status = node.settled_status().map_err(|e| format!("{me}: status: {e}"))?;
             let feeds: Vec<(String, u64, String)> = status
                 .feeds
                 .iter()
@@ -368,7 +371,7 @@ async fn status_after_periodic_convergence_reports_feeds_and_healthy_peers() {
 
     for i in cluster.running_indices() {
         let node = cluster.running(i);
-        let status = node.status().expect("status");
+        let status = node.settled_status().expect("status");
         let me = status.country.clone();
         // Each foreign entry is appended once, from whichever peer delivered it first.
         let foreign = published.iter().filter(|p| p.publisher.to_string() != me).count() as u64;
@@ -408,7 +411,7 @@ async fn heads_of_matches_status_feeds() {
         .publish(PublishRequest::new(Cube::Permits, Period::Year(last_year())))
         .expect("publish");
     let heads = heads_of(node);
-    let status = node.status().expect("status");
+    let status = node.settled_status().expect("status");
     assert_eq!(heads.len(), 1);
     assert_eq!(status.feeds.len(), 1);
     assert_eq!(heads["DEU"], (p.seq, p.digest));
@@ -537,7 +540,7 @@ async fn entries_whose_key_left_the_consortium_are_named_and_left_out() {
         .expect("DEU starts although it holds an entry that no longer verifies");
 
     let node = cluster.running(d);
-    let status = node.status().expect("status works");
+    let status = node.settled_status().expect("status works");
     assert_eq!(status.left_out.len(), 1, "{:?}", status.left_out);
     assert!(
         status.left_out[0].starts_with("FRA seq 1: signature does not verify"),

@@ -5,6 +5,7 @@
 //! the page's script ran (charts drawn). Screenshots go to `target/dashboard-screenshots/`.
 //! `/api/view` is `accord view --format json` byte for byte (the CLI through the admin socket).
 
+use crate::support::SettledStatus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -205,7 +206,7 @@ async fn the_dashboard_shows_the_view_of_accord_view_in_a_real_browser() {
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let config = cluster.nodes[0].config_path.clone();
-    let status = deu.status().unwrap();
+    let status = deu.settled_status().unwrap();
 
     let tasks = tokio::task::spawn_blocking(move || {
         // Overview: the digest and the consortium version of `status`.

@@ -5,6 +5,7 @@
 //! computed under it; a signing key rotated through a version is retired everywhere.
 //! Members joining and leaving: `governance_members.rs`; agreements: `governance_agreements.rs`.
 
+use crate::support::SettledStatus;
 use accord::cluster::full_mesh;
 use accord::hex;
 use accord::model::{Cube, Period};
@@ -298,7 +299,7 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
         );
     }
     // `status` says why: FRA's emigration declared high now, DEU the reference.
-    let status = cluster.running(2).status().expect("status");
+    let status = cluster.running(2).settled_status().expect("status");
     assert_eq!(status.measurement.len(), 6, "{:?}", status.measurement);
     let fra_out = status
         .measurement
@@ -346,7 +347,7 @@ async fn a_version_that_changes_a_members_class_changes_the_estimates_everywhere
                 .map_err(|e| e.to_string())?;
         }
         for i in cluster.running_indices() {
-            let status = cluster.running(i).status().map_err(|e| e.to_string())?;
+            let status = cluster.running(i).settled_status().map_err(|e| e.to_string())?;
             if status.view_digest != after_view || status.attested_by != ["DEU", "FRA", "ITA"] {
                 return Err(format!(
                     "{}: {} attested by {:?}",

@@ -9,6 +9,7 @@
 //! These are the promises a member makes to the others, so they are tested end to end rather
 //! than only in the unit tests of `dataset` and `tls`.
 
+use crate::support::SettledStatus;
 use accord::certs;
 use accord::config::Peer;
 use accord::dataset::Limits;
@@ -184,7 +185,7 @@ fn member_serving_a_dataset_as_another_publisher_is_rejected() {
         assert_rejected(&sync, "dataset publisher \"ITA\" does not match header \"FRA\"");
 
         assert_eq!(heads(&node), before, "nothing stored");
-        assert!(node.status().unwrap().forks.is_empty());
+        assert!(node.settled_status().unwrap().forks.is_empty());
         evil.stop().await;
 
         // The node still syncs with the honest publisher.
@@ -282,7 +283,7 @@ fn replayed_old_seq_changes_nothing() {
         assert_eq!(node.head(member(ITA)).unwrap().map(|h| h.seq), Some(2));
         let old = node.entry(member(ITA), 1).unwrap().expect("ITA seq 1 held");
         let before = heads(&node);
-        let view_before = node.status().unwrap().view_digest;
+        let view_before = node.settled_status().unwrap().view_digest;
         let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
 
         // Seq 1 again, identical bytes: advertised as the head it is, as a different head at the
@@ -316,7 +317,7 @@ fn replayed_old_seq_changes_nothing() {
             }
             assert_eq!(sync, want, "replay advertised as {advertised:?}");
             assert_eq!(heads(&node), before, "nothing stored");
-            let status = node.status().unwrap();
+            let status = node.settled_status().unwrap();
             assert!(status.forks.is_empty() && status.equivocating.is_empty(), "{status:?}");
             assert_eq!(status.view_digest, view_before);
         }
@@ -347,7 +348,7 @@ fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
         syncer.pull_from(member(ESP)).await.expect("pull from ESP");
         assert_eq!(node.head(member(ITA)).unwrap().map(|h| h.digest), Some(held.digest));
         let before = heads(&node);
-        let view_before = node.status().unwrap().view_digest;
+        let view_before = node.settled_status().unwrap().view_digest;
 
         // ITA's key signs a second, different seq 1, and FRA relays it.
         let conflicting = first_entry(&cluster, &node, member(ITA), 999);
@@ -360,7 +361,7 @@ fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
         logs.assert_logged(&["peer=FRA", "publisher=ITA", "publisher equivocates"])
             .await;
 
-        let status = node.status().unwrap();
+        let status = node.settled_status().unwrap();
         assert_eq!(status.equivocating, vec![ITA.to_string()]);
         assert_eq!(status.forks.len(), 1, "{:?}", status.forks);
         let fork = &status.forks[0];
@@ -382,7 +383,7 @@ fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
         assert!(node.view().unwrap().inputs.keys().all(|(p, _, _)| p.as_str() != ITA));
         // A second pull of the same evidence adds no second fork record.
         syncer.pull_from(member(FRA)).await.expect("pull completes");
-        assert_eq!(node.status().unwrap().forks.len(), 1);
+        assert_eq!(node.settled_status().unwrap().forks.len(), 1);
         evil.stop().await;
 
         // Other feeds go on: ESP and DEU extend, and ESP's new entry reaches DEU.
@@ -399,7 +400,7 @@ fn forked_feed_is_detected_and_other_feeds_are_unaffected() {
             .publish(PublishRequest::new(Cube::Flows, Period::Year(2022)))
             .unwrap();
         assert_eq!(own.seq, 1);
-        let status = node.status().unwrap();
+        let status = node.settled_status().unwrap();
         assert_eq!(status.equivocating, vec![ITA.to_string()]);
         assert_serves_honest_peer(&cluster, VICTIM, 3).await;
         drop((node, ita, esp, syncer));

@@ -117,3 +117,66 @@ async fn a_quiet_round_fetches_nothing_and_a_new_entry_ends_the_quiet() {
     assert!(after.windows(2).all(|w| w[0] == w[1]) && after[0] != digests[0]);
     cluster.shutdown().await;
 }
+
+/// In a round after several members re-attested, a note new to a node crosses the wire once,
+/// from the first peer that has it: pulls read new notes one at a time (`sync::NotesTurn`), so
+/// the next pull asks with them held, and a peer whose notes changed answers the summary with
+/// no notes before the pull asks with the times it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_round_each_new_attestation_is_read_from_one_peer_only() {
+    let cluster = start_cluster(&["DEU", "FRA", "ITA", "POL"], full_mesh, DRIVEN).await;
+    let period = Period::Year(last_year());
+    for i in cluster.running_indices() {
+        let node = cluster.running(i);
+        ingest_synthetic(node, last_year(), 100, 5 + i as u64);
+        node.publish(PublishRequest::new(Cube::Flows, period)).expect("publish");
+    }
+    let syncers: Vec<Syncer> = cluster
+        .running_indices()
+        .iter()
+        .map(|i| cluster.running(*i).syncer())
+        .collect();
+    let mut settled = false;
+    for _ in 0..8 {
+        if all_quiet(&round(&cluster, &syncers).await) {
+            settled = true;
+            break;
+        }
+    }
+    assert!(settled, "every node holds every feed and every note");
+
+    // FRA, ITA and POL revise and re-attest, and pass their notes among themselves (not to DEU).
+    for i in 1..4 {
+        let node = cluster.running(i);
+        ingest_synthetic(node, last_year(), 20, 50 + i as u64);
+        node.publish(PublishRequest::new(Cube::Flows, period))
+            .expect("revision");
+        node.attest_if_changed(accord::date::unix_now()).expect("attest");
+    }
+    let mut passed = false;
+    for _ in 0..8 {
+        let mut quiet = true;
+        for syncer in &syncers[1..] {
+            // Quiet for heads and for notes: every note has reached the three of them.
+            quiet &= syncer
+                .pull_all()
+                .await
+                .iter()
+                .all(|(_, r)| r.as_ref().is_ok_and(|s| s.quiet && s.notes_read == 0));
+        }
+        if quiet {
+            passed = true;
+            break;
+        }
+    }
+    assert!(passed, "FRA, ITA and POL settled among themselves");
+    // Each of them now holds the three new notes; DEU pulls from all three at once.
+    let pulls = syncers[0].pull_all().await;
+    let read: Vec<(Country, u64)> = pulls
+        .iter()
+        .map(|(peer, r)| (*peer, r.as_ref().expect("pull").notes_read))
+        .collect();
+    let total: u64 = read.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 3, "each of the three new notes read once: {read:?}");
+    cluster.shutdown().await;
+}

@@ -237,6 +237,16 @@ impl Exchange for ExchangeService {
                 unchanged: true,
             }));
         }
+        if !request.known.is_empty() {
+            // The caller asked whether anything changed since an answer it read: it has, and
+            // the caller asks again with the times it holds. Sending every note here would
+            // send each one again to every peer in every round with a change.
+            return Ok(Response::new(proto::AttestationsResponse {
+                notes: Vec::new(),
+                summary: Vec::new(),
+                unchanged: false,
+            }));
+        }
         // What the caller holds already: one time per member, bounded like the answer.
         let held: HashMap<Country, i64> = request
             .held

@@ -61,6 +61,8 @@ pub struct PeerSync {
     pub gaps: u64,
     /// The peer said nothing changed since the last complete pull: nothing was fetched.
     pub quiet: bool,
+    /// Attestations the peer's answers carried, new to this node or not.
+    pub notes_read: u64,
 }
 
 /// Why something a peer sent was refused: a fixed set, so metrics count by it and a peer's
@@ -194,8 +196,20 @@ pub async fn pull(
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
 ) -> Result<PeerSync, SyncError> {
-    pull_after(feeds, peer, client, Seen::default()).await.0
+    pull_after(feeds, peer, client, Seen::default(), &NotesTurn::default())
+        .await
+        .0
 }
+
+/// Held by a pull while it reads the attestations new to this node from its peer and keeps
+/// them, so the next pull asks with those held: in a round where many members re-attested, a
+/// new note crosses the wire once, from the first peer that has it, not once per peer (N² bytes
+/// a round rather than N³). A pull waits for its turn at most [`TURN_WAIT`], then asks anyway:
+/// a peer that answers slowly delays the others' notes by that much, never more.
+pub type NotesTurn = tokio::sync::Mutex<()>;
+
+/// How long a pull waits for its turn to read new attestations.
+pub const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// [`pull`], given what the last pull from `peer` saw; returns what this one saw.
 pub async fn pull_after(
@@ -203,12 +217,13 @@ pub async fn pull_after(
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
     seen: Seen,
+    turn: &NotesTurn,
 ) -> (Result<PeerSync, SyncError>, Seen) {
     let started_at = unix_now();
     let started = std::time::Instant::now();
     // The whole pull has a deadline: a peer that answers slowly (or not at all, after a start)
     // costs at most this, however it paces its answers.
-    let (result, next) = match tokio::time::timeout(PULL_DEADLINE, pull_inner(feeds, peer, client, seen)).await {
+    let (result, next) = match tokio::time::timeout(PULL_DEADLINE, pull_inner(feeds, peer, client, seen, turn)).await {
         Ok(Ok((report, next))) => (Ok(report), next),
         Ok(Err(e)) => (Err(e), Seen::default()),
         Err(_) => (
@@ -237,6 +252,7 @@ async fn pull_inner(
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
     seen: Seen,
+    turn: &NotesTurn,
 ) -> Result<(PeerSync, Seen), SyncError> {
     // This node's own summary first: anything it keeps or loses from here on makes the next
     // round ask in full.
@@ -310,7 +326,8 @@ async fn pull_inner(
     }
     // A fork the peer's attestations name (its own or relayed) is fetched from the peer as
     // evidence: a split view reaches members that never sync with the two sides (SPEC §12).
-    let (wanted, attestations) = fetch_attestations(feeds, peer, client, seen.attestations).await;
+    let (wanted, attestations, notes_read) = fetch_attestations(feeds, peer, client, seen.attestations, turn).await;
+    report.notes_read = notes_read;
     next.attestations = attestations;
     for (publisher, seq, digest) in wanted {
         // Evidence is extra: a peer that cannot serve it costs the pull nothing else.
@@ -331,7 +348,8 @@ async fn fetch_attestations(
     peer: &Peer,
     client: &mut ExchangeClient<Channel>,
     known: Option<[u8; 32]>,
-) -> (Vec<(Country, u64, [u8; 32])>, Option<[u8; 32]>) {
+    turn: &NotesTurn,
+) -> (Vec<(Country, u64, [u8; 32])>, Option<[u8; 32]>, u64) {
     if let Some(known) = known {
         let answer = client
             .clone()
@@ -342,15 +360,17 @@ async fn fetch_attestations(
             })
             .await;
         match answer {
-            Ok(r) if r.get_ref().unchanged => return (Vec::new(), Some(known)),
+            Ok(r) if r.get_ref().unchanged => return (Vec::new(), Some(known), 0),
             // Changed: ask again with the times held, so only newer notes come.
             Ok(_) => {}
             Err(status) => {
                 tracing::debug!(peer = %peer.country, error = %status.message(), "attestations not read");
-                return (Vec::new(), None);
+                return (Vec::new(), None, 0);
             }
         }
     }
+    // The turn is held until the notes read are kept (or the pull gives up on them).
+    let _turn = tokio::time::timeout(TURN_WAIT, turn.lock()).await.ok();
     let held = match call(feeds, |f| f.attestation_times()).await {
         Ok(times) => times
             .into_iter()
@@ -376,9 +396,10 @@ async fn fetch_attestations(
         }
         Err(status) => {
             tracing::debug!(peer = %peer.country, error = %status.message(), "attestations not read");
-            return (Vec::new(), None);
+            return (Vec::new(), None, 0);
         }
     };
+    let read = notes.len() as u64;
     let f = feeds.clone();
     let country = peer.country;
     let wanted = blocking(move || {
@@ -400,9 +421,9 @@ async fn fetch_attestations(
     })
     .await;
     match wanted {
-        Ok(wanted) => (wanted, summary),
+        Ok(wanted) => (wanted, summary, read),
         // This node failed to keep what it read: ask in full next time.
-        Err(_) => (Vec::new(), None),
+        Err(_) => (Vec::new(), None, read),
     }
 }
 

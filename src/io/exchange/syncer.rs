@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tonic::transport::Channel;
 
-use super::sync::{announce, client, pull_after, PeerSync, Seen, SyncError, MAX_CONCURRENT_PULLS};
+use super::sync::{announce, client, pull_after, NotesTurn, PeerSync, Seen, SyncError, MAX_CONCURRENT_PULLS};
 use super::{blocking, Feeds};
 use crate::domain::date::unix_now;
 use crate::domain::model::Country;
@@ -24,6 +24,8 @@ pub struct Syncer {
     clients: tokio::sync::Mutex<std::collections::HashMap<Country, ExchangeClient<Channel>>>,
     /// What the last pull from each peer saw, so a quiet round asks one small question.
     seen: std::sync::Mutex<std::collections::HashMap<Country, Seen>>,
+    /// One pull at a time reads the attestations new to this node.
+    notes_turn: NotesTurn,
 }
 
 impl Syncer {
@@ -34,6 +36,7 @@ impl Syncer {
             tls: std::sync::RwLock::new(tls),
             clients: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             seen: std::sync::Mutex::new(std::collections::HashMap::new()),
+            notes_turn: NotesTurn::default(),
         }
     }
 
@@ -69,7 +72,7 @@ impl Syncer {
         match self.client_for(&p).await {
             Ok(mut client) => {
                 let seen = self.seen_of(peer);
-                let (result, next) = pull_after(&self.feeds, &p, &mut client, seen).await;
+                let (result, next) = pull_after(&self.feeds, &p, &mut client, seen, &self.notes_turn).await;
                 self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, next);
                 result
             }

@@ -5,6 +5,7 @@
 //! running and after a restart; a member-to-be's key is fixed only by a proposal with the
 //! current members' quorum; votes past the bound are refused on every path.
 
+use crate::support::SettledStatus;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ fn own_entry(node: &Node, seq: u64) -> proto::Entry {
 }
 
 fn version_and_view(node: &Node) -> (u64, String) {
-    let status = node.status().expect("status");
+    let status = node.settled_status().expect("status");
     (status.consortium_version, status.view_digest)
 }
 

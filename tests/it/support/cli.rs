@@ -280,10 +280,19 @@ impl Site {
         ));
     }
 
-    /// `accord status --format json`, parsed.
+    /// `accord status --format json`, parsed, once its view is current: a running node reports
+    /// the latest view it computed, which lags for a moment behind entries just accepted.
     pub fn status(&self, config: &str) -> serde_json::Value {
-        let run = self.ok(&format!("status --config {config} --format json"));
-        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("status is not JSON: {e}\n{}", run.details()))
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let run = self.ok(&format!("status --config {config} --format json"));
+            let status: serde_json::Value = serde_json::from_str(&run.stdout())
+                .unwrap_or_else(|e| panic!("status is not JSON: {e}\n{}", run.details()));
+            if status["view_current"] == true || std::time::Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Records held, by event type, from `status`.

@@ -3,6 +3,7 @@
 //! agree.
 
 use super::cluster::TestCluster;
+use super::SettledStatus;
 
 /// A pending proposal as a node reports it: version, digest, approvals.
 pub type Pending = (u64, String, Vec<String>);
@@ -18,7 +19,7 @@ pub fn states(cluster: &TestCluster) -> Vec<State> {
         .map(|i| {
             let node = cluster.running(i);
             let s = node
-                .status()
+                .settled_status()
                 .unwrap_or_else(|e| panic!("{}: status: {e}", node.country()));
             let pending = s
                 .proposals

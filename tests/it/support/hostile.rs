@@ -2,6 +2,7 @@
 //! clients that misbehave at the TLS layer, entries signed by hand, and a malicious member's
 //! `Exchange` server that serves whatever a test scripts.
 
+use super::SettledStatus;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -63,7 +64,7 @@ pub async fn start_hostile_cluster(codes: &[&str]) -> TestCluster {
     let cluster = start_cluster(codes, mesh_without_hostile_announces, 3600).await;
     let victim = cluster.running(VICTIM);
     eventually("the victim's first pull from every peer", || {
-        let status = victim.status().map_err(|e| e.to_string())?;
+        let status = victim.settled_status().map_err(|e| e.to_string())?;
         match status.peers.iter().find(|p| p.last_attempt.is_none()) {
             Some(p) => Err(format!("no attempt yet with {}", p.country)),
             None => Ok(()),
@@ -157,7 +158,7 @@ pub async fn assert_serves_honest_peer(cluster: &TestCluster, target: usize, hon
 }
 
 pub fn last_error(node: &Node, peer: &str) -> Option<String> {
-    let status = node.status().expect("status");
+    let status = node.settled_status().expect("status");
     status
         .peers
         .into_iter()

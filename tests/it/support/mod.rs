@@ -132,3 +132,17 @@ pub fn http_body(addr: std::net::SocketAddr, path: &str) -> String {
         .map(|(_, body)| body.to_string())
         .unwrap_or(response)
 }
+
+/// `status` of a node once its view covers every entry accepted: a node run as a daemon (as
+/// the in-process clusters run theirs) reports the latest view it computed, which lags for a
+/// moment behind entries just accepted.
+pub trait SettledStatus {
+    fn settled_status(&self) -> Result<accord::node::Status, String>;
+}
+
+impl SettledStatus for accord::node::Node {
+    fn settled_status(&self) -> Result<accord::node::Status, String> {
+        self.settle().map_err(|e| e.to_string())?;
+        self.status().map_err(|e| e.to_string())
+    }
+}
