@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accord::model::Country;
@@ -74,14 +76,39 @@ pub fn run(fx: &mut Fixture) {
         format!("{n} in {start_secs:.1} s, {} peers each", n - 1),
     );
 
+    // Each daemon's peak memory is watched while the members publish and the mesh converges,
+    // with what was going on when it last rose: step 2i is member i's ingest, 2i + 1 its
+    // publish, 2n after the last publish.
+    let step = Arc::new(AtomicUsize::new(0));
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let pids: Vec<u32> = daemons.iter().map(Daemon::pid).collect();
+        let (step, watching) = (step.clone(), watching.clone());
+        std::thread::spawn(move || {
+            let mut peaks: Vec<(f64, usize)> = vec![(0.0, 0); pids.len()];
+            while watching.load(Ordering::Relaxed) {
+                for (pid, peak) in pids.iter().zip(&mut peaks) {
+                    let hwm = rss_mib(*pid, "VmHWM:");
+                    if hwm > peak.0 {
+                        *peak = (hwm, step.load(Ordering::Relaxed));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            peaks
+        })
+    };
     let (_, publish_secs) = super::timed(|| {
-        for (config, file) in configs.iter().zip(&files) {
+        for (i, (config, file)) in configs.iter().zip(&files).enumerate() {
+            step.store(2 * i, Ordering::Relaxed);
             cli(config, &["ingest", path(file)]);
+            step.store(2 * i + 1, Ordering::Relaxed);
             cli(
                 config,
                 &["publish", "--cube", "flows", "--period", &fx.year.to_string()],
             );
         }
+        step.store(2 * n, Ordering::Relaxed);
     });
     let last_publish = Instant::now();
     line(
@@ -114,6 +141,8 @@ pub fn run(fx: &mut Fixture) {
         }
         std::thread::sleep(Duration::from_millis(500));
     };
+    watching.store(false, Ordering::Relaxed);
+    let peaks_at = watcher.join().expect("memory watcher");
     match converged {
         Some(secs) => line(
             "TARGET one view digest everywhere within 30 s of the last publish",
@@ -181,24 +210,34 @@ pub fn run(fx: &mut Fixture) {
         "daemon peak RSS since start: median / max",
         format!("{:.0} / {:.0} MiB", median(&peak), max(&peak)),
     );
-    let mut largest: Vec<(f64, f64, &Country)> = rss
-        .iter()
-        .zip(&peak)
-        .zip(&members)
-        .map(|((r, p), m)| (*r, *p, m))
-        .collect();
-    largest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut largest: Vec<usize> = (0..n).collect();
+    largest.sort_by(|a, b| peak[*b].total_cmp(&peak[*a]));
+    let when = |step: usize| {
+        if step >= 2 * n {
+            "after the last publish".to_string()
+        } else {
+            let what = if step % 2 == 0 { "ingested" } else { "published" };
+            let at = step / 2;
+            format!("while {} ({}) {what}", members[at], at + 1)
+        }
+    };
     line(
-        "largest peaks: member (n-th to publish) now / peak",
+        "largest peaks: member (n-th to publish) now / peak, reached",
         largest
             .iter()
             .take(3)
-            .map(|(r, p, m)| {
-                let order = members.iter().position(|x| x == *m).map_or(0, |i| i + 1);
-                format!("{m} ({order}) {r:.0} / {p:.0} MiB")
+            .map(|&i| {
+                format!(
+                    "{} ({}) {:.0} / {:.0} MiB, {}",
+                    members[i],
+                    i + 1,
+                    rss[i],
+                    peak[i],
+                    when(peaks_at[i].1)
+                )
             })
             .collect::<Vec<_>>()
-            .join(", "),
+            .join("; "),
     );
     // The size of the view they agree on (after the memory figures: answering it costs memory).
     let csv = cli(&configs[0], &["view", "--format", "csv"]);
