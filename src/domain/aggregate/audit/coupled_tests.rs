@@ -513,8 +513,9 @@ fn a_table_republished_beside_stale_figures_is_checked() {
         [0, 3, 0, 0, 0, 3, 2, 1, 0, 1, 2, 0],
         [0, 0, 3, 0, 1, 1, 0, 0, 1, 0, 2, 1u32],
     ];
-    // (a late registration: cell, month index, count), the period published next.
-    let steps: Vec<(Option<(usize, usize, u32)>, Period)> = vec![
+    // A late registration (cell, month index, count), then the period published next.
+    type Step = (Option<(usize, usize, u32)>, Period);
+    let steps: Vec<Step> = vec![
         (None, Period::Month(2025, 11)),
         (None, Period::Year(2025)),
         (Some((2, 5, 2)), Period::Quarter(2025, 1)),
