@@ -153,6 +153,43 @@ async fn a_stalled_peer_does_not_hold_up_the_others() {
     evil.stop().await;
 }
 
+/// A member whose Attestations answer never comes, while a pull reading its notes holds the
+/// turn (`sync::NotesTurn`): the victim's pull from an honest member still reads that member's
+/// new note, after waiting for the turn at most `TURN_WAIT`, well before the stalled request's
+/// own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stalls_its_notes_does_not_hold_up_the_others() {
+    let mut cluster = start_hostile_cluster(&[DEU, FRA, ITA]).await;
+    let node = cluster.running(VICTIM).clone();
+    let ita = cluster.running(2).clone();
+    let evil = MaliciousMember::replace(&mut cluster, HOSTILE).await;
+    evil.stall_notes();
+    ita.publish(PublishRequest::new(Cube::Flows, Period::Year(2023)))
+        .unwrap();
+    ita.attest_if_changed(accord::date::unix_now())
+        .expect("ITA attests its new state");
+
+    let syncer = std::sync::Arc::new(node.syncer());
+    let stalled = {
+        let syncer = syncer.clone();
+        tokio::spawn(async move { syncer.pull_from(member(FRA)).await })
+    };
+    eventually("the pull from FRA waits for FRA's notes", || {
+        evil.notes_asked().then_some(()).ok_or("not asked yet".to_string())
+    })
+    .await;
+    // The request to FRA times out after 30 s; the pull from ITA waits for the turn 2 s.
+    let from_ita = tokio::time::timeout(std::time::Duration::from_secs(15), syncer.pull_from(member(ITA)))
+        .await
+        .expect("the pull from ITA is not held up by FRA's stalled notes")
+        .expect("the pull from ITA succeeds");
+    assert!(from_ita.notes_read >= 1, "ITA's new note was read: {from_ita:?}");
+    stalled.abort();
+    drop((node, ita, syncer));
+    cluster.shutdown().await;
+    evil.stop().await;
+}
+
 /// Strangers open hundreds of TCP connections to the victim from 16 loopback addresses and never
 /// start TLS. Accepting never waits for them: a member still connects, gets answers and pulls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -248,6 +248,10 @@ pub struct Script {
     entries: Vec<proto::Entry>,
     /// Heads never answers: every pull from this member hangs.
     stalled: bool,
+    /// Attestations never answers (Heads does): a pull hangs while it reads this member's notes.
+    notes_stalled: bool,
+    /// Attestations has been asked for.
+    notes_asked: bool,
 }
 
 pub struct MaliciousExchange {
@@ -262,6 +266,14 @@ impl Exchange for MaliciousExchange {
         &self,
         _: Request<proto::AttestationsRequest>,
     ) -> Result<Response<proto::AttestationsResponse>, Status> {
+        let stalled = {
+            let mut script = self.script.lock().unwrap_or_else(|p| p.into_inner());
+            script.notes_asked = true;
+            script.notes_stalled
+        };
+        if stalled {
+            std::future::pending::<()>().await;
+        }
         Ok(Response::new(proto::AttestationsResponse::default()))
     }
 
@@ -326,8 +338,18 @@ impl MaliciousMember {
         *self.script.lock().unwrap_or_else(|p| p.into_inner()) = Script {
             heads,
             entries,
-            stalled: false,
+            ..Script::default()
         };
+    }
+
+    /// From now on, answer Heads but never Attestations.
+    pub fn stall_notes(&self) {
+        self.script.lock().unwrap_or_else(|p| p.into_inner()).notes_stalled = true;
+    }
+
+    /// Whether a pull has asked for this member's attestations.
+    pub fn notes_asked(&self) -> bool {
+        self.script.lock().unwrap_or_else(|p| p.into_inner()).notes_asked
     }
 
     /// From now on, never answer Heads.
