@@ -234,38 +234,39 @@ impl Snapshot {
     }
 }
 
-/// The datasets whose current revision in `now` is not the one in `earlier`, each read from the
-/// store (`None`: `now` has no dataset for its key any more), for a refresh of the view
-/// computed from `earlier`.
-pub(super) fn changes(
-    store: &Store,
+/// The datasets whose current revision in `now` is not the one in `earlier` (each key, and
+/// whether `now` has a dataset for it), for a refresh of the view computed from `earlier`; and
+/// a reader of those new revisions from the store, one at a time.
+pub(super) fn changes<'a>(
+    store: &'a Store,
     now: &Snapshot,
     earlier: &Snapshot,
-    limits: &Limits,
-) -> Result<Vec<crate::domain::reconcile::Change>, NodeError> {
+    limits: &'a Limits,
+) -> (
+    Vec<crate::domain::reconcile::Change>,
+    impl FnMut(Key) -> Result<AcceptedDataset, NodeError> + 'a,
+) {
     let before: BTreeMap<Key, Revision> = earlier.latest.iter().copied().collect();
     let after: BTreeMap<Key, Revision> = now.latest.iter().copied().collect();
-    let mut changed: Vec<(Key, Option<Revision>)> = after
+    let new: BTreeMap<Key, Revision> = after
         .iter()
         .filter(|(key, revision)| before.get(key) != Some(revision))
-        .map(|(key, revision)| (*key, Some(*revision)))
+        .map(|(key, revision)| (*key, *revision))
         .collect();
+    let mut changed: Vec<crate::domain::reconcile::Change> = new.keys().map(|key| (*key, true)).collect();
     changed.extend(
         before
             .keys()
             .filter(|key| !after.contains_key(key))
-            .map(|key| (*key, None)),
+            .map(|key| (*key, false)),
     );
-    changed
-        .into_iter()
-        .map(|(key, revision)| {
-            let dataset = match revision {
-                Some(revision) => Some(load(store, key.0, revision, limits)?),
-                None => None,
-            };
-            Ok((key, dataset))
-        })
-        .collect()
+    let read = move |key: Key| {
+        let revision = *new.get(&key).ok_or_else(|| {
+            NodeError::Request(format!("{} {} {}: not among the changed datasets", key.0, key.1, key.2))
+        })?;
+        load(store, key.0, revision, limits)
+    };
+    (changed, read)
 }
 
 /// One current dataset, read from the store.

@@ -91,8 +91,16 @@ impl Node {
             digest: version.digest,
         };
         if let Some(k) = kept.as_mut().filter(|k| k.consortium == version.digest) {
-            let changes = current::changes(&self.store, snapshot, &k.revisions, &self.limits)?;
-            if let Some(mut view) = k.kept.refresh(changes, settings) {
+            let (changes, read) = current::changes(&self.store, snapshot, &k.revisions, &self.limits);
+            let refreshed = match k.kept.refresh(&changes, settings, read) {
+                Ok(refreshed) => refreshed,
+                Err(e) => {
+                    // What is kept may be half changed: the next computation starts afresh.
+                    *kept = None;
+                    return Err(e);
+                }
+            };
+            if let Some(mut view) = refreshed {
                 under(&mut view, consortium, &version.document);
                 let view = Arc::new(view);
                 k.kept.keep(view.clone());

@@ -38,9 +38,9 @@ pub struct Kept {
     view: Arc<View>,
 }
 
-/// A dataset whose current revision changed: the new one, or `None` when the view no longer
-/// has one for its (publisher, cube, period).
-pub type Change = ((Country, Cube, Period), Option<AcceptedDataset>);
+/// A (publisher, cube, period) whose current revision changed, and whether the view has one
+/// for it now (`false`: it left the view).
+pub type Change = ((Country, Cube, Period), bool);
 
 impl Kept {
     /// Computes the view afresh from the current revision of each (publisher, cube, period),
@@ -111,36 +111,43 @@ impl Kept {
         self.view = view;
     }
 
-    /// The view after `changes`, or `None` (with nothing changed) when a change is not a
-    /// `flows` dataset or `settings` are not those the view was computed with: then the view is
-    /// to be computed afresh. Only the pairs of a changed dataset's period with its publisher at
-    /// one end are computed; the finishing (consortium version, estimates) is the caller's, as
-    /// after [`Kept::compute`].
-    pub fn refresh(&mut self, changes: Vec<Change>, settings: &Reconcile) -> Option<View> {
-        if *settings != self.settings
-            || changes.iter().any(|((publisher, cube, period), dataset)| {
-                *cube != Cube::Flows
-                    || dataset.as_ref().is_some_and(|d| {
-                        (d.publisher, d.dataset.cube, d.dataset.period) != (*publisher, *cube, *period)
-                    })
-            })
-        {
-            return None;
+    /// The view after `changes`, each new dataset read with `load` when its turn comes (so a
+    /// refresh holds one decoded dataset at a time, however many changed), or `None` when a
+    /// change is not a `flows` dataset or `settings` are not those the view was computed with
+    /// (then nothing changed here): the view is to be computed afresh. Only the pairs of a
+    /// changed dataset's period with its publisher at one end are computed; the finishing
+    /// (consortium version, estimates) is the caller's, as after [`Kept::compute`].
+    ///
+    /// When `load` fails, or reads a dataset of another (publisher, cube, period), what is kept
+    /// is left half changed: the caller drops it (an error, or `None`) and computes afresh.
+    pub fn refresh<E>(
+        &mut self,
+        changes: &[Change],
+        settings: &Reconcile,
+        mut load: impl FnMut((Country, Cube, Period)) -> Result<AcceptedDataset, E>,
+    ) -> Result<Option<View>, E> {
+        if *settings != self.settings || changes.iter().any(|((_, cube, _), _)| *cube != Cube::Flows) {
+            return Ok(None);
         }
         let old = &self.view;
         let mut notes = old.notes.clone();
         let mut touched: BTreeSet<(Country, Period)> = BTreeSet::new();
         let mut affected: BTreeSet<PairKey> = BTreeSet::new();
-        for ((publisher, cube, period), dataset) in changes {
+        for &(key, present) in changes {
+            let (publisher, _, period) = key;
             if let Some(replaced) = self.placed.remove(&(publisher, period)) {
                 for note in &replaced.notes {
                     notes.remove(note);
                 }
                 affected.extend(replaced.cells.iter().map(|(key, _, _)| key.pair));
             }
-            self.latest.remove(&(publisher, cube, period));
-            if let Some(accepted) = dataset {
-                self.latest.insert((publisher, cube, period), Meta::of(&accepted));
+            self.latest.remove(&key);
+            if present {
+                let accepted = load(key)?;
+                if (accepted.publisher, accepted.dataset.cube, accepted.dataset.period) != key {
+                    return Ok(None);
+                }
+                self.latest.insert(key, Meta::of(&accepted));
                 let placed = Placed::read(&accepted);
                 notes.extend(placed.notes.iter().cloned());
                 affected.extend(placed.cells.iter().map(|(key, _, _)| key.pair));
@@ -200,7 +207,7 @@ impl Kept {
         let mut all_pairs = old.pairs.clone();
         all_pairs.retain(|p, _| !affected.contains(p));
         all_pairs.extend(pairs);
-        Some(View {
+        Ok(Some(View {
             consortium: old.consortium,
             rule: old.rule,
             asymmetry_flag: old.asymmetry_flag,
@@ -210,7 +217,7 @@ impl Kept {
             side_by_side: old.side_by_side.clone(),
             notes,
             measurement: old.measurement.clone(),
-        })
+        }))
     }
 }
 

@@ -112,7 +112,7 @@ proptest! {
             for slot in slots {
                 let (member, period) = (country(MEMBERS[slot / 2]), periods()[slot % 2]);
                 let k = (member, Cube::Flows, period);
-                if changes.iter().any(|(c, _): &Change| *c == k) {
+                if changes.iter().any(|(c, _): &(_, Option<AcceptedDataset>)| *c == k) {
                     continue;
                 }
                 let mut new = next[slot].clone();
@@ -125,7 +125,13 @@ proptest! {
                 }
                 changes.push((k, new));
             }
-            let refreshed = kept.refresh(changes, &settings).expect("flows changes are followed");
+            let keys: Vec<Change> = changes.iter().map(|(k, d)| (*k, d.is_some())).collect();
+            let new: BTreeMap<_, _> = changes.into_iter().filter_map(|(k, d)| Some((k, d?))).collect();
+            let load = |k| new.get(&k).cloned().ok_or("not changed");
+            let refreshed = kept
+                .refresh(&keys, &settings, load)
+                .expect("every changed dataset reads")
+                .expect("flows changes are followed");
             let afresh = compute_current(current.values(), &settings);
             prop_assert_eq!(&refreshed, &afresh);
             prop_assert_eq!(refreshed.digest(), afresh.digest());
@@ -142,14 +148,21 @@ fn a_change_it_does_not_follow_is_refused_and_changes_nothing() {
     let mut kept = Kept::compute([&flows], &settings);
     let before = kept.view().clone();
     let asylum = dataset(deu, 2, Cube::Asylum, Period::Year(2024), Vec::new());
-    assert!(kept.refresh(vec![(key(&asylum), Some(asylum))], &settings).is_none());
+    let unread = |_| -> Result<AcceptedDataset, &str> { panic!("nothing is read for a refused change") };
+    assert!(kept
+        .refresh(&[(key(&asylum), true)], &settings, unread)
+        .unwrap()
+        .is_none());
     let other = Reconcile {
         rule: Rule::Max,
         ..Reconcile::default()
     };
-    assert!(kept.refresh(vec![(key(&flows), None)], &other).is_none());
+    assert!(kept.refresh(&[(key(&flows), false)], &other, unread).unwrap().is_none());
     assert!(Arc::ptr_eq(kept.view(), &before));
     // Still followed afterwards: nothing was half changed.
-    let view = kept.refresh(vec![(key(&flows), None)], &settings).unwrap();
+    let view = kept
+        .refresh(&[(key(&flows), false)], &settings, unread)
+        .unwrap()
+        .unwrap();
     assert_eq!(view, compute_current(Vec::<AcceptedDataset>::new(), &settings));
 }
