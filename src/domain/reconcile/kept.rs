@@ -49,25 +49,10 @@ impl Kept {
         current: impl IntoIterator<Item = D>,
         settings: &Reconcile,
     ) -> Kept {
-        let mut latest = Latest::new();
         let mut placed = BTreeMap::new();
-        let mut side_cells = side_by_side::Cells::new();
-        let mut notes = BTreeSet::new();
-        for accepted in current {
-            let accepted = accepted.borrow();
-            let d = &accepted.dataset;
-            let key = (accepted.publisher, d.cube, d.period);
-            if latest.contains_key(&key) {
-                continue;
-            }
-            latest.insert(key, Meta::of(accepted));
-            match d.cube {
-                Cube::Flows => {
-                    placed.insert((accepted.publisher, d.period), Placed::read(accepted));
-                }
-                Cube::Asylum | Cube::Permits => side_by_side::read(&mut side_cells, accepted, &mut notes),
-            }
-        }
+        let (latest, side_cells, mut notes) = super::read_current(current, |accepted, _| {
+            placed.insert((accepted.publisher, accepted.dataset.period), Placed::read(accepted));
+        });
         let mut meetings = Meetings::with_capacity(placed.values().map(|p| p.cells.len()).sum());
         for p in placed.values() {
             meetings.extend_from_slice(&p.cells);

@@ -282,23 +282,9 @@ pub fn compute_current<D: std::borrow::Borrow<AcceptedDataset>>(
     current: impl IntoIterator<Item = D>,
     settings: &Reconcile,
 ) -> View {
-    let mut latest = Latest::new();
-    let mut notes = BTreeSet::new();
     let mut meetings = flows::Meetings::new();
-    let mut side_cells = side_by_side::Cells::new();
-    for accepted in current {
-        let accepted = accepted.borrow();
-        let d = &accepted.dataset;
-        let key = (accepted.publisher, d.cube, d.period);
-        if latest.contains_key(&key) {
-            continue;
-        }
-        latest.insert(key, Meta::of(accepted));
-        match d.cube {
-            Cube::Flows => flows::read(&mut meetings, accepted, &mut notes),
-            Cube::Asylum | Cube::Permits => side_by_side::read(&mut side_cells, accepted, &mut notes),
-        }
-    }
+    let (latest, side_cells, mut notes) =
+        read_current(current, |accepted, notes| flows::read(&mut meetings, accepted, notes));
     let with_totals = flows::with_totals(&meetings);
     let (rows, pairs) = flows::mirror(meetings, &latest, settings, &with_totals, &mut notes);
     let side_by_side = side_by_side::merge(side_cells, &latest);
@@ -313,6 +299,33 @@ pub fn compute_current<D: std::borrow::Borrow<AcceptedDataset>>(
         notes,
         measurement: Vec::new(),
     }
+}
+
+/// Reads the current datasets one at a time, each (publisher, cube, period) once (the first
+/// given for it): its metadata into the `Latest` returned, an `asylum` or `permits` dataset's
+/// cells into the side-by-side cells returned, a `flows` dataset handed to `flows`; notes on
+/// cells that cannot be placed are returned too.
+fn read_current<D: std::borrow::Borrow<AcceptedDataset>>(
+    current: impl IntoIterator<Item = D>,
+    mut flows: impl FnMut(&AcceptedDataset, &mut BTreeSet<Note>),
+) -> (Latest, side_by_side::Cells, BTreeSet<Note>) {
+    let mut latest = Latest::new();
+    let mut notes = BTreeSet::new();
+    let mut side_cells = side_by_side::Cells::new();
+    for accepted in current {
+        let accepted = accepted.borrow();
+        let d = &accepted.dataset;
+        let key = (accepted.publisher, d.cube, d.period);
+        if latest.contains_key(&key) {
+            continue;
+        }
+        latest.insert(key, Meta::of(accepted));
+        match d.cube {
+            Cube::Flows => flows(accepted, &mut notes),
+            Cube::Asylum | Cube::Permits => side_by_side::read(&mut side_cells, accepted, &mut notes),
+        }
+    }
+    (latest, side_cells, notes)
 }
 
 /// Completes a computed view under the consortium version in force: records the version (part
